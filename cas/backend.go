@@ -1,0 +1,76 @@
+package cas
+
+import (
+	"context"
+	"io"
+	"iter"
+	"time"
+)
+
+// Info describes a stored object.
+type Info struct {
+	Key     string    // the Backend key
+	Size    int64     // length in bytes
+	ModTime time.Time // when the object was written, as the Backend records it
+}
+
+// Object is an open blob. Seek must not read the whole object: a Backend
+// that stores objects remotely fetches only the ranges that are read.
+type Object interface {
+	io.ReadSeekCloser
+	// Info describes the object.
+	Info() Info
+}
+
+// Backend is a flat key space of immutable objects: local disk, memory, S3.
+// Implementations are safe for concurrent use.
+type Backend interface {
+	// Stat describes the object under key, or returns an error wrapping
+	// ErrNotFound.
+	Stat(ctx context.Context, key string) (Info, error)
+	// Open opens the object under key for reading, or returns an error
+	// wrapping ErrNotFound. The caller closes it.
+	Open(ctx context.Context, key string) (Object, error)
+	// Put stores size bytes read from r under key. A failed Put leaves no
+	// partial object under key. With opts.IfAbsent it fails with an error
+	// wrapping ErrExists when key already exists.
+	Put(ctx context.Context, key string, r io.Reader, size int64, opts PutOptions) error
+	// Delete removes the object under key. Deleting a missing key is not
+	// an error.
+	Delete(ctx context.Context, key string) error
+	// List yields every object whose key starts with prefix, in
+	// lexical key order where the Backend can provide it.
+	List(ctx context.Context, prefix string) iter.Seq2[Info, error]
+}
+
+// PutOptions tune a Backend.Put.
+type PutOptions struct {
+	// SHA256, when set, is the digest of the bytes; the Backend verifies
+	// it where it can (S3: ChecksumSHA256) and fails with an error
+	// wrapping ErrDigestMismatch.
+	SHA256 Hash
+	// IfAbsent makes the write create-only: ErrExists if the key exists
+	// (S3: If-None-Match "*"; fsstore: no-clobber link).
+	IfAbsent bool
+	// ContentType is recorded where the Backend keeps metadata.
+	ContentType string
+}
+
+// Stager is an optional interface of a Backend that can take a blob's bytes
+// before their key is known. Store.Put uses it to hash and write in one pass
+// without a spool copy (fsstore writes straight into its own temp file).
+type Stager interface {
+	// Stage starts a new staged object.
+	Stage(ctx context.Context) (Staged, error)
+}
+
+// Staged is an object being written by a Stager. Exactly one of Commit and
+// Abort must be called, after which the Staged is finished.
+type Staged interface {
+	io.Writer
+	// Commit publishes the written bytes under key, create-only: when key
+	// exists it returns an error wrapping ErrExists and discards the bytes.
+	Commit(ctx context.Context, key string) error
+	// Abort discards the written bytes.
+	Abort() error
+}

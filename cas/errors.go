@@ -1,0 +1,18 @@
+package cas
+
+import "errors"
+
+// Sentinel errors. Functions in casa wrap them with context; test for them
+// with errors.Is.
+var (
+	// ErrNotFound: no object is stored under the key.
+	ErrNotFound = errors.New("cas: not found")
+	// ErrInvalidHash: a string is not the text form of a Hash or CAS key.
+	ErrInvalidHash = errors.New("cas: invalid hash")
+	// ErrDigestMismatch: bytes do not hash to the expected Hash.
+	ErrDigestMismatch = errors.New("cas: digest mismatch")
+	// ErrTooLarge: a blob is larger than the configured maximum.
+	ErrTooLarge = errors.New("cas: blob too large")
+	// ErrExists: a create-only write found the key already present.
+	ErrExists = errors.New("cas: already exists")
+)

@@ -1,0 +1,160 @@
+// Package memstore is an in-memory cas.Backend for tests and examples.
+package memstore
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"iter"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/casa-go/casa/cas"
+)
+
+// Backend keeps objects in a map. It is safe for concurrent use.
+type Backend struct {
+	mu      sync.RWMutex
+	objects map[string]object
+}
+
+type object struct {
+	data    []byte
+	modTime time.Time
+}
+
+var _ cas.Backend = (*Backend)(nil)
+
+// New returns an empty Backend.
+func New() *Backend { return &Backend{objects: make(map[string]object)} }
+
+// Stat implements cas.Backend.
+func (b *Backend) Stat(ctx context.Context, key string) (cas.Info, error) {
+	if err := ctx.Err(); err != nil {
+		return cas.Info{}, err
+	}
+	b.mu.RLock()
+	o, ok := b.objects[key]
+	b.mu.RUnlock()
+	if !ok {
+		return cas.Info{}, fmt.Errorf("memstore: %q: %w", key, cas.ErrNotFound)
+	}
+	return cas.Info{Key: key, Size: int64(len(o.data)), ModTime: o.modTime}, nil
+}
+
+// Open implements cas.Backend.
+func (b *Backend) Open(ctx context.Context, key string) (cas.Object, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	b.mu.RLock()
+	o, ok := b.objects[key]
+	b.mu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("memstore: %q: %w", key, cas.ErrNotFound)
+	}
+	return &reader{Reader: bytes.NewReader(o.data), info: cas.Info{Key: key, Size: int64(len(o.data)), ModTime: o.modTime}}, nil
+}
+
+// Put implements cas.Backend. The bytes are read before the map is locked,
+// so a failed read stores nothing.
+func (b *Backend) Put(ctx context.Context, key string, r io.Reader, size int64, opts cas.PutOptions) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if key == "" {
+		return fmt.Errorf("memstore: empty key")
+	}
+	if opts.IfAbsent {
+		if _, err := b.Stat(ctx, key); err == nil {
+			return fmt.Errorf("memstore: %q: %w", key, cas.ErrExists)
+		}
+	}
+	var buf bytes.Buffer
+	if size >= 0 {
+		buf.Grow(int(size))
+	}
+	if _, err := buf.ReadFrom(r); err != nil {
+		return fmt.Errorf("memstore: put %q: %w", key, err)
+	}
+	if size >= 0 && int64(buf.Len()) != size {
+		return fmt.Errorf("memstore: put %q: read %d bytes, want %d", key, buf.Len(), size)
+	}
+	if !opts.SHA256.IsZero() && cas.SumBytes(buf.Bytes()) != opts.SHA256 {
+		return fmt.Errorf("memstore: put %q: %w", key, cas.ErrDigestMismatch)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.objects[key]; ok && opts.IfAbsent {
+		return fmt.Errorf("memstore: %q: %w", key, cas.ErrExists)
+	}
+	b.objects[key] = object{data: buf.Bytes(), modTime: time.Now()}
+	return nil
+}
+
+// Delete implements cas.Backend.
+func (b *Backend) Delete(ctx context.Context, key string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	delete(b.objects, key)
+	b.mu.Unlock()
+	return nil
+}
+
+// List implements cas.Backend. Keys come in lexical order, from a snapshot
+// taken when iteration starts.
+func (b *Backend) List(ctx context.Context, prefix string) iter.Seq2[cas.Info, error] {
+	return func(yield func(cas.Info, error) bool) {
+		if err := ctx.Err(); err != nil {
+			yield(cas.Info{}, err)
+			return
+		}
+		b.mu.RLock()
+		infos := make([]cas.Info, 0, len(b.objects))
+		for k, o := range b.objects {
+			if strings.HasPrefix(k, prefix) {
+				infos = append(infos, cas.Info{Key: k, Size: int64(len(o.data)), ModTime: o.modTime})
+			}
+		}
+		b.mu.RUnlock()
+		slices.SortFunc(infos, func(a, b cas.Info) int { return strings.Compare(a.Key, b.Key) })
+		for _, info := range infos {
+			if err := ctx.Err(); err != nil {
+				yield(cas.Info{}, err)
+				return
+			}
+			if !yield(info, nil) {
+				return
+			}
+		}
+	}
+}
+
+// SetModTime changes the recorded modification time of key, for tests of
+// age-based logic such as a cleanup grace period. It reports whether key exists.
+func (b *Backend) SetModTime(key string, t time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	o, ok := b.objects[key]
+	if ok {
+		o.modTime = t
+		b.objects[key] = o
+	}
+	return ok
+}
+
+type reader struct {
+	*bytes.Reader
+	info cas.Info
+}
+
+func (r *reader) Close() error   { return nil }
+func (r *reader) Info() cas.Info { return r.info }

@@ -1,0 +1,328 @@
+package cas
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"iter"
+	"log/slog"
+	"os"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
+)
+
+// DefaultSpoolThreshold is how many bytes Store.Put buffers in memory
+// before it spools the rest of a blob to a temporary file.
+const DefaultSpoolThreshold = 1 << 20
+
+// copyBufferSize is the size of the buffer Put streams through.
+const copyBufferSize = 256 << 10
+
+// Store stores blobs under the SHA-256 of their bytes in a Backend. It is
+// safe for concurrent use.
+type Store struct {
+	backend   Backend
+	maxSize   int64
+	tempDir   string
+	spool     int64
+	logger    *slog.Logger
+	puts      metric.Int64Counter
+	putBytes  metric.Int64Counter
+	putErrors metric.Int64Counter
+}
+
+// Option configures a Store.
+type Option func(*Store)
+
+// WithMaxSize limits the size of a blob. Put of a larger blob fails with
+// ErrTooLarge and stores nothing. Zero or negative means no limit.
+func WithMaxSize(n int64) Option { return func(s *Store) { s.maxSize = n } }
+
+// WithTempDir sets the directory Put spools large blobs to when the Backend
+// cannot stage them itself. The default is os.TempDir().
+func WithTempDir(dir string) Option { return func(s *Store) { s.tempDir = dir } }
+
+// WithSpoolThreshold sets how many bytes of a blob Put keeps in memory
+// before spooling to a temporary file. The default is DefaultSpoolThreshold.
+func WithSpoolThreshold(n int64) Option {
+	return func(s *Store) {
+		if n > 0 {
+			s.spool = n
+		}
+	}
+}
+
+// WithLogger sets the logger. The default discards.
+func WithLogger(l *slog.Logger) Option {
+	return func(s *Store) {
+		if l != nil {
+			s.logger = l
+		}
+	}
+}
+
+// WithMeterProvider sets the OpenTelemetry MeterProvider that records
+// Put counts and bytes. The default records nothing.
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return func(s *Store) {
+		if mp != nil {
+			s.initMetrics(mp)
+		}
+	}
+}
+
+// New returns a Store over b.
+func New(b Backend, opts ...Option) *Store {
+	s := &Store{backend: b, spool: DefaultSpoolThreshold, logger: slog.New(slog.DiscardHandler)}
+	s.initMetrics(noop.NewMeterProvider())
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+func (s *Store) initMetrics(mp metric.MeterProvider) {
+	m := mp.Meter("github.com/casa-go/casa/cas")
+	// The noop and SDK meters never fail for these static names.
+	s.puts, _ = m.Int64Counter("casa.store.puts", metric.WithDescription("Completed Store.Put calls, by deduplicated."))
+	s.putBytes, _ = m.Int64Counter("casa.store.put.bytes", metric.WithUnit("By"), metric.WithDescription("Bytes read by successful Store.Put calls."))
+	s.putErrors, _ = m.Int64Counter("casa.store.put.errors", metric.WithDescription("Failed Store.Put calls."))
+}
+
+// Backend returns the Backend the Store writes to.
+func (s *Store) Backend() Backend { return s.backend }
+
+// PutResult is the outcome of a successful Put.
+type PutResult struct {
+	Hash         Hash  // SHA-256 of the bytes
+	Size         int64 // number of bytes
+	Deduplicated bool  // the blob was already stored; nothing was written
+}
+
+// Put reads r to EOF in one pass, hashing while it spools, and stores the
+// bytes under their Hash. It never holds a large blob in memory. When the
+// blob is already stored nothing is uploaded and Deduplicated is true. A
+// blob over the maximum size fails with ErrTooLarge, and a cancelled ctx
+// with ctx's error; either way nothing is stored and no temp file remains.
+func (s *Store) Put(ctx context.Context, r io.Reader) (PutResult, error) {
+	return s.put(ctx, r, nil)
+}
+
+// PutVerified is Put for bytes whose Hash is known in advance: when the
+// bytes read from r do not hash to want it fails with ErrDigestMismatch
+// and stores nothing.
+func (s *Store) PutVerified(ctx context.Context, want Hash, r io.Reader) (PutResult, error) {
+	return s.put(ctx, r, &want)
+}
+
+func (s *Store) put(ctx context.Context, r io.Reader, want *Hash) (PutResult, error) {
+	var (
+		res PutResult
+		err error
+	)
+	if err = ctx.Err(); err == nil {
+		src := io.Reader(&ctxReader{ctx: ctx, r: r})
+		if s.maxSize > 0 {
+			src = io.LimitReader(src, s.maxSize+1)
+		}
+		if st, ok := s.backend.(Stager); ok {
+			res, err = s.putStaged(ctx, st, src, want)
+		} else {
+			res, err = s.putSpooled(ctx, src, want)
+		}
+	}
+	if err != nil {
+		s.putErrors.Add(ctx, 1)
+		s.logger.DebugContext(ctx, "cas: put failed", "err", err)
+		return PutResult{}, err
+	}
+	s.puts.Add(ctx, 1, metric.WithAttributes(attribute.Bool("deduplicated", res.Deduplicated)))
+	s.putBytes.Add(ctx, res.Size)
+	s.logger.DebugContext(ctx, "cas: put", "hash", res.Hash, "size", res.Size, "deduplicated", res.Deduplicated)
+	return res, nil
+}
+
+// check validates a finished read: size limit, expected digest, context.
+func (s *Store) check(ctx context.Context, d hash.Hash, n int64, want *Hash) (Hash, error) {
+	if s.maxSize > 0 && n > s.maxSize {
+		return Hash{}, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, s.maxSize)
+	}
+	var h Hash
+	d.Sum(h[:0])
+	if want != nil && h != *want {
+		return Hash{}, fmt.Errorf("%w: want %s, got %s", ErrDigestMismatch, *want, h)
+	}
+	return h, ctx.Err()
+}
+
+func (s *Store) putStaged(ctx context.Context, st Stager, src io.Reader, want *Hash) (res PutResult, err error) {
+	obj, err := st.Stage(ctx)
+	if err != nil {
+		return res, fmt.Errorf("cas: stage: %w", err)
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			_ = obj.Abort()
+		}
+	}()
+	d := sha256.New()
+	n, err := io.CopyBuffer(io.MultiWriter(obj, d), src, make([]byte, copyBufferSize))
+	if err != nil {
+		return res, fmt.Errorf("cas: put: %w", err)
+	}
+	h, err := s.check(ctx, d, n, want)
+	if err != nil {
+		return res, err
+	}
+	committed = true
+	err = obj.Commit(ctx, h.Key())
+	switch {
+	case errors.Is(err, ErrExists):
+		return PutResult{Hash: h, Size: n, Deduplicated: true}, nil
+	case err != nil:
+		return res, fmt.Errorf("cas: put %s: %w", h, err)
+	}
+	return PutResult{Hash: h, Size: n}, nil
+}
+
+func (s *Store) putSpooled(ctx context.Context, src io.Reader, want *Hash) (res PutResult, err error) {
+	d := sha256.New()
+	tee := io.TeeReader(src, d)
+	var mem bytes.Buffer
+	n, err := mem.ReadFrom(io.LimitReader(tee, s.spool))
+	if err != nil {
+		return res, fmt.Errorf("cas: put: %w", err)
+	}
+	body := io.ReadSeeker(bytes.NewReader(mem.Bytes()))
+	if n == s.spool {
+		f, err := os.CreateTemp(s.tempDir, "casa-spool-*")
+		if err != nil {
+			return res, fmt.Errorf("cas: spool: %w", err)
+		}
+		defer func() {
+			_ = f.Close()
+			_ = os.Remove(f.Name())
+		}()
+		if _, err := f.Write(mem.Bytes()); err != nil {
+			return res, fmt.Errorf("cas: spool: %w", err)
+		}
+		mem = bytes.Buffer{}
+		m, err := io.CopyBuffer(onlyWriter{f}, tee, make([]byte, copyBufferSize))
+		n += m
+		if err != nil {
+			return res, fmt.Errorf("cas: put: %w", err)
+		}
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return res, fmt.Errorf("cas: spool: %w", err)
+		}
+		body = f
+	}
+	h, err := s.check(ctx, d, n, want)
+	if err != nil {
+		return res, err
+	}
+	res = PutResult{Hash: h, Size: n}
+	if ok, err := s.Has(ctx, h); err != nil {
+		return PutResult{}, err
+	} else if ok {
+		res.Deduplicated = true
+		return res, nil
+	}
+	err = s.backend.Put(ctx, h.Key(), body, n, PutOptions{SHA256: h, IfAbsent: true})
+	switch {
+	case errors.Is(err, ErrExists):
+		res.Deduplicated = true
+	case err != nil:
+		return PutResult{}, fmt.Errorf("cas: put %s: %w", h, err)
+	}
+	return res, nil
+}
+
+// Open opens the blob named h, or returns an error wrapping ErrNotFound.
+func (s *Store) Open(ctx context.Context, h Hash) (Object, error) {
+	return s.backend.Open(ctx, h.Key())
+}
+
+// Stat describes the blob named h, or returns an error wrapping ErrNotFound.
+func (s *Store) Stat(ctx context.Context, h Hash) (Info, error) {
+	return s.backend.Stat(ctx, h.Key())
+}
+
+// Has reports whether the blob named h is stored.
+func (s *Store) Has(ctx context.Context, h Hash) (bool, error) {
+	_, err := s.backend.Stat(ctx, h.Key())
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, ErrNotFound):
+		return false, nil
+	default:
+		return false, err
+	}
+}
+
+// Verify re-reads the blob named h and re-hashes it. It returns an error
+// wrapping ErrDigestMismatch when the stored bytes no longer hash to h
+// (bit rot, tampering) and ErrNotFound when the blob is missing.
+func (s *Store) Verify(ctx context.Context, h Hash) error {
+	obj, err := s.Open(ctx, h)
+	if err != nil {
+		return err
+	}
+	defer obj.Close()
+	got, _, err := Sum(&ctxReader{ctx: ctx, r: obj})
+	if err != nil {
+		return fmt.Errorf("cas: verify %s: %w", h, err)
+	}
+	if got != h {
+		return fmt.Errorf("%w: %s holds bytes hashing to %s", ErrDigestMismatch, h, got)
+	}
+	return nil
+}
+
+// Delete removes the blob named h. Deleting a missing blob is not an error.
+func (s *Store) Delete(ctx context.Context, h Hash) error {
+	return s.backend.Delete(ctx, h.Key())
+}
+
+// Walk yields every blob in the Store: the Backend's CAS keys only; legacy
+// keys and derived data (such as thumbnails/) are skipped.
+func (s *Store) Walk(ctx context.Context) iter.Seq2[Info, error] {
+	return func(yield func(Info, error) bool) {
+		for info, err := range s.backend.List(ctx, KeyPrefix) {
+			if err != nil {
+				yield(Info{}, err)
+				return
+			}
+			if !IsKey(info.Key) {
+				continue
+			}
+			if !yield(info, nil) {
+				return
+			}
+		}
+	}
+}
+
+// ctxReader fails reads once its context is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// onlyWriter hides ReadFrom so that io.CopyBuffer uses the given buffer.
+type onlyWriter struct{ io.Writer }
