@@ -1,0 +1,3 @@
+// Package thumbnail makes decode-safe JPEG thumbnails of stored images, with
+// caching and request coalescing.
+package thumbnail
