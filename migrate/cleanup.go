@@ -1,0 +1,161 @@
+package migrate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/casa-go/casa/cas"
+)
+
+// DerivedPrefix is the key prefix of derived data (thumbnails) that
+// Cleanup never deletes.
+const DerivedPrefix = "thumbnails/"
+
+// CleanupOptions tune Cleanup. The zero value is ready to use, but a
+// Prefix that confines Cleanup to the legacy objects is strongly advised
+// when the Backend holds anything else.
+type CleanupOptions struct {
+	// Source is the Backend the legacy keys live in. The default is the
+	// store's own Backend.
+	Source cas.Backend
+	// Prefix limits Cleanup to keys that start with it.
+	Prefix string
+	// MinAge is a grace period: objects modified less than MinAge ago are
+	// kept, so that uploads in flight (stored, not yet recorded) survive.
+	// Zero means no grace period.
+	MinAge time.Duration
+	// DryRun lists what would be deleted and deletes nothing.
+	DryRun bool
+	// Logger receives structured logs: each deletion at Info, the summary
+	// at Info. The default discards.
+	Logger *slog.Logger
+}
+
+// CleanupReport is the outcome of Cleanup. Scanned == Kept + len(Keys).
+type CleanupReport struct {
+	// Scanned counts the objects listed under the prefix.
+	Scanned int
+	// Deleted counts the objects deleted; zero in a DryRun.
+	Deleted int
+	// Kept counts the objects left in place: CAS objects, derived data,
+	// referenced keys, objects younger than MinAge, and objects whose
+	// deletion failed.
+	Kept int
+	// Keys lists the deleted keys (in a DryRun: the keys that would be
+	// deleted), sorted.
+	Keys []string
+}
+
+// Cleanup deletes the legacy objects that no record points at any more.
+//
+// While any record is pending it returns an error wrapping ErrIncomplete
+// and deletes nothing. Otherwise it lists opts.Source under opts.Prefix and
+// deletes exactly the objects that are not CAS keys, not derived data
+// (under DerivedPrefix), not yielded by m.Referenced, and older than
+// opts.MinAge (when MinAge is set, an object whose Backend reports no
+// ModTime is kept). It never deletes a CAS object, orphans included.
+//
+// A failed deletion is counted in Kept, the rest go on, and Cleanup
+// returns the failures joined. Cancelling ctx stops Cleanup with ctx's
+// error and the report of what it did so far.
+func Cleanup(ctx context.Context, store *cas.Store, m Migrator, opts CleanupOptions) (CleanupReport, error) {
+	var rep CleanupReport
+	if store == nil || m == nil {
+		return rep, errors.New("migrate: Cleanup needs a store and a Migrator")
+	}
+	src := opts.Source
+	if src == nil {
+		src = store.Backend()
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+
+	// 1. Refuse while anything is pending.
+	for rec, err := range m.Pending(ctx) {
+		if err != nil {
+			return rep, fmt.Errorf("migrate: cleanup: pending: %w", err)
+		}
+		if needsMigration(rec) {
+			return rep, fmt.Errorf("%w: record %q still points at legacy key %q", ErrIncomplete, rec.ID, rec.Key)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return rep, err
+	}
+
+	// 2. Every legacy key still referenced is kept. The set is taken after
+	// the pending check, so that a record repointed at a legacy key
+	// between the two is still protected. CAS keys need no entry: they
+	// are never deleted.
+	referenced := make(map[string]struct{})
+	for key, err := range m.Referenced(ctx) {
+		if err != nil {
+			return rep, fmt.Errorf("migrate: cleanup: referenced: %w", err)
+		}
+		if key != "" && !cas.IsKey(key) {
+			referenced[key] = struct{}{}
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return rep, err
+	}
+
+	// 3. Sweep.
+	now := time.Now()
+	var errs []error
+	for info, err := range src.List(ctx, opts.Prefix) {
+		if err != nil {
+			errs = append(errs, fmt.Errorf("migrate: cleanup: list: %w", err))
+			break
+		}
+		if err := ctx.Err(); err != nil {
+			errs = append(errs, err)
+			break
+		}
+		rep.Scanned++
+		if !deletable(info, referenced, now, opts.MinAge) {
+			rep.Kept++
+			continue
+		}
+		if opts.DryRun {
+			rep.Keys = append(rep.Keys, info.Key)
+			log.InfoContext(ctx, "migrate: cleanup would delete", "key", info.Key, "size", info.Size)
+			continue
+		}
+		if err := src.Delete(ctx, info.Key); err != nil {
+			rep.Kept++
+			errs = append(errs, fmt.Errorf("migrate: cleanup: delete %q: %w", info.Key, err))
+			log.WarnContext(ctx, "migrate: cleanup delete failed", "key", info.Key, "err", err)
+			continue
+		}
+		rep.Deleted++
+		rep.Keys = append(rep.Keys, info.Key)
+		log.InfoContext(ctx, "migrate: cleanup deleted", "key", info.Key, "size", info.Size)
+	}
+	slices.Sort(rep.Keys)
+	log.InfoContext(ctx, "migrate: cleanup finished", "scanned", rep.Scanned, "deleted", rep.Deleted,
+		"kept", rep.Kept, "dry_run", opts.DryRun, "errors", len(errs))
+	return rep, errors.Join(errs...)
+}
+
+// deletable reports whether Cleanup may delete the listed object.
+func deletable(info cas.Info, referenced map[string]struct{}, now time.Time, minAge time.Duration) bool {
+	if info.Key == "" || cas.IsKey(info.Key) || strings.HasPrefix(info.Key, DerivedPrefix) {
+		return false
+	}
+	if _, ok := referenced[info.Key]; ok {
+		return false
+	}
+	// An object of unknown age cannot be shown to be past the grace period.
+	if minAge > 0 && (info.ModTime.IsZero() || now.Sub(info.ModTime) < minAge) {
+		return false
+	}
+	return true
+}
