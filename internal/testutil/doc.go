@@ -1,0 +1,2 @@
+// Package testutil holds test servers, fault injection and fixtures shared by casa's tests.
+package testutil

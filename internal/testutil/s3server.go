@@ -1,0 +1,479 @@
+package testutil
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/xml"
+	"errors"
+	"hash"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/johannesboyne/gofakes3"
+	"github.com/johannesboyne/gofakes3/backend/s3mem"
+)
+
+// DefaultS3Bucket is the bucket NewS3 creates unless WithS3Bucket says otherwise.
+const DefaultS3Bucket = "casa-test"
+
+// S3 is an in-process S3 server for tests and benchmarks: gofakes3 with its
+// in-memory backend behind an httptest.Server, plus a real aws-sdk-go-v2
+// client pointed at it.
+//
+// gofakes3 v1.2.0 already implements, and S3 therefore serves natively:
+// PutObject with If-None-Match "*" (atomic in the s3mem backend, 412
+// PreconditionFailed), ranged GetObject (206, Content-Range), HeadObject
+// (404 without a body), ListObjectsV2 with max-keys clamped to 1000 and
+// continuation tokens, multipart uploads (create, upload part, complete,
+// abort, list uploads) and DeleteObject of a missing key (204).
+//
+// In front of gofakes3, S3 adds a middleware that emulates what AWS S3 does
+// and gofakes3 v1.2.0 does not:
+//
+//   - x-amz-checksum-sha256 on PutObject and UploadPart: the value must be the
+//     base64 of 32 bytes (else 400 InvalidRequest), and the received body must
+//     hash to it (else 400 BadDigest, "The SHA256 you specified did not match
+//     the calculated checksum."). The check streams: the body is hashed while
+//     gofakes3 reads it, and a mismatch fails the read before gofakes3 stores
+//     anything, so a rejected object or part is never stored.
+//   - If-None-Match "*" on CompleteMultipartUpload: when the key exists the
+//     request fails with 412 PreconditionFailed and the object is untouched
+//     (the upload stays open, as on AWS, until it is aborted). Conditional
+//     PutObject and CompleteMultipartUpload requests for one key are
+//     serialised under a per-key lock, so concurrent create-only writers of
+//     one key see exactly one winner.
+//
+// S3 also counts requests and body bytes per S3 operation (see Requests,
+// BytesIn and BytesOut) and can inject latency into every request
+// (WithS3Latency) or wrap the handler with a fault injector (WithS3Middleware).
+type S3 struct {
+	// Client is a real S3 client for the server: static credentials,
+	// region us-east-1, path-style addressing, checksums only when required.
+	Client *s3.Client
+	// Bucket is the bucket NewS3 created.
+	Bucket string
+	// URL is the server's base URL, e.g. http://127.0.0.1:12345.
+	URL string
+
+	backend *s3mem.Backend
+	stats   sync.Map // operation name -> *opStats
+	locks   keyLocks
+}
+
+type opStats struct {
+	requests, bytesIn, bytesOut atomic.Int64
+}
+
+// S3Option configures NewS3.
+type S3Option func(*s3Config)
+
+type s3Config struct {
+	bucket      string
+	latency     time.Duration
+	middlewares []func(http.Handler) http.Handler
+}
+
+// WithS3Bucket sets the name of the bucket NewS3 creates.
+func WithS3Bucket(name string) S3Option { return func(c *s3Config) { c.bucket = name } }
+
+// WithS3Latency delays every HTTP request by d before the server handles it,
+// to emulate a remote S3. The delay ends early when the request is cancelled.
+func WithS3Latency(d time.Duration) S3Option { return func(c *s3Config) { c.latency = d } }
+
+// WithS3Middleware wraps the S3 handler (inside request counting and latency,
+// outside the AWS emulation) with mw, for fault injection: mw can answer a
+// request itself, for example with WriteS3Error. Use S3Operation to tell
+// requests apart. Several middlewares apply in order, the first outermost.
+func WithS3Middleware(mw func(http.Handler) http.Handler) S3Option {
+	return func(c *s3Config) { c.middlewares = append(c.middlewares, mw) }
+}
+
+// NewS3 starts an S3 server, creates a bucket in it and returns the server
+// with a client for it. The server is closed when the test ends.
+func NewS3(t testing.TB, opts ...S3Option) *S3 {
+	t.Helper()
+	cfg := s3Config{bucket: DefaultS3Bucket}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	s := &S3{Bucket: cfg.bucket, backend: s3mem.New()}
+	fake := gofakes3.New(s.backend, gofakes3.WithoutVersioning())
+
+	var h http.Handler = s.emulate(fake.Server())
+	for i := len(cfg.middlewares) - 1; i >= 0; i-- {
+		h = cfg.middlewares[i](h)
+	}
+	h = s.count(h)
+	if cfg.latency > 0 {
+		h = latency(cfg.latency, h)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	s.URL = srv.URL
+	s.Client = NewS3Client(srv.URL)
+
+	if err := s.backend.CreateBucket(s.Bucket); err != nil {
+		t.Fatalf("testutil: create bucket %q: %v", s.Bucket, err)
+	}
+	return s
+}
+
+// NewS3Client returns an aws-sdk-go-v2 S3 client for an S3-compatible
+// endpoint such as the one NewS3 starts: static test credentials, region
+// us-east-1, path-style addressing, and request checksums and response
+// checksum validation only when an operation requires them.
+func NewS3Client(endpoint string) *s3.Client {
+	cfg := aws.Config{
+		Region:                     "us-east-1",
+		Credentials:                credentials.NewStaticCredentialsProvider("AKIDTEST", "SECRETTEST", ""),
+		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
+		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenRequired,
+	}
+	return s3.NewFromConfig(cfg, func(o *s3.Options) {
+		o.UsePathStyle = true
+		o.BaseEndpoint = aws.String(endpoint)
+	})
+}
+
+// Requests returns how many requests for the S3 operation op (as named by
+// S3Operation, e.g. "GetObject") the server has received.
+func (s *S3) Requests(op string) int64 { return s.op(op).requests.Load() }
+
+// BytesIn returns how many request body bytes the handler has read for op.
+func (s *S3) BytesIn(op string) int64 { return s.op(op).bytesIn.Load() }
+
+// BytesOut returns how many response body bytes the server has written for op.
+func (s *S3) BytesOut(op string) int64 { return s.op(op).bytesOut.Load() }
+
+// ResetStats sets every request and byte count to zero.
+func (s *S3) ResetStats() {
+	s.stats.Range(func(k, _ any) bool {
+		s.stats.Delete(k)
+		return true
+	})
+}
+
+func (s *S3) op(name string) *opStats {
+	v, _ := s.stats.LoadOrStore(name, new(opStats))
+	return v.(*opStats)
+}
+
+// S3Operation names the S3 API operation of a path-style request, e.g.
+// "PutObject", "UploadPart", "CompleteMultipartUpload", "GetObject",
+// "HeadObject", "ListObjectsV2", "DeleteObject", or "Unknown".
+func S3Operation(r *http.Request) string {
+	bucket, key := splitPath(r.URL.Path)
+	q := r.URL.Query()
+	has := func(k string) bool { _, ok := q[k]; return ok }
+	switch {
+	case bucket == "":
+		if r.Method == http.MethodGet {
+			return "ListBuckets"
+		}
+	case key == "":
+		switch r.Method {
+		case http.MethodGet:
+			switch {
+			case has("uploads"):
+				return "ListMultipartUploads"
+			case q.Get("list-type") == "2":
+				return "ListObjectsV2"
+			case has("location"):
+				return "GetBucketLocation"
+			case has("versioning"):
+				return "GetBucketVersioning"
+			}
+			return "ListObjects"
+		case http.MethodHead:
+			return "HeadBucket"
+		case http.MethodPut:
+			return "CreateBucket"
+		case http.MethodDelete:
+			return "DeleteBucket"
+		case http.MethodPost:
+			if has("delete") {
+				return "DeleteObjects"
+			}
+		}
+	default:
+		switch r.Method {
+		case http.MethodGet:
+			if has("uploadId") {
+				return "ListParts"
+			}
+			return "GetObject"
+		case http.MethodHead:
+			return "HeadObject"
+		case http.MethodPut:
+			switch {
+			case has("uploadId"):
+				return "UploadPart"
+			case r.Header.Get("X-Amz-Copy-Source") != "":
+				return "CopyObject"
+			}
+			return "PutObject"
+		case http.MethodDelete:
+			if has("uploadId") {
+				return "AbortMultipartUpload"
+			}
+			return "DeleteObject"
+		case http.MethodPost:
+			switch {
+			case has("uploads"):
+				return "CreateMultipartUpload"
+			case has("uploadId"):
+				return "CompleteMultipartUpload"
+			}
+		}
+	}
+	return "Unknown"
+}
+
+// splitPath splits a path-style request path into bucket and key.
+func splitPath(p string) (bucket, key string) {
+	p = strings.TrimPrefix(p, "/")
+	bucket, key, _ = strings.Cut(p, "/")
+	return bucket, key
+}
+
+// WriteS3Error writes an S3 XML error response, as AWS S3 does.
+func WriteS3Error(w http.ResponseWriter, r *http.Request, status int, code, message string) {
+	w.Header().Set("Content-Type", "application/xml")
+	w.WriteHeader(status)
+	if r.Method == http.MethodHead {
+		return
+	}
+	var buf bytes.Buffer
+	buf.WriteString(xml.Header)
+	_ = xml.NewEncoder(&buf).Encode(struct {
+		XMLName   xml.Name `xml:"Error"`
+		Code      string
+		Message   string
+		Resource  string
+		RequestID string `xml:"RequestId"`
+	}{Code: code, Message: message, Resource: r.URL.Path, RequestID: "casa-testutil"})
+	_, _ = w.Write(buf.Bytes())
+}
+
+func latency(d time.Duration, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *S3) count(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		st := s.op(S3Operation(r))
+		st.requests.Add(1)
+		r.Body = &countingBody{ReadCloser: r.Body, n: &st.bytesIn}
+		next.ServeHTTP(&countingWriter{ResponseWriter: w, n: &st.bytesOut}, r)
+	})
+}
+
+type countingBody struct {
+	io.ReadCloser
+	n *atomic.Int64
+}
+
+func (c *countingBody) Read(p []byte) (int, error) {
+	n, err := c.ReadCloser.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+type countingWriter struct {
+	http.ResponseWriter
+	n *atomic.Int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.ResponseWriter.Write(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (c *countingWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }
+
+// emulate adds the AWS behaviours gofakes3 lacks (see the S3 doc comment).
+func (s *S3) emulate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		op := S3Operation(r)
+		bucket, key := splitPath(r.URL.Path)
+		conditional := r.Header.Get("If-None-Match") == "*"
+
+		if (op == "PutObject" || op == "UploadPart") && r.Header.Get("X-Amz-Checksum-Sha256") != "" {
+			want, err := base64.StdEncoding.DecodeString(r.Header.Get("X-Amz-Checksum-Sha256"))
+			if err != nil || len(want) != sha256.Size {
+				WriteS3Error(w, r, http.StatusBadRequest, "InvalidRequest", "Value for x-amz-checksum-sha256 header is invalid.")
+				return
+			}
+			vb := &verifyingBody{ReadCloser: r.Body, h: sha256.New(), want: want}
+			r.Body = vb
+			w = &digestWriter{ResponseWriter: w, r: r, body: vb}
+		}
+
+		switch {
+		case conditional && op == "CompleteMultipartUpload":
+			unlock := s.locks.lock(bucket + "/" + key)
+			defer unlock()
+			if _, err := s.backend.HeadObject(bucket, key); err == nil {
+				WriteS3Error(w, r, http.StatusPreconditionFailed, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold")
+				return
+			} else if !gofakes3.HasErrorCode(err, gofakes3.ErrNoSuchKey) {
+				WriteS3Error(w, r, http.StatusInternalServerError, "InternalError", "head before conditional complete failed")
+				return
+			}
+		case conditional && op == "PutObject":
+			unlock := s.locks.lock(bucket + "/" + key)
+			defer unlock()
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// errBadDigest fails gofakes3's read of a body whose SHA-256 does not match.
+var errBadDigest = errors.New("testutil: x-amz-checksum-sha256 mismatch")
+
+// verifyingBody hashes a request body as it is read and fails the final
+// read when the digest does not match.
+type verifyingBody struct {
+	io.ReadCloser
+	h        hash.Hash
+	want     []byte
+	mismatch atomic.Bool
+}
+
+func (v *verifyingBody) Read(p []byte) (int, error) {
+	n, err := v.ReadCloser.Read(p)
+	v.h.Write(p[:n])
+	if errors.Is(err, io.EOF) && !bytes.Equal(v.h.Sum(nil), v.want) {
+		v.mismatch.Store(true)
+		return n, errBadDigest
+	}
+	return n, err
+}
+
+// digestWriter replaces gofakes3's response with 400 BadDigest when the
+// body failed verification.
+type digestWriter struct {
+	http.ResponseWriter
+	r       *http.Request
+	body    *verifyingBody
+	decided bool
+	swallow bool
+}
+
+func (d *digestWriter) decide() {
+	if d.decided {
+		return
+	}
+	d.decided = true
+	if d.body.mismatch.Load() {
+		d.swallow = true
+		WriteS3Error(d.ResponseWriter, d.r, http.StatusBadRequest, "BadDigest", "The SHA256 you specified did not match the calculated checksum.")
+	}
+}
+
+func (d *digestWriter) WriteHeader(code int) {
+	d.decide()
+	if !d.swallow {
+		d.ResponseWriter.WriteHeader(code)
+	}
+}
+
+func (d *digestWriter) Write(p []byte) (int, error) {
+	d.decide()
+	if d.swallow {
+		return len(p), nil
+	}
+	return d.ResponseWriter.Write(p)
+}
+
+// keyLocks is a set of per-key mutexes.
+type keyLocks struct {
+	mu sync.Mutex
+	m  map[string]*keyLock
+}
+
+type keyLock struct {
+	mu   sync.Mutex
+	refs int
+}
+
+func (k *keyLocks) lock(key string) (unlock func()) {
+	k.mu.Lock()
+	if k.m == nil {
+		k.m = make(map[string]*keyLock)
+	}
+	l := k.m[key]
+	if l == nil {
+		l = new(keyLock)
+		k.m[key] = l
+	}
+	l.refs++
+	k.mu.Unlock()
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		k.mu.Lock()
+		if l.refs--; l.refs == 0 {
+			delete(k.m, key)
+		}
+		k.mu.Unlock()
+	}
+}
+
+// ObjectKeys returns every key in the server's bucket, straight from the
+// storage backend (not through the S3 API), in lexical order.
+func (s *S3) ObjectKeys(t testing.TB) []string {
+	t.Helper()
+	res, err := s.backend.ListBucket(s.Bucket, &gofakes3.Prefix{}, gofakes3.ListBucketPage{})
+	if err != nil {
+		t.Fatalf("testutil: list %q: %v", s.Bucket, err)
+	}
+	keys := make([]string, 0, len(res.Contents))
+	for _, c := range res.Contents {
+		keys = append(keys, c.Key)
+	}
+	return keys
+}
+
+// OpenUploads returns how many multipart uploads are open (neither
+// completed nor aborted) in the server's bucket.
+func (s *S3) OpenUploads(t testing.TB) int {
+	t.Helper()
+	n := 0
+	var keyMarker, idMarker *string
+	for {
+		out, err := s.Client.ListMultipartUploads(context.Background(), &s3.ListMultipartUploadsInput{
+			Bucket: aws.String(s.Bucket), KeyMarker: keyMarker, UploadIdMarker: idMarker,
+		})
+		if err != nil {
+			t.Fatalf("testutil: list uploads: %v", err)
+		}
+		n += len(out.Uploads)
+		if !aws.ToBool(out.IsTruncated) {
+			return n
+		}
+		keyMarker, idMarker = out.NextKeyMarker, out.NextUploadIdMarker
+	}
+}
