@@ -1,0 +1,182 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"html/template"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+
+	_ "modernc.org/sqlite" // database/sql driver "sqlite", pure Go
+
+	"github.com/casa-go/casa/cas"
+	"github.com/casa-go/casa/cas/fsstore"
+	"github.com/casa-go/casa/cashttp"
+	"github.com/casa-go/casa/casurl"
+	"github.com/casa-go/casa/thumbnail"
+)
+
+// DefaultMaxUpload is the largest file an upload may carry unless
+// Config.MaxUpload says otherwise.
+const DefaultMaxUpload = 50 << 20
+
+// thumbSize is the edge, in pixels, of every thumbnail the app links to.
+const thumbSize = 150
+
+// Config is everything NewApp needs. Only DataDir is required.
+type Config struct {
+	// DataDir holds the SQLite database (inventory.db), the thumbnail
+	// cache (thumbnails/) and, unless Backend is set, the blobs (blobs/).
+	DataDir string
+	// Backend stores the blobs. Nil means an fsstore under DataDir/blobs.
+	Backend cas.Backend
+	// SignKey, when non-empty, signs every /api/cas URL with HMAC and makes
+	// the blob handler refuse unsigned ones.
+	SignKey []byte
+	// MaxUpload limits the size of an uploaded file; zero means
+	// DefaultMaxUpload.
+	MaxUpload int64
+	// SeedLegacy creates that many parts whose attachments are stored the
+	// pre-CAS way, under UUID keys, before the startup migration runs.
+	SeedLegacy int
+	// Cleanup deletes legacy objects nobody references once the migration
+	// is complete (migrate.Cleanup).
+	Cleanup bool
+	// Progress receives the migration's progress lines; nil discards them.
+	Progress io.Writer
+	// Logger logs; nil discards.
+	Logger *slog.Logger
+}
+
+// App is the inventory application: a SQLite database of parts and
+// attachments, a cas.Store for the files, and the HTTP handlers.
+type App struct {
+	db        *sql.DB
+	store     *cas.Store // serves and migrates
+	uploads   *cas.Store // the same Backend, with the upload size limit
+	urls      casurl.Builder
+	blobs     http.Handler
+	maxUpload int64
+	log       *slog.Logger
+	page      *template.Template
+	// Migration is the report of the startup migration.
+	Migration MigrationResult
+}
+
+// NewApp opens (or creates) the database in cfg.DataDir, creates the schema
+// if it is missing, seeds legacy data when asked, and runs the startup
+// migration. It fails, and serves nothing, when any attachment is still on
+// a legacy key afterwards.
+func NewApp(ctx context.Context, cfg Config) (*App, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("inventory: no data directory")
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	maxUpload := cfg.MaxUpload
+	if maxUpload <= 0 {
+		maxUpload = DefaultMaxUpload
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("inventory: data directory: %w", err)
+	}
+	backend := cfg.Backend
+	if backend == nil {
+		fs, err := fsstore.New(filepath.Join(cfg.DataDir, "blobs"))
+		if err != nil {
+			return nil, fmt.Errorf("inventory: blob directory: %w", err)
+		}
+		backend = fs
+	}
+	// Two Stores over one Backend: the migration copies legacy objects of
+	// any size, uploads are capped.
+	store := cas.New(backend, cas.WithLogger(log))
+	uploads := cas.New(backend, cas.WithMaxSize(maxUpload), cas.WithLogger(log))
+
+	db, err := openDB(ctx, filepath.Join(cfg.DataDir, "inventory.db"))
+	if err != nil {
+		return nil, err
+	}
+	page, err := parsePage()
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("inventory: page template: %w", err)
+	}
+	app := &App{db: db, store: store, uploads: uploads, maxUpload: maxUpload, log: log, page: page}
+	ok := false
+	defer func() {
+		if !ok {
+			_ = db.Close()
+		}
+	}()
+
+	if cfg.SeedLegacy > 0 {
+		if err := SeedLegacy(ctx, db, backend, cfg.SeedLegacy); err != nil {
+			return nil, err
+		}
+		log.Info("seeded legacy parts", "parts", cfg.SeedLegacy)
+	}
+	app.Migration, err = startupMigration(ctx, db, store, cfg.Cleanup, cfg.Progress, log)
+	if err != nil {
+		return nil, err
+	}
+
+	thumbs := thumbnail.NewService(store,
+		thumbnail.WithCache(thumbnail.NewDirCache(filepath.Join(cfg.DataDir, "thumbnails"), 256<<20)),
+	)
+	opts := []cashttp.Option{cashttp.WithThumbnails(thumbs), cashttp.WithLogger(log)}
+	if len(cfg.SignKey) > 0 {
+		signer := casurl.NewSigner(cfg.SignKey)
+		app.urls.Signer = signer
+		opts = append(opts, cashttp.WithSigner(signer))
+	}
+	app.blobs = cashttp.NewHandler(store, opts...)
+	ok = true
+	return app, nil
+}
+
+// Close closes the database.
+func (a *App) Close() error { return a.db.Close() }
+
+// Handler returns the application's routes: the JSON API under /api, the
+// blob handler under /api/cas and the HTML page at /.
+func (a *App) Handler() http.Handler {
+	mux := http.NewServeMux()
+
+	// Blobs: everything the URL needs is in the URL, no database lookup.
+	mux.Handle("GET /api/cas/{hash}", a.blobs)
+	mux.Handle("HEAD /api/cas/{hash}", a.blobs)
+
+	mux.HandleFunc("GET /api/parts", a.listParts)
+	mux.HandleFunc("POST /api/parts", a.createPart)
+	mux.HandleFunc("GET /api/parts/{key}", a.getPart)
+	mux.HandleFunc("PUT /api/parts/{key}/cover", a.setCover)
+	mux.HandleFunc("GET /api/parts/{key}/attachments", a.listAttachments)
+	mux.HandleFunc("POST /api/parts/{key}/attachments", a.createAttachment)
+	mux.HandleFunc("DELETE /api/parts/{key}/attachments/{id}", a.deleteAttachment)
+	mux.HandleFunc("POST /api/parts/{key}/attachments/{id}/copy", a.copyAttachment)
+
+	// The pre-CAS endpoints that streamed blobs through the database.
+	mux.HandleFunc("GET /api/parts/{key}/attachments/{id}/download", gone("download_url"))
+	mux.HandleFunc("GET /api/parts/{key}/attachments/{id}/thumbnail", gone("thumbnail_url"))
+	mux.HandleFunc("GET /api/parts/{key}/cover/thumbnail", gone("cover_url"))
+
+	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
+	})
+
+	// The HTML page and its two forms.
+	mux.HandleFunc("GET /{$}", a.renderPage)
+	mux.HandleFunc("POST /parts", a.pageCreatePart)
+	mux.HandleFunc("POST /parts/{key}/attachments", a.pageUpload)
+
+	// Forms post from the page itself; refuse cross-site form posts.
+	return http.NewCrossOriginProtection().Handler(mux)
+}

@@ -1,0 +1,202 @@
+// Command inventory is an electronics-inventory web app that shows casa's
+// whole integration: uploads stored by hash (fsstore or S3), URLs built with
+// casurl, blobs and thumbnails served by cashttp, and a startup migration
+// from UUID keys with migrate and sqlmigrator.
+//
+//	go run ./examples/inventory
+//
+// serves http://127.0.0.1:8080 and keeps its data in ./inventory-data: the
+// SQLite database, the blobs and a thumbnail cache. With -s3-bucket the
+// blobs live in S3 (or any S3-compatible service) instead; credentials come
+// from the standard AWS environment variables and config files.
+//
+// Flags:
+//
+//	-addr          listen address (default 127.0.0.1:8080)
+//	-data          data directory (default ./inventory-data)
+//	-s3-bucket     store blobs in this S3 bucket instead of the data directory
+//	-s3-endpoint   S3 endpoint URL, for S3-compatible services (MinIO, R2, ...)
+//	-s3-region     S3 region (default: from the AWS config, else us-east-1)
+//	-s3-path-style address buckets by path, not by host name
+//	-sign-key      sign every blob URL with this HMAC key and refuse unsigned ones
+//	-max-upload    largest upload in bytes (default 50 MiB)
+//	-seed-legacy N create N parts whose files are stored the pre-CAS way,
+//	               under UUID keys, to show the startup migration
+//	-cleanup       after a complete migration, delete legacy objects no row uses
+//	-migrate-only  migrate, report and exit
+//
+// At startup the app creates its schema, then migrates every attachment
+// still stored under a legacy key, printing progress. If any attachment
+// cannot be migrated it logs why and exits non-zero without serving.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/casa-go/casa/cas"
+	"github.com/casa-go/casa/cas/s3store"
+)
+
+// options are the command-line flags.
+type options struct {
+	addr        string
+	data        string
+	s3Bucket    string
+	s3Endpoint  string
+	s3Region    string
+	s3PathStyle bool
+	signKey     string
+	maxUpload   int64
+	seedLegacy  int
+	cleanup     bool
+	migrateOnly bool
+}
+
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("inventory", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.addr, "addr", "127.0.0.1:8080", "listen `address`")
+	fs.StringVar(&o.data, "data", "inventory-data", "data `directory`: SQLite database, blobs, thumbnail cache")
+	fs.StringVar(&o.s3Bucket, "s3-bucket", "", "store blobs in this S3 `bucket` instead of the data directory")
+	fs.StringVar(&o.s3Endpoint, "s3-endpoint", "", "S3 endpoint `URL` for S3-compatible services")
+	fs.StringVar(&o.s3Region, "s3-region", "", "S3 `region` (default: AWS config, else us-east-1)")
+	fs.BoolVar(&o.s3PathStyle, "s3-path-style", false, "address S3 buckets by path instead of host name")
+	fs.StringVar(&o.signKey, "sign-key", "", "HMAC `key` that signs blob URLs; unsigned URLs are refused")
+	fs.Int64Var(&o.maxUpload, "max-upload", DefaultMaxUpload, "largest upload in `bytes`")
+	fs.IntVar(&o.seedLegacy, "seed-legacy", 0, "create `N` parts with files under legacy UUID keys before migrating")
+	fs.BoolVar(&o.cleanup, "cleanup", false, "after a complete migration, delete legacy objects that no row references")
+	fs.BoolVar(&o.migrateOnly, "migrate-only", false, "run the startup migration, report and exit")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	switch {
+	case fs.NArg() > 0:
+		return o, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	case o.maxUpload <= 0:
+		return o, errors.New("-max-upload must be positive")
+	case o.seedLegacy < 0:
+		return o, errors.New("-seed-legacy must not be negative")
+	case o.s3Bucket == "" && (o.s3Endpoint != "" || o.s3Region != "" || o.s3PathStyle):
+		return o, errors.New("-s3-endpoint, -s3-region and -s3-path-style need -s3-bucket")
+	}
+	return o, nil
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stderr)
+	stop()
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "inventory:", err)
+		os.Exit(1)
+	}
+}
+
+// run is main without the process: it returns when ctx is cancelled (after a
+// graceful shutdown), when -migrate-only is done, or on error.
+func run(ctx context.Context, args []string, stderr io.Writer) error {
+	o, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+
+	cfg := Config{
+		DataDir:    o.data,
+		SignKey:    []byte(o.signKey),
+		MaxUpload:  o.maxUpload,
+		SeedLegacy: o.seedLegacy,
+		Cleanup:    o.cleanup,
+		Progress:   stderr,
+		Logger:     log,
+	}
+	if o.s3Bucket != "" {
+		if cfg.Backend, err = s3Backend(ctx, o); err != nil {
+			return err
+		}
+	}
+	app, err := NewApp(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer app.Close()
+	if o.migrateOnly {
+		return nil
+	}
+	return serve(ctx, o.addr, app.Handler(), log)
+}
+
+// s3Backend connects to the bucket with the standard AWS configuration
+// chain (environment, shared config and credentials files, instance role).
+func s3Backend(ctx context.Context, o options) (cas.Backend, error) {
+	var loadOpts []func(*config.LoadOptions) error
+	if o.s3Region != "" {
+		loadOpts = append(loadOpts, config.WithRegion(o.s3Region))
+	}
+	awsCfg, err := config.LoadDefaultConfig(ctx, loadOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("aws config: %w", err)
+	}
+	if awsCfg.Region == "" {
+		awsCfg.Region = "us-east-1"
+	}
+	client := s3.NewFromConfig(awsCfg, func(so *s3.Options) {
+		if o.s3Endpoint != "" {
+			so.BaseEndpoint = aws.String(o.s3Endpoint)
+		}
+		so.UsePathStyle = o.s3PathStyle
+	})
+	return s3store.New(client, o.s3Bucket), nil
+}
+
+// serve serves h on addr until ctx is cancelled, then shuts down
+// gracefully, giving requests in flight ten seconds to finish.
+func serve(ctx context.Context, addr string, h http.Handler, log *slog.Logger) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	log.Info("serving", "url", "http://"+ln.Addr().String()+"/")
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
