@@ -1,0 +1,410 @@
+package testutil
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"maps"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/casa-go/casa/cas"
+)
+
+// ErrInjected is the default error a FaultBackend injects. Injected errors
+// wrap it (or the error set with WithFaultError or SetError); test for them with
+// errors.Is.
+var ErrInjected = errors.New("testutil: injected fault")
+
+// Method names, as counted by FaultBackend.Calls and selected by FailNth
+// and SetFailRate.
+const (
+	MethodStat   = "Stat"
+	MethodOpen   = "Open"
+	MethodPut    = "Put"
+	MethodDelete = "Delete"
+	MethodList   = "List"
+	MethodStage  = "Stage"  // cas.Stager.Stage, through Staging only
+	MethodCommit = "Commit" // cas.Staged.Commit, through Staging only
+	MethodAbort  = "Abort"  // cas.Staged.Abort, through Staging only; never faulted
+)
+
+// FaultBackend is a cas.Backend that wraps another and injects faults: the
+// Nth call of a method, a seeded random fraction of calls, every call on
+// chosen keys, latency per call, and reads that fail mid-stream. It counts
+// calls per method. Faults can be changed at any time, also while calls are
+// in flight; it is safe for concurrent use.
+//
+// A call that is faulted does not reach the inner Backend. Injected errors
+// wrap ErrInjected unless another error was set.
+//
+// FaultBackend itself does not implement cas.Stager, so a cas.Store over it
+// always uses the Backend's Put (for a Stager such as fsstore this means a
+// spooled Put). Use Staging for a view that forwards cas.Stager, with faults
+// applied to Stage and Commit.
+type FaultBackend struct {
+	inner cas.Backend
+
+	mu          sync.Mutex
+	calls       map[string]int
+	nth         map[string]map[int]bool // method -> call numbers (1-based) that fail
+	rate        float64
+	rateMethods map[string]bool // nil: every method
+	rng         *rand.Rand
+	keys        map[string]bool
+	latency     time.Duration
+	readAfter   int64 // < 0: reads do not fail
+	err         error
+}
+
+var _ cas.Backend = (*FaultBackend)(nil)
+
+// FaultOption configures a FaultBackend.
+type FaultOption func(*FaultBackend)
+
+// WithFaultSeed seeds the generator that picks which calls fail under a fail
+// rate. The default seed is 1, so runs are reproducible.
+func WithFaultSeed(seed uint64) FaultOption {
+	return func(f *FaultBackend) { f.rng = rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)) }
+}
+
+// WithFailRate is SetFailRate at construction.
+func WithFailRate(rate float64, methods ...string) FaultOption {
+	return func(f *FaultBackend) { f.setFailRate(rate, methods) }
+}
+
+// WithFailNth is FailNth at construction.
+func WithFailNth(method string, n ...int) FaultOption {
+	return func(f *FaultBackend) { f.failNth(method, n) }
+}
+
+// WithFailKeys is FailKeys at construction.
+func WithFailKeys(keys ...string) FaultOption {
+	return func(f *FaultBackend) { f.failKeys(keys) }
+}
+
+// WithFaultLatency is SetLatency at construction.
+func WithFaultLatency(d time.Duration) FaultOption {
+	return func(f *FaultBackend) { f.latency = d }
+}
+
+// WithReadFailAfter is SetReadFailAfter at construction.
+func WithReadFailAfter(n int64) FaultOption {
+	return func(f *FaultBackend) { f.readAfter = n }
+}
+
+// WithFaultError sets the error injected faults wrap, instead of ErrInjected.
+func WithFaultError(err error) FaultOption {
+	return func(f *FaultBackend) {
+		if err != nil {
+			f.err = err
+		}
+	}
+}
+
+// NewFaultBackend returns a FaultBackend over inner. Without options it
+// injects nothing and only counts calls.
+func NewFaultBackend(inner cas.Backend, opts ...FaultOption) *FaultBackend {
+	f := &FaultBackend{
+		inner:     inner,
+		calls:     make(map[string]int),
+		nth:       make(map[string]map[int]bool),
+		keys:      make(map[string]bool),
+		readAfter: -1,
+		err:       ErrInjected,
+	}
+	WithFaultSeed(1)(f)
+	for _, o := range opts {
+		o(f)
+	}
+	return f
+}
+
+// Inner returns the wrapped Backend.
+func (f *FaultBackend) Inner() cas.Backend { return f.inner }
+
+// SetFailRate makes a fraction rate (0 to 1) of the calls of the given
+// methods fail, chosen by the seeded generator; with no methods it applies
+// to every method. A rate of 0 turns random faults off.
+func (f *FaultBackend) SetFailRate(rate float64, methods ...string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.setFailRate(rate, methods)
+}
+
+func (f *FaultBackend) setFailRate(rate float64, methods []string) {
+	f.rate = min(max(rate, 0), 1)
+	f.rateMethods = nil
+	if len(methods) > 0 {
+		f.rateMethods = make(map[string]bool, len(methods))
+		for _, m := range methods {
+			f.rateMethods[m] = true
+		}
+	}
+}
+
+// FailNth makes the nth calls (1-based, counted as Calls counts them) of
+// method fail.
+func (f *FaultBackend) FailNth(method string, n ...int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.failNth(method, n)
+}
+
+func (f *FaultBackend) failNth(method string, n []int) {
+	set := f.nth[method]
+	if set == nil {
+		set = make(map[int]bool)
+		f.nth[method] = set
+	}
+	for _, i := range n {
+		set[i] = true
+	}
+}
+
+// FailKeys makes every call on the given keys fail: Stat, Open, Put,
+// Delete and Commit. List is not affected.
+func (f *FaultBackend) FailKeys(keys ...string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.failKeys(keys)
+}
+
+func (f *FaultBackend) failKeys(keys []string) {
+	for _, k := range keys {
+		f.keys[k] = true
+	}
+}
+
+// UnfailKeys undoes FailKeys for the given keys.
+func (f *FaultBackend) UnfailKeys(keys ...string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, k := range keys {
+		delete(f.keys, k)
+	}
+}
+
+// SetLatency delays every call by d before it proceeds (or fails). The
+// delay ends early, with the context's error, when the context is done.
+func (f *FaultBackend) SetLatency(d time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.latency = d
+}
+
+// SetReadFailAfter makes objects returned by later Opens fail their reads
+// once n bytes have been read from them; n < 0 turns this off.
+func (f *FaultBackend) SetReadFailAfter(n int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.readAfter = n
+}
+
+// SetError sets the error injected faults wrap; nil restores ErrInjected.
+func (f *FaultBackend) SetError(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err == nil {
+		err = ErrInjected
+	}
+	f.err = err
+}
+
+// ClearFaults removes every fault: Nth calls, fail rate, keys, latency and
+// read faults. Counts and the injected error are kept.
+func (f *FaultBackend) ClearFaults() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.nth = make(map[string]map[int]bool)
+	f.rate, f.rateMethods = 0, nil
+	f.keys = make(map[string]bool)
+	f.latency = 0
+	f.readAfter = -1
+}
+
+// Calls returns how many times method was called since creation or the
+// last Reset, faulted calls included.
+func (f *FaultBackend) Calls(method string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls[method]
+}
+
+// Counts returns a copy of the call counts by method.
+func (f *FaultBackend) Counts() map[string]int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return maps.Clone(f.calls)
+}
+
+// Reset sets every call count to zero. Nth-call faults count from the
+// reset.
+func (f *FaultBackend) Reset() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	clear(f.calls)
+}
+
+// enter counts a call, waits for the latency, and returns the fault to
+// inject, if any.
+func (f *FaultBackend) enter(ctx context.Context, method, key string, hasKey bool) error {
+	f.mu.Lock()
+	f.calls[method]++
+	n := f.calls[method]
+	fail := f.nth[method][n] || (hasKey && f.keys[key])
+	if !fail && f.rate > 0 && (f.rateMethods == nil || f.rateMethods[method]) {
+		fail = f.rng.Float64() < f.rate
+	}
+	injected, latency := f.err, f.latency
+	f.mu.Unlock()
+
+	if latency > 0 {
+		t := time.NewTimer(latency)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	if !fail {
+		return nil
+	}
+	if hasKey {
+		return fmt.Errorf("testutil: %s %q (call %d): %w", method, key, n, injected)
+	}
+	return fmt.Errorf("testutil: %s (call %d): %w", method, n, injected)
+}
+
+// Stat implements cas.Backend.
+func (f *FaultBackend) Stat(ctx context.Context, key string) (cas.Info, error) {
+	if err := f.enter(ctx, MethodStat, key, true); err != nil {
+		return cas.Info{}, err
+	}
+	return f.inner.Stat(ctx, key)
+}
+
+// Open implements cas.Backend. With SetReadFailAfter in effect the object's
+// reads fail once that many bytes have been read.
+func (f *FaultBackend) Open(ctx context.Context, key string) (cas.Object, error) {
+	if err := f.enter(ctx, MethodOpen, key, true); err != nil {
+		return nil, err
+	}
+	obj, err := f.inner.Open(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	after, injected := f.readAfter, f.err
+	f.mu.Unlock()
+	if after < 0 {
+		return obj, nil
+	}
+	return &faultObject{Object: obj, left: after, key: key, err: injected}, nil
+}
+
+// Put implements cas.Backend.
+func (f *FaultBackend) Put(ctx context.Context, key string, r io.Reader, size int64, opts cas.PutOptions) error {
+	if err := f.enter(ctx, MethodPut, key, true); err != nil {
+		return err
+	}
+	return f.inner.Put(ctx, key, r, size, opts)
+}
+
+// Delete implements cas.Backend.
+func (f *FaultBackend) Delete(ctx context.Context, key string) error {
+	if err := f.enter(ctx, MethodDelete, key, true); err != nil {
+		return err
+	}
+	return f.inner.Delete(ctx, key)
+}
+
+// List implements cas.Backend. A faulted List yields the error first and
+// then stops.
+func (f *FaultBackend) List(ctx context.Context, prefix string) iter.Seq2[cas.Info, error] {
+	return func(yield func(cas.Info, error) bool) {
+		if err := f.enter(ctx, MethodList, prefix, false); err != nil {
+			yield(cas.Info{}, err)
+			return
+		}
+		for info, err := range f.inner.List(ctx, prefix) {
+			if !yield(info, err) {
+				return
+			}
+		}
+	}
+}
+
+// Staging returns a view of f that shares its faults and counts and also
+// implements cas.Stager when the inner Backend does; otherwise it returns
+// f. Faults apply to Stage and Commit (key faults to Commit's key); a
+// faulted Commit aborts the inner staged object, so nothing is published.
+func (f *FaultBackend) Staging() cas.Backend {
+	st, ok := f.inner.(cas.Stager)
+	if !ok {
+		return f
+	}
+	return &stagingFault{FaultBackend: f, st: st}
+}
+
+type stagingFault struct {
+	*FaultBackend
+	st cas.Stager
+}
+
+var _ cas.Stager = (*stagingFault)(nil)
+
+func (s *stagingFault) Stage(ctx context.Context) (cas.Staged, error) {
+	if err := s.enter(ctx, MethodStage, "", false); err != nil {
+		return nil, err
+	}
+	obj, err := s.st.Stage(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &faultStaged{f: s.FaultBackend, Staged: obj}, nil
+}
+
+type faultStaged struct {
+	f *FaultBackend
+	cas.Staged
+}
+
+func (s *faultStaged) Commit(ctx context.Context, key string) error {
+	if err := s.f.enter(ctx, MethodCommit, key, true); err != nil {
+		_ = s.Staged.Abort()
+		return err
+	}
+	return s.Staged.Commit(ctx, key)
+}
+
+func (s *faultStaged) Abort() error {
+	s.f.mu.Lock()
+	s.f.calls[MethodAbort]++
+	s.f.mu.Unlock()
+	return s.Staged.Abort()
+}
+
+// faultObject fails its reads once left bytes have been read.
+type faultObject struct {
+	cas.Object
+	left int64
+	key  string
+	err  error
+}
+
+func (o *faultObject) Read(p []byte) (int, error) {
+	if o.left <= 0 {
+		return 0, fmt.Errorf("testutil: read %q: %w", o.key, o.err)
+	}
+	if int64(len(p)) > o.left {
+		p = p[:o.left]
+	}
+	n, err := o.Object.Read(p)
+	o.left -= int64(n)
+	return n, err
+}

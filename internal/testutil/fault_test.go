@@ -1,0 +1,367 @@
+package testutil_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/stretchr/testify/require"
+
+	"github.com/casa-go/casa/cas"
+	"github.com/casa-go/casa/cas/memstore"
+	"github.com/casa-go/casa/internal/testutil"
+)
+
+func put(t *testing.T, b cas.Backend, key, data string) error {
+	t.Helper()
+	return b.Put(t.Context(), key, strings.NewReader(data), int64(len(data)), cas.PutOptions{})
+}
+
+func TestFaultBackendCountsAndPassesThrough(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	inner := memstore.New()
+	f := testutil.NewFaultBackend(inner)
+	require.Same(t, inner, f.Inner())
+
+	require.NoError(t, put(t, f, "a", "alpha"))
+	require.NoError(t, put(t, f, "b", "beta"))
+	info, err := f.Stat(ctx, "a")
+	require.NoError(t, err)
+	require.Equal(t, int64(5), info.Size)
+	_, err = f.Stat(ctx, "missing")
+	require.ErrorIs(t, err, cas.ErrNotFound, "inner errors pass through")
+
+	obj, err := f.Open(ctx, "b")
+	require.NoError(t, err)
+	got, err := io.ReadAll(obj)
+	require.NoError(t, err)
+	require.NoError(t, obj.Close())
+	require.Equal(t, "beta", string(got))
+
+	var keys []string
+	for info, err := range f.List(ctx, "") {
+		require.NoError(t, err)
+		keys = append(keys, info.Key)
+	}
+	require.Equal(t, []string{"a", "b"}, keys)
+	require.NoError(t, f.Delete(ctx, "a"))
+	_, err = inner.Stat(ctx, "a")
+	require.ErrorIs(t, err, cas.ErrNotFound)
+
+	want := map[string]int{"Put": 2, "Stat": 2, "Open": 1, "List": 1, "Delete": 1}
+	require.Empty(t, cmp.Diff(want, f.Counts()))
+	require.Equal(t, 2, f.Calls(testutil.MethodStat))
+	require.Equal(t, 0, f.Calls(testutil.MethodCommit))
+
+	// Counts is a copy.
+	c := f.Counts()
+	c["Put"] = 100
+	require.Equal(t, 2, f.Calls("Put"))
+
+	f.Reset()
+	require.Empty(t, f.Counts())
+	require.Equal(t, 0, f.Calls("Put"))
+}
+
+func TestFaultBackendFailNth(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	inner := memstore.New()
+	f := testutil.NewFaultBackend(inner, testutil.WithFailNth(testutil.MethodPut, 2))
+	f.FailNth(testutil.MethodStat, 1, 3)
+
+	require.NoError(t, put(t, f, "k1", "1"))
+	err := put(t, f, "k2", "2")
+	require.ErrorIs(t, err, testutil.ErrInjected)
+	require.Contains(t, err.Error(), `"k2"`)
+	_, err = inner.Stat(ctx, "k2")
+	require.ErrorIs(t, err, cas.ErrNotFound, "a faulted call does not reach the inner backend")
+	require.NoError(t, put(t, f, "k3", "3"))
+
+	var errs []bool
+	for range 4 {
+		_, err := f.Stat(ctx, "k1")
+		errs = append(errs, errors.Is(err, testutil.ErrInjected))
+	}
+	require.Equal(t, []bool{true, false, true, false}, errs)
+
+	// After Reset the call numbers start again.
+	f.Reset()
+	_, err = f.Stat(ctx, "k1")
+	require.ErrorIs(t, err, testutil.ErrInjected)
+	f.ClearFaults()
+	f.Reset()
+	_, err = f.Stat(ctx, "k1")
+	require.NoError(t, err)
+}
+
+func TestFaultBackendFailKeys(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	inner := memstore.New()
+	require.NoError(t, put(t, inner, "bad", "x"))
+	f := testutil.NewFaultBackend(inner, testutil.WithFailKeys("bad"))
+	f.FailKeys("worse")
+
+	_, err := f.Stat(ctx, "bad")
+	require.ErrorIs(t, err, testutil.ErrInjected)
+	_, err = f.Open(ctx, "bad")
+	require.ErrorIs(t, err, testutil.ErrInjected)
+	require.ErrorIs(t, f.Delete(ctx, "bad"), testutil.ErrInjected)
+	_, err = inner.Stat(ctx, "bad")
+	require.NoError(t, err, "the faulted Delete did not delete")
+	require.ErrorIs(t, put(t, f, "worse", "y"), testutil.ErrInjected)
+	require.NoError(t, put(t, f, "good", "z"))
+
+	// List is not affected by key faults.
+	n := 0
+	for _, err := range f.List(ctx, "") {
+		require.NoError(t, err)
+		n++
+	}
+	require.Equal(t, 2, n)
+
+	f.UnfailKeys("bad")
+	_, err = f.Stat(ctx, "bad")
+	require.NoError(t, err)
+	require.ErrorIs(t, put(t, f, "worse", "y"), testutil.ErrInjected)
+}
+
+func failPattern(f *testutil.FaultBackend, ctx context.Context, n int) []bool {
+	out := make([]bool, n)
+	for i := range out {
+		_, err := f.Stat(ctx, "k")
+		out[i] = errors.Is(err, testutil.ErrInjected)
+	}
+	return out
+}
+
+func TestFaultBackendFailRate(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	inner := memstore.New()
+	require.NoError(t, put(t, inner, "k", "v"))
+
+	a := testutil.NewFaultBackend(inner, testutil.WithFaultSeed(7), testutil.WithFailRate(0.2, testutil.MethodStat))
+	b := testutil.NewFaultBackend(inner, testutil.WithFaultSeed(7))
+	b.SetFailRate(0.2, testutil.MethodStat)
+	pa, pb := failPattern(a, ctx, 2000), failPattern(b, ctx, 2000)
+	require.Equal(t, pa, pb, "the same seed gives the same faults")
+
+	failed := 0
+	for _, x := range pa {
+		if x {
+			failed++
+		}
+	}
+	// Binomial(2000, 0.2): mean 400, sd ~18.
+	require.InDelta(t, 400, failed, 100)
+
+	c := testutil.NewFaultBackend(inner, testutil.WithFaultSeed(8), testutil.WithFailRate(0.2, testutil.MethodStat))
+	require.NotEqual(t, pa, failPattern(c, ctx, 2000), "another seed gives other faults")
+
+	// Methods not chosen are not faulted.
+	for range 200 {
+		obj, err := a.Open(ctx, "k")
+		require.NoError(t, err)
+		require.NoError(t, obj.Close())
+	}
+
+	// Rate 1 fails everything; no methods means every method.
+	a.SetFailRate(1)
+	_, err := a.Open(ctx, "k")
+	require.ErrorIs(t, err, testutil.ErrInjected)
+	require.ErrorIs(t, put(t, a, "n", "v"), testutil.ErrInjected)
+
+	// Rate 0 turns faults off at runtime.
+	a.SetFailRate(0)
+	for _, x := range failPattern(a, ctx, 500) {
+		require.False(t, x)
+	}
+}
+
+func TestFaultBackendLatency(t *testing.T) {
+	t.Parallel()
+	inner := memstore.New()
+	require.NoError(t, put(t, inner, "k", "v"))
+	const d = 30 * time.Millisecond
+	f := testutil.NewFaultBackend(inner, testutil.WithFaultLatency(d))
+
+	start := time.Now()
+	_, err := f.Stat(t.Context(), "k")
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, time.Since(start), d)
+
+	f.SetLatency(time.Hour)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
+	defer cancel()
+	start = time.Now()
+	_, err = f.Stat(ctx, "k")
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.Less(t, time.Since(start), 10*time.Second, "the latency ends with the context")
+
+	f.SetLatency(0)
+	start = time.Now()
+	_, err = f.Stat(t.Context(), "k")
+	require.NoError(t, err)
+	require.Less(t, time.Since(start), time.Hour)
+	require.Equal(t, 3, f.Calls("Stat"))
+}
+
+func TestFaultBackendReadFailAfter(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	inner := memstore.New()
+	data := bytes.Repeat([]byte("0123456789"), 100)
+	require.NoError(t, inner.Put(ctx, "k", bytes.NewReader(data), int64(len(data)), cas.PutOptions{}))
+
+	f := testutil.NewFaultBackend(inner, testutil.WithReadFailAfter(25))
+	obj, err := f.Open(ctx, "k")
+	require.NoError(t, err)
+	require.Equal(t, int64(len(data)), obj.Info().Size, "Info passes through")
+	got, err := io.ReadAll(obj)
+	require.ErrorIs(t, err, testutil.ErrInjected)
+	require.Equal(t, data[:25], got, "exactly the first 25 bytes arrive")
+	require.NoError(t, obj.Close())
+
+	_, _, err = cas.Sum(mustOpen(t, f, "k"))
+	require.ErrorIs(t, err, testutil.ErrInjected)
+
+	f.SetReadFailAfter(-1)
+	h, n, err := cas.Sum(mustOpen(t, f, "k"))
+	require.NoError(t, err)
+	require.Equal(t, int64(len(data)), n)
+	require.Equal(t, cas.SumBytes(data), h)
+
+	// A Store's Verify sees the injected error, not a digest mismatch.
+	f.SetReadFailAfter(0)
+	sum := cas.SumBytes(data)
+	require.NoError(t, inner.Put(ctx, sum.Key(), bytes.NewReader(data), int64(len(data)), cas.PutOptions{}))
+	err = cas.New(f).Verify(ctx, sum)
+	require.ErrorIs(t, err, testutil.ErrInjected)
+	require.NotErrorIs(t, err, cas.ErrDigestMismatch)
+}
+
+func mustOpen(t *testing.T, b cas.Backend, key string) cas.Object {
+	t.Helper()
+	obj, err := b.Open(t.Context(), key)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = obj.Close() })
+	return obj
+}
+
+func TestFaultBackendCustomErrorAndList(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	inner := memstore.New()
+	require.NoError(t, put(t, inner, "a", "1"))
+	require.NoError(t, put(t, inner, "b", "2"))
+	custom := errors.New("disk on fire")
+	f := testutil.NewFaultBackend(inner, testutil.WithFaultError(custom), testutil.WithFailNth(testutil.MethodList, 1))
+
+	var errs []error
+	var keys []string
+	for info, err := range f.List(ctx, "") {
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		keys = append(keys, info.Key)
+	}
+	require.Len(t, errs, 1)
+	require.ErrorIs(t, errs[0], custom)
+	require.NotErrorIs(t, errs[0], testutil.ErrInjected)
+	require.Empty(t, keys, "a faulted List yields only the error")
+
+	keys = nil
+	for info, err := range f.List(ctx, "") {
+		require.NoError(t, err)
+		keys = append(keys, info.Key)
+	}
+	require.Equal(t, []string{"a", "b"}, keys)
+
+	// Breaking out of the iteration early is honoured.
+	n := 0
+	for range f.List(ctx, "") {
+		n++
+		break
+	}
+	require.Equal(t, 1, n)
+
+	f.SetError(nil)
+	f.FailNth(testutil.MethodList, 4)
+	for _, err := range f.List(ctx, "") {
+		require.ErrorIs(t, err, testutil.ErrInjected)
+	}
+}
+
+func TestFaultBackendWithStore(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	inner := memstore.New()
+	f := testutil.NewFaultBackend(inner, testutil.WithFailNth(testutil.MethodPut, 1))
+	require.Same(t, f, f.Staging(), "memstore is no Stager: Staging is f itself")
+	_, isStager := cas.Backend(f).(cas.Stager)
+	require.False(t, isStager)
+
+	s := cas.New(f, cas.WithTempDir(t.TempDir()))
+	data := []byte("some blob")
+	_, err := s.Put(ctx, bytes.NewReader(data))
+	require.ErrorIs(t, err, testutil.ErrInjected)
+	has, err := s.Has(ctx, cas.SumBytes(data))
+	require.NoError(t, err)
+	require.False(t, has)
+
+	res, err := s.Put(ctx, bytes.NewReader(data))
+	require.NoError(t, err)
+	require.False(t, res.Deduplicated)
+	require.Equal(t, cas.SumBytes(data), res.Hash)
+	require.Equal(t, 2, f.Calls("Put"))
+}
+
+func TestFaultBackendConcurrent(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	inner := memstore.New()
+	require.NoError(t, put(t, inner, "k", "v"))
+	f := testutil.NewFaultBackend(inner, testutil.WithFailRate(0.5))
+
+	const workers, each = 16, 200
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	injected, other := 0, 0
+	for w := range workers {
+		wg.Go(func() {
+			for i := range each {
+				if w == 0 && i%20 == 0 {
+					// Change faults while other calls are in flight.
+					f.SetFailRate(float64(i%40) / 40)
+					f.FailKeys("other")
+					f.SetReadFailAfter(int64(i))
+				}
+				_, err := f.Stat(ctx, "k")
+				if err != nil {
+					mu.Lock()
+					if errors.Is(err, testutil.ErrInjected) {
+						injected++
+					} else {
+						other++
+					}
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	require.Equal(t, workers*each, f.Calls("Stat"))
+	require.Zero(t, other, "only injected errors")
+	require.Positive(t, injected)
+	require.Less(t, injected, workers*each)
+}
