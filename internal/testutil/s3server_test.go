@@ -1,0 +1,321 @@
+package testutil_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
+	"github.com/stretchr/testify/require"
+
+	"github.com/casa-go/casa/internal/testutil"
+)
+
+func s3sum(b []byte) *string {
+	s := sha256.Sum256(b)
+	return aws.String(base64.StdEncoding.EncodeToString(s[:]))
+}
+
+func s3code(t *testing.T, err error) string {
+	t.Helper()
+	var ae smithy.APIError
+	require.ErrorAs(t, err, &ae)
+	return ae.ErrorCode()
+}
+
+func s3put(ctx context.Context, s *testutil.S3, key string, body []byte, mod func(*s3.PutObjectInput)) error {
+	in := &s3.PutObjectInput{Bucket: aws.String(s.Bucket), Key: aws.String(key), Body: bytes.NewReader(body), ContentLength: aws.Int64(int64(len(body)))}
+	if mod != nil {
+		mod(in)
+	}
+	_, err := s.Client.PutObject(ctx, in)
+	return err
+}
+
+func s3get(t *testing.T, s *testutil.S3, key, rng string) []byte {
+	t.Helper()
+	in := &s3.GetObjectInput{Bucket: aws.String(s.Bucket), Key: aws.String(key)}
+	if rng != "" {
+		in.Range = aws.String(rng)
+	}
+	out, err := s.Client.GetObject(t.Context(), in)
+	require.NoError(t, err)
+	defer out.Body.Close()
+	b, err := io.ReadAll(out.Body)
+	require.NoError(t, err)
+	return b
+}
+
+func TestS3RoundTripAndCounters(t *testing.T) {
+	t.Parallel()
+	s := testutil.NewS3(t)
+	require.Equal(t, testutil.DefaultS3Bucket, s.Bucket)
+	require.True(t, strings.HasPrefix(s.URL, "http://"))
+
+	body := []byte("hello, content-addressed world")
+	require.NoError(t, s3put(t.Context(), s, "a/b", body, nil))
+	require.Equal(t, body, s3get(t, s, "a/b", ""))
+	require.Equal(t, body[7:12], s3get(t, s, "a/b", "bytes=7-11"))
+
+	require.EqualValues(t, 1, s.Requests("PutObject"))
+	require.EqualValues(t, len(body), s.BytesIn("PutObject"))
+	require.EqualValues(t, 2, s.Requests("GetObject"))
+	require.EqualValues(t, len(body)+5, s.BytesOut("GetObject"))
+	require.Equal(t, []string{"a/b"}, s.ObjectKeys(t))
+
+	s.ResetStats()
+	require.Zero(t, s.Requests("GetObject"))
+	require.Zero(t, s.BytesOut("GetObject"))
+}
+
+func TestS3ConditionalPut(t *testing.T) {
+	t.Parallel()
+	s := testutil.NewS3(t)
+	ifAbsent := func(in *s3.PutObjectInput) { in.IfNoneMatch = aws.String("*") }
+	require.NoError(t, s3put(t.Context(), s, "k", []byte("first"), ifAbsent))
+	err := s3put(t.Context(), s, "k", []byte("second"), ifAbsent)
+	require.Equal(t, "PreconditionFailed", s3code(t, err))
+	require.Equal(t, []byte("first"), s3get(t, s, "k", ""), "a failed create-only write must not change the object")
+}
+
+func TestS3ConcurrentCreateOnlyHasOneWinner(t *testing.T) {
+	t.Parallel()
+	s := testutil.NewS3(t)
+	const writers = 16
+	var wins atomic.Int32
+	var wg sync.WaitGroup
+	for i := range writers {
+		wg.Go(func() {
+			body := []byte{byte(i)}
+			var err error
+			if i%2 == 0 {
+				err = s3put(t.Context(), s, "race", body, func(in *s3.PutObjectInput) { in.IfNoneMatch = aws.String("*") })
+			} else {
+				err = s3multipart(t.Context(), s, "race", [][]byte{body}, aws.String("*"))
+			}
+			if err == nil {
+				wins.Add(1)
+				return
+			}
+			var ae smithy.APIError
+			if !errors.As(err, &ae) || ae.ErrorCode() != "PreconditionFailed" {
+				t.Errorf("writer %d: %v", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	require.EqualValues(t, 1, wins.Load())
+}
+
+// s3multipart runs a whole multipart upload; on failure of Complete it leaves
+// the upload open, as a careless client would.
+func s3multipart(ctx context.Context, s *testutil.S3, key string, parts [][]byte, ifNoneMatch *string) error {
+	c, err := s.Client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
+		Bucket: aws.String(s.Bucket), Key: aws.String(key), ChecksumAlgorithm: types.ChecksumAlgorithmSha256,
+	})
+	if err != nil {
+		return err
+	}
+	var done []types.CompletedPart
+	for i, p := range parts {
+		n := int32(i + 1)
+		out, err := s.Client.UploadPart(ctx, &s3.UploadPartInput{
+			Bucket: aws.String(s.Bucket), Key: aws.String(key), UploadId: c.UploadId, PartNumber: aws.Int32(n),
+			Body: bytes.NewReader(p), ContentLength: aws.Int64(int64(len(p))), ChecksumSHA256: s3sum(p),
+		})
+		if err != nil {
+			return err
+		}
+		done = append(done, types.CompletedPart{PartNumber: aws.Int32(n), ETag: out.ETag, ChecksumSHA256: out.ChecksumSHA256})
+	}
+	_, err = s.Client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+		Bucket: aws.String(s.Bucket), Key: aws.String(key), UploadId: c.UploadId,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: done}, IfNoneMatch: ifNoneMatch,
+	})
+	return err
+}
+
+func TestS3ConditionalCompleteMultipart(t *testing.T) {
+	t.Parallel()
+	s := testutil.NewS3(t)
+	part1 := bytes.Repeat([]byte("x"), 5<<20)
+	part2 := []byte("tail")
+	require.NoError(t, s3multipart(t.Context(), s, "mp", [][]byte{part1, part2}, aws.String("*")))
+	require.Equal(t, append(append([]byte{}, part1...), part2...), s3get(t, s, "mp", ""))
+
+	err := s3multipart(t.Context(), s, "mp", [][]byte{[]byte("other")}, aws.String("*"))
+	require.Equal(t, "PreconditionFailed", s3code(t, err))
+	require.Equal(t, part2, s3get(t, s, "mp", "bytes=-4"), "the existing object must be untouched")
+	require.Equal(t, 1, s.OpenUploads(t), "a rejected complete leaves the upload open until aborted, as on AWS")
+
+	// Without the condition the complete overwrites, as on AWS.
+	require.NoError(t, s3multipart(t.Context(), s, "mp", [][]byte{[]byte("other")}, nil))
+	require.Equal(t, []byte("other"), s3get(t, s, "mp", ""))
+}
+
+func TestS3ChecksumSHA256(t *testing.T) {
+	t.Parallel()
+	body := []byte("checksummed bytes")
+	wrong := sha256.Sum256([]byte("something else"))
+	tests := []struct {
+		name     string
+		checksum *string
+		code     string // "" for success
+	}{
+		{"correct", s3sum(body), ""},
+		{"absent", nil, ""},
+		{"mismatch", aws.String(base64.StdEncoding.EncodeToString(wrong[:])), "BadDigest"},
+		{"not base64", aws.String("!!!not-base64!!!"), "InvalidRequest"},
+		{"short digest", aws.String(base64.StdEncoding.EncodeToString(wrong[:31])), "InvalidRequest"},
+		{"long digest", aws.String(base64.StdEncoding.EncodeToString(append(wrong[:], 0))), "InvalidRequest"},
+		{"hex instead of base64", aws.String("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"), "InvalidRequest"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := testutil.NewS3(t)
+			err := s3put(t.Context(), s, "obj", body, func(in *s3.PutObjectInput) { in.ChecksumSHA256 = tc.checksum })
+			if tc.code == "" {
+				require.NoError(t, err)
+				require.Equal(t, body, s3get(t, s, "obj", ""))
+				return
+			}
+			require.Equal(t, tc.code, s3code(t, err))
+			var re interface{ HTTPStatusCode() int }
+			require.ErrorAs(t, err, &re)
+			require.Equal(t, http.StatusBadRequest, re.HTTPStatusCode())
+			require.Empty(t, s.ObjectKeys(t), "a rejected object must not be stored")
+		})
+	}
+}
+
+func TestS3UploadPartChecksumMismatch(t *testing.T) {
+	t.Parallel()
+	s := testutil.NewS3(t)
+	ctx := t.Context()
+	c, err := s.Client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
+		Bucket: aws.String(s.Bucket), Key: aws.String("mp"), ChecksumAlgorithm: types.ChecksumAlgorithmSha256,
+	})
+	require.NoError(t, err)
+	_, err = s.Client.UploadPart(ctx, &s3.UploadPartInput{
+		Bucket: aws.String(s.Bucket), Key: aws.String("mp"), UploadId: c.UploadId, PartNumber: aws.Int32(1),
+		Body: strings.NewReader("part one"), ContentLength: aws.Int64(8), ChecksumSHA256: s3sum([]byte("part 1!!")),
+	})
+	require.Equal(t, "BadDigest", s3code(t, err))
+	parts, err := s.Client.ListParts(ctx, &s3.ListPartsInput{Bucket: aws.String(s.Bucket), Key: aws.String("mp"), UploadId: c.UploadId})
+	require.NoError(t, err)
+	require.Empty(t, parts.Parts, "a rejected part must not be stored")
+}
+
+func TestS3Latency(t *testing.T) {
+	t.Parallel()
+	const d = 30 * time.Millisecond
+	s := testutil.NewS3(t, testutil.WithS3Latency(d))
+	start := time.Now()
+	_, err := s.Client.HeadObject(t.Context(), &s3.HeadObjectInput{Bucket: aws.String(s.Bucket), Key: aws.String("missing")})
+	var nf *types.NotFound
+	require.ErrorAs(t, err, &nf)
+	require.GreaterOrEqual(t, time.Since(start), d)
+
+	// A cancelled request does not wait out the latency.
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Millisecond)
+	defer cancel()
+	slow := testutil.NewS3(t, testutil.WithS3Latency(time.Hour))
+	start = time.Now()
+	_, err = slow.Client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(slow.Bucket), Key: aws.String("k")})
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.Less(t, time.Since(start), time.Minute)
+}
+
+func TestS3Middleware(t *testing.T) {
+	t.Parallel()
+	var seen []string
+	var mu sync.Mutex
+	fail := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			seen = append(seen, testutil.S3Operation(r))
+			mu.Unlock()
+			if testutil.S3Operation(r) == "DeleteObject" {
+				testutil.WriteS3Error(w, r, http.StatusForbidden, "AccessDenied", "no deletes today")
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+	s := testutil.NewS3(t, testutil.WithS3Middleware(fail), testutil.WithS3Bucket("other-bucket"))
+	require.Equal(t, "other-bucket", s.Bucket)
+	require.NoError(t, s3put(t.Context(), s, "k", []byte("v"), nil))
+	_, err := s.Client.DeleteObject(t.Context(), &s3.DeleteObjectInput{Bucket: aws.String(s.Bucket), Key: aws.String("k")})
+	require.Equal(t, "AccessDenied", s3code(t, err))
+	require.Equal(t, []string{"k"}, s.ObjectKeys(t))
+	mu.Lock()
+	defer mu.Unlock()
+	require.Equal(t, []string{"PutObject", "DeleteObject"}, seen)
+	require.EqualValues(t, 1, s.Requests("DeleteObject"), "the counter sees requests a middleware answers")
+}
+
+func TestS3Operation(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		method, target string
+		header         http.Header
+		want           string
+	}{
+		{"GET", "/", nil, "ListBuckets"},
+		{"GET", "/b?list-type=2&prefix=x", nil, "ListObjectsV2"},
+		{"GET", "/b", nil, "ListObjects"},
+		{"GET", "/b?uploads", nil, "ListMultipartUploads"},
+		{"GET", "/b?location", nil, "GetBucketLocation"},
+		{"GET", "/b?versioning", nil, "GetBucketVersioning"},
+		{"HEAD", "/b", nil, "HeadBucket"},
+		{"PUT", "/b", nil, "CreateBucket"},
+		{"DELETE", "/b", nil, "DeleteBucket"},
+		{"POST", "/b?delete", nil, "DeleteObjects"},
+		{"POST", "/b", nil, "Unknown"},
+		{"GET", "/b/k/with/slashes", nil, "GetObject"},
+		{"GET", "/b/k?uploadId=1", nil, "ListParts"},
+		{"HEAD", "/b/k", nil, "HeadObject"},
+		{"PUT", "/b/k", nil, "PutObject"},
+		{"PUT", "/b/k?partNumber=1&uploadId=x", nil, "UploadPart"},
+		{"PUT", "/b/k", http.Header{"X-Amz-Copy-Source": {"/b/src"}}, "CopyObject"},
+		{"DELETE", "/b/k", nil, "DeleteObject"},
+		{"DELETE", "/b/k?uploadId=x", nil, "AbortMultipartUpload"},
+		{"POST", "/b/k?uploads", nil, "CreateMultipartUpload"},
+		{"POST", "/b/k?uploadId=x", nil, "CompleteMultipartUpload"},
+		{"POST", "/b/k", nil, "Unknown"},
+		{"PATCH", "/b/k", nil, "Unknown"},
+		{"OPTIONS", "/", nil, "Unknown"},
+	}
+	for _, tc := range tests {
+		r := httptest.NewRequest(tc.method, tc.target, nil)
+		for k, v := range tc.header {
+			r.Header[k] = v
+		}
+		require.Equal(t, tc.want, testutil.S3Operation(r), "%s %s", tc.method, tc.target)
+	}
+}
+
+func BenchmarkS3PutObject(b *testing.B) {
+	s := testutil.NewS3(b)
+	body := bytes.Repeat([]byte("b"), 64<<10)
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		if err := s3put(b.Context(), s, "bench", body, func(in *s3.PutObjectInput) { in.ChecksumSHA256 = s3sum(body) }); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
