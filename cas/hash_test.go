@@ -48,7 +48,7 @@ var hostileHashes = []struct {
 	{"cas prefix", "cas/" + helloHex[4:]},
 	{"0x prefix", "0x" + helloHex[2:]},
 	{"unicode fullwidth digit", "\uff10" + helloHex[3:]}, // 3 bytes, total 64 bytes
-	{"unicode e acute", "\u00e9" + helloHex[2:]},          // 2 bytes, total 64 bytes
+	{"unicode e acute", "\u00e9" + helloHex[2:]},         // 2 bytes, total 64 bytes
 	{"invalid utf8", "\xff" + helloHex[1:]},
 	{"sha256: prefix", "sha256:" + helloHex},
 	{"base64ish", strings.Repeat("+", 64)},

@@ -18,7 +18,7 @@ import (
 	"github.com/casa-go/casa/internal/testutil"
 )
 
-func put(t *testing.T, b cas.Backend, key, data string) error {
+func faultPut(t *testing.T, b cas.Backend, key, data string) error {
 	t.Helper()
 	return b.Put(t.Context(), key, strings.NewReader(data), int64(len(data)), cas.PutOptions{})
 }
@@ -30,8 +30,8 @@ func TestFaultBackendCountsAndPassesThrough(t *testing.T) {
 	f := testutil.NewFaultBackend(inner)
 	require.Same(t, inner, f.Inner())
 
-	require.NoError(t, put(t, f, "a", "alpha"))
-	require.NoError(t, put(t, f, "b", "beta"))
+	require.NoError(t, faultPut(t, f, "a", "alpha"))
+	require.NoError(t, faultPut(t, f, "b", "beta"))
 	info, err := f.Stat(ctx, "a")
 	require.NoError(t, err)
 	require.Equal(t, int64(5), info.Size)
@@ -77,13 +77,13 @@ func TestFaultBackendFailNth(t *testing.T) {
 	f := testutil.NewFaultBackend(inner, testutil.WithFailNth(testutil.MethodPut, 2))
 	f.FailNth(testutil.MethodStat, 1, 3)
 
-	require.NoError(t, put(t, f, "k1", "1"))
-	err := put(t, f, "k2", "2")
+	require.NoError(t, faultPut(t, f, "k1", "1"))
+	err := faultPut(t, f, "k2", "2")
 	require.ErrorIs(t, err, testutil.ErrInjected)
 	require.Contains(t, err.Error(), `"k2"`)
 	_, err = inner.Stat(ctx, "k2")
 	require.ErrorIs(t, err, cas.ErrNotFound, "a faulted call does not reach the inner backend")
-	require.NoError(t, put(t, f, "k3", "3"))
+	require.NoError(t, faultPut(t, f, "k3", "3"))
 
 	var errs []bool
 	for range 4 {
@@ -106,7 +106,7 @@ func TestFaultBackendFailKeys(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	inner := memstore.New()
-	require.NoError(t, put(t, inner, "bad", "x"))
+	require.NoError(t, faultPut(t, inner, "bad", "x"))
 	f := testutil.NewFaultBackend(inner, testutil.WithFailKeys("bad"))
 	f.FailKeys("worse")
 
@@ -117,8 +117,8 @@ func TestFaultBackendFailKeys(t *testing.T) {
 	require.ErrorIs(t, f.Delete(ctx, "bad"), testutil.ErrInjected)
 	_, err = inner.Stat(ctx, "bad")
 	require.NoError(t, err, "the faulted Delete did not delete")
-	require.ErrorIs(t, put(t, f, "worse", "y"), testutil.ErrInjected)
-	require.NoError(t, put(t, f, "good", "z"))
+	require.ErrorIs(t, faultPut(t, f, "worse", "y"), testutil.ErrInjected)
+	require.NoError(t, faultPut(t, f, "good", "z"))
 
 	// List is not affected by key faults.
 	n := 0
@@ -131,10 +131,10 @@ func TestFaultBackendFailKeys(t *testing.T) {
 	f.UnfailKeys("bad")
 	_, err = f.Stat(ctx, "bad")
 	require.NoError(t, err)
-	require.ErrorIs(t, put(t, f, "worse", "y"), testutil.ErrInjected)
+	require.ErrorIs(t, faultPut(t, f, "worse", "y"), testutil.ErrInjected)
 }
 
-func failPattern(f *testutil.FaultBackend, ctx context.Context, n int) []bool {
+func faultPattern(ctx context.Context, f *testutil.FaultBackend, n int) []bool {
 	out := make([]bool, n)
 	for i := range out {
 		_, err := f.Stat(ctx, "k")
@@ -147,12 +147,12 @@ func TestFaultBackendFailRate(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	inner := memstore.New()
-	require.NoError(t, put(t, inner, "k", "v"))
+	require.NoError(t, faultPut(t, inner, "k", "v"))
 
 	a := testutil.NewFaultBackend(inner, testutil.WithFaultSeed(7), testutil.WithFailRate(0.2, testutil.MethodStat))
 	b := testutil.NewFaultBackend(inner, testutil.WithFaultSeed(7))
 	b.SetFailRate(0.2, testutil.MethodStat)
-	pa, pb := failPattern(a, ctx, 2000), failPattern(b, ctx, 2000)
+	pa, pb := faultPattern(ctx, a, 2000), faultPattern(ctx, b, 2000)
 	require.Equal(t, pa, pb, "the same seed gives the same faults")
 
 	failed := 0
@@ -165,7 +165,7 @@ func TestFaultBackendFailRate(t *testing.T) {
 	require.InDelta(t, 400, failed, 100)
 
 	c := testutil.NewFaultBackend(inner, testutil.WithFaultSeed(8), testutil.WithFailRate(0.2, testutil.MethodStat))
-	require.NotEqual(t, pa, failPattern(c, ctx, 2000), "another seed gives other faults")
+	require.NotEqual(t, pa, faultPattern(ctx, c, 2000), "another seed gives other faults")
 
 	// Methods not chosen are not faulted.
 	for range 200 {
@@ -178,11 +178,11 @@ func TestFaultBackendFailRate(t *testing.T) {
 	a.SetFailRate(1)
 	_, err := a.Open(ctx, "k")
 	require.ErrorIs(t, err, testutil.ErrInjected)
-	require.ErrorIs(t, put(t, a, "n", "v"), testutil.ErrInjected)
+	require.ErrorIs(t, faultPut(t, a, "n", "v"), testutil.ErrInjected)
 
 	// Rate 0 turns faults off at runtime.
 	a.SetFailRate(0)
-	for _, x := range failPattern(a, ctx, 500) {
+	for _, x := range faultPattern(ctx, a, 500) {
 		require.False(t, x)
 	}
 }
@@ -190,7 +190,7 @@ func TestFaultBackendFailRate(t *testing.T) {
 func TestFaultBackendLatency(t *testing.T) {
 	t.Parallel()
 	inner := memstore.New()
-	require.NoError(t, put(t, inner, "k", "v"))
+	require.NoError(t, faultPut(t, inner, "k", "v"))
 	const d = 30 * time.Millisecond
 	f := testutil.NewFaultBackend(inner, testutil.WithFaultLatency(d))
 
@@ -231,11 +231,11 @@ func TestFaultBackendReadFailAfter(t *testing.T) {
 	require.Equal(t, data[:25], got, "exactly the first 25 bytes arrive")
 	require.NoError(t, obj.Close())
 
-	_, _, err = cas.Sum(mustOpen(t, f, "k"))
+	_, _, err = cas.Sum(faultOpen(t, f, "k"))
 	require.ErrorIs(t, err, testutil.ErrInjected)
 
 	f.SetReadFailAfter(-1)
-	h, n, err := cas.Sum(mustOpen(t, f, "k"))
+	h, n, err := cas.Sum(faultOpen(t, f, "k"))
 	require.NoError(t, err)
 	require.Equal(t, int64(len(data)), n)
 	require.Equal(t, cas.SumBytes(data), h)
@@ -249,7 +249,7 @@ func TestFaultBackendReadFailAfter(t *testing.T) {
 	require.NotErrorIs(t, err, cas.ErrDigestMismatch)
 }
 
-func mustOpen(t *testing.T, b cas.Backend, key string) cas.Object {
+func faultOpen(t *testing.T, b cas.Backend, key string) cas.Object {
 	t.Helper()
 	obj, err := b.Open(t.Context(), key)
 	require.NoError(t, err)
@@ -261,8 +261,8 @@ func TestFaultBackendCustomErrorAndList(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	inner := memstore.New()
-	require.NoError(t, put(t, inner, "a", "1"))
-	require.NoError(t, put(t, inner, "b", "2"))
+	require.NoError(t, faultPut(t, inner, "a", "1"))
+	require.NoError(t, faultPut(t, inner, "b", "2"))
 	custom := errors.New("disk on fire")
 	f := testutil.NewFaultBackend(inner, testutil.WithFaultError(custom), testutil.WithFailNth(testutil.MethodList, 1))
 
@@ -330,7 +330,7 @@ func TestFaultBackendConcurrent(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	inner := memstore.New()
-	require.NoError(t, put(t, inner, "k", "v"))
+	require.NoError(t, faultPut(t, inner, "k", "v"))
 	f := testutil.NewFaultBackend(inner, testutil.WithFailRate(0.5))
 
 	const workers, each = 16, 200
