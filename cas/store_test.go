@@ -1,0 +1,659 @@
+package cas_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math/rand/v2"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/iotest"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/casa-go/casa/cas"
+	"github.com/casa-go/casa/cas/memstore"
+	"github.com/casa-go/casa/internal/testutil"
+)
+
+// backendCase makes a fresh Backend for a test.
+type backendCase struct {
+	name string
+	// new returns the Backend and the directories in which it keeps
+	// temporary files, which must be empty between Puts.
+	new func(t testing.TB) (b cas.Backend, tempDirs []string)
+	// corrupt replaces the stored bytes of key behind the Backend's back.
+	corrupt func(t testing.TB, b cas.Backend, key string, data []byte)
+}
+
+var memCase = backendCase{
+	name: "mem",
+	new: func(t testing.TB) (cas.Backend, []string) {
+		return memstore.New(), nil
+	},
+	corrupt: func(t testing.TB, b cas.Backend, key string, data []byte) {
+		// memstore keeps what it is given: overwrite without IfAbsent.
+		err := b.Put(context.Background(), key, bytes.NewReader(data), int64(len(data)), cas.PutOptions{})
+		require.NoError(t, err)
+	},
+}
+
+// backends lists every Backend the Store is tested over.
+func backends() []backendCase { return []backendCase{memCase, fsCase} }
+
+// testData returns n deterministic pseudo-random bytes, different per seed.
+func testData(seed uint64, n int) []byte {
+	b := make([]byte, n)
+	_, _ = rand.NewChaCha8(seedBytes(seed)).Read(b)
+	return b
+}
+
+func seedBytes(seed uint64) [32]byte {
+	var s [32]byte
+	for i := range 8 {
+		s[i] = byte(seed >> (8 * i))
+	}
+	return s
+}
+
+// genReader returns a reader of n deterministic pseudo-random bytes that
+// are generated as they are read: no backing buffer, not a Seeker.
+func genReader(seed uint64, n int64) io.Reader {
+	return io.LimitReader(rand.NewChaCha8(seedBytes(seed)), n)
+}
+
+// onePassReader fails the test if it is read again after it returned EOF,
+// and hides every method but Read (in particular io.Seeker and WriterTo).
+type onePassReader struct {
+	r        io.Reader
+	eof      bool
+	afterEOF atomic.Int32
+	n        int64
+}
+
+func (o *onePassReader) Read(p []byte) (int, error) {
+	if o.eof {
+		o.afterEOF.Add(1)
+		return 0, errors.New("onePassReader: read after EOF")
+	}
+	n, err := o.r.Read(p)
+	o.n += int64(n)
+	if err == io.EOF {
+		o.eof = true
+	}
+	return n, err
+}
+
+// cancelReader cancels its context once after bytes have been read, and
+// then goes on delivering bytes, as a slow client would.
+type cancelReader struct {
+	r      io.Reader
+	after  int64
+	n      int64
+	cancel context.CancelFunc
+}
+
+func (c *cancelReader) Read(p []byte) (int, error) {
+	if len(p) > 4096 {
+		p = p[:4096] // slow: small chunks
+	}
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	if c.n >= c.after {
+		c.cancel()
+	}
+	return n, err
+}
+
+// requireNoFiles asserts that no regular file is left under the dirs.
+func requireNoFiles(t testing.TB, dirs ...string) {
+	t.Helper()
+	for _, dir := range dirs {
+		var files []string
+		err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+			if errors.Is(err, fs.ErrNotExist) && path == dir {
+				return fs.SkipAll
+			}
+			if err != nil {
+				return err
+			}
+			if !d.IsDir() {
+				files = append(files, path)
+			}
+			return nil
+		})
+		require.NoError(t, err)
+		require.Empty(t, files, "files left behind in %s", dir)
+	}
+}
+
+// keys lists every key of b.
+func keys(t testing.TB, b cas.Backend) []string {
+	t.Helper()
+	var out []string
+	for info, err := range b.List(context.Background(), "") {
+		require.NoError(t, err)
+		out = append(out, info.Key)
+	}
+	return out
+}
+
+func readAll(t testing.TB, s *cas.Store, h cas.Hash) []byte {
+	t.Helper()
+	obj, err := s.Open(context.Background(), h)
+	require.NoError(t, err)
+	defer obj.Close()
+	b, err := io.ReadAll(obj)
+	require.NoError(t, err)
+	return b
+}
+
+func TestPutStreamsOnePass(t *testing.T) {
+	t.Parallel()
+	for _, bc := range backends() {
+		t.Run(bc.name, func(t *testing.T) {
+			t.Parallel()
+			for _, size := range []int{0, 1, 1000, 4096, 4097, 300_000} {
+				t.Run(fmt.Sprint(size), func(t *testing.T) {
+					t.Parallel()
+					b, tmps := bc.new(t)
+					spool := t.TempDir()
+					// A small threshold sends the larger sizes through the spool file.
+					s := cas.New(b, cas.WithSpoolThreshold(4096), cas.WithTempDir(spool))
+					data := testData(uint64(size), size)
+					r := &onePassReader{r: iotest.HalfReader(bytes.NewReader(data))}
+					res, err := s.Put(t.Context(), r)
+					require.NoError(t, err)
+					require.Zero(t, r.afterEOF.Load(), "Put read again after EOF")
+					require.Equal(t, int64(size), r.n, "Put read every byte once")
+					require.Equal(t, cas.SumBytes(data), res.Hash)
+					require.Equal(t, int64(size), res.Size)
+					require.False(t, res.Deduplicated)
+					require.Equal(t, data, readAll(t, s, res.Hash))
+					require.Equal(t, []string{res.Hash.Key()}, keys(t, b))
+					requireNoFiles(t, append(tmps, spool)...)
+				})
+			}
+		})
+	}
+}
+
+func TestPutSpooledCleansUp(t *testing.T) {
+	t.Parallel()
+	// memstore is no cas.Stager: Put spools to WithTempDir above the threshold.
+	b := memstore.New()
+	_, isStager := cas.Backend(b).(cas.Stager)
+	require.False(t, isStager, "this test needs a Backend without staging")
+	spool := t.TempDir()
+	s := cas.New(b, cas.WithSpoolThreshold(1024), cas.WithTempDir(spool))
+	ctx := t.Context()
+
+	var want []string
+	for i, size := range []int{0, 1023, 1024, 1025, 100 << 10} {
+		data := testData(uint64(100+i), size)
+		res, err := s.Put(ctx, bytes.NewReader(data))
+		require.NoError(t, err)
+		require.Equal(t, cas.SumBytes(data), res.Hash)
+		require.Equal(t, data, readAll(t, s, res.Hash))
+		requireNoFiles(t, spool)
+		want = append(want, res.Hash.Key())
+	}
+	slices.Sort(want)
+	require.Equal(t, want, keys(t, b))
+
+	// A reader that fails after the spool file was created.
+	boom := errors.New("boom")
+	_, err := s.Put(ctx, io.MultiReader(bytes.NewReader(testData(1, 5000)), iotest.ErrReader(boom)))
+	require.ErrorIs(t, err, boom)
+	requireNoFiles(t, spool)
+	require.Equal(t, want, keys(t, b), "nothing stored")
+
+	// A spool directory that cannot be used: a clear error, nothing stored.
+	bad := cas.New(b, cas.WithSpoolThreshold(1024), cas.WithTempDir(filepath.Join(spool, "missing")))
+	_, err = bad.Put(ctx, bytes.NewReader(testData(2, 5000)))
+	require.ErrorIs(t, err, fs.ErrNotExist)
+	require.Equal(t, want, keys(t, b), "nothing stored")
+
+	// A failing backend Put after spooling.
+	f := testutil.NewFaultBackend(b, testutil.WithFailNth(testutil.MethodPut, 1))
+	faulty := cas.New(f, cas.WithSpoolThreshold(1024), cas.WithTempDir(spool))
+	_, err = faulty.Put(ctx, bytes.NewReader(testData(3, 5000)))
+	require.ErrorIs(t, err, testutil.ErrInjected)
+	requireNoFiles(t, spool)
+	require.Equal(t, want, keys(t, b), "nothing stored")
+}
+
+func TestPutDeduplicates(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	for _, bc := range backends() {
+		t.Run(bc.name, func(t *testing.T) {
+			t.Parallel()
+			inner, tmps := bc.new(t)
+			f := testutil.NewFaultBackend(inner)
+			s := cas.New(f, cas.WithTempDir(t.TempDir()), cas.WithSpoolThreshold(1024))
+			data := testData(7, 10_000)
+
+			first, err := s.Put(ctx, bytes.NewReader(data))
+			require.NoError(t, err)
+			require.False(t, first.Deduplicated)
+			require.Equal(t, 1, f.Calls(testutil.MethodPut))
+
+			second, err := s.Put(ctx, bytes.NewReader(data))
+			require.NoError(t, err)
+			require.True(t, second.Deduplicated)
+			require.Equal(t, first.Hash, second.Hash)
+			require.Equal(t, first.Size, second.Size)
+			require.Equal(t, 1, f.Calls(testutil.MethodPut), "no second backend Put")
+			require.Equal(t, []string{first.Hash.Key()}, keys(t, inner))
+			requireNoFiles(t, tmps...)
+		})
+	}
+}
+
+func TestPutDeduplicatesStaged(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	inner, tmps := fsCase.new(t)
+	f := testutil.NewFaultBackend(inner)
+	b := f.Staging()
+	_, isStager := b.(cas.Stager)
+	require.True(t, isStager, "fsstore stages")
+	s := cas.New(b)
+	data := testData(8, 10_000)
+
+	first, err := s.Put(ctx, bytes.NewReader(data))
+	require.NoError(t, err)
+	second, err := s.Put(ctx, bytes.NewReader(data))
+	require.NoError(t, err)
+	require.False(t, first.Deduplicated)
+	require.True(t, second.Deduplicated)
+	require.Equal(t, first.Hash, second.Hash)
+	require.Zero(t, f.Calls(testutil.MethodPut), "staged Puts do not use Backend.Put")
+	require.Equal(t, 2, f.Calls(testutil.MethodStage))
+	require.Equal(t, []string{first.Hash.Key()}, keys(t, inner))
+	requireNoFiles(t, tmps...)
+}
+
+func TestPutConcurrentIdentical(t *testing.T) {
+	t.Parallel()
+	for _, bc := range backends() {
+		t.Run(bc.name, func(t *testing.T) {
+			t.Parallel()
+			b, tmps := bc.new(t)
+			spool := t.TempDir()
+			s := cas.New(b, cas.WithSpoolThreshold(4096), cas.WithTempDir(spool))
+			data := testData(9, 50_000)
+			want := cas.SumBytes(data)
+
+			const n = 32
+			results := make([]cas.PutResult, n)
+			errs := make([]error, n)
+			start := make(chan struct{})
+			var wg sync.WaitGroup
+			for i := range n {
+				wg.Go(func() {
+					<-start
+					results[i], errs[i] = s.Put(context.Background(), bytes.NewReader(data))
+				})
+			}
+			close(start)
+			wg.Wait()
+
+			written := 0
+			for i := range n {
+				require.NoError(t, errs[i], "Put %d", i)
+				require.Equal(t, want, results[i].Hash)
+				require.Equal(t, int64(len(data)), results[i].Size)
+				if !results[i].Deduplicated {
+					written++
+				}
+			}
+			require.Equal(t, 1, written, "exactly one Put wrote the blob")
+			require.Equal(t, []string{want.Key()}, keys(t, b))
+			require.Equal(t, data, readAll(t, s, want))
+			require.NoError(t, s.Verify(t.Context(), want))
+			requireNoFiles(t, append(tmps, spool)...)
+		})
+	}
+}
+
+func TestPutMaxSize(t *testing.T) {
+	t.Parallel()
+	const limit = 10_000
+	for _, bc := range backends() {
+		t.Run(bc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := t.Context()
+			b, tmps := bc.new(t)
+			spool := t.TempDir()
+			s := cas.New(b, cas.WithMaxSize(limit), cas.WithSpoolThreshold(1024), cas.WithTempDir(spool))
+
+			for _, r := range []io.Reader{
+				bytes.NewReader(testData(10, limit+1)),
+				genReader(11, 1<<40), // a reader that would go on for a TiB
+			} {
+				res, err := s.Put(ctx, r)
+				require.ErrorIs(t, err, cas.ErrTooLarge)
+				require.Zero(t, res)
+				require.Empty(t, keys(t, b), "nothing stored")
+				requireNoFiles(t, append(tmps, spool)...)
+			}
+
+			// PutVerified with the right hash is still too large.
+			big := testData(12, limit+1)
+			_, err := s.PutVerified(ctx, cas.SumBytes(big), bytes.NewReader(big))
+			require.ErrorIs(t, err, cas.ErrTooLarge)
+			require.Empty(t, keys(t, b))
+
+			data := testData(13, limit)
+			res, err := s.Put(ctx, bytes.NewReader(data))
+			require.NoError(t, err, "exactly at the limit")
+			require.Equal(t, int64(limit), res.Size)
+			require.Equal(t, data, readAll(t, s, res.Hash))
+			requireNoFiles(t, append(tmps, spool)...)
+		})
+	}
+}
+
+func TestPutCancelled(t *testing.T) {
+	t.Parallel()
+	for _, bc := range backends() {
+		t.Run(bc.name, func(t *testing.T) {
+			t.Parallel()
+			b, tmps := bc.new(t)
+			spool := t.TempDir()
+			s := cas.New(b, cas.WithSpoolThreshold(16<<10), cas.WithTempDir(spool))
+
+			for _, after := range []int64{1, 8 << 10, 64 << 10} {
+				ctx, cancel := context.WithCancel(t.Context())
+				r := &cancelReader{r: genReader(uint64(after), 1<<20), after: after, cancel: cancel}
+				res, err := s.Put(ctx, r)
+				require.ErrorIs(t, err, context.Canceled, "cancelled after %d bytes", after)
+				require.Zero(t, res)
+				require.Less(t, r.n, int64(1<<20), "Put stopped reading")
+				require.Empty(t, keys(t, b), "nothing stored")
+				requireNoFiles(t, append(tmps, spool)...)
+			}
+
+			// Already cancelled: nothing is read.
+			ctx, cancel := context.WithCancel(t.Context())
+			cancel()
+			r := &onePassReader{r: genReader(1, 1000)}
+			_, err := s.Put(ctx, r)
+			require.ErrorIs(t, err, context.Canceled)
+			require.Zero(t, r.n)
+			require.Empty(t, keys(t, b))
+		})
+	}
+}
+
+func TestPutVerified(t *testing.T) {
+	t.Parallel()
+	for _, bc := range backends() {
+		t.Run(bc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := t.Context()
+			b, tmps := bc.new(t)
+			spool := t.TempDir()
+			s := cas.New(b, cas.WithSpoolThreshold(1024), cas.WithTempDir(spool))
+
+			for _, size := range []int{0, 100, 5000} {
+				data := testData(uint64(20+size), size)
+				wrong := cas.SumBytes(append(slices.Clone(data), 'x'))
+				_, err := s.PutVerified(ctx, wrong, bytes.NewReader(data))
+				require.ErrorIs(t, err, cas.ErrDigestMismatch)
+				require.Empty(t, keys(t, b), "nothing stored")
+				requireNoFiles(t, append(tmps, spool)...)
+
+				res, err := s.PutVerified(ctx, cas.SumBytes(data), bytes.NewReader(data))
+				require.NoError(t, err)
+				require.Equal(t, cas.SumBytes(data), res.Hash)
+				require.Equal(t, data, readAll(t, s, res.Hash))
+				require.NoError(t, s.Delete(ctx, res.Hash))
+			}
+		})
+	}
+}
+
+func TestVerify(t *testing.T) {
+	t.Parallel()
+	for _, bc := range backends() {
+		t.Run(bc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := t.Context()
+			b, _ := bc.new(t)
+			s := cas.New(b)
+			data := testData(30, 70_000)
+			res, err := s.Put(ctx, bytes.NewReader(data))
+			require.NoError(t, err)
+			require.NoError(t, s.Verify(ctx, res.Hash))
+
+			// Flip one bit, same length.
+			rotten := slices.Clone(data)
+			rotten[len(rotten)/2] ^= 1
+			bc.corrupt(t, b, res.Hash.Key(), rotten)
+			err = s.Verify(ctx, res.Hash)
+			require.ErrorIs(t, err, cas.ErrDigestMismatch)
+			require.Contains(t, err.Error(), res.Hash.String())
+
+			missing := cas.SumBytes([]byte("never stored"))
+			require.ErrorIs(t, s.Verify(ctx, missing), cas.ErrNotFound)
+		})
+	}
+}
+
+func TestStoreOperations(t *testing.T) {
+	t.Parallel()
+	for _, bc := range backends() {
+		t.Run(bc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := t.Context()
+			b, _ := bc.new(t)
+			s := cas.New(b)
+			require.Same(t, b, s.Backend())
+
+			var hashes []cas.Hash
+			blobs := map[cas.Hash][]byte{}
+			for i := range 5 {
+				data := testData(uint64(40+i), 1000*i)
+				res, err := s.Put(ctx, bytes.NewReader(data))
+				require.NoError(t, err)
+				hashes = append(hashes, res.Hash)
+				blobs[res.Hash] = data
+			}
+			// Legacy keys and derived data share the Backend.
+			for _, k := range []string{
+				"6f1c3a1e-8b7d-4f0e-9a55-0c1d2e3f4a5b",
+				"uploads/2024/report.pdf",
+				"thumbnails/" + hashes[0].String() + "_200.jpg",
+			} {
+				require.NoError(t, b.Put(ctx, k, bytes.NewReader([]byte("legacy")), 6, cas.PutOptions{}))
+			}
+
+			for h, data := range blobs {
+				ok, err := s.Has(ctx, h)
+				require.NoError(t, err)
+				require.True(t, ok)
+				info, err := s.Stat(ctx, h)
+				require.NoError(t, err)
+				require.Equal(t, h.Key(), info.Key)
+				require.Equal(t, int64(len(data)), info.Size)
+				require.False(t, info.ModTime.IsZero())
+
+				obj, err := s.Open(ctx, h)
+				require.NoError(t, err)
+				require.Equal(t, info.Key, obj.Info().Key)
+				require.Equal(t, info.Size, obj.Info().Size)
+				if len(data) > 10 {
+					off, err := obj.Seek(int64(len(data)-10), io.SeekStart)
+					require.NoError(t, err)
+					require.Equal(t, int64(len(data)-10), off)
+					tail, err := io.ReadAll(obj)
+					require.NoError(t, err)
+					require.Equal(t, data[len(data)-10:], tail)
+				}
+				require.NoError(t, obj.Close())
+			}
+
+			var walked []string
+			for info, err := range s.Walk(ctx) {
+				require.NoError(t, err)
+				require.True(t, cas.IsKey(info.Key), info.Key)
+				walked = append(walked, info.Key)
+			}
+			var want []string
+			for _, h := range hashes {
+				want = append(want, h.Key())
+			}
+			slices.Sort(want)
+			slices.Sort(walked)
+			require.Equal(t, want, walked, "Walk yields the CAS keys only")
+
+			// Stopping a Walk early.
+			n := 0
+			for range s.Walk(ctx) {
+				n++
+				if n == 2 {
+					break
+				}
+			}
+			require.Equal(t, 2, n)
+
+			missing := cas.SumBytes([]byte("missing"))
+			ok, err := s.Has(ctx, missing)
+			require.NoError(t, err)
+			require.False(t, ok)
+			_, err = s.Stat(ctx, missing)
+			require.ErrorIs(t, err, cas.ErrNotFound)
+			_, err = s.Open(ctx, missing)
+			require.ErrorIs(t, err, cas.ErrNotFound)
+			require.NoError(t, s.Delete(ctx, missing), "deleting a missing blob is no error")
+
+			require.NoError(t, s.Delete(ctx, hashes[1]))
+			ok, err = s.Has(ctx, hashes[1])
+			require.NoError(t, err)
+			require.False(t, ok)
+			n = 0
+			for _, err := range s.Walk(ctx) {
+				require.NoError(t, err)
+				n++
+			}
+			require.Equal(t, len(hashes)-1, n)
+			require.Len(t, keys(t, b), len(hashes)-1+3, "legacy keys untouched")
+		})
+	}
+}
+
+func TestWalkSkipsMalformedCASKeys(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	b := memstore.New()
+	s := cas.New(b)
+	h := cas.SumBytes([]byte("x"))
+	for _, k := range []string{
+		h.Key(),
+		h.Key() + ".tmp",
+		"cas/" + h.String()[:63],
+		"cas/notahash",
+		"cas/ab/" + h.String(),
+		"cas/" + h.String()[:10] + "X" + h.String()[11:],
+	} {
+		require.NoError(t, b.Put(ctx, k, bytes.NewReader(nil), 0, cas.PutOptions{}))
+	}
+	var walked []string
+	for info, err := range s.Walk(ctx) {
+		require.NoError(t, err)
+		walked = append(walked, info.Key)
+	}
+	require.Equal(t, []string{h.Key()}, walked)
+}
+
+func TestBackendErrorsPropagate(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	inner := memstore.New()
+	f := testutil.NewFaultBackend(inner)
+	s := cas.New(f, cas.WithTempDir(t.TempDir()))
+	data := testData(50, 3000)
+	h := cas.SumBytes(data)
+
+	// Stat fails: Has, Stat and Put report it rather than guessing.
+	f.FailKeys(h.Key())
+	ok, err := s.Has(ctx, h)
+	require.ErrorIs(t, err, testutil.ErrInjected)
+	require.False(t, ok)
+	_, err = s.Stat(ctx, h)
+	require.ErrorIs(t, err, testutil.ErrInjected)
+	_, err = s.Put(ctx, bytes.NewReader(data))
+	require.ErrorIs(t, err, testutil.ErrInjected)
+	require.Empty(t, keys(t, inner))
+
+	// Put fails.
+	f.UnfailKeys(h.Key())
+	f.FailNth(testutil.MethodPut, 1)
+	_, err = s.Put(ctx, bytes.NewReader(data))
+	require.ErrorIs(t, err, testutil.ErrInjected)
+	require.Contains(t, err.Error(), h.String(), "the error names the blob")
+	require.Empty(t, keys(t, inner))
+	_, err = s.Put(ctx, bytes.NewReader(data))
+	require.NoError(t, err)
+
+	// Open, Delete, Verify and Walk.
+	f.FailKeys(h.Key())
+	_, err = s.Open(ctx, h)
+	require.ErrorIs(t, err, testutil.ErrInjected)
+	require.ErrorIs(t, s.Delete(ctx, h), testutil.ErrInjected)
+	require.ErrorIs(t, s.Verify(ctx, h), testutil.ErrInjected)
+	f.UnfailKeys(h.Key())
+	f.SetReadFailAfter(1000)
+	err = s.Verify(ctx, h)
+	require.ErrorIs(t, err, testutil.ErrInjected, "a read failing mid-stream")
+	require.NotErrorIs(t, err, cas.ErrDigestMismatch)
+	f.SetReadFailAfter(-1)
+	require.NoError(t, s.Verify(ctx, h))
+
+	f.SetFailRate(1, testutil.MethodList)
+	var errs []error
+	for _, err := range s.Walk(ctx) {
+		errs = append(errs, err)
+	}
+	require.Len(t, errs, 1)
+	require.ErrorIs(t, errs[0], testutil.ErrInjected)
+
+	// A custom backend error is passed through intact.
+	f.ClearFaults()
+	quota := errors.New("quota exceeded")
+	f.SetError(quota)
+	f.FailNth(testutil.MethodPut, f.Calls(testutil.MethodPut)+1)
+	_, err = s.Put(ctx, bytes.NewReader(testData(51, 10)))
+	require.ErrorIs(t, err, quota)
+}
+
+func TestBackendErrorsPropagateStaged(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	inner, tmps := fsCase.new(t)
+	f := testutil.NewFaultBackend(inner, testutil.WithFailNth(testutil.MethodStage, 1), testutil.WithFailNth(testutil.MethodCommit, 1))
+	s := cas.New(f.Staging())
+	data := testData(52, 300_000)
+
+	_, err := s.Put(ctx, bytes.NewReader(data))
+	require.ErrorIs(t, err, testutil.ErrInjected, "Stage fails")
+	_, err = s.Put(ctx, bytes.NewReader(data))
+	require.ErrorIs(t, err, testutil.ErrInjected, "Commit fails")
+	require.Empty(t, keys(t, inner), "nothing stored")
+	requireNoFiles(t, tmps...)
+
+	res, err := s.Put(ctx, bytes.NewReader(data))
+	require.NoError(t, err)
+	require.False(t, res.Deduplicated)
+	require.Equal(t, []string{res.Hash.Key()}, keys(t, inner))
+	requireNoFiles(t, tmps...)
+}
