@@ -1,0 +1,390 @@
+// Package fsstore is a cas.Backend that keeps objects as files in a local
+// directory: the embedded default.
+//
+// Each object is a read-only file. The CAS key cas/<hex> is stored at
+// cas/<hex[:2]>/<hex> under the root (256 shard directories); any other key
+// is stored at its own slash-separated path. A write goes to a temporary
+// file under the root's .tmp directory, is flushed to disk with fsync, and
+// is published atomically: create-only writes use a hard link, which fails
+// rather than replace an existing file, and other writes an atomic rename.
+// A crash mid-write therefore never leaves a partial object under a key; at
+// worst a stale temporary file, which New removes once it is old enough.
+//
+// Keys that could escape the root or collide with the store's own files
+// ("..", absolute paths, backslashes, NUL, empty segments, the reserved
+// .tmp/ and non-CAS keys under cas/) are rejected with an error wrapping
+// ErrInvalidKey.
+package fsstore
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"iter"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/casa-go/casa/cas"
+)
+
+// DefaultStaleTempAge is how old a temporary file must be before New
+// removes it as the leftover of a crashed write.
+const DefaultStaleTempAge = 24 * time.Hour
+
+// Backend is a cas.Backend over a local directory. It is safe for
+// concurrent use, also by several processes sharing the directory.
+type Backend struct {
+	root     string // absolute
+	tmp      string // root/.tmp
+	noSync   bool
+	staleAge time.Duration
+}
+
+var (
+	_ cas.Backend = (*Backend)(nil)
+	_ cas.Stager  = (*Backend)(nil)
+)
+
+// Option configures a Backend.
+type Option func(*Backend)
+
+// WithoutSync turns off fsync of files and directories. Writes stay atomic
+// but may be lost, or published empty, after a power failure or kernel
+// crash. It is meant for tests and scratch stores only.
+func WithoutSync() Option { return func(b *Backend) { b.noSync = true } }
+
+// WithStaleTempAge sets how old a temporary file must be for New to remove
+// it. Zero or negative turns the sweep off. The default is
+// DefaultStaleTempAge.
+func WithStaleTempAge(d time.Duration) Option { return func(b *Backend) { b.staleAge = d } }
+
+// New returns a Backend storing objects under dir, creating dir when it
+// does not exist, and removes temporary files older than the stale age
+// left by crashed writes.
+func New(dir string, opts ...Option) (*Backend, error) {
+	if dir == "" {
+		return nil, errors.New("fsstore: empty directory name")
+	}
+	root, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("fsstore: %w", err)
+	}
+	b := &Backend{root: root, tmp: filepath.Join(root, tmpDir), staleAge: DefaultStaleTempAge}
+	for _, o := range opts {
+		o(b)
+	}
+	if err := os.MkdirAll(b.tmp, 0o755); err != nil {
+		return nil, fmt.Errorf("fsstore: %w", err)
+	}
+	if b.staleAge > 0 {
+		if err := b.sweep(time.Now().Add(-b.staleAge)); err != nil {
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
+// Dir returns the absolute path of the Backend's root directory.
+func (b *Backend) Dir() string { return b.root }
+
+// sweep removes temporary files last modified before cutoff.
+func (b *Backend) sweep(cutoff time.Time) error {
+	entries, err := os.ReadDir(b.tmp)
+	if err != nil {
+		return fmt.Errorf("fsstore: sweep: %w", err)
+	}
+	for _, e := range entries {
+		info, err := e.Info()
+		if err != nil || e.IsDir() || !info.ModTime().Before(cutoff) {
+			continue
+		}
+		if err := os.Remove(filepath.Join(b.tmp, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("fsstore: sweep: %w", err)
+		}
+	}
+	return nil
+}
+
+// path validates key and returns its absolute file name.
+func (b *Backend) path(key string) (string, error) {
+	if err := checkKey(key); err != nil {
+		return "", err
+	}
+	return filepath.Join(b.root, relPath(key)), nil
+}
+
+// notFound reports whether err means that no file is at a path: missing, or
+// a parent is a regular file.
+func notFound(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)
+}
+
+// Stat implements cas.Backend.
+func (b *Backend) Stat(ctx context.Context, key string) (cas.Info, error) {
+	if err := ctx.Err(); err != nil {
+		return cas.Info{}, err
+	}
+	p, err := b.path(key)
+	if err != nil {
+		return cas.Info{}, err
+	}
+	fi, err := os.Stat(p)
+	switch {
+	case notFound(err):
+		return cas.Info{}, fmt.Errorf("fsstore: %q: %w", key, cas.ErrNotFound)
+	case err != nil:
+		return cas.Info{}, fmt.Errorf("fsstore: stat %q: %w", key, err)
+	case !fi.Mode().IsRegular():
+		return cas.Info{}, fmt.Errorf("fsstore: %q is not a regular file: %w", key, cas.ErrNotFound)
+	}
+	return cas.Info{Key: key, Size: fi.Size(), ModTime: fi.ModTime()}, nil
+}
+
+// Object is an open object of a Backend: the read-only *os.File of the
+// object and its Info. Because the file is embedded, io.Copy and
+// http.ServeContent from an Object to a network connection can use
+// sendfile(2).
+type Object struct {
+	*os.File
+	info cas.Info
+}
+
+var _ cas.Object = (*Object)(nil)
+
+// Info implements cas.Object.
+func (o *Object) Info() cas.Info { return o.info }
+
+// Open implements cas.Backend. The returned cas.Object is an *Object.
+func (b *Backend) Open(ctx context.Context, key string) (cas.Object, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	p, err := b.path(key)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(p)
+	switch {
+	case notFound(err):
+		return nil, fmt.Errorf("fsstore: %q: %w", key, cas.ErrNotFound)
+	case err != nil:
+		return nil, fmt.Errorf("fsstore: open %q: %w", key, err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("fsstore: open %q: %w", key, err)
+	}
+	if !fi.Mode().IsRegular() {
+		_ = f.Close()
+		return nil, fmt.Errorf("fsstore: %q is not a regular file: %w", key, cas.ErrNotFound)
+	}
+	return &Object{File: f, info: cas.Info{Key: key, Size: fi.Size(), ModTime: fi.ModTime()}}, nil
+}
+
+// Put implements cas.Backend. It reads r into a temporary file, verifies
+// size (when size >= 0) and opts.SHA256 (when set), flushes the file to
+// disk and publishes it under key: create-only with opts.IfAbsent,
+// replacing an existing object atomically otherwise. On any error, the
+// temporary file is removed and key is untouched.
+func (b *Backend) Put(ctx context.Context, key string, r io.Reader, size int64, opts cas.PutOptions) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	if opts.IfAbsent {
+		// Fail early; the no-clobber link below settles races.
+		if _, err := b.Stat(ctx, key); err == nil {
+			return fmt.Errorf("fsstore: %q: %w", key, cas.ErrExists)
+		}
+	}
+	st, err := b.stage()
+	if err != nil {
+		return err
+	}
+	defer st.Abort() // no-op after publish
+
+	src := io.Reader(&ctxReader{ctx: ctx, r: r})
+	if size >= 0 {
+		src = io.LimitReader(src, size+1) // one more byte reveals a long reader
+	}
+	var d hash.Hash
+	dst := io.Writer(st)
+	if !opts.SHA256.IsZero() {
+		d = sha256.New()
+		dst = io.MultiWriter(st, d)
+	}
+	n, err := io.CopyBuffer(dst, src, make([]byte, copyBufferSize))
+	if err != nil {
+		return fmt.Errorf("fsstore: put %q: %w", key, err)
+	}
+	if size >= 0 && n != size {
+		return fmt.Errorf("fsstore: put %q: read %d bytes, want %d", key, n, size)
+	}
+	if d != nil {
+		var got cas.Hash
+		d.Sum(got[:0])
+		if got != opts.SHA256 {
+			return fmt.Errorf("fsstore: put %q: %w: want %s, got %s", key, cas.ErrDigestMismatch, opts.SHA256, got)
+		}
+	}
+	return st.publish(ctx, key, !opts.IfAbsent)
+}
+
+// copyBufferSize is the size of the buffer Put copies through.
+const copyBufferSize = 256 << 10
+
+// Delete implements cas.Backend.
+func (b *Backend) Delete(ctx context.Context, key string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	p, err := b.path(key)
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(p); err != nil && !notFound(err) {
+		return fmt.Errorf("fsstore: delete %q: %w", key, err)
+	}
+	return nil
+}
+
+// List implements cas.Backend. Keys come in lexical order. The listing is
+// not a snapshot: objects written or deleted during iteration may or may
+// not be yielded. Files that are not regular files are skipped.
+func (b *Backend) List(ctx context.Context, prefix string) iter.Seq2[cas.Info, error] {
+	return func(yield func(cas.Info, error) bool) {
+		if err := ctx.Err(); err != nil {
+			yield(cas.Info{}, err)
+			return
+		}
+		l := lister{ctx: ctx, prefix: prefix, yield: yield}
+		l.walk(b.root, "", levelRoot)
+	}
+}
+
+type level int
+
+const (
+	levelRoot  level = iota // the root directory
+	levelPlain              // a directory of ordinary keys
+	levelCAS                // root/cas: shard directories
+	levelShard              // root/cas/xx: files named by hex
+)
+
+type lister struct {
+	ctx    context.Context
+	prefix string
+	yield  func(cas.Info, error) bool
+}
+
+type entry struct {
+	fs.DirEntry
+	order string // name, with "/" appended for directories
+	key   string // the key, or the key prefix of a directory
+}
+
+// walk yields the keys under dir, whose keys start with keyPrefix, in
+// lexical order. It reports false when iteration must stop.
+func (l *lister) walk(dir, keyPrefix string, lv level) bool {
+	if err := l.ctx.Err(); err != nil {
+		l.yield(cas.Info{}, err)
+		return false
+	}
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		if lv != levelRoot && notFound(err) {
+			return true // removed while listing
+		}
+		l.yield(cas.Info{}, fmt.Errorf("fsstore: list: %w", err))
+		return false
+	}
+	entries := make([]entry, 0, len(des))
+	for _, de := range des {
+		name := de.Name()
+		e := entry{DirEntry: de, order: name}
+		switch {
+		case lv == levelRoot && name == tmpDir:
+			continue
+		case lv == levelCAS:
+			if !de.IsDir() || len(name) != 2 {
+				continue
+			}
+			e.key = cas.KeyPrefix + name // a prefix of every key in the shard
+		case lv == levelShard:
+			if !de.Type().IsRegular() || !strings.HasPrefix(name, dir[len(dir)-2:]) || !cas.IsKey(cas.KeyPrefix+name) {
+				continue
+			}
+			e.key = cas.KeyPrefix + name
+		case de.IsDir():
+			e.order = name + "/"
+			e.key = keyPrefix + name + "/"
+		case de.Type().IsRegular():
+			e.key = keyPrefix + name
+		default:
+			continue
+		}
+		entries = append(entries, e)
+	}
+	// A key "a-b" sorts before the keys "a/...": compare directories as
+	// if their names ended in a slash.
+	slices.SortFunc(entries, func(a, b entry) int { return strings.Compare(a.order, b.order) })
+
+	for _, e := range entries {
+		full := filepath.Join(dir, e.Name())
+		if e.IsDir() {
+			if !strings.HasPrefix(e.key, l.prefix) && !strings.HasPrefix(l.prefix, e.key) {
+				continue
+			}
+			next := levelPlain
+			switch {
+			case lv == levelRoot && e.Name() == casDir:
+				next = levelCAS
+			case lv == levelCAS:
+				next = levelShard
+			}
+			if !l.walk(full, e.key, next) {
+				return false
+			}
+			continue
+		}
+		if !strings.HasPrefix(e.key, l.prefix) {
+			continue
+		}
+		fi, err := e.Info()
+		if notFound(err) {
+			continue // deleted while listing
+		}
+		if err != nil {
+			l.yield(cas.Info{}, fmt.Errorf("fsstore: list: %w", err))
+			return false
+		}
+		if !l.yield(cas.Info{Key: e.key, Size: fi.Size(), ModTime: fi.ModTime()}, nil) {
+			return false
+		}
+	}
+	return true
+}
+
+// ctxReader fails reads once its context is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}

@@ -1,0 +1,208 @@
+package fsstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/casa-go/casa/cas"
+)
+
+// writebackChunk is how many bytes a staged file accumulates before its
+// writeback to disk is started, so that the fsync at publish has little
+// left to do.
+const writebackChunk = 8 << 20
+
+// Stage implements cas.Stager: the returned cas.Staged writes into a
+// temporary file under the root, and Commit publishes it create-only.
+func (b *Backend) Stage(ctx context.Context) (cas.Staged, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return b.stage()
+}
+
+// staged is a temporary file being written. It is used by one goroutine.
+type staged struct {
+	b       *Backend
+	f       *os.File
+	n       int64 // bytes written
+	flushed int64 // bytes whose writeback has been started
+	closed  bool  // f is closed
+	done    bool  // committed or aborted
+}
+
+var errFinished = errors.New("fsstore: staged object already committed or aborted")
+
+func (b *Backend) stage() (*staged, error) {
+	f, err := os.CreateTemp(b.tmp, "put-*")
+	if err != nil {
+		return nil, fmt.Errorf("fsstore: stage: %w", err)
+	}
+	// Published files are read-only; the open descriptor stays writable.
+	if err := f.Chmod(0o444); err != nil {
+		_ = f.Close()
+		_ = os.Remove(f.Name())
+		return nil, fmt.Errorf("fsstore: stage: %w", err)
+	}
+	return &staged{b: b, f: f}, nil
+}
+
+// Write implements io.Writer.
+func (s *staged) Write(p []byte) (int, error) {
+	if s.done {
+		return 0, errFinished
+	}
+	n, err := s.f.Write(p)
+	s.n += int64(n)
+	if err != nil {
+		return n, fmt.Errorf("fsstore: stage: %w", err)
+	}
+	if !s.b.noSync && s.n-s.flushed >= writebackChunk {
+		startWriteback(s.f, s.flushed, s.n-s.flushed)
+		s.flushed = s.n
+	}
+	return n, nil
+}
+
+// Commit implements cas.Staged: it publishes the bytes under key,
+// create-only.
+func (s *staged) Commit(ctx context.Context, key string) error {
+	if s.done {
+		return errFinished
+	}
+	defer s.Abort() // no-op after publish
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	return s.publish(ctx, key, false)
+}
+
+// Abort implements cas.Staged: it removes the temporary file. It is a
+// no-op once the Staged is finished.
+func (s *staged) Abort() error {
+	if s.done {
+		return nil
+	}
+	s.done = true
+	var errC error
+	if !s.closed {
+		s.closed = true
+		errC = s.f.Close()
+	}
+	errR := os.Remove(s.f.Name())
+	if errR != nil && !errors.Is(errR, fs.ErrNotExist) {
+		return fmt.Errorf("fsstore: abort: %w", errR)
+	}
+	if errC != nil {
+		return fmt.Errorf("fsstore: abort: %w", errC)
+	}
+	return nil
+}
+
+// publish flushes the file and moves it to key, a valid key: with replace,
+// by an atomic rename over any existing object; without, by a hard link
+// that fails when key exists. The Staged is finished when publish returns
+// nil; on error the caller aborts it.
+func (s *staged) publish(ctx context.Context, key string, replace bool) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if s.done {
+		return errFinished
+	}
+	if !s.b.noSync {
+		if err := datasync(s.f); err != nil {
+			return fmt.Errorf("fsstore: put %q: sync: %w", key, err)
+		}
+	}
+	s.closed = true
+	if err := s.f.Close(); err != nil {
+		return fmt.Errorf("fsstore: put %q: %w", key, err)
+	}
+	rel := relPath(key)
+	final := filepath.Join(s.b.root, rel)
+	dirs, err := s.b.mkdirs(filepath.Dir(rel))
+	if err != nil {
+		return fmt.Errorf("fsstore: put %q: %w", key, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	tmp := s.f.Name()
+	if replace {
+		err = os.Rename(tmp, final)
+	} else {
+		err = os.Link(tmp, final)
+	}
+	if err != nil {
+		if errors.Is(err, fs.ErrExist) && !replace {
+			if fi, serr := os.Lstat(final); serr == nil && fi.IsDir() {
+				return fmt.Errorf("fsstore: put %q: %w: a directory of other keys has this name", key, ErrInvalidKey)
+			}
+			return fmt.Errorf("fsstore: %q: %w", key, cas.ErrExists)
+		}
+		if errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.EISDIR) || errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("fsstore: put %q: %w: collides with another key's file or directory: %v", key, ErrInvalidKey, err)
+		}
+		return fmt.Errorf("fsstore: put %q: %w", key, err)
+	}
+	s.done = true
+	if !replace {
+		// The object is published; a leftover link in .tmp is harmless
+		// and swept later.
+		_ = os.Remove(tmp)
+	}
+	if !s.b.noSync {
+		for _, d := range append(dirs, filepath.Dir(final)) {
+			if err := syncDir(d); err != nil {
+				return fmt.Errorf("fsstore: put %q: sync directory: %w", key, err)
+			}
+		}
+	}
+	return nil
+}
+
+// mkdirs creates the directory rel under the root and any missing parents.
+// It returns the directories whose entries changed and need an fsync.
+func (b *Backend) mkdirs(rel string) ([]string, error) {
+	dir := filepath.Join(b.root, rel)
+	if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
+		return nil, nil
+	}
+	var changed []string
+	p := b.root
+	for _, seg := range strings.Split(rel, string(filepath.Separator)) {
+		parent := p
+		p = filepath.Join(p, seg)
+		err := os.Mkdir(p, 0o755)
+		switch {
+		case err == nil:
+			changed = append(changed, parent)
+		case errors.Is(err, fs.ErrExist):
+			if fi, serr := os.Stat(p); serr != nil || !fi.IsDir() {
+				return nil, fmt.Errorf("%w: %s is a file, not a directory of keys", ErrInvalidKey, filepath.ToSlash(strings.TrimPrefix(p, b.root+string(filepath.Separator))))
+			}
+		default:
+			return nil, err
+		}
+	}
+	return changed, nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
