@@ -1,0 +1,455 @@
+// Package cashttp serves the blobs of a cas.Store over HTTP, at the URLs
+// that casurl builds: the bytes with the content type and filename the URL
+// asks for, or a JPEG thumbnail.
+//
+// Because a URL names its bytes by their SHA-256, a response never goes
+// stale: every success is cacheable forever (Cache-Control: immutable),
+// the ETag is the hash, and a conditional request (If-None-Match) is
+// answered with 304 before the storage backend is touched at all. Bytes go
+// out through http.ServeContent, so Range, If-Range and HEAD behave as in
+// net/http, and a local-disk blob (cas/fsstore) leaves through sendfile(2).
+//
+// Uploaded files are hostile: the handler sends X-Content-Type-Options:
+// nosniff on every response, serves content types that a browser would
+// run script from (HTML, SVG, XML, JavaScript...) as attachments under
+// Content-Security-Policy: sandbox, and builds Content-Disposition so that
+// no filename can break out of it.
+package cashttp
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
+
+	"github.com/casa-go/casa/cas"
+	"github.com/casa-go/casa/casurl"
+	"github.com/casa-go/casa/thumbnail"
+)
+
+// DefaultMaxThumbnailSize is the largest thumbnail size, in pixels, that a
+// Handler serves unless WithMaxThumbnailSize or WithThumbnailSizes says
+// otherwise.
+const DefaultMaxThumbnailSize = 1000
+
+// CacheControl is the Cache-Control header of every successful response:
+// the bytes behind a URL never change.
+const CacheControl = "public, max-age=31536000, immutable"
+
+// Thumbnailer makes thumbnails: a JPEG of the blob h that fits in size x
+// size pixels. *thumbnail.Service implements it. Errors wrapping
+// thumbnail.ErrUnsupported or thumbnail.ErrTooLarge are answered with 415,
+// cas.ErrNotFound with 404, anything else with 500.
+type Thumbnailer interface {
+	Get(ctx context.Context, h cas.Hash, size int) ([]byte, error)
+}
+
+// Handler is the http.Handler that serves a Store's blobs. Create it with
+// NewHandler. It is safe for concurrent use.
+type Handler struct {
+	store       *cas.Store
+	thumbs      Thumbnailer
+	maxThumb    int
+	thumbSizes  []int // sorted; nil: 1..maxThumb
+	signer      *casurl.Signer
+	logger      *slog.Logger
+	requests    metric.Int64Counter
+	duration    metric.Float64Histogram
+	bytesServed metric.Int64Counter
+}
+
+// Option configures a Handler.
+type Option func(*Handler)
+
+// WithThumbnails serves ?thumbnail=N requests with t, typically a
+// *thumbnail.Service. Without it thumbnail requests get 404.
+func WithThumbnails(t Thumbnailer) Option { return func(h *Handler) { h.thumbs = t } }
+
+// WithMaxThumbnailSize sets the largest thumbnail size served (default
+// DefaultMaxThumbnailSize); larger sizes get 400. Zero or negative keeps
+// the default.
+func WithMaxThumbnailSize(n int) Option {
+	return func(h *Handler) {
+		if n > 0 {
+			h.maxThumb = n
+		}
+	}
+}
+
+// WithThumbnailSizes restricts thumbnails to the given sizes: any other
+// size gets 400, whatever WithMaxThumbnailSize says. Sizes below 1 are
+// ignored. An allow-list bounds the work (and cache space) a client can
+// cause to the sizes the application actually uses.
+func WithThumbnailSizes(sizes ...int) Option {
+	return func(h *Handler) {
+		h.thumbSizes = nil
+		for _, s := range sizes {
+			if s > 0 {
+				h.thumbSizes = append(h.thumbSizes, s)
+			}
+		}
+		slices.Sort(h.thumbSizes)
+	}
+}
+
+// WithSigner requires every URL to carry a valid signature by s (see
+// casurl.Signer): a missing or wrong sig gets 403. A nil s turns
+// signing off, the default.
+func WithSigner(s *casurl.Signer) Option { return func(h *Handler) { h.signer = s } }
+
+// WithLogger sets the logger. Failures answered with 500 are logged at
+// Error level with the underlying error, which is never sent to the
+// client. The default discards.
+func WithLogger(l *slog.Logger) Option {
+	return func(h *Handler) {
+		if l != nil {
+			h.logger = l
+		}
+	}
+}
+
+// WithMeterProvider sets the OpenTelemetry MeterProvider that records
+// casa.http.requests (by kind and status code), casa.http.duration
+// (seconds) and casa.http.bytes (body bytes sent). The default records
+// nothing.
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return func(h *Handler) {
+		if mp != nil {
+			h.initMetrics(mp)
+		}
+	}
+}
+
+// NewHandler returns a Handler that serves the blobs of store. store must
+// not be nil.
+func NewHandler(store *cas.Store, opts ...Option) *Handler {
+	h := &Handler{store: store, maxThumb: DefaultMaxThumbnailSize, logger: slog.New(slog.DiscardHandler)}
+	h.initMetrics(noop.NewMeterProvider())
+	for _, o := range opts {
+		o(h)
+	}
+	return h
+}
+
+func (h *Handler) initMetrics(mp metric.MeterProvider) {
+	m := mp.Meter("github.com/casa-go/casa/cashttp")
+	// The noop and SDK meters never fail for these static names.
+	h.requests, _ = m.Int64Counter("casa.http.requests",
+		metric.WithDescription("Requests served, by kind (content or thumbnail) and HTTP status code."))
+	h.duration, _ = m.Float64Histogram("casa.http.duration", metric.WithUnit("s"),
+		metric.WithDescription("Time to serve a request, by kind and HTTP status code."))
+	h.bytesServed, _ = m.Int64Counter("casa.http.bytes", metric.WithUnit("By"),
+		metric.WithDescription("Response body bytes sent, by kind."))
+}
+
+// Request kinds, the value of the "kind" metric attribute.
+const (
+	kindContent   = "content"
+	kindThumbnail = "thumbnail"
+)
+
+// ServeHTTP implements http.Handler. The hash comes from
+// r.PathValue("hash") when the route has a {hash} wildcard, else from the
+// last segment of the path.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rw := &responseWriter{ResponseWriter: w}
+	kind := kindContent
+	defer func() {
+		status := rw.status
+		if status == 0 {
+			status = http.StatusOK
+		}
+		ctx := context.WithoutCancel(r.Context())
+		attrs := metric.WithAttributes(attribute.String("kind", kind), attribute.Int("http.response.status_code", status))
+		h.requests.Add(ctx, 1, attrs)
+		h.duration.Record(ctx, time.Since(start).Seconds(), attrs)
+		h.bytesServed.Add(ctx, rw.bytes, metric.WithAttributes(attribute.String("kind", kind)))
+	}()
+	if q := r.URL.RawQuery; strings.HasPrefix(q, casurl.ParamThumbnail+"=") || strings.Contains(q, "&"+casurl.ParamThumbnail+"=") {
+		kind = kindThumbnail
+	}
+
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		rw.Header().Set("Allow", "GET, HEAD")
+		h.fail(rw, http.StatusMethodNotAllowed, "method not allowed")
+		return
+	}
+	hash := r.PathValue("hash")
+	if hash == "" {
+		hash = casurl.LastSegment(r.URL)
+	}
+	var (
+		req casurl.Request
+		err error
+	)
+	if h.signer != nil {
+		req, err = h.signer.VerifyParts(hash, r.URL.RawQuery)
+	} else {
+		req, err = casurl.ParseParts(hash, r.URL.RawQuery)
+	}
+	switch {
+	case errors.Is(err, casurl.ErrSignature):
+		h.fail(rw, http.StatusForbidden, "forbidden: missing or invalid signature")
+		return
+	case err != nil:
+		// The text is casurl's own description of the request, never a backend's.
+		h.fail(rw, http.StatusBadRequest, "bad request: "+strings.TrimPrefix(err.Error(), casurl.ErrInvalidRequest.Error()+": "))
+		return
+	}
+	if req.IsThumbnail() {
+		kind = kindThumbnail
+		h.serveThumbnail(rw, r, req)
+		return
+	}
+	kind = kindContent
+	h.serveContent(rw, r, req)
+}
+
+func (h *Handler) serveContent(w *responseWriter, r *http.Request, req casurl.Request) {
+	etag := `"` + req.Hash.String() + `"`
+	if notModified(r, etag) {
+		h.writeNotModified(w, etag)
+		return
+	}
+	ctx := r.Context()
+	obj, err := h.store.Open(ctx, req.Hash)
+	if err != nil {
+		h.storageError(w, r, req, err)
+		return
+	}
+	defer obj.Close()
+
+	hdr := w.Header()
+	hdr.Set("Content-Type", req.ContentType)
+	active := scriptCapable(req.ContentType)
+	if cd := contentDisposition(req.Disposition, req.Filename, active); cd != "" {
+		hdr.Set("Content-Disposition", cd)
+	}
+	if active {
+		hdr.Set("Content-Security-Policy", "sandbox")
+	}
+	h.setCacheHeaders(hdr, etag)
+	hdr.Set("Accept-Ranges", "bytes")
+
+	// A Backend object that is an *os.File underneath (fsstore) goes to
+	// ServeContent as is: its copy then reaches the connection's ReadFrom
+	// with the file inside, and the kernel sends it (sendfile). Other
+	// objects are wrapped to catch read errors, which ServeContent drops.
+	var content io.ReadSeeker = obj
+	var rec *readRecorder
+	if _, ok := obj.(syscall.Conn); !ok {
+		rec = &readRecorder{ReadSeeker: obj}
+		content = rec
+	}
+	w.guard = true
+	http.ServeContent(w, r, "", time.Time{}, content)
+	w.guard = false
+	if w.replaced != "" {
+		h.logger.ErrorContext(ctx, "cashttp: serve failed", "hash", req.Hash, "err", w.replaced)
+	}
+	if rec != nil && rec.err != nil && ctx.Err() == nil {
+		h.logger.ErrorContext(ctx, "cashttp: read failed mid-response", "hash", req.Hash, "err", rec.err)
+	}
+}
+
+func (h *Handler) serveThumbnail(w *responseWriter, r *http.Request, req casurl.Request) {
+	if !h.thumbnailSizeOK(req.Thumbnail) {
+		h.fail(w, http.StatusBadRequest, "bad request: thumbnail size not served")
+		return
+	}
+	if h.thumbs == nil {
+		h.fail(w, http.StatusNotFound, "not found: thumbnails are not served")
+		return
+	}
+	etag := fmt.Sprintf(`"%s-t%d"`, req.Hash, req.Thumbnail)
+	if notModified(r, etag) {
+		h.writeNotModified(w, etag)
+		return
+	}
+	jpeg, err := h.thumbs.Get(r.Context(), req.Hash, req.Thumbnail)
+	switch {
+	case errors.Is(err, thumbnail.ErrUnsupported), errors.Is(err, thumbnail.ErrTooLarge):
+		h.logger.DebugContext(r.Context(), "cashttp: no thumbnail", "hash", req.Hash, "size", req.Thumbnail, "err", err)
+		h.fail(w, http.StatusUnsupportedMediaType, "unsupported media type: no thumbnail for this blob")
+		return
+	case err != nil:
+		h.storageError(w, r, req, err)
+		return
+	}
+	hdr := w.Header()
+	hdr.Set("Content-Type", "image/jpeg")
+	h.setCacheHeaders(hdr, etag)
+	hdr.Set("Accept-Ranges", "bytes")
+	w.guard = true
+	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(jpeg))
+	w.guard = false
+	if w.replaced != "" {
+		h.logger.ErrorContext(r.Context(), "cashttp: serve failed", "hash", req.Hash, "size", req.Thumbnail, "err", w.replaced)
+	}
+}
+
+func (h *Handler) thumbnailSizeOK(n int) bool {
+	if h.thumbSizes != nil {
+		_, ok := slices.BinarySearch(h.thumbSizes, n)
+		return ok
+	}
+	return 1 <= n && n <= h.maxThumb
+}
+
+// storageError answers a failed Open or thumbnail Get.
+func (h *Handler) storageError(w *responseWriter, r *http.Request, req casurl.Request, err error) {
+	ctx := r.Context()
+	switch {
+	case errors.Is(err, cas.ErrNotFound):
+		h.fail(w, http.StatusNotFound, "not found")
+	case ctx.Err() != nil:
+		// The client went away or the server timed the request out.
+		h.logger.DebugContext(ctx, "cashttp: request ended early", "hash", req.Hash, "err", err)
+		h.fail(w, http.StatusServiceUnavailable, "service unavailable")
+	default:
+		h.logger.ErrorContext(ctx, "cashttp: storage failure", "hash", req.Hash, "thumbnail", req.Thumbnail, "err", err)
+		h.fail(w, http.StatusInternalServerError, "internal server error")
+	}
+}
+
+func (h *Handler) setCacheHeaders(hdr http.Header, etag string) {
+	hdr.Set("ETag", etag)
+	hdr.Set("Cache-Control", CacheControl)
+	hdr.Set("X-Content-Type-Options", "nosniff")
+}
+
+func (h *Handler) writeNotModified(w http.ResponseWriter, etag string) {
+	h.setCacheHeaders(w.Header(), etag)
+	w.WriteHeader(http.StatusNotModified)
+}
+
+// fail writes an error response: a short plain-text reason that must not
+// come from a backend error, and Cache-Control: no-store.
+func (h *Handler) fail(w http.ResponseWriter, status int, reason string) {
+	hdr := w.Header()
+	for _, k := range []string{"ETag", "Content-Disposition", "Content-Security-Policy", "Accept-Ranges", "Content-Encoding"} {
+		hdr.Del(k)
+	}
+	hdr.Set("Cache-Control", "no-store")
+	http.Error(w, reason, status)
+}
+
+// notModified reports whether r's If-None-Match lists etag, so that the
+// answer is 304 without looking at storage. A request with If-Match is
+// left to http.ServeContent, which evaluates it first as RFC 9110 says;
+// so is "If-None-Match: *", which depends on whether the blob exists.
+func notModified(r *http.Request, etag string) bool {
+	if r.Header.Get("If-Match") != "" {
+		return false
+	}
+	for _, v := range r.Header.Values("If-None-Match") {
+		for tag := range strings.SplitSeq(v, ",") {
+			tag = strings.TrimSpace(tag)
+			tag = strings.TrimPrefix(tag, "W/") // If-None-Match uses the weak comparison
+			if tag == etag {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// readRecorder keeps the first read error of a ReadSeeker.
+type readRecorder struct {
+	io.ReadSeeker
+	err error
+}
+
+func (r *readRecorder) Read(p []byte) (int, error) {
+	n, err := r.ReadSeeker.Read(p)
+	if err != nil && err != io.EOF && r.err == nil {
+		r.err = err
+	}
+	return n, err
+}
+
+// responseWriter records the status and body bytes of a response for
+// metrics. While guard is set (inside http.ServeContent) it replaces the
+// body of a 5xx response, whose text ServeContent may take from a seek
+// error, with a generic one, and marks every error response no-store.
+// It forwards ReadFrom, so that a copy from a file still reaches the
+// connection's sendfile.
+type responseWriter struct {
+	http.ResponseWriter
+	status   int
+	bytes    int64
+	guard    bool
+	discard  bool
+	replaced string // the body a guarded 5xx was about to send
+}
+
+func (w *responseWriter) WriteHeader(code int) {
+	if w.status != 0 {
+		w.ResponseWriter.WriteHeader(code) // superfluous; net/http logs it
+		return
+	}
+	w.status = code
+	if w.guard && code >= 400 {
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Del("Content-Disposition")
+		w.Header().Del("Content-Security-Policy")
+	}
+	if w.guard && code >= 500 {
+		w.discard = true
+		w.replaced = "(unknown)"
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.ResponseWriter.WriteHeader(code)
+		n, _ := io.WriteString(w.ResponseWriter, "internal server error\n")
+		w.bytes += int64(n)
+		return
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *responseWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.discard {
+		if w.replaced == "(unknown)" {
+			w.replaced = strings.TrimSpace(string(p))
+		}
+		return len(p), nil
+	}
+	n, err := w.ResponseWriter.Write(p)
+	w.bytes += int64(n)
+	return n, err
+}
+
+// ReadFrom forwards to the underlying ResponseWriter's ReadFrom, which
+// passes a file source on to the connection (sendfile).
+func (w *responseWriter) ReadFrom(src io.Reader) (int64, error) {
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	rf, ok := w.ResponseWriter.(io.ReaderFrom)
+	if !ok || w.discard {
+		return io.Copy(writerOnly{w}, src)
+	}
+	n, err := rf.ReadFrom(src)
+	w.bytes += n
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the underlying ResponseWriter.
+func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// writerOnly hides ReadFrom so that io.Copy does not recurse.
+type writerOnly struct{ io.Writer }
