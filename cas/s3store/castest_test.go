@@ -1,0 +1,44 @@
+package s3store_test
+
+import (
+	"testing"
+
+	"github.com/casa-go/casa/cas"
+	"github.com/casa-go/casa/cas/castest"
+	"github.com/casa-go/casa/cas/s3store"
+	"github.com/casa-go/casa/internal/testutil"
+)
+
+func TestConformance(t *testing.T) {
+	t.Parallel()
+	castest.Run(t, func(t *testing.T) cas.Backend {
+		s := testutil.NewS3(t)
+		return s3store.New(s.Client, s.Bucket)
+	})
+}
+
+// TestConformanceMultipart runs the suite with a tiny multipart threshold,
+// so that every Put of more than 1 KiB is a multipart upload of 1 KiB parts.
+func TestConformanceMultipart(t *testing.T) {
+	t.Parallel()
+	castest.Run(t, func(t *testing.T) cas.Backend {
+		s := testutil.NewS3(t)
+		return s3store.New(s.Client, s.Bucket, s3store.WithMultipartThreshold(1<<10), s3store.WithPartSize(16<<10))
+	})
+}
+
+func TestConformanceKeyPrefix(t *testing.T) {
+	t.Parallel()
+	castest.Run(t, func(t *testing.T) cas.Backend {
+		s := testutil.NewS3(t)
+		return s3store.New(s.Client, s.Bucket, s3store.WithKeyPrefix("tenant-a/"))
+	})
+}
+
+func TestConformanceWithoutConditionalWrites(t *testing.T) {
+	t.Parallel()
+	castest.Run(t, func(t *testing.T) cas.Backend {
+		s := testutil.NewS3(t)
+		return s3store.New(s.Client, s.Bucket, s3store.WithoutConditionalWrites())
+	})
+}

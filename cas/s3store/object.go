@@ -1,0 +1,124 @@
+package s3store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/casa-go/casa/cas"
+)
+
+// errClosed is returned by Read and Seek on a closed object.
+var errClosed = errors.New("s3store: object is closed")
+
+// object is a lazily read S3 object. The body of a ranged GetObject stays
+// open while reads continue where the previous one stopped; a Seek elsewhere
+// drops it at the next Read, which starts a new ranged GetObject.
+type object struct {
+	ctx  context.Context
+	b    *Backend
+	full string
+	info cas.Info
+
+	pos     int64         // the reader's offset
+	body    io.ReadCloser // open GetObject body, or nil
+	bodyPos int64         // offset of the next byte body yields
+	closed  bool
+}
+
+var _ cas.Object = (*object)(nil)
+
+// Info implements cas.Object.
+func (o *object) Info() cas.Info { return o.info }
+
+// Read implements io.Reader with ranged GetObject calls.
+func (o *object) Read(p []byte) (int, error) {
+	if o.closed {
+		return 0, errClosed
+	}
+	if o.pos >= o.info.Size {
+		o.dropBody()
+		return 0, io.EOF
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if o.body != nil && o.bodyPos != o.pos {
+		o.dropBody()
+	}
+	if o.body == nil {
+		out, err := o.b.client.GetObject(o.ctx, &s3.GetObjectInput{
+			Bucket: &o.b.bucket,
+			Key:    &o.full,
+			Range:  aws.String("bytes=" + strconv.FormatInt(o.pos, 10) + "-"),
+		})
+		if err != nil {
+			return 0, wrap("read", o.info.Key, err, cas.ErrNotFound)
+		}
+		o.body, o.bodyPos = out.Body, o.pos
+	}
+	if rest := o.info.Size - o.pos; int64(len(p)) > rest {
+		p = p[:rest]
+	}
+	n, err := o.body.Read(p)
+	o.pos += int64(n)
+	o.bodyPos += int64(n)
+	switch {
+	case errors.Is(err, io.EOF):
+		o.dropBody()
+		if o.pos < o.info.Size {
+			return n, fmt.Errorf("s3store: read %q: object ended at %d of %d bytes: %w", o.info.Key, o.pos, o.info.Size, io.ErrUnexpectedEOF)
+		}
+		if n > 0 {
+			return n, nil
+		}
+		return 0, io.EOF
+	case err != nil:
+		o.dropBody()
+		return n, fmt.Errorf("s3store: read %q: %w", o.info.Key, err)
+	}
+	return n, nil
+}
+
+// Seek implements io.Seeker. It never transfers data.
+func (o *object) Seek(offset int64, whence int) (int64, error) {
+	if o.closed {
+		return 0, errClosed
+	}
+	var abs int64
+	switch whence {
+	case io.SeekStart:
+		abs = offset
+	case io.SeekCurrent:
+		abs = o.pos + offset
+	case io.SeekEnd:
+		abs = o.info.Size + offset
+	default:
+		return 0, fmt.Errorf("s3store: seek %q: invalid whence %d", o.info.Key, whence)
+	}
+	if abs < 0 {
+		return 0, fmt.Errorf("s3store: seek %q: negative position %d", o.info.Key, abs)
+	}
+	o.pos = abs
+	return abs, nil
+}
+
+// Close implements io.Closer. It closes any open response body; closing
+// twice is not an error.
+func (o *object) Close() error {
+	o.closed = true
+	o.dropBody()
+	return nil
+}
+
+func (o *object) dropBody() {
+	if o.body != nil {
+		_ = o.body.Close()
+		o.body = nil
+	}
+}

@@ -1,0 +1,666 @@
+// Package s3store is a cas.Backend on Amazon S3 and S3-compatible services
+// (MinIO, Cloudflare R2, Ceph RGW, gofakes3), built on aws-sdk-go-v2.
+//
+// Each Backend call maps to S3 API calls:
+//
+//   - Stat: HeadObject.
+//   - Open: HeadObject for the size, then a ranged GetObject
+//     ("Range: bytes=<offset>-") on the first Read after Open or a Seek, so a
+//     Seek never transfers data and Seek+Read fetches only what is read.
+//   - Put: PutObject with ContentLength, ContentType, ChecksumSHA256 (when
+//     PutOptions.SHA256 is set, so S3 rejects bytes that do not hash to it)
+//     and If-None-Match "*" (for PutOptions.IfAbsent). Above the multipart
+//     threshold, a multipart upload whose parts carry their own
+//     ChecksumSHA256, are sent concurrently, and are completed with
+//     If-None-Match "*"; any failure aborts the upload.
+//   - Delete: DeleteObject. List: ListObjectsV2, page by page.
+//
+// # Building a client
+//
+// New takes a ready *s3.Client. For AWS S3 the defaults work:
+//
+//	cfg, err := config.LoadDefaultConfig(ctx, config.WithRegion("eu-central-1"))
+//	client := s3.NewFromConfig(cfg)
+//
+// For an S3-compatible service, point the client at its endpoint, use
+// path-style addressing where the service needs it, and send and validate
+// checksums only when an operation requires them (several services reject
+// the SDK's default trailing CRC checksums):
+//
+//	cfg, err := config.LoadDefaultConfig(ctx,
+//		config.WithRegion("us-east-1"), // R2: "auto"
+//		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(key, secret, "")),
+//		config.WithRequestChecksumCalculation(aws.RequestChecksumCalculationWhenRequired),
+//		config.WithResponseChecksumValidation(aws.ResponseChecksumValidationWhenRequired),
+//	)
+//	client := s3.NewFromConfig(cfg, func(o *s3.Options) {
+//		o.BaseEndpoint = aws.String("http://minio:9000") // R2: https://<account>.r2.cloudflarestorage.com
+//		o.UsePathStyle = true                            // MinIO, gofakes3; R2 accepts both
+//	})
+//
+// Conditional writes (If-None-Match "*") are supported by AWS S3 (since
+// 2024), current MinIO and R2. For a service that ignores or rejects them,
+// use WithoutConditionalWrites.
+package s3store
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/casa-go/casa/cas"
+)
+
+// Defaults of the multipart upload options.
+const (
+	// DefaultMultipartThreshold is the size above which Put uses a
+	// multipart upload.
+	DefaultMultipartThreshold = 64 << 20
+	// DefaultPartSize is the size of each part of a multipart upload.
+	DefaultPartSize = 16 << 20
+	// DefaultConcurrency is how many parts of one upload are sent at once.
+	DefaultConcurrency = 4
+)
+
+// S3 limits.
+const (
+	maxParts     = 10000
+	maxKeyLength = 1024
+	abortTimeout = 30 * time.Second
+	minPartSize  = 1
+)
+
+// Backend is a cas.Backend on one S3 bucket. It is safe for concurrent use.
+type Backend struct {
+	client      *s3.Client
+	bucket      string
+	prefix      string
+	threshold   int64
+	partSize    int64
+	concurrency int
+	conditional bool
+	locks       keyLocks // create-only writers without conditional writes
+}
+
+var _ cas.Backend = (*Backend)(nil)
+
+// Option configures a Backend.
+type Option func(*Backend)
+
+// WithKeyPrefix stores every key under prefix p inside the bucket, so that
+// several applications can share one bucket: key "cas/<hex>" is stored as
+// p+"cas/<hex>". List strips p again. Include a trailing "/" if you want one.
+func WithKeyPrefix(p string) Option { return func(b *Backend) { b.prefix = p } }
+
+// WithMultipartThreshold sets the size above which Put uses a multipart
+// upload; the default is DefaultMultipartThreshold. Blobs of unknown size
+// (size < 0) that exceed one part are always uploaded in parts.
+func WithMultipartThreshold(n int64) Option {
+	return func(b *Backend) {
+		if n >= 0 {
+			b.threshold = n
+		}
+	}
+}
+
+// WithPartSize sets the size of the parts of a multipart upload; the default
+// is DefaultPartSize. AWS S3 requires at least 5 MiB for every part but the
+// last; smaller sizes are accepted here for services and tests that allow
+// them. Put raises the part size when a blob would need more than 10,000
+// parts. Memory per upload is bounded by part size times concurrency.
+func WithPartSize(n int64) Option {
+	return func(b *Backend) {
+		if n >= minPartSize {
+			b.partSize = n
+		}
+	}
+}
+
+// WithConcurrency sets how many parts of one multipart upload are sent at
+// once; the default is DefaultConcurrency.
+func WithConcurrency(n int) Option {
+	return func(b *Backend) {
+		if n > 0 {
+			b.concurrency = n
+		}
+	}
+}
+
+// WithoutConditionalWrites is for S3-compatible services that do not
+// support If-None-Match on PutObject and CompleteMultipartUpload. Put with
+// PutOptions.IfAbsent then checks with HeadObject before it writes, holding
+// a per-key lock so that create-only writers in this process (of this
+// Backend) are serialised. Across processes the check races: two concurrent
+// create-only writers of one key may both succeed, the later one replacing
+// the earlier. For content-addressed keys this is harmless (both write the
+// same bytes); for other keys it is not.
+func WithoutConditionalWrites() Option { return func(b *Backend) { b.conditional = false } }
+
+// New returns a Backend that stores objects in bucket through client.
+func New(client *s3.Client, bucket string, opts ...Option) *Backend {
+	b := &Backend{
+		client:      client,
+		bucket:      bucket,
+		threshold:   DefaultMultipartThreshold,
+		partSize:    DefaultPartSize,
+		concurrency: DefaultConcurrency,
+		conditional: true,
+	}
+	for _, o := range opts {
+		o(b)
+	}
+	return b
+}
+
+// objectKey maps a Backend key to an S3 key, rejecting keys S3 cannot store.
+func (b *Backend) objectKey(key string) (string, error) {
+	full := b.prefix + key
+	switch {
+	case key == "":
+		return "", errors.New("s3store: empty key")
+	case len(full) > maxKeyLength:
+		return "", fmt.Errorf("s3store: key %.40q...: longer than %d bytes", key, maxKeyLength)
+	case !utf8.ValidString(full):
+		return "", fmt.Errorf("s3store: key %q: not valid UTF-8", key)
+	}
+	return full, nil
+}
+
+// classify maps an S3 error to the cas sentinel it means, or nil.
+func classify(err error) error {
+	var (
+		nf  *types.NotFound
+		nsk *types.NoSuchKey
+		ae  smithy.APIError
+	)
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &nf), errors.As(err, &nsk):
+		return cas.ErrNotFound
+	case errors.As(err, &ae):
+		switch ae.ErrorCode() {
+		case "NoSuchKey", "NotFound":
+			return cas.ErrNotFound
+		case "PreconditionFailed", "ConditionalRequestConflict":
+			return cas.ErrExists
+		case "BadDigest", "XAmzContentSHA256Mismatch", "InvalidDigest":
+			return cas.ErrDigestMismatch
+		case "NoSuchBucket", "NoSuchUpload":
+			return nil
+		}
+	}
+	var re interface{ HTTPStatusCode() int }
+	if errors.As(err, &re) {
+		switch re.HTTPStatusCode() {
+		case 404:
+			return cas.ErrNotFound
+		case 412:
+			return cas.ErrExists
+		}
+	}
+	return nil
+}
+
+// wrap annotates err, adding the sentinel it maps to when that sentinel is
+// one of want.
+func wrap(op, key string, err error, want ...error) error {
+	if s := classify(err); s != nil {
+		for _, w := range want {
+			if s == w {
+				return fmt.Errorf("s3store: %s %q: %w: %w", op, key, s, err)
+			}
+		}
+	}
+	return fmt.Errorf("s3store: %s %q: %w", op, key, err)
+}
+
+// Stat implements cas.Backend with HeadObject.
+func (b *Backend) Stat(ctx context.Context, key string) (cas.Info, error) {
+	full, err := b.objectKey(key)
+	if err != nil {
+		return cas.Info{}, err
+	}
+	out, err := b.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &b.bucket, Key: &full})
+	if err != nil {
+		return cas.Info{}, wrap("stat", key, err, cas.ErrNotFound)
+	}
+	return cas.Info{Key: key, Size: aws.ToInt64(out.ContentLength), ModTime: aws.ToTime(out.LastModified)}, nil
+}
+
+// Open implements cas.Backend. It issues a HeadObject; data is fetched with
+// ranged GetObject calls as it is read, under ctx, so ctx must stay live
+// while the Object is in use. The Object is not safe for concurrent use.
+func (b *Backend) Open(ctx context.Context, key string) (cas.Object, error) {
+	full, err := b.objectKey(key)
+	if err != nil {
+		return nil, err
+	}
+	out, err := b.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &b.bucket, Key: &full})
+	if err != nil {
+		return nil, wrap("open", key, err, cas.ErrNotFound)
+	}
+	info := cas.Info{Key: key, Size: aws.ToInt64(out.ContentLength), ModTime: aws.ToTime(out.LastModified)}
+	return &object{ctx: ctx, b: b, full: full, info: info}, nil
+}
+
+// Delete implements cas.Backend with DeleteObject. A missing key is not an
+// error.
+func (b *Backend) Delete(ctx context.Context, key string) error {
+	full, err := b.objectKey(key)
+	if err != nil {
+		return err
+	}
+	_, err = b.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &b.bucket, Key: &full})
+	if err != nil && classify(err) != cas.ErrNotFound {
+		return wrap("delete", key, err)
+	}
+	return nil
+}
+
+// List implements cas.Backend with ListObjectsV2, one page of up to 1000
+// keys at a time, in S3's lexical (UTF-8 byte) order. It stops fetching
+// pages when the caller breaks; an error is yielded once and ends the
+// iteration.
+func (b *Backend) List(ctx context.Context, prefix string) iter.Seq2[cas.Info, error] {
+	return func(yield func(cas.Info, error) bool) {
+		in := &s3.ListObjectsV2Input{Bucket: &b.bucket}
+		if p := b.prefix + prefix; p != "" {
+			in.Prefix = aws.String(p)
+		}
+		pages := s3.NewListObjectsV2Paginator(b.client, in)
+		for pages.HasMorePages() {
+			page, err := pages.NextPage(ctx)
+			if err != nil {
+				yield(cas.Info{}, fmt.Errorf("s3store: list %q: %w", prefix, err))
+				return
+			}
+			for _, o := range page.Contents {
+				key, ok := strings.CutPrefix(aws.ToString(o.Key), b.prefix)
+				if !ok {
+					continue
+				}
+				info := cas.Info{Key: key, Size: aws.ToInt64(o.Size), ModTime: aws.ToTime(o.LastModified)}
+				if !yield(info, nil) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// Put implements cas.Backend. r must yield exactly size bytes; fewer or
+// more fail the Put, and nothing is stored. A negative size means unknown:
+// the blob is read to EOF. When r is an io.ReadSeeker the SDK signs the
+// payload and can retry; otherwise the payload is sent unsigned (its
+// integrity rests on ChecksumSHA256 and TLS) and a failed request is not
+// retried. Blobs above the multipart threshold are uploaded in parts.
+func (b *Backend) Put(ctx context.Context, key string, r io.Reader, size int64, opts cas.PutOptions) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	full, err := b.objectKey(key)
+	if err != nil {
+		return err
+	}
+	if opts.IfAbsent && !b.conditional {
+		// Racy across processes: see WithoutConditionalWrites.
+		unlock := b.locks.lock(full)
+		defer unlock()
+		_, err := b.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &b.bucket, Key: &full})
+		switch {
+		case err == nil:
+			return fmt.Errorf("s3store: put %q: %w", key, cas.ErrExists)
+		case classify(err) != cas.ErrNotFound:
+			return wrap("put", key, err)
+		}
+	}
+	if size < 0 {
+		// Unknown size: read one part; a short read fits a single PutObject.
+		buf := make([]byte, b.partSize)
+		n, err := io.ReadFull(r, buf)
+		switch {
+		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+			return b.putSingle(ctx, key, full, bytes.NewReader(buf[:n]), int64(n), opts)
+		case err != nil:
+			return fmt.Errorf("s3store: put %q: read: %w", key, err)
+		}
+		return b.putMultipart(ctx, key, full, io.MultiReader(bytes.NewReader(buf), r), -1, opts)
+	}
+	if size > b.threshold && size > 0 {
+		return b.putMultipart(ctx, key, full, r, size, opts)
+	}
+	return b.putSingle(ctx, key, full, r, size, opts)
+}
+
+func checksum(h cas.Hash) *string {
+	return aws.String(base64.StdEncoding.EncodeToString(h[:]))
+}
+
+func (b *Backend) putSingle(ctx context.Context, key, full string, r io.Reader, size int64, opts cas.PutOptions) error {
+	in := &s3.PutObjectInput{
+		Bucket:        &b.bucket,
+		Key:           &full,
+		ContentLength: aws.Int64(size),
+	}
+	var optFns []func(*s3.Options)
+	if rs, ok := r.(io.ReadSeeker); ok {
+		body, err := newExactSeeker(ctx, rs, size)
+		if err != nil {
+			return fmt.Errorf("s3store: put %q: %w", key, err)
+		}
+		in.Body = body
+	} else {
+		in.Body = &exactReader{ctx: ctx, r: r, size: size}
+		optFns = append(optFns, s3.WithAPIOptions(v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware))
+	}
+	if !opts.SHA256.IsZero() {
+		in.ChecksumSHA256 = checksum(opts.SHA256)
+	}
+	if opts.IfAbsent && b.conditional {
+		in.IfNoneMatch = aws.String("*")
+	}
+	if opts.ContentType != "" {
+		in.ContentType = aws.String(opts.ContentType)
+	}
+	if _, err := b.client.PutObject(ctx, in, optFns...); err != nil {
+		return wrap("put", key, err, cas.ErrExists, cas.ErrDigestMismatch)
+	}
+	return nil
+}
+
+// putMultipart uploads r in parts, at most b.concurrency at once, each from
+// its own buffer: memory is bounded by concurrency x part size. It hashes
+// the whole blob as it reads and completes the upload only when the digest
+// matches opts.SHA256 (if set). Any failure aborts the upload.
+func (b *Backend) putMultipart(ctx context.Context, key, full string, r io.Reader, size int64, opts cas.PutOptions) (err error) {
+	partSize := b.partSize
+	if size > 0 && (size+partSize-1)/partSize > maxParts {
+		partSize = (size + maxParts - 1) / maxParts
+	}
+	create := &s3.CreateMultipartUploadInput{
+		Bucket:            &b.bucket,
+		Key:               &full,
+		ChecksumAlgorithm: types.ChecksumAlgorithmSha256,
+	}
+	if opts.ContentType != "" {
+		create.ContentType = aws.String(opts.ContentType)
+	}
+	up, err := b.client.CreateMultipartUpload(ctx, create)
+	if err != nil {
+		return wrap("put", key, err)
+	}
+	uploadID := up.UploadId
+	defer func() {
+		if err == nil {
+			return
+		}
+		// Abort even when ctx is cancelled: nothing may be left half-done.
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
+		defer cancel()
+		if _, aerr := b.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{
+			Bucket: &b.bucket, Key: &full, UploadId: uploadID,
+		}); aerr != nil {
+			err = errors.Join(err, fmt.Errorf("s3store: abort upload of %q: %w", key, aerr))
+		}
+	}()
+
+	g, gctx := errgroup.WithContext(ctx)
+	var (
+		mu        sync.Mutex
+		parts     []types.CompletedPart
+		free      = make(chan []byte, b.concurrency)
+		allocated int
+		whole     = sha256.New()
+		total     int64
+	)
+	acquire := func() ([]byte, error) {
+		if allocated < b.concurrency {
+			allocated++
+			return make([]byte, partSize), nil
+		}
+		select {
+		case buf := <-free:
+			return buf, nil
+		case <-gctx.Done():
+			return nil, context.Cause(gctx)
+		}
+	}
+	readErr := func() error {
+		for num := int32(1); ; num++ {
+			want := partSize
+			if size >= 0 {
+				want = min(partSize, size-total)
+				if want == 0 {
+					return checkEOF(r)
+				}
+			}
+			buf, err := acquire()
+			if err != nil {
+				return err
+			}
+			n, err := io.ReadFull(r, buf[:want])
+			last := false
+			switch {
+			case size < 0 && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)):
+				last = true
+			case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+				return fmt.Errorf("read %d of %d bytes: %w", total+int64(n), size, io.ErrUnexpectedEOF)
+			case err != nil:
+				return fmt.Errorf("read: %w", err)
+			}
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if n == 0 && num > 1 {
+				return nil
+			}
+			data := buf[:n]
+			whole.Write(data)
+			total += int64(n)
+			sum := cas.SumBytes(data)
+			g.Go(func() error {
+				defer func() { free <- buf }()
+				out, err := b.client.UploadPart(gctx, &s3.UploadPartInput{
+					Bucket:         &b.bucket,
+					Key:            &full,
+					UploadId:       uploadID,
+					PartNumber:     aws.Int32(num),
+					Body:           bytes.NewReader(data),
+					ContentLength:  aws.Int64(int64(len(data))),
+					ChecksumSHA256: checksum(sum),
+				})
+				if err != nil {
+					return wrap(fmt.Sprintf("put part %d of", num), key, err, cas.ErrDigestMismatch)
+				}
+				mu.Lock()
+				parts = append(parts, types.CompletedPart{PartNumber: aws.Int32(num), ETag: out.ETag, ChecksumSHA256: checksum(sum)})
+				mu.Unlock()
+				return nil
+			})
+			if last {
+				return nil
+			}
+		}
+	}()
+	if werr := g.Wait(); werr != nil {
+		return werr
+	}
+	if readErr != nil {
+		return fmt.Errorf("s3store: put %q: %w", key, readErr)
+	}
+	var got cas.Hash
+	whole.Sum(got[:0])
+	if !opts.SHA256.IsZero() && got != opts.SHA256 {
+		return fmt.Errorf("s3store: put %q: %w: want %s, got %s", key, cas.ErrDigestMismatch, opts.SHA256, got)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	sortParts(parts)
+	complete := &s3.CompleteMultipartUploadInput{
+		Bucket:          &b.bucket,
+		Key:             &full,
+		UploadId:        uploadID,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
+	}
+	if opts.IfAbsent && b.conditional {
+		complete.IfNoneMatch = aws.String("*")
+	}
+	if _, err := b.client.CompleteMultipartUpload(ctx, complete); err != nil {
+		return wrap("put", key, err, cas.ErrExists, cas.ErrDigestMismatch)
+	}
+	return nil
+}
+
+func sortParts(parts []types.CompletedPart) {
+	// Insertion sort: parts arrive nearly in order.
+	for i := 1; i < len(parts); i++ {
+		for j := i; j > 0 && aws.ToInt32(parts[j].PartNumber) < aws.ToInt32(parts[j-1].PartNumber); j-- {
+			parts[j], parts[j-1] = parts[j-1], parts[j]
+		}
+	}
+}
+
+// errTooLong: the reader holds more bytes than the declared size.
+var errTooLong = errors.New("s3store: body longer than the declared size")
+
+// checkEOF fails unless r is at EOF.
+func checkEOF(r io.Reader) error {
+	var one [1]byte
+	for {
+		n, err := r.Read(one[:])
+		switch {
+		case n > 0:
+			return errTooLong
+		case errors.Is(err, io.EOF):
+			return nil
+		case err != nil:
+			return err
+		}
+	}
+}
+
+// exactReader yields exactly size bytes of r and fails when r holds fewer
+// (io.ErrUnexpectedEOF) or more (errTooLong). It fails once ctx is done, so
+// that a Put cancelled while its body is sent never delivers the whole body.
+type exactReader struct {
+	ctx  context.Context
+	r    io.Reader
+	size int64
+	pos  int64
+}
+
+func (e *exactReader) Read(p []byte) (int, error) {
+	if err := e.ctx.Err(); err != nil {
+		return 0, err
+	}
+	if e.pos >= e.size {
+		if err := checkEOF(e.r); err != nil {
+			return 0, err
+		}
+		return 0, io.EOF
+	}
+	if int64(len(p)) > e.size-e.pos {
+		p = p[:e.size-e.pos]
+	}
+	n, err := e.r.Read(p)
+	e.pos += int64(n)
+	if errors.Is(err, io.EOF) {
+		if e.pos < e.size {
+			return n, fmt.Errorf("s3store: body of %d bytes, declared %d: %w", e.pos, e.size, io.ErrUnexpectedEOF)
+		}
+		err = nil
+	}
+	return n, err
+}
+
+// exactSeeker is an exactReader over an io.ReadSeeker, so the SDK can
+// rewind it for signing and retries. Offsets are relative to where the
+// ReadSeeker was when the Put began.
+type exactSeeker struct {
+	exactReader
+	rs   io.ReadSeeker
+	base int64
+}
+
+func newExactSeeker(ctx context.Context, rs io.ReadSeeker, size int64) (*exactSeeker, error) {
+	base, err := rs.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return nil, fmt.Errorf("seek body: %w", err)
+	}
+	return &exactSeeker{exactReader: exactReader{ctx: ctx, r: rs, size: size}, rs: rs, base: base}, nil
+}
+
+func (e *exactSeeker) Seek(offset int64, whence int) (int64, error) {
+	var abs int64
+	switch whence {
+	case io.SeekStart:
+		abs = offset
+	case io.SeekCurrent:
+		abs = e.pos + offset
+	case io.SeekEnd:
+		abs = e.size + offset
+	default:
+		return 0, errors.New("s3store: seek: invalid whence")
+	}
+	if abs < 0 || abs > e.size {
+		return 0, fmt.Errorf("s3store: seek to %d outside body of %d bytes", abs, e.size)
+	}
+	if _, err := e.rs.Seek(e.base+abs, io.SeekStart); err != nil {
+		return 0, err
+	}
+	e.pos = abs
+	return abs, nil
+}
+
+// keyLocks is a set of per-key mutexes, created on demand and dropped when
+// unused. The zero value is ready to use.
+type keyLocks struct {
+	mu sync.Mutex
+	m  map[string]*keyLock
+}
+
+type keyLock struct {
+	mu   sync.Mutex
+	refs int
+}
+
+func (k *keyLocks) lock(key string) (unlock func()) {
+	k.mu.Lock()
+	if k.m == nil {
+		k.m = make(map[string]*keyLock)
+	}
+	l := k.m[key]
+	if l == nil {
+		l = new(keyLock)
+		k.m[key] = l
+	}
+	l.refs++
+	k.mu.Unlock()
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		k.mu.Lock()
+		if l.refs--; l.refs == 0 {
+			delete(k.m, key)
+		}
+		k.mu.Unlock()
+	}
+}
