@@ -8,4 +8,9 @@ var (
 	ErrUnsupported = errors.New("thumbnail: unsupported image format")
 	// ErrTooLarge: the source exceeds the pixel or byte limit.
 	ErrTooLarge = errors.New("thumbnail: image too large")
+	// ErrCorrupt: the source claims a supported format but its data does
+	// not decode (truncated, damaged, or crashing the decoder).
+	ErrCorrupt = errors.New("thumbnail: corrupt image data")
+	// ErrInvalidSize: the requested thumbnail size is not positive.
+	ErrInvalidSize = errors.New("thumbnail: invalid size")
 )

@@ -1,0 +1,26 @@
+package thumbnail
+
+import (
+	"context"
+	"image"
+	"io"
+)
+
+// WithDecoder replaces the image decoders (tests inject panics with it).
+func WithDecoder(f func(format string, r io.Reader) (image.Image, error)) Option {
+	return func(c *config) { c.decoder = f }
+}
+
+// SetHook makes f run at the start of every generation of s, once the
+// semaphore is held.
+func SetHook(s *Service, f func(ctx context.Context, key string)) { s.hook = f }
+
+// Waiters returns how many Gets wait for the generation of key.
+func Waiters(s *Service, key string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if f := s.flights[key]; f != nil {
+		return f.waiters
+	}
+	return 0
+}

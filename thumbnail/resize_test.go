@@ -1,0 +1,108 @@
+package thumbnail
+
+import (
+	"fmt"
+	"image"
+	"image/color"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestFit(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ w, h, size, ww, wh int }{
+		{4000, 3000, 150, 150, 113},
+		{3000, 4000, 150, 113, 150},
+		{100, 50, 150, 100, 50}, // never upscaled
+		{150, 150, 150, 150, 150},
+		{151, 150, 150, 150, 149},
+		{1, 1000, 150, 1, 150},  // at least one pixel
+		{10000, 1, 100, 100, 1}, // rounds 0.01 up to 1
+		{1000, 1000, 1, 1, 1},
+		{65535, 65535, 1000, 1000, 1000},
+	}
+	for _, tt := range tests {
+		w, h := fit(tt.w, tt.h, tt.size)
+		require.Equal(t, [2]int{tt.ww, tt.wh}, [2]int{w, h}, "%dx%d in %d", tt.w, tt.h, tt.size)
+	}
+}
+
+// naiveBox averages the YCbCr samples under each f x f block through the
+// image's own YCbCrAt (chroma weighted per luma pixel), the reference the
+// fast path is compared against.
+func naiveBox(m *image.YCbCr, f int) *image.NRGBA {
+	w, h := m.Rect.Dx(), m.Rect.Dy()
+	out := image.NewNRGBA(image.Rect(0, 0, (w+f-1)/f, (h+f-1)/f))
+	for oy := 0; oy < out.Rect.Dy(); oy++ {
+		for ox := 0; ox < out.Rect.Dx(); ox++ {
+			var sy, n int
+			for y := oy * f; y < min(oy*f+f, h); y++ {
+				for x := ox * f; x < min(ox*f+f, w); x++ {
+					sy += int(m.Y[m.YOffset(x, y)])
+					n++
+				}
+			}
+			// Chroma: average of the distinct chroma samples covered.
+			seen := map[int]bool{}
+			var sb, sr int
+			for y := oy * f; y < min(oy*f+f, h); y++ {
+				for x := ox * f; x < min(ox*f+f, w); x++ {
+					i := m.COffset(x, y)
+					if !seen[i] {
+						seen[i] = true
+						sb += int(m.Cb[i])
+						sr += int(m.Cr[i])
+					}
+				}
+			}
+			c := len(seen)
+			r, g, b := color.YCbCrToRGB(uint8((sy+n/2)/n), uint8((sb+c/2)/c), uint8((sr+c/2)/c))
+			out.SetNRGBA(ox, oy, color.NRGBA{r, g, b, 255})
+		}
+	}
+	return out
+}
+
+func TestBoxYCbCrMatchesReference(t *testing.T) {
+	t.Parallel()
+	ratios := []image.YCbCrSubsampleRatio{
+		image.YCbCrSubsampleRatio444, image.YCbCrSubsampleRatio422, image.YCbCrSubsampleRatio420,
+		image.YCbCrSubsampleRatio440, image.YCbCrSubsampleRatio411, image.YCbCrSubsampleRatio410,
+	}
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, r := range ratios {
+		for _, dims := range [][3]int{{37, 23, 2}, {40, 40, 4}, {41, 17, 3}, {9, 9, 13}, {64, 48, 5}} {
+			t.Run(fmt.Sprintf("%v/%dx%d/f%d", r, dims[0], dims[1], dims[2]), func(t *testing.T) {
+				m := image.NewYCbCr(image.Rect(0, 0, dims[0], dims[1]), r)
+				for i := range m.Y {
+					m.Y[i] = uint8(rng.Uint32())
+				}
+				for i := range m.Cb {
+					m.Cb[i], m.Cr[i] = uint8(rng.Uint32()), uint8(rng.Uint32())
+				}
+				got := boxYCbCr(m, dims[2])
+				want := naiveBox(m, dims[2])
+				require.Equal(t, want.Rect, got.Rect)
+				require.Equal(t, want.Pix, got.Pix)
+			})
+		}
+	}
+}
+
+func TestFlatten(t *testing.T) {
+	t.Parallel()
+	m := image.NewNRGBA(image.Rect(0, 0, 4, 1))
+	m.SetNRGBA(0, 0, color.NRGBA{0, 0, 0, 0})       // transparent: white
+	m.SetNRGBA(1, 0, color.NRGBA{200, 10, 10, 255}) // opaque: unchanged
+	m.SetNRGBA(2, 0, color.NRGBA{0, 0, 0, 128})     // half black: mid grey
+	m.SetNRGBA(3, 0, color.NRGBA{255, 0, 0, 51})    // 20% red
+	got := flatten(m)
+	require.Equal(t, []uint8{
+		255, 255, 255, 255,
+		200, 10, 10, 255,
+		127, 127, 127, 255,
+		255, 204, 204, 255,
+	}, got.Pix)
+}

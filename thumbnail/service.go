@@ -1,0 +1,257 @@
+package thumbnail
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
+
+	"github.com/casa-go/casa/cas"
+)
+
+// Service serves thumbnails of the blobs in a cas.Store: from its caches
+// when it can, otherwise by generating them. Concurrent requests for the
+// same thumbnail share one generation, and generations are bounded by a
+// semaphore. A Service is safe for concurrent use.
+type Service struct {
+	store *cas.Store
+	cfg   config
+	sem   chan struct{}
+
+	mu      sync.Mutex
+	flights map[string]*flight
+
+	hits        metric.Int64Counter
+	misses      metric.Int64Counter
+	generations metric.Int64Counter
+	duration    metric.Float64Histogram
+
+	// hook, when set (by tests), runs at the start of each generation,
+	// once the semaphore is held.
+	hook func(ctx context.Context, key string)
+}
+
+// flight is one generation shared by every Get waiting for its key.
+type flight struct {
+	done    chan struct{}
+	out     []byte
+	err     error
+	waiters int
+	cancel  context.CancelFunc
+}
+
+// NewService returns a Service over store. Without WithCache it caches
+// nothing and generates every thumbnail it is asked for.
+func NewService(store *cas.Store, opts ...Option) *Service {
+	s := &Service{store: store, cfg: newConfig(opts), flights: make(map[string]*flight)}
+	s.sem = make(chan struct{}, s.cfg.concurrency)
+	mp := s.cfg.meterProvider
+	if mp == nil {
+		mp = noop.NewMeterProvider()
+	}
+	m := mp.Meter("github.com/casa-go/casa/thumbnail")
+	// The noop and SDK meters never fail for these static names.
+	s.hits, _ = m.Int64Counter("casa.thumbnail.cache.hits", metric.WithDescription("Thumbnail requests answered from a cache."))
+	s.misses, _ = m.Int64Counter("casa.thumbnail.cache.misses", metric.WithDescription("Thumbnail requests found in no cache."))
+	s.generations, _ = m.Int64Counter("casa.thumbnail.generations", metric.WithDescription("Thumbnail generations, by outcome."))
+	s.duration, _ = m.Float64Histogram("casa.thumbnail.generation.duration", metric.WithUnit("s"), metric.WithDescription("Duration of thumbnail generations."))
+	return s
+}
+
+// Key returns the cache key of the thumbnail of h at size with the
+// Service's output settings: "thumbnails/<hex>_<N>.jpg", with "_q<Q>"
+// before ".jpg" when the quality is not DefaultQuality.
+func (s *Service) Key(h cas.Hash, size int) string {
+	k := "thumbnails/" + h.String() + "_" + strconv.Itoa(size)
+	if s.cfg.quality != DefaultQuality {
+		k += "_q" + strconv.Itoa(s.cfg.quality)
+	}
+	return k + ".jpg"
+}
+
+// Get returns the JPEG thumbnail of the blob h that fits inside
+// size x size. The caches are consulted first, in order; on a miss the
+// thumbnail is generated (see Generate) and stored in every cache.
+//
+// Concurrent Gets for the same h and size share one generation, which
+// runs detached from any one caller: a caller whose ctx ends gets ctx's
+// error at once while the others still get the thumbnail; the generation
+// is cancelled only when every caller waiting for it has gone.
+//
+// Errors wrap cas.ErrNotFound (no such blob), ErrUnsupported and
+// ErrTooLarge (not a thumbnailable image), ErrCorrupt (damaged image
+// data), ErrInvalidSize, or report a backend failure. The returned slice
+// belongs to the caller.
+func (s *Service) Get(ctx context.Context, h cas.Hash, size int) ([]byte, error) {
+	if size < 1 {
+		return nil, fmt.Errorf("%w: %d", ErrInvalidSize, size)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	key := s.Key(h, size)
+	for i, c := range s.cfg.caches {
+		b, ok, err := c.Get(ctx, key)
+		if err != nil {
+			s.cfg.logger.WarnContext(ctx, "thumbnail: cache get failed", "key", key, "err", err)
+			continue
+		}
+		if ok {
+			s.hits.Add(ctx, 1)
+			s.fill(ctx, s.cfg.caches[:i], key, b)
+			return b, nil
+		}
+	}
+	s.misses.Add(ctx, 1)
+	return s.join(ctx, key, h, size)
+}
+
+// fill stores b in caches, logging failures.
+func (s *Service) fill(ctx context.Context, caches []Cache, key string, b []byte) {
+	for _, c := range caches {
+		if err := c.Put(ctx, key, b); err != nil {
+			s.cfg.logger.WarnContext(ctx, "thumbnail: cache put failed", "key", key, "err", err)
+		}
+	}
+}
+
+// join waits for the flight of key, starting it if there is none.
+func (s *Service) join(ctx context.Context, key string, h cas.Hash, size int) ([]byte, error) {
+	s.mu.Lock()
+	f := s.flights[key]
+	if f == nil {
+		fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		f = &flight{done: make(chan struct{}), cancel: cancel}
+		s.flights[key] = f
+		go s.run(fctx, f, key, h, size)
+	}
+	f.waiters++
+	s.mu.Unlock()
+
+	select {
+	case <-f.done:
+		if f.err != nil {
+			return nil, f.err
+		}
+		return bytes.Clone(f.out), nil
+	case <-ctx.Done():
+		s.mu.Lock()
+		f.waiters--
+		if f.waiters == 0 && s.flights[key] == f {
+			// Nobody wants it any more: stop the generation, and let the
+			// next Get start afresh.
+			delete(s.flights, key)
+			f.cancel()
+		}
+		s.mu.Unlock()
+		return nil, ctx.Err()
+	}
+}
+
+// run generates the thumbnail of a flight, stores it in the caches and
+// wakes the waiters.
+func (s *Service) run(ctx context.Context, f *flight, key string, h cas.Hash, size int) {
+	defer f.cancel()
+	out, err := s.generate(ctx, key, h, size)
+	if err == nil {
+		s.fill(context.WithoutCancel(ctx), s.cfg.caches, key, out)
+	}
+	s.mu.Lock()
+	if s.flights[key] == f {
+		delete(s.flights, key)
+	}
+	s.mu.Unlock()
+	f.out, f.err = out, err
+	close(f.done)
+}
+
+// generate runs one generation under the semaphore.
+func (s *Service) generate(ctx context.Context, key string, h cas.Hash, size int) ([]byte, error) {
+	select {
+	case s.sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { <-s.sem }()
+	if err := ctx.Err(); err != nil { // both were ready: the select chose at random
+		return nil, err
+	}
+
+	start := time.Now()
+	out, err := s.generateOnce(ctx, key, h, size)
+	attrs := metric.WithAttributes(attribute.String("outcome", outcome(err)))
+	s.generations.Add(ctx, 1, attrs)
+	s.duration.Record(ctx, time.Since(start).Seconds(), attrs)
+	if err != nil {
+		s.cfg.logger.DebugContext(ctx, "thumbnail: generation failed", "key", key, "err", err)
+	}
+	return out, err
+}
+
+// generateOnce reads the blob and makes its thumbnail; a panic becomes an
+// error.
+func (s *Service) generateOnce(ctx context.Context, key string, h cas.Hash, size int) (out []byte, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%w: generation of %s panicked: %v", errPanic, key, p)
+			s.cfg.logger.ErrorContext(ctx, "thumbnail: generation panicked", "key", key, "panic", p)
+		}
+	}()
+	if s.hook != nil {
+		s.hook(ctx, key)
+	}
+	obj, err := s.store.Open(ctx, h)
+	if err != nil {
+		return nil, fmt.Errorf("thumbnail: open %s: %w", h, err)
+	}
+	defer obj.Close()
+	if n := obj.Info().Size; n > s.cfg.maxSourceBytes {
+		return nil, fmt.Errorf("%w: source of %d bytes, limit %d", ErrTooLarge, n, s.cfg.maxSourceBytes)
+	}
+	return s.cfg.generate(&ctxReader{ctx: ctx, r: obj}, size)
+}
+
+// errPanic marks a recovered panic.
+var errPanic = errors.New("thumbnail: internal error")
+
+// outcome classifies a generation error for metrics.
+func outcome(err error) string {
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.Is(err, ErrUnsupported):
+		return "unsupported"
+	case errors.Is(err, ErrTooLarge):
+		return "too_large"
+	case errors.Is(err, ErrCorrupt):
+		return "corrupt"
+	case errors.Is(err, cas.ErrNotFound):
+		return "not_found"
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return "canceled"
+	case errors.Is(err, errPanic):
+		return "panic"
+	}
+	return "error"
+}
+
+// ctxReader fails reads once its context is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
