@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 
 	_ "modernc.org/sqlite" // database/sql driver "sqlite", pure Go
 
@@ -128,10 +129,17 @@ func NewApp(ctx context.Context, cfg Config) (*App, error) {
 		return nil, err
 	}
 
-	thumbs := thumbnail.NewService(store,
-		thumbnail.WithCache(thumbnail.NewDirCache(filepath.Join(cfg.DataDir, "thumbnails"), 256<<20)),
-	)
-	opts := []cashttp.Option{cashttp.WithThumbnails(thumbs), cashttp.WithLogger(log)}
+	// Thumbnails are generated on first request and cached on local disk.
+	cache, err := thumbnail.NewDirCache(filepath.Join(cfg.DataDir, "thumbnails"), 256<<20)
+	if err != nil {
+		return nil, fmt.Errorf("inventory: thumbnail cache: %w", err)
+	}
+	thumbs := thumbnail.NewService(store, thumbnail.WithCache(cache), thumbnail.WithLogger(log))
+	opts := []cashttp.Option{
+		cashttp.WithThumbnails(thumbs),
+		cashttp.WithThumbnailSizes(thumbSize), // the only size the app links to
+		cashttp.WithLogger(log),
+	}
 	if len(cfg.SignKey) > 0 {
 		signer := casurl.NewSigner(cfg.SignKey)
 		app.urls.Signer = signer
@@ -168,15 +176,39 @@ func (a *App) Handler() http.Handler {
 	mux.HandleFunc("GET /api/parts/{key}/attachments/{id}/thumbnail", gone("thumbnail_url"))
 	mux.HandleFunc("GET /api/parts/{key}/cover/thumbnail", gone("cover_url"))
 
-	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
-	})
-
 	// The HTML page and its two forms.
 	mux.HandleFunc("GET /{$}", a.renderPage)
 	mux.HandleFunc("POST /parts", a.pageCreatePart)
 	mux.HandleFunc("POST /parts/{key}/attachments", a.pageUpload)
 
 	// Forms post from the page itself; refuse cross-site form posts.
-	return http.NewCrossOriginProtection().Handler(mux)
+	return http.NewCrossOriginProtection().Handler(jsonNotFound(mux))
 }
+
+// jsonNotFound makes the mux's own 404 and 405 answers under /api/ JSON
+// errors like every other API error.
+func jsonNotFound(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, pattern := mux.Handler(r)
+		if pattern != "" || !strings.HasPrefix(r.URL.Path, "/api/") {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		// No route: h answers 404, or 405 with an Allow header. Keep its
+		// status and headers, replace its plain-text body.
+		sw := &statusOnly{header: w.Header(), status: http.StatusOK}
+		h.ServeHTTP(sw, r)
+		writeError(w, sw.status, http.StatusText(sw.status)+": "+r.Method+" "+r.URL.Path)
+	})
+}
+
+// statusOnly is a ResponseWriter that keeps the status and discards the
+// body.
+type statusOnly struct {
+	header http.Header
+	status int
+}
+
+func (s *statusOnly) Header() http.Header         { return s.header }
+func (s *statusOnly) Write(b []byte) (int, error) { return len(b), nil }
+func (s *statusOnly) WriteHeader(status int)      { s.status = status }

@@ -1,0 +1,182 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"net/http/httptest"
+	"net/textproto"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/casa-go/casa/cas"
+	"github.com/casa-go/casa/cas/memstore"
+)
+
+// testApp is an App served by an httptest.Server over loopback.
+type testApp struct {
+	*App
+	t       testing.TB
+	srv     *httptest.Server
+	backend cas.Backend
+}
+
+// newTestApp starts an App on a fresh data directory. Unless cfg says
+// otherwise the blobs live in a memstore, so tests can count objects.
+func newTestApp(t testing.TB, cfg Config) *testApp {
+	t.Helper()
+	if cfg.DataDir == "" {
+		cfg.DataDir = t.TempDir()
+	}
+	if cfg.Backend == nil {
+		cfg.Backend = memstore.New()
+	}
+	app, err := NewApp(t.Context(), cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, app.Close()) })
+	srv := httptest.NewServer(app.Handler())
+	t.Cleanup(srv.Close)
+	return &testApp{App: app, t: t, srv: srv, backend: cfg.Backend}
+}
+
+// do sends a request and returns the status and the body.
+func (ta *testApp) do(method, path, contentType string, body io.Reader) (int, []byte) {
+	ta.t.Helper()
+	req, err := http.NewRequestWithContext(ta.t.Context(), method, ta.srv.URL+path, body)
+	require.NoError(ta.t, err)
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := ta.srv.Client().Do(req)
+	require.NoError(ta.t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(ta.t, err)
+	return resp.StatusCode, b
+}
+
+// doJSON sends v as JSON and decodes the response into out (when not nil),
+// after checking the status.
+func (ta *testApp) doJSON(method, path string, v any, wantStatus int, out any) {
+	ta.t.Helper()
+	var body io.Reader
+	if v != nil {
+		b, err := json.Marshal(v)
+		require.NoError(ta.t, err)
+		body = bytes.NewReader(b)
+	}
+	status, b := ta.do(method, path, "application/json", body)
+	require.Equal(ta.t, wantStatus, status, "body: %s", b)
+	if out != nil {
+		require.NoError(ta.t, json.Unmarshal(b, out), "body: %s", b)
+	}
+}
+
+// createPart creates a part and returns its key.
+func (ta *testApp) createPart(description string) string {
+	ta.t.Helper()
+	var p partJSON
+	ta.doJSON("POST", "/api/parts", map[string]string{"description": description}, http.StatusCreated, &p)
+	require.NotEmpty(ta.t, p.Key)
+	return p.Key
+}
+
+// upload posts a multipart upload and returns status and body.
+func (ta *testApp) upload(partKey, title, filename, contentType string, data []byte) (int, []byte) {
+	ta.t.Helper()
+	body, ct := multipartBody(ta.t, title, filename, contentType, data)
+	return ta.do("POST", "/api/parts/"+partKey+"/attachments", ct, body)
+}
+
+// uploadOK uploads and decodes the 201 response.
+func (ta *testApp) uploadOK(partKey, title, filename, contentType string, data []byte) attachmentJSON {
+	ta.t.Helper()
+	status, b := ta.upload(partKey, title, filename, contentType, data)
+	require.Equal(ta.t, http.StatusCreated, status, "body: %s", b)
+	var at attachmentJSON
+	require.NoError(ta.t, json.Unmarshal(b, &at))
+	return at
+}
+
+// get fetches a URL path of the server and returns status, headers, body.
+func (ta *testApp) get(path string) (int, http.Header, []byte) {
+	ta.t.Helper()
+	resp, err := ta.srv.Client().Get(ta.srv.URL + path)
+	require.NoError(ta.t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(ta.t, err)
+	return resp.StatusCode, resp.Header, b
+}
+
+// attachments lists a part's attachments.
+func (ta *testApp) attachments(partKey string) []attachmentJSON {
+	ta.t.Helper()
+	var atts []attachmentJSON
+	ta.doJSON("GET", "/api/parts/"+partKey+"/attachments", nil, http.StatusOK, &atts)
+	return atts
+}
+
+// rowCount counts the rows of table.
+func (ta *testApp) rowCount(table string) int {
+	ta.t.Helper()
+	return countRows(ta.t, ta.db, table)
+}
+
+func countRows(t testing.TB, db *sql.DB, table string) int {
+	t.Helper()
+	var n int
+	require.NoError(t, db.QueryRowContext(t.Context(), "SELECT count(*) FROM "+table).Scan(&n))
+	return n
+}
+
+// multipartBody builds a form with a title field (if not empty) and a file
+// part.
+func multipartBody(t testing.TB, title, filename, contentType string, data []byte) (io.Reader, string) {
+	t.Helper()
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	if title != "" {
+		require.NoError(t, mw.WriteField("title", title))
+	}
+	h := textproto.MIMEHeader{}
+	h.Set("Content-Disposition", `form-data; name="file"; filename="`+strings.NewReplacer(`"`, `\"`, `\`, `\\`).Replace(filename)+`"`)
+	if contentType != "" {
+		h.Set("Content-Type", contentType)
+	}
+	w, err := mw.CreatePart(h)
+	require.NoError(t, err)
+	_, err = w.Write(data)
+	require.NoError(t, err)
+	require.NoError(t, mw.Close())
+	return &buf, mw.FormDataContentType()
+}
+
+// keys lists the keys of b under prefix.
+func keys(t testing.TB, b cas.Backend, prefix string) []string {
+	t.Helper()
+	var ks []string
+	for info, err := range b.List(context.WithoutCancel(t.Context()), prefix) {
+		require.NoError(t, err)
+		ks = append(ks, info.Key)
+	}
+	return ks
+}
+
+// legacyKeys lists the non-CAS keys of b.
+func legacyKeys(t testing.TB, b cas.Backend) []string {
+	t.Helper()
+	var ks []string
+	for _, k := range keys(t, b, "") {
+		if !cas.IsKey(k) {
+			ks = append(ks, k)
+		}
+	}
+	return ks
+}
