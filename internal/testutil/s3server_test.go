@@ -319,3 +319,17 @@ func BenchmarkS3PutObject(b *testing.B) {
 		}
 	}
 }
+
+func TestS3Seed(t *testing.T) {
+	t.Parallel()
+	s := testutil.NewS3(t)
+	s.Seed(t, "seeded/b", []byte("bee"))
+	s.Seed(t, "seeded/a", []byte("a"))
+	require.Equal(t, []string{"seeded/a", "seeded/b"}, s.ObjectKeys(t))
+	require.Equal(t, []byte("bee"), s3get(t, s, "seeded/b", ""))
+	head, err := s.Client.HeadObject(t.Context(), &s3.HeadObjectInput{Bucket: aws.String(s.Bucket), Key: aws.String("seeded/a")})
+	require.NoError(t, err)
+	require.EqualValues(t, 1, aws.ToInt64(head.ContentLength))
+	require.WithinDuration(t, time.Now(), aws.ToTime(head.LastModified), time.Minute)
+	require.Zero(t, s.Requests("PutObject"), "Seed bypasses HTTP")
+}
