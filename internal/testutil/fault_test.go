@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/casa-go/casa/cas"
+	"github.com/casa-go/casa/cas/fsstore"
 	"github.com/casa-go/casa/cas/memstore"
 	"github.com/casa-go/casa/internal/testutil"
 )
@@ -364,4 +367,60 @@ func TestFaultBackendConcurrent(t *testing.T) {
 	require.Zero(t, other, "only injected errors")
 	require.Positive(t, injected)
 	require.Less(t, injected, workers*each)
+}
+
+func TestFaultBackendStaging(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	dir := t.TempDir()
+	inner, err := fsstore.New(dir)
+	require.NoError(t, err)
+	f := testutil.NewFaultBackend(inner)
+	b := f.Staging()
+	st, ok := b.(cas.Stager)
+	require.True(t, ok, "Staging forwards fsstore's cas.Stager")
+	_, ok = cas.Backend(f).(cas.Stager)
+	require.False(t, ok, "FaultBackend itself does not stage")
+
+	data := []byte("staged bytes")
+	h := cas.SumBytes(data)
+
+	// A key fault on Commit aborts the staged object: nothing is published.
+	f.FailKeys(h.Key())
+	obj, err := st.Stage(ctx)
+	require.NoError(t, err)
+	_, err = obj.Write(data)
+	require.NoError(t, err)
+	require.ErrorIs(t, obj.Commit(ctx, h.Key()), testutil.ErrInjected)
+	_, err = inner.Stat(ctx, h.Key())
+	require.ErrorIs(t, err, cas.ErrNotFound)
+	entries, err := os.ReadDir(filepath.Join(dir, ".tmp"))
+	require.NoError(t, err)
+	require.Empty(t, entries, "the faulted Commit left no temp file")
+
+	f.UnfailKeys(h.Key())
+	f.FailNth(testutil.MethodStage, f.Calls(testutil.MethodStage)+1)
+	_, err = st.Stage(ctx)
+	require.ErrorIs(t, err, testutil.ErrInjected)
+
+	obj, err = st.Stage(ctx)
+	require.NoError(t, err)
+	_, err = obj.Write(data)
+	require.NoError(t, err)
+	require.NoError(t, obj.Commit(ctx, h.Key()))
+	got, err := io.ReadAll(faultOpen(t, b, h.Key()))
+	require.NoError(t, err)
+	require.Equal(t, data, got)
+
+	obj, err = st.Stage(ctx)
+	require.NoError(t, err)
+	require.NoError(t, obj.Abort())
+
+	want := map[string]int{"Stage": 4, "Commit": 2, "Abort": 1, "Open": 1}
+	require.Empty(t, cmp.Diff(want, f.Counts()))
+
+	// The view shares faults with f, also for the plain methods.
+	f.FailNth(testutil.MethodStat, 1)
+	_, err = b.Stat(ctx, h.Key())
+	require.ErrorIs(t, err, testutil.ErrInjected)
 }
