@@ -1,0 +1,292 @@
+package thumbnail_test
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"image"
+	"image/color"
+	"image/jpeg"
+	"io"
+	"runtime"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/casa-go/casa/internal/testutil"
+	"github.com/casa-go/casa/thumbnail"
+)
+
+func decodeJPEG(t testing.TB, b []byte) image.Image {
+	t.Helper()
+	require.True(t, bytes.HasPrefix(b, []byte{0xff, 0xd8}), "output is not a JPEG")
+	m, err := jpeg.Decode(bytes.NewReader(b))
+	require.NoError(t, err)
+	return m
+}
+
+// requireNear fails unless the colour at (x, y) of m is within tol of
+// want in every channel.
+func requireNear(t *testing.T, m image.Image, x, y int, want color.NRGBA) {
+	t.Helper()
+	got := color.NRGBAModel.Convert(m.At(m.Bounds().Min.X+x, m.Bounds().Min.Y+y)).(color.NRGBA)
+	d := func(a, b uint8) int { return max(int(a)-int(b), int(b)-int(a)) }
+	require.LessOrEqual(t, max(d(got.R, want.R), d(got.G, want.G), d(got.B, want.B)), 40,
+		"at (%d,%d): want %v, got %v", x, y, want, got)
+}
+
+func TestGenerateDimensions(t *testing.T) {
+	t.Parallel()
+	green := color.NRGBA{R: 10, G: 200, B: 30, A: 255}
+	tests := []struct {
+		name       string
+		src        []byte
+		size       int
+		wantW, wan int
+	}{
+		{"jpeg landscape", testutil.JPEG(400, 300), 150, 150, 113},
+		{"jpeg pre-shrunk", testutil.JPEG(640, 480), 150, 150, 113},
+		{"jpeg portrait", testutil.JPEG(300, 400), 150, 113, 150},
+		{"jpeg small never upscaled", testutil.JPEG(60, 40), 150, 60, 40},
+		{"jpeg exact", testutil.JPEG(150, 150), 150, 150, 150},
+		{"jpeg size 1", testutil.JPEG(64, 48), 1, 1, 1},
+		{"jpeg sliver", testutil.JPEG(8, 1000), 100, 1, 100},
+		{"png", testutil.PNG(300, 400), 100, 75, 100},
+		{"png pre-shrunk", testutil.PNG(400, 200), 100, 100, 50},
+		{"png alpha", testutil.PNGWithAlpha(200, 100), 100, 100, 50},
+		{"gif", testutil.GIF(120, 60), 60, 60, 30},
+		{"webp", testutil.WebP(300, 200, green), 150, 150, 100},
+		{"webp small", testutil.WebP(3, 2, green), 150, 3, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			out, err := thumbnail.Generate(bytes.NewReader(tt.src), tt.size)
+			require.NoError(t, err)
+			m := decodeJPEG(t, out)
+			require.Equal(t, image.Rect(0, 0, tt.wantW, tt.wan), m.Bounds())
+			require.False(t, bytes.Contains(out, []byte("Exif")), "metadata carried over")
+		})
+	}
+}
+
+func TestGenerateOrientation(t *testing.T) {
+	t.Parallel()
+	r, g, b, w := testutil.Red, testutil.Green, testutil.Blue, testutil.White
+	// Corners of the displayed image (TL, TR, BL, BR) for each EXIF
+	// orientation of a stored image with corners Red, Green, Blue, White,
+	// as the EXIF specification defines them.
+	tests := []struct {
+		orient   int
+		portrait bool
+		corners  [4]color.NRGBA
+	}{
+		{1, false, [4]color.NRGBA{r, g, b, w}},
+		{2, false, [4]color.NRGBA{g, r, w, b}}, // mirrored horizontally
+		{3, false, [4]color.NRGBA{w, b, g, r}}, // rotated 180
+		{4, false, [4]color.NRGBA{b, w, r, g}}, // mirrored vertically
+		{5, true, [4]color.NRGBA{r, b, g, w}},  // transposed
+		{6, true, [4]color.NRGBA{b, r, w, g}},  // rotated 90 clockwise
+		{7, true, [4]color.NRGBA{w, g, b, r}},  // transversed
+		{8, true, [4]color.NRGBA{g, w, r, b}},  // rotated 90 counter-clockwise
+		{0, false, [4]color.NRGBA{r, g, b, w}}, // invalid: as stored
+		{9, false, [4]color.NRGBA{r, g, b, w}}, // invalid: as stored
+	}
+	for _, tt := range tests {
+		for _, size := range []int{50, 1000} { // pre-shrink path and no resize at all
+			t.Run("", func(t *testing.T) {
+				t.Parallel()
+				out, err := thumbnail.Generate(bytes.NewReader(testutil.JPEGWithOrientation(400, 200, tt.orient)), size)
+				require.NoError(t, err)
+				m := decodeJPEG(t, out)
+				long, short := min(size, 400), min(size, 400)/2
+				want := image.Rect(0, 0, long, short)
+				if tt.portrait {
+					want = image.Rect(0, 0, short, long)
+				}
+				require.Equal(t, want, m.Bounds(), "orientation %d size %d", tt.orient, size)
+				dx, dy := m.Bounds().Dx(), m.Bounds().Dy()
+				requireNear(t, m, dx/8, dy/8, tt.corners[0])
+				requireNear(t, m, dx-1-dx/8, dy/8, tt.corners[1])
+				requireNear(t, m, dx/8, dy-1-dy/8, tt.corners[2])
+				requireNear(t, m, dx-1-dx/8, dy-1-dy/8, tt.corners[3])
+			})
+		}
+	}
+}
+
+func TestGenerateFlattensAlphaOnWhite(t *testing.T) {
+	t.Parallel()
+	for _, size := range []int{40, 1000} {
+		out, err := thumbnail.Generate(bytes.NewReader(testutil.PNGWithAlpha(200, 100)), size)
+		require.NoError(t, err)
+		m := decodeJPEG(t, out)
+		dx := m.Bounds().Dx()
+		requireNear(t, m, dx/8, 5, testutil.White)
+		requireNear(t, m, dx-1-dx/8, 5, testutil.Red)
+	}
+}
+
+func TestGenerateGIFFirstFrame(t *testing.T) {
+	t.Parallel()
+	out, err := thumbnail.Generate(bytes.NewReader(testutil.GIF(120, 60)), 60)
+	require.NoError(t, err)
+	requireNear(t, decodeJPEG(t, out), 30, 15, testutil.Green)
+}
+
+func TestGenerateQuality(t *testing.T) {
+	t.Parallel()
+	src := testutil.JPEG(320, 240)
+	lo, err := thumbnail.Generate(bytes.NewReader(src), 150, thumbnail.WithQuality(20))
+	require.NoError(t, err)
+	def, err := thumbnail.Generate(bytes.NewReader(src), 150)
+	require.NoError(t, err)
+	hi, err := thumbnail.Generate(bytes.NewReader(src), 150, thumbnail.WithQuality(100))
+	require.NoError(t, err)
+	require.Less(t, len(lo), len(def))
+	require.Less(t, len(def), len(hi))
+	same, err := thumbnail.Generate(bytes.NewReader(src), 150, thumbnail.WithQuality(thumbnail.DefaultQuality))
+	require.NoError(t, err)
+	require.Equal(t, def, same, "generation is deterministic")
+}
+
+// withSOF returns a copy of the JPEG b whose frame header claims w x h.
+func withSOF(t *testing.T, b []byte, w, h uint16) []byte {
+	t.Helper()
+	c := bytes.Clone(b)
+	i := bytes.Index(c, []byte{0xff, 0xc0})
+	require.Positive(t, i)
+	binary.BigEndian.PutUint16(c[i+5:], h)
+	binary.BigEndian.PutUint16(c[i+7:], w)
+	return c
+}
+
+type failingReader struct {
+	data []byte
+	err  error
+}
+
+func (f *failingReader) Read(p []byte) (int, error) {
+	if len(f.data) == 0 {
+		return 0, f.err
+	}
+	n := copy(p, f.data)
+	f.data = f.data[n:]
+	return n, nil
+}
+
+func TestGenerateHostileInputs(t *testing.T) {
+	t.Parallel()
+	jpg, png, gif := testutil.JPEG(64, 48), testutil.PNG(64, 48), testutil.GIF(64, 48)
+	errRead := errors.New("backend went away")
+	tests := []struct {
+		name string
+		src  io.Reader
+		opts []thumbnail.Option
+		want error
+	}{
+		{"empty", bytes.NewReader(nil), nil, thumbnail.ErrUnsupported},
+		{"text", bytes.NewReader([]byte("hello, world")), nil, thumbnail.ErrUnsupported},
+		{"pdf", bytes.NewReader(testutil.PDF()), nil, thumbnail.ErrUnsupported},
+		{"tiff", bytes.NewReader([]byte("II*\x00\x08\x00\x00\x00\x00\x00")), nil, thumbnail.ErrUnsupported},
+		{"bmp", bytes.NewReader([]byte("BM\x3e\x00\x00\x00\x00\x00\x00\x00\x3e\x00\x00\x00")), nil, thumbnail.ErrUnsupported},
+		{"svg", bytes.NewReader([]byte(`<svg xmlns="http://www.w3.org/2000/svg"/>`)), nil, thumbnail.ErrUnsupported},
+		{"riff not webp", bytes.NewReader([]byte("RIFF\x10\x00\x00\x00WAVEfmt ")), nil, thumbnail.ErrUnsupported},
+		{"png bomb 100000x100000", bytes.NewReader(testutil.PNGBomb(100000, 100000)), nil, thumbnail.ErrTooLarge},
+		{"png bomb under a lower limit", bytes.NewReader(testutil.PNGBomb(2000, 2000)), []thumbnail.Option{thumbnail.WithMaxPixels(1_000_000)}, thumbnail.ErrTooLarge},
+		{"png bomb within limit", bytes.NewReader(testutil.PNGBomb(500, 500)), nil, thumbnail.ErrCorrupt},
+		{"jpeg claiming 65535x65535", bytes.NewReader(withSOF(t, jpg, 65535, 65535)), nil, thumbnail.ErrTooLarge},
+		{"jpeg claiming 0 wide", bytes.NewReader(withSOF(t, jpg, 0, 48)), nil, thumbnail.ErrCorrupt},
+		{"webp bomb", bytes.NewReader(testutil.WebP(16384, 16384, testutil.Red)), nil, thumbnail.ErrTooLarge},
+		{"jpeg over byte limit", bytes.NewReader(jpg), []thumbnail.Option{thumbnail.WithMaxSourceBytes(int64(len(jpg)) / 2)}, thumbnail.ErrTooLarge},
+		{"jpeg header over byte limit", bytes.NewReader(jpg), []thumbnail.Option{thumbnail.WithMaxSourceBytes(10)}, thumbnail.ErrTooLarge},
+		{"truncated jpeg", bytes.NewReader(testutil.Truncated(jpg)), nil, thumbnail.ErrCorrupt},
+		{"corrupt jpeg", bytes.NewReader(testutil.Corrupt(jpg)), nil, thumbnail.ErrCorrupt},
+		{"jpeg soi only", bytes.NewReader([]byte{0xff, 0xd8, 0xff}), nil, thumbnail.ErrCorrupt},
+		{"truncated png", bytes.NewReader(testutil.Truncated(png)), nil, thumbnail.ErrCorrupt},
+		{"corrupt png", bytes.NewReader(testutil.Corrupt(png)), nil, thumbnail.ErrCorrupt},
+		{"png signature only", bytes.NewReader([]byte("\x89PNG\r\n\x1a\n")), nil, thumbnail.ErrCorrupt},
+		{"truncated gif", bytes.NewReader(testutil.Truncated(gif)), nil, thumbnail.ErrCorrupt},
+		{"truncated webp", bytes.NewReader(testutil.Truncated(testutil.WebP(30, 30, testutil.Red))), nil, thumbnail.ErrCorrupt},
+		{"read error in header", &failingReader{data: jpg[:4], err: errRead}, nil, errRead},
+		{"read error in data", &failingReader{data: jpg[:len(jpg)/2], err: errRead}, nil, errRead},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			out, err := thumbnail.Generate(tt.src, 32, tt.opts...)
+			require.ErrorIs(t, err, tt.want)
+			require.Nil(t, out)
+			for _, other := range []error{thumbnail.ErrUnsupported, thumbnail.ErrTooLarge, thumbnail.ErrCorrupt, errRead} {
+				if other != tt.want {
+					require.NotErrorIs(t, err, other)
+				}
+			}
+		})
+	}
+}
+
+func TestGenerateInvalidSize(t *testing.T) {
+	t.Parallel()
+	for _, size := range []int{0, -1} {
+		_, err := thumbnail.Generate(bytes.NewReader(testutil.JPEG(8, 8)), size)
+		require.ErrorIs(t, err, thumbnail.ErrInvalidSize)
+	}
+}
+
+func TestGenerateDecoderPanicIsAnError(t *testing.T) {
+	t.Parallel()
+	panicky := thumbnail.WithDecoder(func(string, io.Reader) (image.Image, error) { panic("boom") })
+	out, err := thumbnail.Generate(bytes.NewReader(testutil.JPEG(16, 16)), 8, panicky)
+	require.ErrorIs(t, err, thumbnail.ErrCorrupt)
+	require.ErrorContains(t, err, "boom")
+	require.Nil(t, out)
+}
+
+// TestGenerateBombBoundedMemory is not parallel: it measures the bytes
+// allocated by the process while refusing decompression bombs.
+func TestGenerateBombBoundedMemory(t *testing.T) {
+	bombs := map[string][]byte{
+		"png":  testutil.PNGBomb(100000, 100000),
+		"webp": testutil.WebP(16384, 16384, testutil.Red),
+		"jpeg": withSOF(t, testutil.JPEG(16, 16), 65535, 65535),
+	}
+	for name, b := range bombs {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		_, err := thumbnail.Generate(bytes.NewReader(b), 150)
+		runtime.ReadMemStats(&after)
+		require.ErrorIs(t, err, thumbnail.ErrTooLarge, name)
+		require.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(256<<10), "%s: allocated while refusing", name)
+	}
+}
+
+// FuzzGenerate feeds arbitrary bytes to the generator: it must never panic,
+// fail only with the package's errors, keep memory bounded (a 1 MP limit)
+// and, when it succeeds, return a JPEG that fits.
+func FuzzGenerate(f *testing.F) {
+	for _, b := range [][]byte{
+		nil, testutil.PDF(), testutil.JPEG(32, 24), testutil.JPEGWithOrientation(24, 32, 6),
+		testutil.PNG(20, 10), testutil.PNGWithAlpha(10, 20), testutil.GIF(16, 8),
+		testutil.WebP(9, 7, testutil.Blue), testutil.PNGBomb(100000, 100000),
+		testutil.Truncated(testutil.JPEG(32, 24)), testutil.Corrupt(testutil.PNG(20, 10)),
+	} {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		out, err := thumbnail.Generate(bytes.NewReader(b), 16, thumbnail.WithMaxPixels(1<<20), thumbnail.WithMaxSourceBytes(1<<20))
+		if err != nil {
+			if !errors.Is(err, thumbnail.ErrUnsupported) && !errors.Is(err, thumbnail.ErrTooLarge) && !errors.Is(err, thumbnail.ErrCorrupt) {
+				t.Fatalf("unexpected error kind: %v", err)
+			}
+			return
+		}
+		m, err := jpeg.Decode(bytes.NewReader(out))
+		if err != nil {
+			t.Fatalf("output does not decode: %v", err)
+		}
+		if m.Bounds().Dx() > 16 || m.Bounds().Dy() > 16 || m.Bounds().Empty() {
+			t.Fatalf("output bounds %v do not fit 16x16", m.Bounds())
+		}
+	})
+}
