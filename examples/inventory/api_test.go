@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"image"
-	"io"
 	_ "image/jpeg" // decode thumbnails
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"

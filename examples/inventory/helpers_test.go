@@ -31,18 +31,25 @@ type testApp struct {
 // otherwise the blobs live in a memstore, so tests can count objects.
 func newTestApp(t testing.TB, cfg Config) *testApp {
 	t.Helper()
-	if cfg.DataDir == "" {
-		cfg.DataDir = t.TempDir()
-	}
 	if cfg.Backend == nil {
 		cfg.Backend = memstore.New()
+	}
+	return serveApp(t, cfg)
+}
+
+// serveApp starts an App as cfg says: with no Backend, the default
+// fsstore in the data directory.
+func serveApp(t testing.TB, cfg Config) *testApp {
+	t.Helper()
+	if cfg.DataDir == "" {
+		cfg.DataDir = t.TempDir()
 	}
 	app, err := NewApp(t.Context(), cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, app.Close()) })
 	srv := httptest.NewServer(app.Handler())
 	t.Cleanup(srv.Close)
-	return &testApp{App: app, t: t, srv: srv, backend: cfg.Backend}
+	return &testApp{App: app, t: t, srv: srv, backend: app.store.Backend()}
 }
 
 // do sends a request and returns the status and the body.

@@ -1,0 +1,185 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"io"
+	"net/http"
+	"regexp"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/casa-go/casa/cas"
+	"github.com/casa-go/casa/cas/s3store"
+	"github.com/casa-go/casa/internal/testutil"
+)
+
+func TestParseFlags(t *testing.T) {
+	t.Parallel()
+	o, err := parseFlags(nil, io.Discard)
+	require.NoError(t, err)
+	require.Equal(t, options{addr: "127.0.0.1:8080", data: "inventory-data", maxUpload: 50 << 20}, o)
+
+	o, err = parseFlags([]string{"-addr", ":0", "-data", "/tmp/x", "-s3-bucket", "b", "-s3-endpoint", "http://localhost:9000",
+		"-s3-region", "eu-west-1", "-s3-path-style", "-sign-key", "k", "-max-upload", "1024", "-seed-legacy", "3",
+		"-cleanup", "-migrate-only"}, io.Discard)
+	require.NoError(t, err)
+	require.Equal(t, options{addr: ":0", data: "/tmp/x", s3Bucket: "b", s3Endpoint: "http://localhost:9000",
+		s3Region: "eu-west-1", s3PathStyle: true, signKey: "k", maxUpload: 1024, seedLegacy: 3,
+		cleanup: true, migrateOnly: true}, o)
+
+	bad := [][]string{
+		{"-max-upload", "0"},
+		{"-max-upload", "-5"},
+		{"-max-upload", "lots"},
+		{"-seed-legacy", "-1"},
+		{"-s3-endpoint", "http://x"},
+		{"-s3-path-style"},
+		{"-nope"},
+		{"stray"},
+	}
+	for _, args := range bad {
+		_, err := parseFlags(args, io.Discard)
+		require.Error(t, err, "%q", args)
+	}
+	_, err = parseFlags([]string{"-h"}, io.Discard)
+	require.ErrorIs(t, err, flag.ErrHelp)
+}
+
+// syncBuffer is a bytes.Buffer safe for one writer and one reader.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestRunServesAndShutsDown runs the command as `go run` would (on a free
+// port), uses it, and stops it as SIGINT would: run returns nil.
+func TestRunServesAndShutsDown(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var out syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-data", t.TempDir(), "-seed-legacy", "1"}, &out)
+	}()
+
+	urlRE := regexp.MustCompile(`url=(http://127\.0\.0\.1:\d+)/`)
+	var base string
+	require.Eventually(t, func() bool {
+		m := urlRE.FindStringSubmatch(out.String())
+		if m != nil {
+			base = m[1]
+		}
+		return m != nil
+	}, 20*time.Second, 10*time.Millisecond, "no serving line in:\n%s", &out)
+	require.Contains(t, out.String(), "2 migrated")
+
+	resp, err := http.Get(base + "/")
+	require.NoError(t, err)
+	page, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Contains(t, string(page), "NE555 timer, DIP-8 (legacy #1)")
+	require.Contains(t, string(page), `class="cover-thumb" src="/api/cas/`)
+
+	cancel()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(15 * time.Second):
+		t.Fatal("run did not return after cancel")
+	}
+	require.Contains(t, out.String(), "shutting down")
+	_, err = http.Get(base + "/")
+	require.Error(t, err, "the listener is closed")
+}
+
+func TestRunRefusesBadFlags(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	err := run(t.Context(), []string{"-max-upload", "0"}, &out)
+	require.ErrorContains(t, err, "-max-upload")
+	err = run(t.Context(), []string{"-addr", "256.0.0.1:bad", "-data", t.TempDir()}, &out)
+	require.Error(t, err)
+}
+
+// TestS3Backend runs the app with its blobs in S3: the real aws-sdk-go-v2
+// client against gofakes3, legacy data seeded into the bucket, migrated at
+// startup, then uploads and downloads through the API.
+func TestS3Backend(t *testing.T) {
+	t.Parallel()
+	srv := testutil.NewS3(t)
+	b := s3store.New(srv.Client, srv.Bucket)
+	dir := t.TempDir()
+	seed(t, dir, b, 2)
+	ta := newTestApp(t, Config{DataDir: dir, Backend: b, Cleanup: true})
+	require.Equal(t, 4, ta.Migration.Report.Migrated)
+	require.Equal(t, 4, ta.Migration.Cleanup.Deleted)
+
+	key := ta.createPart("in S3")
+	data := testutil.JPEG(300, 200)
+	at := ta.uploadOK(key, "photo", "photo.jpg", "image/jpeg", data)
+	status, _, body := ta.get(*at.DownloadURL)
+	require.Equal(t, http.StatusOK, status)
+	require.Equal(t, data, body)
+	status, hdr, _ := ta.get(*at.ThumbnailURL)
+	require.Equal(t, http.StatusOK, status)
+	require.Equal(t, "image/jpeg", hdr.Get("Content-Type"))
+
+	// Every object in the bucket is a CAS object: 3 photos, 1 datasheet.
+	objs := srv.ObjectKeys(t)
+	require.Len(t, objs, 4)
+	for _, k := range objs {
+		require.True(t, cas.IsKey(k), k)
+	}
+}
+
+// TestS3Flags drives -s3-bucket, -s3-endpoint, -s3-region and
+// -s3-path-style with credentials from the standard AWS environment
+// variables, as a user would against MinIO.
+func TestS3Flags(t *testing.T) {
+	srv := testutil.NewS3(t)
+	t.Setenv("AWS_ACCESS_KEY_ID", "test")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
+	t.Setenv("AWS_CONFIG_FILE", "/nonexistent")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+
+	var out bytes.Buffer
+	err := run(t.Context(), []string{"-data", t.TempDir(), "-s3-bucket", srv.Bucket, "-s3-endpoint", srv.URL,
+		"-s3-region", "us-east-1", "-s3-path-style", "-seed-legacy", "1", "-migrate-only"}, &out)
+	require.NoError(t, err, "output:\n%s", &out)
+	require.Contains(t, out.String(), "2 migrated")
+	var legacy, casKeys int
+	for _, k := range srv.ObjectKeys(t) {
+		if cas.IsKey(k) {
+			casKeys++
+		} else {
+			legacy++
+		}
+	}
+	require.Equal(t, 2, casKeys)
+	require.Equal(t, 2, legacy, "no -cleanup: the legacy objects stay")
+
+	// A wrong bucket fails the migration's reads, and run says so.
+	err = run(t.Context(), []string{"-data", t.TempDir(), "-s3-bucket", "no-such-bucket", "-s3-endpoint", srv.URL,
+		"-s3-path-style", "-seed-legacy", "1", "-migrate-only"}, &out)
+	require.Error(t, err)
+}
