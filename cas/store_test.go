@@ -45,7 +45,7 @@ var memCase = backendCase{
 }
 
 // backends lists every Backend the Store is tested over.
-func backends() []backendCase { return []backendCase{memCase, fsCase} }
+func backends() []backendCase { return []backendCase{memCase, fsCase, s3Case} }
 
 // testData returns n deterministic pseudo-random bytes, different per seed.
 func testData(seed uint64, n int) []byte {
