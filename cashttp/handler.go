@@ -120,9 +120,10 @@ func WithLogger(l *slog.Logger) Option {
 }
 
 // WithMeterProvider sets the OpenTelemetry MeterProvider that records
-// casa.http.requests (by kind and status code), casa.http.duration
-// (seconds) and casa.http.bytes (body bytes sent). The default records
-// nothing.
+// casa.http.requests (by kind, content or thumbnail, and status code),
+// casa.http.duration (seconds, by kind and status code) and
+// casa.http.bytes (body bytes of successful responses, by kind). The
+// default records nothing.
 func WithMeterProvider(mp metric.MeterProvider) Option {
 	return func(h *Handler) {
 		if mp != nil {
@@ -150,7 +151,7 @@ func (h *Handler) initMetrics(mp metric.MeterProvider) {
 	h.duration, _ = m.Float64Histogram("casa.http.duration", metric.WithUnit("s"),
 		metric.WithDescription("Time to serve a request, by kind and HTTP status code."))
 	h.bytesServed, _ = m.Int64Counter("casa.http.bytes", metric.WithUnit("By"),
-		metric.WithDescription("Response body bytes sent, by kind."))
+		metric.WithDescription("Body bytes of successful (2xx) responses, by kind."))
 }
 
 // Request kinds, the value of the "kind" metric attribute.
@@ -175,7 +176,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		attrs := metric.WithAttributes(attribute.String("kind", kind), attribute.Int("http.response.status_code", status))
 		h.requests.Add(ctx, 1, attrs)
 		h.duration.Record(ctx, time.Since(start).Seconds(), attrs)
-		h.bytesServed.Add(ctx, rw.bytes, metric.WithAttributes(attribute.String("kind", kind)))
+		if status < 300 {
+			h.bytesServed.Add(ctx, rw.bytes, metric.WithAttributes(attribute.String("kind", kind)))
+		}
 	}()
 	if q := r.URL.RawQuery; strings.HasPrefix(q, casurl.ParamThumbnail+"=") || strings.Contains(q, "&"+casurl.ParamThumbnail+"=") {
 		kind = kindThumbnail
