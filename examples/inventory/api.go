@@ -531,7 +531,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v) // the client went away; nothing to do
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false) // URLs keep their "&"; the type is JSON with nosniff
+	_ = enc.Encode(v)        // an error means the client went away
 }
 
 // decodeJSON decodes one JSON object from a small request body.

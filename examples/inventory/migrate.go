@@ -34,7 +34,7 @@ func startupMigration(ctx context.Context, db *sql.DB, store *cas.Store, cleanup
 	if err != nil {
 		return res, fmt.Errorf("inventory: migrator: %w", err)
 	}
-	var last time.Time
+	last := time.Now()
 	report, err := migrate.Run(ctx, store, m, migrate.Options{
 		Logger: log,
 		Progress: func(p migrate.Progress) {
