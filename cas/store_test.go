@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"testing/iotest"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -656,4 +657,20 @@ func TestBackendErrorsPropagateStaged(t *testing.T) {
 	require.False(t, res.Deduplicated)
 	require.Equal(t, []string{res.Hash.Key()}, keys(t, inner))
 	requireNoFiles(t, tmps...)
+}
+
+func TestPutCancelledInBackend(t *testing.T) {
+	t.Parallel()
+	// The context ends while the backend is slow: Put returns the
+	// context's error, stores nothing and leaves no spool file.
+	inner := memstore.New()
+	f := testutil.NewFaultBackend(inner, testutil.WithFaultLatency(time.Hour))
+	spool := t.TempDir()
+	s := cas.New(f, cas.WithSpoolThreshold(1024), cas.WithTempDir(spool))
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	_, err := s.Put(ctx, bytes.NewReader(testData(70, 5000)))
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.Empty(t, keys(t, inner))
+	requireNoFiles(t, spool)
 }
