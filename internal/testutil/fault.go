@@ -197,7 +197,9 @@ func (f *FaultBackend) SetLatency(d time.Duration) {
 }
 
 // SetReadFailAfter makes objects returned by later Opens fail their reads
-// once n bytes have been read from them; n < 0 turns this off.
+// once n bytes have been read from them (counted over all reads, whatever
+// Seeks came between): the first n bytes arrive, then every Read fails,
+// even at the end of the object. n < 0 turns this off.
 func (f *FaultBackend) SetReadFailAfter(n int64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
