@@ -1,8 +1,21 @@
 package fsstore_test
 
 import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"io/fs"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
+	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/stretchr/testify/require"
 
 	"github.com/casa-go/casa/cas"
@@ -11,9 +24,410 @@ import (
 )
 
 func TestConformance(t *testing.T) {
+	t.Parallel()
 	castest.Run(t, func(t *testing.T) cas.Backend {
 		b, err := fsstore.New(t.TempDir())
 		require.NoError(t, err)
 		return b
 	})
+}
+
+func TestConformanceWithoutSync(t *testing.T) {
+	t.Parallel()
+	castest.Run(t, func(t *testing.T) cas.Backend {
+		b, err := fsstore.New(t.TempDir(), fsstore.WithoutSync())
+		require.NoError(t, err)
+		return b
+	})
+}
+
+func newBackend(t *testing.T) *fsstore.Backend {
+	t.Helper()
+	b, err := fsstore.New(t.TempDir())
+	require.NoError(t, err)
+	return b
+}
+
+// tree returns every path under dir, relative and slash-separated, with
+// "/" appended to directories.
+func tree(t *testing.T, dir string) []string {
+	t.Helper()
+	var paths []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil || rel == "." {
+			return err
+		}
+		rel = filepath.ToSlash(rel)
+		if d.IsDir() {
+			rel += "/"
+		}
+		paths = append(paths, rel)
+		return nil
+	})
+	require.NoError(t, err)
+	return paths
+}
+
+// requireNoTemps fails when the temp directory of b holds any file.
+func requireNoTemps(t *testing.T, b *fsstore.Backend) {
+	t.Helper()
+	entries, err := os.ReadDir(filepath.Join(b.Dir(), ".tmp"))
+	require.NoError(t, err)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	require.Empty(t, names, "temp files left behind")
+}
+
+func TestHostileKeys(t *testing.T) {
+	t.Parallel()
+	h := cas.SumBytes([]byte("x")).String()
+	hostile := []string{
+		"", "/", "//", "/etc/passwd", "..", "../x", "../../etc/passwd", "a/..", "a/../b", "a/../../b",
+		".", "./a", "a/.", "a/./b", "a//b", "a/", "/a", "a\\b", "..\\..\\x", "\\x", "a\x00b", "\x00",
+		"\xff\xfe", "a/\xc3", strings.Repeat("s", 256), "a/" + strings.Repeat("s", 256),
+		".tmp", ".tmp/put-1", ".tmp/x/y", "cas", "cas/", "cas/x", "cas/" + h[:63], "cas/" + h + "0",
+		"cas/" + strings.ToUpper(h), "cas/" + h[:2] + "/" + h, "cas/" + h + "/x",
+	}
+	parent := t.TempDir()
+	dir := filepath.Join(parent, "root")
+	b, err := fsstore.New(dir)
+	require.NoError(t, err)
+	ctx := t.Context()
+	before := tree(t, parent)
+	for _, key := range hostile {
+		_, err := b.Stat(ctx, key)
+		require.ErrorIs(t, err, fsstore.ErrInvalidKey, "Stat %q", key)
+		require.NotErrorIs(t, err, cas.ErrNotFound, "Stat %q", key)
+		_, err = b.Open(ctx, key)
+		require.ErrorIs(t, err, fsstore.ErrInvalidKey, "Open %q", key)
+		err = b.Put(ctx, key, strings.NewReader("x"), 1, cas.PutOptions{})
+		require.ErrorIs(t, err, fsstore.ErrInvalidKey, "Put %q", key)
+		err = b.Put(ctx, key, strings.NewReader("x"), 1, cas.PutOptions{IfAbsent: true})
+		require.ErrorIs(t, err, fsstore.ErrInvalidKey, "Put IfAbsent %q", key)
+		require.ErrorIs(t, b.Delete(ctx, key), fsstore.ErrInvalidKey, "Delete %q", key)
+		st, err := b.Stage(ctx)
+		require.NoError(t, err)
+		_, err = st.Write([]byte("x"))
+		require.NoError(t, err)
+		require.ErrorIs(t, st.Commit(ctx, key), fsstore.ErrInvalidKey, "Commit %q", key)
+		require.Equal(t, before, tree(t, parent), "the tree changed after operations on %q", key)
+	}
+
+	// Keys that look odd but are safe are accepted.
+	for _, key := range []string{"a..b", "...", ".hidden", "a/.tmp", "a/...", "cassette", "cas-x", "x/cas/y",
+		"x/" + strings.Repeat("s", 255), "sp ace/ünï", "a:b"} {
+		require.NoError(t, b.Put(ctx, key, strings.NewReader(key), int64(len(key)), cas.PutOptions{}), "Put %q", key)
+		info, err := b.Stat(ctx, key)
+		require.NoError(t, err)
+		require.Equal(t, int64(len(key)), info.Size)
+		_, err = os.Stat(filepath.Join(dir, filepath.FromSlash(key)))
+		require.NoError(t, err, "%q is stored at its own path", key)
+	}
+	out, err := os.ReadDir(parent)
+	require.NoError(t, err)
+	require.Len(t, out, 1, "nothing was written outside the root")
+}
+
+func TestCollidingKeys(t *testing.T) {
+	t.Parallel()
+	b := newBackend(t)
+	ctx := t.Context()
+	require.NoError(t, b.Put(ctx, "legacy/x", strings.NewReader("x"), 1, cas.PutOptions{}))
+	for _, opts := range []cas.PutOptions{{}, {IfAbsent: true}} {
+		// "legacy" is a directory of keys, "legacy/x" a file.
+		err := b.Put(ctx, "legacy", strings.NewReader("y"), 1, opts)
+		require.ErrorIs(t, err, fsstore.ErrInvalidKey)
+		require.NotErrorIs(t, err, cas.ErrExists)
+		err = b.Put(ctx, "legacy/x/y", strings.NewReader("y"), 1, opts)
+		require.ErrorIs(t, err, fsstore.ErrInvalidKey)
+	}
+	_, err := b.Stat(ctx, "legacy")
+	require.ErrorIs(t, err, cas.ErrNotFound, "a directory of keys is no object")
+	_, err = b.Stat(ctx, "legacy/x/y")
+	require.ErrorIs(t, err, cas.ErrNotFound)
+	requireNoTemps(t, b)
+}
+
+func TestLayoutAndReadOnly(t *testing.T) {
+	t.Parallel()
+	b := newBackend(t)
+	s := cas.New(b)
+	res, err := s.Put(t.Context(), strings.NewReader("hello, world\n"))
+	require.NoError(t, err)
+	require.NoError(t, b.Put(t.Context(), "legacy/doc.pdf", strings.NewReader("pdf"), 3, cas.PutOptions{}))
+	hex := res.Hash.String()
+	want := []string{"cas/", "cas/" + hex[:2] + "/", "cas/" + hex[:2] + "/" + hex, "legacy/", "legacy/doc.pdf"}
+	require.Empty(t, cmp.Diff(want, tree(t, b.Dir())[1:]), "layout (after .tmp/)")
+
+	for _, p := range []string{filepath.Join(b.Dir(), "cas", hex[:2], hex), filepath.Join(b.Dir(), "legacy", "doc.pdf")} {
+		fi, err := os.Stat(p)
+		require.NoError(t, err)
+		require.Equal(t, fs.FileMode(0o444), fi.Mode().Perm(), "%s is read-only", p)
+		if os.Geteuid() != 0 { // root ignores permissions
+			_, err = os.OpenFile(p, os.O_WRONLY, 0)
+			require.ErrorIs(t, err, fs.ErrPermission)
+		}
+	}
+}
+
+func TestObjectIsFile(t *testing.T) {
+	t.Parallel()
+	b := newBackend(t)
+	p := bytes.Repeat([]byte("0123456789"), 10_000)
+	require.NoError(t, b.Put(t.Context(), "legacy/file", bytes.NewReader(p), int64(len(p)), cas.PutOptions{}))
+	obj, err := b.Open(t.Context(), "legacy/file")
+	require.NoError(t, err)
+	f, ok := obj.(*fsstore.Object)
+	require.True(t, ok, "Open returns *fsstore.Object, got %T", obj)
+	require.NotNil(t, f.File)
+	fi, err := f.File.Stat()
+	require.NoError(t, err)
+	require.Equal(t, int64(len(p)), fi.Size())
+	// net.TCPConn.ReadFrom uses sendfile(2) for a syscall.Conn source.
+	_, ok = obj.(syscall.Conn)
+	require.True(t, ok, "Object exposes the file's SyscallConn")
+	_, err = f.Write([]byte("x"))
+	require.Error(t, err, "an Object is read-only")
+	require.NoError(t, obj.Close())
+
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		obj, err := b.Open(r.Context(), "legacy/file")
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		defer obj.Close()
+		http.ServeContent(w, r, "", obj.Info().ModTime, obj)
+	}))
+	defer srv.Close()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.URL, nil)
+	require.NoError(t, err)
+	req.Header.Set("Range", "bytes=1000-50999")
+	resp, err := srv.Client().Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusPartialContent, resp.StatusCode)
+	require.True(t, bytes.Equal(p[1000:51000], body), "ranged body")
+}
+
+// failAfter returns n bytes of r, then err.
+type failAfter struct {
+	r   io.Reader
+	n   int
+	err error
+}
+
+func (f *failAfter) Read(p []byte) (int, error) {
+	if f.n <= 0 {
+		if f.err == nil {
+			return 0, io.EOF
+		}
+		return 0, f.err
+	}
+	p = p[:min(len(p), f.n)]
+	n, err := f.r.Read(p)
+	f.n -= n
+	return n, err
+}
+
+func TestNoTempsLeftBehind(t *testing.T) {
+	t.Parallel()
+	b := newBackend(t)
+	ctx := t.Context()
+	big := bytes.Repeat([]byte("abcdefgh"), 1<<20) // 8 MiB, past the writeback chunk
+	h := cas.SumBytes(big)
+	errBoom := errors.New("boom")
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+
+	require.NoError(t, b.Put(ctx, "legacy/exists", strings.NewReader("e"), 1, cas.PutOptions{}))
+	cases := []struct {
+		name string
+		run  func() error
+		want error
+	}{
+		{"failing reader", func() error {
+			return b.Put(ctx, "legacy/a", &failAfter{bytes.NewReader(big), 5 << 20, errBoom}, int64(len(big)), cas.PutOptions{})
+		}, errBoom},
+		{"digest mismatch", func() error {
+			return b.Put(ctx, "legacy/a", bytes.NewReader(big), int64(len(big)), cas.PutOptions{SHA256: cas.SumBytes(nil)})
+		}, cas.ErrDigestMismatch},
+		{"short body", func() error {
+			return b.Put(ctx, "legacy/a", bytes.NewReader(big), int64(len(big))+1, cas.PutOptions{})
+		}, nil},
+		{"long body", func() error {
+			return b.Put(ctx, "legacy/a", bytes.NewReader(big), int64(len(big))-1, cas.PutOptions{})
+		}, nil},
+		{"cancelled", func() error {
+			return b.Put(cancelled, "legacy/a", bytes.NewReader(big), int64(len(big)), cas.PutOptions{})
+		}, context.Canceled},
+		{"cancelled midway", func() error {
+			ctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			r := &failAfter{bytes.NewReader(big), 3 << 20, nil}
+			return b.Put(ctx, "legacy/a", io.MultiReader(r, readerFunc(func([]byte) (int, error) { cancel(); return 0, io.EOF }), bytes.NewReader(big)), 2*int64(len(big)), cas.PutOptions{})
+		}, context.Canceled},
+		{"exists", func() error {
+			return b.Put(ctx, "legacy/exists", bytes.NewReader(big), int64(len(big)), cas.PutOptions{IfAbsent: true})
+		}, cas.ErrExists},
+		{"commit exists", func() error {
+			st, err := b.Stage(ctx)
+			require.NoError(t, err)
+			_, err = st.Write(big)
+			require.NoError(t, err)
+			return st.Commit(ctx, "legacy/exists")
+		}, cas.ErrExists},
+		{"commit cancelled", func() error {
+			st, err := b.Stage(ctx)
+			require.NoError(t, err)
+			_, err = st.Write(big)
+			require.NoError(t, err)
+			return st.Commit(cancelled, "legacy/a")
+		}, context.Canceled},
+		{"abort", func() error {
+			st, err := b.Stage(ctx)
+			require.NoError(t, err)
+			_, err = st.Write(big)
+			require.NoError(t, err)
+			require.NoError(t, st.Abort())
+			require.NoError(t, st.Abort(), "a second Abort is a no-op")
+			_, err = st.Write(big)
+			return err
+		}, nil},
+		{"store too large", func() error {
+			_, err := cas.New(b, cas.WithMaxSize(1<<20)).Put(ctx, bytes.NewReader(big))
+			return err
+		}, cas.ErrTooLarge},
+		{"store verified mismatch", func() error {
+			_, err := cas.New(b).PutVerified(ctx, cas.SumBytes(nil), bytes.NewReader(big))
+			return err
+		}, cas.ErrDigestMismatch},
+		{"store cancelled midway", func() error {
+			ctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			r := io.MultiReader(bytes.NewReader(big), readerFunc(func([]byte) (int, error) { cancel(); return 0, io.EOF }), bytes.NewReader(big))
+			_, err := cas.New(b).Put(ctx, r)
+			return err
+		}, context.Canceled},
+	}
+	for _, tc := range cases {
+		err := tc.run()
+		require.Error(t, err, tc.name)
+		if tc.want != nil {
+			require.ErrorIs(t, err, tc.want, tc.name)
+		}
+		requireNoTemps(t, b)
+		_, err = b.Stat(ctx, "legacy/a")
+		require.ErrorIs(t, err, cas.ErrNotFound, "%s: nothing published", tc.name)
+		_, err = b.Stat(ctx, h.Key())
+		require.ErrorIs(t, err, cas.ErrNotFound, "%s: nothing published", tc.name)
+		got := make([]byte, 2)
+		obj, err := b.Open(ctx, "legacy/exists")
+		require.NoError(t, err)
+		n, _ := io.ReadFull(obj, got)
+		require.NoError(t, obj.Close())
+		require.Equal(t, "e", string(got[:n]), "%s: existing object intact", tc.name)
+	}
+
+	// And after successes.
+	require.NoError(t, b.Put(ctx, "legacy/a", bytes.NewReader(big), int64(len(big)), cas.PutOptions{SHA256: h, IfAbsent: true}))
+	require.NoError(t, b.Put(ctx, "legacy/a", bytes.NewReader(big[:10]), 10, cas.PutOptions{}))
+	res, err := cas.New(b).Put(ctx, bytes.NewReader(big))
+	require.NoError(t, err)
+	require.Equal(t, h, res.Hash)
+	requireNoTemps(t, b)
+}
+
+type readerFunc func([]byte) (int, error)
+
+func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
+
+func TestCrashLeftovers(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	b, err := fsstore.New(dir)
+	require.NoError(t, err)
+	ctx := t.Context()
+	p := []byte("the whole blob")
+	h := cas.SumBytes(p)
+
+	// A process that dies mid-write leaves a staged file and never commits.
+	for range 2 {
+		st, err := b.Stage(ctx)
+		require.NoError(t, err)
+		_, err = st.Write(p[:5])
+		require.NoError(t, err)
+	}
+	temps, err := os.ReadDir(filepath.Join(dir, ".tmp"))
+	require.NoError(t, err)
+	require.Len(t, temps, 2)
+	old := time.Now().Add(-2 * time.Hour)
+	require.NoError(t, os.Chtimes(filepath.Join(dir, ".tmp", temps[0].Name()), old, old))
+
+	// After the "restart" the leftovers are no object, and are not listed.
+	b2, err := fsstore.New(dir, fsstore.WithStaleTempAge(time.Hour))
+	require.NoError(t, err)
+	for _, key := range []string{h.Key(), ".tmp/" + temps[1].Name()} {
+		_, err := b2.Stat(ctx, key)
+		require.Error(t, err, key)
+	}
+	for info, err := range b2.List(ctx, "") {
+		require.NoError(t, err)
+		require.Fail(t, "listed a leftover", info.Key)
+	}
+	left, err := os.ReadDir(filepath.Join(dir, ".tmp"))
+	require.NoError(t, err)
+	require.Len(t, left, 1, "the stale temp file was swept, the fresh one kept")
+	require.Equal(t, temps[1].Name(), left[0].Name())
+
+	// Writing the blob for real works, and a sweep of age zero is off.
+	_, err = cas.New(b2).Put(ctx, bytes.NewReader(p))
+	require.NoError(t, err)
+	_, err = fsstore.New(dir, fsstore.WithStaleTempAge(0))
+	require.NoError(t, err)
+	left, err = os.ReadDir(filepath.Join(dir, ".tmp"))
+	require.NoError(t, err)
+	require.Len(t, left, 1)
+}
+
+func TestNewErrors(t *testing.T) {
+	t.Parallel()
+	_, err := fsstore.New("")
+	require.Error(t, err)
+	file := filepath.Join(t.TempDir(), "file")
+	require.NoError(t, os.WriteFile(file, nil, 0o644))
+	_, err = fsstore.New(file)
+	require.Error(t, err, "a file is no directory")
+	b, err := fsstore.New(filepath.Join(t.TempDir(), "new", "nested"))
+	require.NoError(t, err, "New creates the directory")
+	require.DirExists(t, b.Dir())
+	require.True(t, filepath.IsAbs(b.Dir()))
+}
+
+func TestListSkipsForeignFiles(t *testing.T) {
+	t.Parallel()
+	b := newBackend(t)
+	h := cas.SumBytes([]byte("blob"))
+	require.NoError(t, b.Put(t.Context(), h.Key(), strings.NewReader("blob"), 4, cas.PutOptions{}))
+	// Files that no key maps to: a shard holding a wrong name, a file
+	// directly in cas/, a symlink.
+	dir := b.Dir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "cas", h.String()[:2], "junk"), nil, 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "cas", "junk"), nil, 0o644))
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "cas", "zzz"), 0o755))
+	require.NoError(t, os.Symlink("/etc/passwd", filepath.Join(dir, "link")))
+	var keys []string
+	for info, err := range b.List(t.Context(), "") {
+		require.NoError(t, err)
+		keys = append(keys, info.Key)
+	}
+	require.Equal(t, []string{h.Key()}, keys)
 }
