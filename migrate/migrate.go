@@ -84,11 +84,15 @@ type Options struct {
 	// is DefaultConcurrency.
 	Concurrency int
 	// DryRun reads and hashes every pending object but writes nothing and
-	// commits nothing. The Report says what a real run would do.
+	// commits nothing. The Report says what a real run would do. To count
+	// duplicates among the pending records a DryRun remembers every hash
+	// it computed (32 bytes and map overhead per distinct blob).
 	DryRun bool
 	// Progress, when set, is called after each record. Calls never
 	// overlap, so the function need not be safe for concurrent use, but it
-	// should return quickly: it holds up the workers.
+	// should return quickly: it holds up the workers. Setting it makes Run
+	// first count the pending records (one extra pass over Pending) so
+	// that Progress.Total is known.
 	Progress func(Progress)
 	// Logger receives structured logs: the start and end of the run at
 	// Info, each migrated record at Debug, each failure at Warn. The
@@ -101,8 +105,9 @@ type Progress struct {
 	// Done counts the records finished so far, migrated or failed.
 	Done int
 	// Total is the number of pending records counted before the run
-	// started; Done may reach it early when records are migrated by
-	// someone else meanwhile. Run raises it to Done if records were added.
+	// started. It is an estimate when the table changes during the run:
+	// Done may stay below it when records are migrated by someone else,
+	// and Run raises it to Done when records were added.
 	Total int
 	// Bytes counts the bytes read from legacy objects so far.
 	Bytes int64

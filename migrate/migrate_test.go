@@ -7,9 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"iter"
-	"maps"
-	"slices"
 	"log/slog"
+	"maps"
+	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -240,6 +241,19 @@ func TestRunFaultsConverge(t *testing.T) {
 			src := testutil.NewFaultBackend(e.source, testutil.WithFailRate(0.2), testutil.WithFaultSeed(7))
 			dst := testutil.NewFaultBackend(e.storeBackend(), testutil.WithFailRate(0.2), testutil.WithFaultSeed(11))
 			store := cas.New(dst)
+			// And 20% of the commits fail too, as a flaky database would.
+			var (
+				rngMu sync.Mutex
+				rng   = rand.New(rand.NewPCG(3, 5))
+			)
+			m.beforeCommit = func(migrate.Record) error {
+				rngMu.Lock()
+				defer rngMu.Unlock()
+				if rng.Float64() < 0.2 {
+					return testutil.ErrInjected
+				}
+				return nil
+			}
 
 			var runs, failures int
 			checked := map[string]string{}

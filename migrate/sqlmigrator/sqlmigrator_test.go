@@ -16,6 +16,8 @@ import (
 
 	"github.com/casa-go/casa/cas"
 	"github.com/casa-go/casa/cas/memstore"
+	"github.com/casa-go/casa/cas/s3store"
+	"github.com/casa-go/casa/internal/testutil"
 	"github.com/casa-go/casa/migrate"
 	"github.com/casa-go/casa/migrate/sqlmigrator"
 )
@@ -340,10 +342,25 @@ func TestDollarPlaceholders(t *testing.T) {
 
 func TestRunOnSQLite(t *testing.T) {
 	t.Parallel()
+	backends := map[string]func(t *testing.T) cas.Backend{
+		"memstore": func(*testing.T) cas.Backend { return memstore.New() },
+		"s3": func(t *testing.T) cas.Backend {
+			srv := testutil.NewS3(t)
+			return s3store.New(srv.Client, srv.Bucket)
+		},
+	}
+	for name, newBackend := range backends {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			testRunOnSQLite(t, newBackend(t))
+		})
+	}
+}
+
+func testRunOnSQLite(t *testing.T, b cas.Backend) {
 	ctx := context.Background()
 	db := openDB(t)
 	exec(t, db, `CREATE TABLE parts (id INTEGER PRIMARY KEY, name TEXT, datasheet_key TEXT)`)
-	b := memstore.New()
 	store := cas.New(b)
 	const n = 150
 	want := map[int64][]byte{}
