@@ -52,6 +52,7 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -354,21 +355,32 @@ func checksum(h cas.Hash) *string {
 }
 
 func (b *Backend) putSingle(ctx context.Context, key, full string, r io.Reader, size int64, opts cas.PutOptions) error {
+	if size == 0 {
+		// The SDK sends no body for ContentLength 0 and never reads r.
+		if err := checkEOF(r); err != nil {
+			return fmt.Errorf("s3store: put %q: declared empty: %w", key, err)
+		}
+	}
 	in := &s3.PutObjectInput{
 		Bucket:        &b.bucket,
 		Key:           &full,
 		ContentLength: aws.Int64(size),
 	}
 	var optFns []func(*s3.Options)
+	var body *exactReader
 	if rs, ok := r.(io.ReadSeeker); ok {
-		body, err := newExactSeeker(ctx, rs, size)
+		es, err := newExactSeeker(ctx, rs, size)
 		if err != nil {
 			return fmt.Errorf("s3store: put %q: %w", key, err)
 		}
-		in.Body = body
+		body, in.Body = &es.exactReader, es
 	} else {
-		in.Body = &exactReader{ctx: ctx, r: r, size: size}
-		optFns = append(optFns, s3.WithAPIOptions(v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware))
+		body = &exactReader{ctx: ctx, r: r, size: size}
+		in.Body = body
+		optFns = append(optFns,
+			s3.WithAPIOptions(v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware),
+			func(o *s3.Options) { o.RetryMaxAttempts = 1 }, // r cannot be rewound
+		)
 	}
 	if !opts.SHA256.IsZero() {
 		in.ChecksumSHA256 = checksum(opts.SHA256)
@@ -380,6 +392,10 @@ func (b *Backend) putSingle(ctx context.Context, key, full string, r io.Reader, 
 		in.ContentType = aws.String(opts.ContentType)
 	}
 	if _, err := b.client.PutObject(ctx, in, optFns...); err != nil {
+		if body.err != nil {
+			// The body failed (wrong size, source error): say so first.
+			return fmt.Errorf("s3store: put %q: %w (%w)", key, body.err, err)
+		}
 		return wrap("put", key, err, cas.ErrExists, cas.ErrDigestMismatch)
 	}
 	return nil
@@ -433,7 +449,7 @@ func (b *Backend) putMultipart(ctx context.Context, key, full string, r io.Reade
 	acquire := func() ([]byte, error) {
 		if allocated < b.concurrency {
 			allocated++
-			return make([]byte, partSize), nil
+			return nil, nil // grown by readPart as bytes arrive
 		}
 		select {
 		case buf := <-free:
@@ -455,7 +471,8 @@ func (b *Backend) putMultipart(ctx context.Context, key, full string, r io.Reade
 			if err != nil {
 				return err
 			}
-			n, err := io.ReadFull(r, buf[:want])
+			buf, err = readPart(r, buf, want)
+			n := len(buf)
 			last := false
 			switch {
 			case size < 0 && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)):
@@ -471,7 +488,7 @@ func (b *Backend) putMultipart(ctx context.Context, key, full string, r io.Reade
 			if n == 0 && num > 1 {
 				return nil
 			}
-			data := buf[:n]
+			data := buf
 			whole.Write(data)
 			total += int64(n)
 			sum := cas.SumBytes(data)
@@ -529,6 +546,32 @@ func (b *Backend) putMultipart(ctx context.Context, key, full string, r io.Reade
 	return nil
 }
 
+// readPart reads up to want bytes from r into buf[:0], like io.ReadFull,
+// growing buf as bytes arrive rather than up front, so that a declared size
+// larger than the data allocates only what is read. buf never grows beyond
+// want bytes.
+func readPart(r io.Reader, buf []byte, want int64) ([]byte, error) {
+	buf = buf[:0]
+	for int64(len(buf)) < want {
+		if len(buf) == cap(buf) {
+			c := min(want, max(2*int64(cap(buf)), 256<<10))
+			buf = slices.Grow(buf, int(c)-len(buf))
+		}
+		n, err := r.Read(buf[len(buf):min(int64(cap(buf)), want)])
+		buf = buf[:len(buf)+n]
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				if len(buf) == 0 {
+					return buf, io.EOF
+				}
+				return buf, io.ErrUnexpectedEOF
+			}
+			return buf, err
+		}
+	}
+	return buf, nil
+}
+
 func sortParts(parts []types.CompletedPart) {
 	// Insertion sort: parts arrive nearly in order.
 	for i := 1; i < len(parts); i++ {
@@ -565,30 +608,55 @@ type exactReader struct {
 	r    io.Reader
 	size int64
 	pos  int64
+	err  error // the first error other than io.EOF
 }
 
 func (e *exactReader) Read(p []byte) (int, error) {
+	n, err := e.read(p)
+	if err != nil && err != io.EOF && e.err == nil {
+		e.err = err
+	}
+	return n, err
+}
+
+func (e *exactReader) read(p []byte) (int, error) {
 	if err := e.ctx.Err(); err != nil {
 		return 0, err
 	}
-	if e.pos >= e.size {
+	rest := e.size - e.pos
+	if rest <= 0 {
 		if err := checkEOF(e.r); err != nil {
 			return 0, err
 		}
 		return 0, io.EOF
 	}
-	if int64(len(p)) > e.size-e.pos {
-		p = p[:e.size-e.pos]
-	}
-	n, err := e.r.Read(p)
-	e.pos += int64(n)
-	if errors.Is(err, io.EOF) {
-		if e.pos < e.size {
-			return n, fmt.Errorf("s3store: body of %d bytes, declared %d: %w", e.pos, e.size, io.ErrUnexpectedEOF)
+	if int64(len(p)) < rest {
+		n, err := e.r.Read(p)
+		e.pos += int64(n)
+		if errors.Is(err, io.EOF) {
+			return n, e.short()
 		}
-		err = nil
+		return n, err
 	}
-	return n, err
+	// The last bytes: hold them back until r is known to end here, so that
+	// the server never receives a complete body from an over-long reader.
+	n, err := io.ReadFull(e.r, p[:rest])
+	if err != nil {
+		e.pos += int64(n)
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			return n, e.short()
+		}
+		return n, err
+	}
+	if err := checkEOF(e.r); err != nil {
+		return 0, err
+	}
+	e.pos += int64(n)
+	return n, nil
+}
+
+func (e *exactReader) short() error {
+	return fmt.Errorf("s3store: body of %d bytes, declared %d: %w", e.pos, e.size, io.ErrUnexpectedEOF)
 }
 
 // exactSeeker is an exactReader over an io.ReadSeeker, so the SDK can
