@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -179,6 +180,40 @@ func TestUploadDeduplicates(t *testing.T) {
 	require.Equal(t, *at1.ThumbnailURL, *at2.ThumbnailURL)
 	require.Equal(t, *at1.DownloadURL, *at3.DownloadURL)
 	require.NotEqual(t, *at1.DownloadURL, *at2.DownloadURL, "the filename is part of the URL")
+}
+
+// TestConcurrentIdenticalUploads: parallel uploads of the same bytes into
+// the default fsstore make one object and one row each.
+func TestConcurrentIdenticalUploads(t *testing.T) {
+	t.Parallel()
+	ta := serveApp(t, Config{})
+	key := ta.createPart("part")
+	data := testutil.JPEG(200, 150)
+	const n = 8
+	var wg sync.WaitGroup
+	statuses := make([]int, n)
+	for i := range n {
+		body, ct := multipartBody(t, "", "p.jpg", "image/jpeg", data)
+		wg.Go(func() {
+			req, err := http.NewRequestWithContext(t.Context(), "POST", ta.srv.URL+"/api/parts/"+key+"/attachments", body)
+			if err != nil {
+				return
+			}
+			req.Header.Set("Content-Type", ct)
+			resp, err := ta.srv.Client().Do(req)
+			if err != nil {
+				return
+			}
+			resp.Body.Close()
+			statuses[i] = resp.StatusCode
+		})
+	}
+	wg.Wait()
+	for i, s := range statuses {
+		require.Equal(t, http.StatusCreated, s, "upload %d", i)
+	}
+	require.Equal(t, n, ta.rowCount("attachments"))
+	require.Equal(t, []string{cas.SumBytes(data).Key()}, keys(t, ta.backend, cas.KeyPrefix))
 }
 
 func TestURLAttachment(t *testing.T) {

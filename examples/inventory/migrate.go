@@ -15,8 +15,10 @@ import (
 
 // MigrationResult is what the startup migration did.
 type MigrationResult struct {
-	Report  migrate.Report
-	Cleanup *migrate.CleanupReport // nil unless cleanup ran
+	// Report is migrate.Run's report.
+	Report migrate.Report
+	// Cleanup is migrate.Cleanup's report; nil unless cleanup ran.
+	Cleanup *migrate.CleanupReport
 }
 
 // startupMigration moves every attachment still stored under a legacy key
