@@ -246,24 +246,39 @@ func (h *Handler) serveContent(w *responseWriter, r *http.Request, req casurl.Re
 	h.setCacheHeaders(hdr, etag)
 	hdr.Set("Accept-Ranges", "bytes")
 
-	// A Backend object that is an *os.File underneath (fsstore) goes to
-	// ServeContent as is: its copy then reaches the connection's ReadFrom
-	// with the file inside, and the kernel sends it (sendfile). Other
-	// objects are wrapped to catch read errors, which ServeContent drops.
-	var content io.ReadSeeker = obj
-	var rec *readRecorder
-	if _, ok := obj.(syscall.Conn); !ok {
-		rec = &readRecorder{ReadSeeker: obj}
-		content = rec
+	// The object goes to ServeContent wrapped only to record read and seek
+	// errors, which ServeContent drops or sends to the client as text. An
+	// object that is an *os.File underneath (fsstore) keeps its
+	// syscall.Conn, so the copy reaches the connection's ReadFrom with the
+	// file inside and the kernel sends it (sendfile).
+	src := &source{ReadSeeker: obj}
+	var content io.ReadSeeker = src
+	if sc, ok := obj.(syscall.Conn); ok {
+		content = fileSource{source: src, conn: sc}
 	}
-	w.guard = true
+	h.serveGuarded(w, r, content, src, "hash", req.Hash)
+	if src.readErr != nil && ctx.Err() == nil {
+		h.logger.ErrorContext(ctx, "cashttp: read failed mid-response", "hash", req.Hash, "err", src.readErr)
+	}
+}
+
+// serveGuarded runs http.ServeContent with w's guard on: an error status
+// that ServeContent writes gets Cache-Control: no-store and a fixed body,
+// not ServeContent's text (which can be a Backend's seek error), and a
+// failed seek turns it into a 500. The cause is logged.
+func (h *Handler) serveGuarded(w *responseWriter, r *http.Request, content io.ReadSeeker, src *source, logAttrs ...any) {
+	w.guard, w.src = true, src
 	http.ServeContent(w, r, "", time.Time{}, content)
-	w.guard = false
-	if w.replaced != "" {
-		h.logger.ErrorContext(ctx, "cashttp: serve failed", "hash", req.Hash, "err", w.replaced)
-	}
-	if rec != nil && rec.err != nil && ctx.Err() == nil {
-		h.logger.ErrorContext(ctx, "cashttp: read failed mid-response", "hash", req.Hash, "err", rec.err)
+	w.guard, w.src = false, nil
+	switch {
+	case w.status >= 500:
+		var cause any = w.suppressed
+		if src != nil && src.seekErr != nil {
+			cause = src.seekErr
+		}
+		h.logger.ErrorContext(r.Context(), "cashttp: serve failed", append(logAttrs, "err", cause)...)
+	case w.status >= 400:
+		h.logger.DebugContext(r.Context(), "cashttp: request not satisfiable", append(logAttrs, "status", w.status, "reason", w.suppressed)...)
 	}
 }
 
@@ -295,12 +310,7 @@ func (h *Handler) serveThumbnail(w *responseWriter, r *http.Request, req casurl.
 	hdr.Set("Content-Type", "image/jpeg")
 	h.setCacheHeaders(hdr, etag)
 	hdr.Set("Accept-Ranges", "bytes")
-	w.guard = true
-	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(jpeg))
-	w.guard = false
-	if w.replaced != "" {
-		h.logger.ErrorContext(r.Context(), "cashttp: serve failed", "hash", req.Hash, "size", req.Thumbnail, "err", w.replaced)
-	}
+	h.serveGuarded(w, r, bytes.NewReader(jpeg), nil, "hash", req.Hash, "size", req.Thumbnail)
 }
 
 func (h *Handler) thumbnailSizeOK(n int) bool {
@@ -369,33 +379,52 @@ func notModified(r *http.Request, etag string) bool {
 	return false
 }
 
-// readRecorder keeps the first read error of a ReadSeeker.
-type readRecorder struct {
+// source records the first read and seek errors of a ReadSeeker.
+type source struct {
 	io.ReadSeeker
-	err error
+	readErr, seekErr error
 }
 
-func (r *readRecorder) Read(p []byte) (int, error) {
-	n, err := r.ReadSeeker.Read(p)
-	if err != nil && err != io.EOF && r.err == nil {
-		r.err = err
+func (s *source) Read(p []byte) (int, error) {
+	n, err := s.ReadSeeker.Read(p)
+	if err != nil && err != io.EOF && s.readErr == nil {
+		s.readErr = err
 	}
 	return n, err
 }
 
+func (s *source) Seek(off int64, whence int) (int64, error) {
+	n, err := s.ReadSeeker.Seek(off, whence)
+	if err != nil && s.seekErr == nil {
+		s.seekErr = err
+	}
+	return n, err
+}
+
+// fileSource is a source over a file: it also exposes the file's
+// syscall.Conn, which is what net/http's sendfile path looks for.
+type fileSource struct {
+	*source
+	conn syscall.Conn
+}
+
+// SyscallConn implements syscall.Conn.
+func (f fileSource) SyscallConn() (syscall.RawConn, error) { return f.conn.SyscallConn() }
+
 // responseWriter records the status and body bytes of a response for
-// metrics. While guard is set (inside http.ServeContent) it replaces the
-// body of a 5xx response, whose text ServeContent may take from a seek
-// error, with a generic one, and marks every error response no-store.
-// It forwards ReadFrom, so that a copy from a file still reaches the
-// connection's sendfile.
+// metrics. While guard is set (inside http.ServeContent) it rewrites error
+// responses: Cache-Control: no-store, no success headers, a fixed short
+// body instead of ServeContent's text, and 500 when the source failed to
+// seek. It forwards ReadFrom, so that a copy from a file still reaches
+// the connection's sendfile.
 type responseWriter struct {
 	http.ResponseWriter
-	status   int
-	bytes    int64
-	guard    bool
-	discard  bool
-	replaced string // the body a guarded 5xx was about to send
+	status     int
+	bytes      int64
+	guard      bool
+	src        *source
+	discard    bool   // drop body writes: a guarded error body was replaced
+	suppressed string // the body a guarded error was about to send
 }
 
 func (w *responseWriter) WriteHeader(code int) {
@@ -403,22 +432,26 @@ func (w *responseWriter) WriteHeader(code int) {
 		w.ResponseWriter.WriteHeader(code) // superfluous; net/http logs it
 		return
 	}
-	w.status = code
-	if w.guard && code >= 400 {
-		w.Header().Set("Cache-Control", "no-store")
-		w.Header().Del("Content-Disposition")
-		w.Header().Del("Content-Security-Policy")
-	}
-	if w.guard && code >= 500 {
-		w.discard = true
-		w.replaced = "(unknown)"
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if !w.guard || code < 400 {
+		w.status = code
 		w.ResponseWriter.WriteHeader(code)
-		n, _ := io.WriteString(w.ResponseWriter, "internal server error\n")
-		w.bytes += int64(n)
 		return
 	}
+	if w.src != nil && w.src.seekErr != nil {
+		code = http.StatusInternalServerError
+	}
+	w.status = code
+	w.discard = true
+	hdr := w.Header()
+	for _, k := range []string{"ETag", "Content-Disposition", "Content-Security-Policy", "Accept-Ranges", "Content-Range", "Content-Length"} {
+		hdr.Del(k)
+	}
+	hdr.Set("Cache-Control", "no-store")
+	hdr.Set("Content-Type", "text/plain; charset=utf-8")
+	hdr.Set("X-Content-Type-Options", "nosniff")
 	w.ResponseWriter.WriteHeader(code)
+	n, _ := io.WriteString(w.ResponseWriter, strings.ToLower(http.StatusText(code))+"\n")
+	w.bytes += int64(n)
 }
 
 func (w *responseWriter) Write(p []byte) (int, error) {
@@ -426,8 +459,8 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 		w.WriteHeader(http.StatusOK)
 	}
 	if w.discard {
-		if w.replaced == "(unknown)" {
-			w.replaced = strings.TrimSpace(string(p))
+		if len(w.suppressed) < 200 {
+			w.suppressed += strings.TrimSpace(string(p))
 		}
 		return len(p), nil
 	}

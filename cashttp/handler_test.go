@@ -6,11 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"image/jpeg"
+	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -512,4 +515,53 @@ func TestRealThumbnailServiceCoalescedThroughHandler(t *testing.T) {
 	cfg, err := jpeg.DecodeConfig(bytes.NewReader(first))
 	require.NoError(t, err)
 	require.Equal(t, 64, cfg.Width)
+}
+
+// seekFaultBackend wraps a real Backend; its objects fail seeks to a
+// non-zero offset with an error text that must not reach the client.
+type seekFaultBackend struct{ cas.Backend }
+
+func (b seekFaultBackend) Open(ctx context.Context, key string) (cas.Object, error) {
+	o, err := b.Backend.Open(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	return seekFaultObject{o}, nil
+}
+
+type seekFaultObject struct{ cas.Object }
+
+func (o seekFaultObject) Seek(off int64, whence int) (int64, error) {
+	if whence == io.SeekStart && off > 0 {
+		return 0, errors.New("seek s3://secret-bucket/key: connection reset")
+	}
+	return o.Object.Seek(off, whence)
+}
+
+func TestSeekFailureIsGeneric500(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, seekFaultBackend{memstore.New()})
+	h := f.put(t, blob(4, 4096))
+	res := f.do(t, http.MethodGet, urls.Inline(h, "image/png"), "Range", "bytes=100-200")
+	requireErrorResponse(t, res.StatusCode, res.Header, res.body, http.StatusInternalServerError)
+	require.Equal(t, "internal server error\n", string(res.body))
+	require.Empty(t, res.Header.Get("Content-Range"))
+	require.Contains(t, f.logs.String(), "secret-bucket", "the cause is logged")
+	// Without a Range the same object serves fine.
+	res = f.do(t, http.MethodGet, urls.Inline(h, "image/png"))
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	require.Len(t, res.body, 4096)
+}
+
+func TestCanceledRequest(t *testing.T) {
+	t.Parallel()
+	counts := testutil.NewFaultBackend(memstore.New(), testutil.WithFaultLatency(time.Minute))
+	hd := cashttp.NewHandler(cas.New(counts))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	req := httptest.NewRequestWithContext(ctx, http.MethodGet, urls.Inline(cas.SumBytes([]byte("x")), "a/b"), nil)
+	rec := httptest.NewRecorder()
+	hd.ServeHTTP(rec, req)
+	requireErrorResponse(t, rec.Code, rec.Header(), rec.Body.Bytes(), http.StatusServiceUnavailable)
+	require.Equal(t, 1, counts.Calls(testutil.MethodOpen))
 }
