@@ -350,6 +350,14 @@ func (b *Backend) Put(ctx context.Context, key string, r io.Reader, size int64, 
 	return b.putSingle(ctx, key, full, r, size, opts)
 }
 
+// unsignedPayload sends "x-amz-content-sha256: UNSIGNED-PAYLOAD" instead
+// of hashing the body for the SigV4 signature. Put uses it when the body
+// cannot be rewound, and when an x-amz-checksum-sha256 already protects
+// the bytes (then hashing again would only cost a second pass).
+func unsignedPayload(o *s3.Options) {
+	o.APIOptions = append(o.APIOptions, v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware)
+}
+
 func checksum(h cas.Hash) *string {
 	return aws.String(base64.StdEncoding.EncodeToString(h[:]))
 }
@@ -378,12 +386,17 @@ func (b *Backend) putSingle(ctx context.Context, key, full string, r io.Reader, 
 		body = &exactReader{ctx: ctx, r: r, size: size}
 		in.Body = body
 		optFns = append(optFns,
-			s3.WithAPIOptions(v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware),
+			unsignedPayload,
 			func(o *s3.Options) { o.RetryMaxAttempts = 1 }, // r cannot be rewound
 		)
 	}
 	if !opts.SHA256.IsZero() {
 		in.ChecksumSHA256 = checksum(opts.SHA256)
+		if len(optFns) == 0 {
+			// S3 verifies the bytes against the checksum: spare the
+			// SigV4 payload hash, a second pass over the body.
+			optFns = append(optFns, unsignedPayload)
+		}
 	}
 	if opts.IfAbsent && b.conditional {
 		in.IfNoneMatch = aws.String("*")
@@ -471,7 +484,7 @@ func (b *Backend) putMultipart(ctx context.Context, key, full string, r io.Reade
 			if err != nil {
 				return err
 			}
-			buf, err = readPart(r, buf, want)
+			buf, err = readPart(r, buf, want, b.partSize)
 			n := len(buf)
 			last := false
 			switch {
@@ -502,7 +515,7 @@ func (b *Backend) putMultipart(ctx context.Context, key, full string, r io.Reade
 					Body:           bytes.NewReader(data),
 					ContentLength:  aws.Int64(int64(len(data))),
 					ChecksumSHA256: checksum(sum),
-				})
+				}, unsignedPayload)
 				if err != nil {
 					return wrap(fmt.Sprintf("put part %d of", num), key, err, cas.ErrDigestMismatch)
 				}
@@ -546,12 +559,16 @@ func (b *Backend) putMultipart(ctx context.Context, key, full string, r io.Reade
 	return nil
 }
 
-// readPart reads up to want bytes from r into buf[:0], like io.ReadFull,
-// growing buf as bytes arrive rather than up front, so that a declared size
-// larger than the data allocates only what is read. buf never grows beyond
-// want bytes.
-func readPart(r io.Reader, buf []byte, want int64) ([]byte, error) {
+// readPart reads up to want bytes from r into buf[:0], like io.ReadFull.
+// It allocates up to eager bytes (the configured part size) at once, and
+// beyond that grows buf as bytes arrive, so that a part size raised for a
+// huge declared size allocates only what is actually read. buf never grows
+// beyond want bytes.
+func readPart(r io.Reader, buf []byte, want, eager int64) ([]byte, error) {
 	buf = buf[:0]
+	if first := min(want, eager); int64(cap(buf)) < first {
+		buf = make([]byte, 0, first)
+	}
 	for int64(len(buf)) < want {
 		if len(buf) == cap(buf) {
 			c := min(want, max(2*int64(cap(buf)), 256<<10))
