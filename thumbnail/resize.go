@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"image"
-	"image/color"
 	"image/jpeg"
 
 	"github.com/disintegration/imaging"
@@ -160,15 +159,31 @@ func boxYCbCr(m *image.YCbCr, f int) *image.NRGBA {
 			}
 			n := uint32(x1-x0) * rows
 			cn := uint32(cx1-cx0) * crows
-			r, g, b := color.YCbCrToRGB(
-				uint8((ys+n/2)/n),
-				uint8((cbs+cn/2)/cn),
-				uint8((crs+cn/2)/cn))
+			// color.YCbCrToRGB, written out: the call is not inlined.
+			yy := int32(div(ys, n)) * 0x10101
+			cb := int32(div(cbs, cn)) - 128
+			cr := int32(div(crs, cn)) - 128
 			p := px[4*ox : 4*ox+4 : 4*ox+4]
-			p[0], p[1], p[2], p[3] = r, g, b, 255
+			p[0] = clamp16(yy + 91881*cr)
+			p[1] = clamp16(yy - 22554*cb - 46802*cr)
+			p[2] = clamp16(yy + 116130*cb)
+			p[3] = 255
 		}
 	}
 	return out
+}
+
+// div returns s/n rounded to nearest, for sample sums (s <= 255*n).
+func div(s, n uint32) uint8 {
+	return uint8((s + n/2) / n)
+}
+
+// clamp16 returns v >> 16 clamped to 0..255, as color.YCbCrToRGB does.
+func clamp16(v int32) uint8 {
+	if uint32(v)&0xff000000 == 0 {
+		return uint8(v >> 16)
+	}
+	return uint8(^(v >> 31))
 }
 
 func copyRow(acc []uint32, row []byte) {

@@ -1,7 +1,13 @@
 package thumbnail
 
 import (
+	"bytes"
+	"image/jpeg"
+	"io"
+
 	"fmt"
+	"github.com/casa-go/casa/internal/testutil"
+	"github.com/disintegration/imaging"
 	"image"
 	"image/color"
 	"math/rand/v2"
@@ -105,4 +111,40 @@ func TestFlatten(t *testing.T) {
 		127, 127, 127, 255,
 		255, 204, 204, 255,
 	}, got.Pix)
+}
+
+// BenchmarkRender12MP times everything after decoding (pre-shrink, filter,
+// flatten, encode) on a decoded 12 MP photo, split by stage.
+func BenchmarkRender12MP(b *testing.B) {
+	src, err := jpeg.Decode(bytes.NewReader(testutil.JPEG(4000, 3000)))
+	require.NoError(b, err)
+	y := src.(*image.YCbCr)
+	c := newConfig(nil)
+	for _, size := range []int{150, 1000} {
+		tw, th := fit(4000, 3000, size)
+		f := shrinkFactor(4000, 3000, tw, th)
+		b.Run(fmt.Sprintf("all/size=%d", size), func(b *testing.B) {
+			for b.Loop() {
+				_, err := c.render(src, 1, size)
+				require.NoError(b, err)
+			}
+		})
+		b.Run(fmt.Sprintf("box/size=%d", size), func(b *testing.B) {
+			for b.Loop() {
+				boxYCbCr(y, f)
+			}
+		})
+		small := boxYCbCr(y, f)
+		b.Run(fmt.Sprintf("filter/size=%d", size), func(b *testing.B) {
+			for b.Loop() {
+				imaging.Resize(small, tw, th, imaging.CatmullRom)
+			}
+		})
+		out := flatten(imaging.Resize(small, tw, th, imaging.CatmullRom))
+		b.Run(fmt.Sprintf("encode/size=%d", size), func(b *testing.B) {
+			for b.Loop() {
+				require.NoError(b, jpeg.Encode(io.Discard, out, &jpeg.Options{Quality: 82}))
+			}
+		})
+	}
 }
