@@ -308,10 +308,18 @@ func (b *Backend) List(ctx context.Context, prefix string) iter.Seq2[cas.Info, e
 
 // Put implements cas.Backend. r must yield exactly size bytes; fewer or
 // more fail the Put, and nothing is stored. A negative size means unknown:
-// the blob is read to EOF. When r is an io.ReadSeeker the SDK signs the
-// payload and can retry; otherwise the payload is sent unsigned (its
-// integrity rests on ChecksumSHA256 and TLS) and a failed request is not
-// retried. Blobs above the multipart threshold are uploaded in parts.
+// the blob is read to EOF, in parts when it exceeds one part (then the part
+// size is not raised for S3's limit of 10,000 parts, and memory is bounded
+// by one part more than concurrency x part size).
+//
+// Blobs up to the multipart threshold go up in one PutObject, streamed
+// from r. When r is an io.ReadSeeker the request can be retried. The SigV4
+// payload hash (a second pass over the bytes) is skipped, sending
+// UNSIGNED-PAYLOAD, when opts.SHA256 is set, because S3 then verifies the
+// bytes against x-amz-checksum-sha256 anyway, and when r cannot be rewound;
+// such a request is not retried. Blobs above the threshold go up in parts,
+// each with its own x-amz-checksum-sha256; Put also hashes the whole blob
+// and completes the upload only if it matches opts.SHA256.
 func (b *Backend) Put(ctx context.Context, key string, r io.Reader, size int64, opts cas.PutOptions) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -473,6 +481,9 @@ func (b *Backend) putMultipart(ctx context.Context, key, full string, r io.Reade
 	}
 	readErr := func() error {
 		for num := int32(1); ; num++ {
+			if gctx.Err() != nil {
+				return context.Cause(gctx) // a part failed: stop reading
+			}
 			want := partSize
 			if size >= 0 {
 				want = min(partSize, size-total)
@@ -543,7 +554,9 @@ func (b *Backend) putMultipart(ctx context.Context, key, full string, r io.Reade
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	sortParts(parts)
+	slices.SortFunc(parts, func(a, b types.CompletedPart) int {
+		return int(aws.ToInt32(a.PartNumber)) - int(aws.ToInt32(b.PartNumber))
+	})
 	complete := &s3.CompleteMultipartUploadInput{
 		Bucket:          &b.bucket,
 		Key:             &full,
@@ -587,15 +600,6 @@ func readPart(r io.Reader, buf []byte, want, eager int64) ([]byte, error) {
 		}
 	}
 	return buf, nil
-}
-
-func sortParts(parts []types.CompletedPart) {
-	// Insertion sort: parts arrive nearly in order.
-	for i := 1; i < len(parts); i++ {
-		for j := i; j > 0 && aws.ToInt32(parts[j].PartNumber) < aws.ToInt32(parts[j-1].PartNumber); j-- {
-			parts[j], parts[j-1] = parts[j-1], parts[j]
-		}
-	}
 }
 
 // errTooLong: the reader holds more bytes than the declared size.
