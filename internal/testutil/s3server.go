@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"hash"
 	"io"
 	"log"
@@ -67,6 +68,7 @@ type S3 struct {
 	// URL is the server's base URL, e.g. http://127.0.0.1:12345.
 	URL string
 
+	srv     *httptest.Server
 	backend *s3mem.Backend
 	stats   sync.Map // operation name -> *opStats
 	locks   keyLocks
@@ -104,6 +106,18 @@ func WithS3Middleware(mw func(http.Handler) http.Handler) S3Option {
 // with a client for it. The server is closed when the test ends.
 func NewS3(t testing.TB, opts ...S3Option) *S3 {
 	t.Helper()
+	s, err := StartS3(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+// StartS3 is NewS3 for code that has no testing.TB, such as the benchmark
+// report: it starts the server and creates the bucket; the caller closes the
+// server with Close.
+func StartS3(opts ...S3Option) (*S3, error) {
 	cfg := s3Config{bucket: DefaultS3Bucket}
 	for _, o := range opts {
 		o(&cfg)
@@ -124,15 +138,19 @@ func NewS3(t testing.TB, opts ...S3Option) *S3 {
 	// ranged read that stops early); net/http would log each one.
 	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
 	srv.Start()
-	t.Cleanup(srv.Close)
+	s.srv = srv
 	s.URL = srv.URL
 	s.Client = NewS3Client(srv.URL)
 
 	if err := s.backend.CreateBucket(s.Bucket); err != nil {
-		t.Fatalf("testutil: create bucket %q: %v", s.Bucket, err)
+		srv.Close()
+		return nil, fmt.Errorf("testutil: create bucket %q: %w", s.Bucket, err)
 	}
-	return s
+	return s, nil
 }
+
+// Close shuts the server down. NewS3 arranges it through t.Cleanup.
+func (s *S3) Close() { s.srv.Close() }
 
 // NewS3Client returns an aws-sdk-go-v2 S3 client for an S3-compatible
 // endpoint such as the one NewS3 starts: static test credentials, region
