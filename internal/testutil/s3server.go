@@ -48,7 +48,9 @@ const DefaultS3Bucket = "casa-test"
 //     hash to it (else 400 BadDigest, "The SHA256 you specified did not match
 //     the calculated checksum."). The check streams: the body is hashed while
 //     gofakes3 reads it, and a mismatch fails the read before gofakes3 stores
-//     anything, so a rejected object or part is never stored.
+//     anything, so a rejected object or part is never stored. Bodies in
+//     aws-chunked encoding (x-amz-content-sha256: STREAMING-...) are not
+//     checked; the client NewS3Client builds never sends them.
 //   - If-None-Match "*" on CompleteMultipartUpload: when the key exists the
 //     request fails with 412 PreconditionFailed and the object is untouched
 //     (the upload stays open, as on AWS, until it is aborted). Conditional
@@ -343,7 +345,8 @@ func (s *S3) emulate(next http.Handler) http.Handler {
 		bucket, key := splitPath(r.URL.Path)
 		conditional := r.Header.Get("If-None-Match") == "*"
 
-		if (op == "PutObject" || op == "UploadPart") && r.Header.Get("X-Amz-Checksum-Sha256") != "" {
+		streaming := strings.HasPrefix(r.Header.Get("X-Amz-Content-Sha256"), "STREAMING-")
+		if (op == "PutObject" || op == "UploadPart") && r.Header.Get("X-Amz-Checksum-Sha256") != "" && !streaming {
 			want, err := base64.StdEncoding.DecodeString(r.Header.Get("X-Amz-Checksum-Sha256"))
 			if err != nil || len(want) != sha256.Size {
 				WriteS3Error(w, r, http.StatusBadRequest, "InvalidRequest", "Value for x-amz-checksum-sha256 header is invalid.")

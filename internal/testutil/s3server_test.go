@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -332,4 +333,31 @@ func TestS3Seed(t *testing.T) {
 	require.EqualValues(t, 1, aws.ToInt64(head.ContentLength))
 	require.WithinDuration(t, time.Now(), aws.ToTime(head.LastModified), time.Minute)
 	require.Zero(t, s.Requests("PutObject"), "Seed bypasses HTTP")
+}
+
+// FuzzS3Operation checks that S3Operation names every request, however
+// odd its method, path or query, with one of the names it documents.
+func FuzzS3Operation(f *testing.F) {
+	known := map[string]bool{"Unknown": true}
+	for _, op := range []string{"ListBuckets", "ListObjectsV2", "ListObjects", "ListMultipartUploads",
+		"GetBucketLocation", "GetBucketVersioning", "HeadBucket", "CreateBucket", "DeleteBucket",
+		"DeleteObjects", "GetObject", "ListParts", "HeadObject", "PutObject", "UploadPart", "CopyObject",
+		"DeleteObject", "AbortMultipartUpload", "CreateMultipartUpload", "CompleteMultipartUpload"} {
+		known[op] = true
+	}
+	f.Add("GET", "/b/k", "uploadId=1", "")
+	f.Add("PUT", "/b/k", "partNumber=1&uploadId=x", "")
+	f.Add("PUT", "//", "", "/src")
+	f.Add("POST", "", "uploads&uploadId", "")
+	f.Add("DELETE", "/b/", "uploadId=%zz", "")
+	f.Add("get", "/../..", ";;;=&&", "")
+	f.Fuzz(func(t *testing.T, method, path, query, copySource string) {
+		r := &http.Request{Method: method, URL: &url.URL{Path: path, RawQuery: query}, Header: http.Header{}}
+		if copySource != "" {
+			r.Header.Set("X-Amz-Copy-Source", copySource)
+		}
+		if op := testutil.S3Operation(r); !known[op] {
+			t.Fatalf("S3Operation(%q %q?%q) = %q", method, path, query, op)
+		}
+	})
 }
