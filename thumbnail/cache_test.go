@@ -188,3 +188,29 @@ func TestBackendCache(t *testing.T) {
 	require.ErrorIs(t, err, context.Canceled)
 	require.NotErrorIs(t, err, cas.ErrNotFound)
 }
+
+// FuzzDirCacheKey: whatever the key, a Put either fails or writes a file
+// inside the cache directory that Get returns.
+func FuzzDirCacheKey(f *testing.F) {
+	for _, k := range []string{"thumbnails/abc_1.jpg", "../x", "a/../../b", "/abs", "a//b", ".tmp-x", "a/./b", "C:\\x", "ok-key_1.jpg"} {
+		f.Add(k)
+	}
+	f.Fuzz(func(t *testing.T, key string) {
+		ctx := context.Background()
+		root := t.TempDir()
+		dir := filepath.Join(root, "cache")
+		c, err := thumbnail.NewDirCache(dir, 0)
+		require.NoError(t, err)
+		if err := c.Put(ctx, key, []byte("v")); err != nil {
+			require.Empty(t, listFiles(t, root))
+			return
+		}
+		files := listFiles(t, root)
+		require.Len(t, files, 1)
+		require.True(t, strings.HasPrefix(files[0], "cache/"), "%q escaped to %q", key, files[0])
+		b, ok, err := c.Get(ctx, key)
+		require.NoError(t, err)
+		require.True(t, ok)
+		require.Equal(t, []byte("v"), b)
+	})
+}
