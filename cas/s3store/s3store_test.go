@@ -651,3 +651,53 @@ func TestOptionsIgnoreNonsense(t *testing.T) {
 	require.EqualValues(t, 1, s.Requests("PutObject"), "the default threshold still applies")
 	require.Equal(t, p, readAll(t, b, "k"))
 }
+
+// countingReader counts the bytes read from it.
+type countingReader struct {
+	r io.Reader
+	n atomic.Int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// TestMultipartReadAheadIsBounded holds every UploadPart at the server and
+// checks that Put reads no more of the source than concurrency parts: the
+// memory a multipart upload holds is bounded by concurrency x part size,
+// whatever the blob size.
+func TestMultipartReadAheadIsBounded(t *testing.T) {
+	t.Parallel()
+	const partSize, concurrency = 64 << 10, 2
+	release := make(chan struct{})
+	var held atomic.Int32
+	hold := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if testutil.S3Operation(r) == "UploadPart" {
+				held.Add(1)
+				select {
+				case <-release:
+				case <-r.Context().Done():
+				}
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+	s := testutil.NewS3(t, testutil.WithS3Middleware(hold))
+	b := s3store.New(s.Client, s.Bucket, s3store.WithMultipartThreshold(partSize), s3store.WithPartSize(partSize), s3store.WithConcurrency(concurrency))
+	p := blob(10, 2<<20)
+	src := &countingReader{r: bytes.NewReader(p)}
+	done := make(chan error, 1)
+	go func() { done <- b.Put(t.Context(), "big", src, int64(len(p)), cas.PutOptions{}) }()
+
+	require.Eventually(t, func() bool { return held.Load() == concurrency }, 10*time.Second, time.Millisecond)
+	time.Sleep(50 * time.Millisecond) // give an unbounded reader time to run ahead
+	require.LessOrEqual(t, src.n.Load(), int64(concurrency*partSize), "read ahead of the uploads in flight")
+	require.EqualValues(t, concurrency, held.Load(), "no more parts than WithConcurrency in flight")
+	close(release)
+	require.NoError(t, <-done)
+	require.EqualValues(t, len(p), src.n.Load())
+	require.True(t, bytes.Equal(p, readAll(t, b, "big")))
+}
