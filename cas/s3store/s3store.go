@@ -513,7 +513,9 @@ func (b *Backend) putMultipart(ctx context.Context, key, full string, r io.Reade
 				return nil
 			}
 			data := buf
-			whole.Write(data)
+			if !opts.SHA256.IsZero() {
+				whole.Write(data)
+			}
 			total += int64(n)
 			sum := cas.SumBytes(data)
 			g.Go(func() error {
@@ -546,10 +548,10 @@ func (b *Backend) putMultipart(ctx context.Context, key, full string, r io.Reade
 	if readErr != nil {
 		return fmt.Errorf("s3store: put %q: %w", key, readErr)
 	}
-	var got cas.Hash
-	whole.Sum(got[:0])
-	if !opts.SHA256.IsZero() && got != opts.SHA256 {
-		return fmt.Errorf("s3store: put %q: %w: want %s, got %s", key, cas.ErrDigestMismatch, opts.SHA256, got)
+	if !opts.SHA256.IsZero() {
+		if got := cas.Hash(whole.Sum(nil)); got != opts.SHA256 {
+			return fmt.Errorf("s3store: put %q: %w: want %s, got %s", key, cas.ErrDigestMismatch, opts.SHA256, got)
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		return err
