@@ -35,6 +35,17 @@ func requireNear(t *testing.T, m image.Image, x, y int, want color.NRGBA) {
 		"at (%d,%d): want %v, got %v", x, y, want, got)
 }
 
+func grayJPEG(t *testing.T, w, h int) []byte {
+	t.Helper()
+	m := image.NewGray(image.Rect(0, 0, w, h))
+	for i := range m.Pix {
+		m.Pix[i] = uint8(i * 7)
+	}
+	var b bytes.Buffer
+	require.NoError(t, jpeg.Encode(&b, m, nil))
+	return b.Bytes()
+}
+
 func TestGenerateDimensions(t *testing.T) {
 	t.Parallel()
 	green := color.NRGBA{R: 10, G: 200, B: 30, A: 255}
@@ -51,6 +62,7 @@ func TestGenerateDimensions(t *testing.T) {
 		{"jpeg exact", testutil.JPEG(150, 150), 150, 150, 150},
 		{"jpeg size 1", testutil.JPEG(64, 48), 1, 1, 1},
 		{"jpeg sliver", testutil.JPEG(8, 1000), 100, 1, 100},
+		{"jpeg gray", grayJPEG(t, 320, 200), 100, 100, 63},
 		{"png", testutil.PNG(300, 400), 100, 75, 100},
 		{"png pre-shrunk", testutil.PNG(400, 200), 100, 100, 50},
 		{"png alpha", testutil.PNGWithAlpha(200, 100), 100, 100, 50},
