@@ -361,3 +361,15 @@ func FuzzS3Operation(f *testing.F) {
 		}
 	})
 }
+
+func TestStartS3AndClose(t *testing.T) {
+	t.Parallel()
+	s, err := testutil.StartS3(testutil.WithS3Bucket("started"))
+	require.NoError(t, err)
+	require.Equal(t, "started", s.Bucket)
+	require.NoError(t, s3put(t.Context(), s, "k", []byte("v"), nil))
+	require.Equal(t, []byte("v"), s3get(t, s, "k", ""))
+	s.Close()
+	_, err = s.Client.HeadObject(t.Context(), &s3.HeadObjectInput{Bucket: aws.String(s.Bucket), Key: aws.String("k")})
+	require.Error(t, err, "a closed server answers nothing")
+}
