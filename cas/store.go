@@ -173,7 +173,7 @@ func (s *Store) putStaged(ctx context.Context, st Stager, src io.Reader, want *H
 		}
 	}()
 	d := sha256.New()
-	n, err := io.CopyBuffer(io.MultiWriter(obj, d), src, make([]byte, copyBufferSize))
+	n, err := pipeCopy(obj, d, src)
 	if err != nil {
 		return res, fmt.Errorf("cas: put: %w", err)
 	}
@@ -309,6 +309,78 @@ func (s *Store) Walk(ctx context.Context) iter.Seq2[Info, error] {
 			}
 		}
 	}
+}
+
+// pipeBuffers is how many copyBufferSize buffers pipeCopy keeps in flight.
+const pipeBuffers = 4
+
+// pipeCopy copies src to w until EOF and hashes the bytes into d, writing
+// each chunk in a second goroutine while it is hashed, so that a Put takes
+// about as long as hashing alone. Buffers are allocated as needed, so a
+// small blob costs one. It returns once w has seen its last Write.
+func pipeCopy(w io.Writer, d hash.Hash, src io.Reader) (int64, error) {
+	var (
+		free   = make(chan []byte, pipeBuffers)
+		full   = make(chan []byte, pipeBuffers)
+		failed = make(chan struct{}) // closed when a Write fails
+		werr   error
+		done   = make(chan struct{})
+		n      int64
+		rerr   error
+		made   int
+	)
+	go func() {
+		defer close(done)
+		for b := range full {
+			if werr == nil {
+				if _, werr = w.Write(b); werr != nil {
+					close(failed)
+				}
+			}
+			free <- b[:cap(b)]
+		}
+	}()
+loop:
+	for {
+		var buf []byte
+		select {
+		case buf = <-free:
+		case <-failed:
+			break loop
+		default:
+			if made < pipeBuffers {
+				made++
+				buf = make([]byte, copyBufferSize)
+				break
+			}
+			select {
+			case buf = <-free:
+			case <-failed:
+				break loop
+			}
+		}
+		m, err := src.Read(buf)
+		if m > 0 {
+			n += int64(m)
+			full <- buf[:m]
+			d.Write(buf[:m]) // concurrent with the Write: both only read buf
+		} else {
+			free <- buf
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			rerr = err
+			break
+		}
+	}
+	close(full)
+	<-done
+	if rerr != nil {
+		return n, rerr
+	}
+	return n, werr
 }
 
 // ctxReader fails reads once its context is done.
