@@ -121,8 +121,8 @@ func (b *Backend) path(key string) (string, error) {
 	return filepath.Join(b.root, relPath(key)), nil
 }
 
-// notFound reports whether err means that no file is at a path: missing, or
-// a parent is a regular file.
+// notFound reports whether err means that no object is at a path: missing,
+// or a parent is a regular file.
 func notFound(err error) bool {
 	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)
 }
@@ -136,7 +136,7 @@ func (b *Backend) Stat(ctx context.Context, key string) (cas.Info, error) {
 	if err != nil {
 		return cas.Info{}, err
 	}
-	fi, err := os.Stat(p)
+	fi, err := os.Lstat(p)
 	switch {
 	case notFound(err):
 		return cas.Info{}, fmt.Errorf("fsstore: %q: %w", key, cas.ErrNotFound)
@@ -171,9 +171,9 @@ func (b *Backend) Open(ctx context.Context, key string) (cas.Object, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.Open(p)
+	f, err := os.OpenFile(p, os.O_RDONLY|noFollow, 0)
 	switch {
-	case notFound(err):
+	case notFound(err) || errors.Is(err, syscall.ELOOP):
 		return nil, fmt.Errorf("fsstore: %q: %w", key, cas.ErrNotFound)
 	case err != nil:
 		return nil, fmt.Errorf("fsstore: open %q: %w", key, err)

@@ -90,7 +90,7 @@ func TestHostileKeys(t *testing.T) {
 	hostile := []string{
 		"", "/", "//", "/etc/passwd", "..", "../x", "../../etc/passwd", "a/..", "a/../b", "a/../../b",
 		".", "./a", "a/.", "a/./b", "a//b", "a/", "/a", "a\\b", "..\\..\\x", "\\x", "a\x00b", "\x00",
-		"\xff\xfe", "a/\xc3", strings.Repeat("s", 256), "a/" + strings.Repeat("s", 256),
+		"\xff\xfe", "a/\xc3", strings.Repeat("s", 256), "a/" + strings.Repeat("s", 256), strings.Repeat("abcdefg/", 128) + "x",
 		".tmp", ".tmp/put-1", ".tmp/x/y", "cas", "cas/", "cas/x", "cas/" + h[:63], "cas/" + h + "0",
 		"cas/" + strings.ToUpper(h), "cas/" + h[:2] + "/" + h, "cas/" + h + "/x",
 	}
@@ -430,4 +430,8 @@ func TestListSkipsForeignFiles(t *testing.T) {
 		keys = append(keys, info.Key)
 	}
 	require.Equal(t, []string{h.Key()}, keys)
+	_, err := b.Stat(t.Context(), "link")
+	require.ErrorIs(t, err, cas.ErrNotFound, "a symbolic link is no object")
+	_, err = b.Open(t.Context(), "link")
+	require.ErrorIs(t, err, cas.ErrNotFound, "a symbolic link is no object")
 }

@@ -19,6 +19,9 @@ var ErrInvalidKey = errors.New("fsstore: invalid key")
 // maxSegment is the longest path segment most file systems accept.
 const maxSegment = 255
 
+// maxKey is the longest key, in bytes: S3's limit, and far below PATH_MAX.
+const maxKey = 1024
+
 // tmpDir is the directory, under the root, that holds files being written.
 // A key cannot start with it.
 const tmpDir = ".tmp"
@@ -30,12 +33,15 @@ const casDir = "cas"
 //
 // A key is a slash-separated sequence of non-empty segments other than "."
 // and "..", of valid UTF-8 without NUL or backslash, each at most 255
-// bytes. The first segment ".tmp" is reserved. Under "cas/" only CAS keys
+// bytes, at most 1024 bytes in all. The first segment ".tmp" is reserved. Under "cas/" only CAS keys
 // ("cas/" and 64 lowercase hex characters) are allowed, since that
 // directory holds the sharded blobs.
 func checkKey(key string) error {
 	if key == "" {
 		return fmt.Errorf("%w: empty key", ErrInvalidKey)
+	}
+	if len(key) > maxKey {
+		return fmt.Errorf("%w: key longer than %d bytes", ErrInvalidKey, maxKey)
 	}
 	if !utf8.ValidString(key) {
 		return fmt.Errorf("%w: %q is not valid UTF-8", ErrInvalidKey, key)

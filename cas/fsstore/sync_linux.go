@@ -6,6 +6,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// noFollow makes Open fail on a symbolic link: objects are regular files.
+const noFollow = unix.O_NOFOLLOW
+
 // startWriteback asks the kernel to start writing n bytes of f at off to
 // disk without waiting, so that a later fsync has less to do.
 func startWriteback(f *os.File, off, n int64) {
