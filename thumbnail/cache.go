@@ -205,11 +205,13 @@ func (c *DirCache) Put(ctx context.Context, key string, b []byte) (err error) {
 	if err = f.Close(); err != nil {
 		return fmt.Errorf("thumbnail: dir cache: %w", err)
 	}
+	// Publish and index under one lock, so that concurrent Puts of a key
+	// and evictions leave the index matching the directory.
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if err = os.Rename(f.Name(), p); err != nil {
 		return fmt.Errorf("thumbnail: dir cache: %w", err)
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	if e, ok := c.entries[key]; ok {
 		c.total -= e.Value.(*dirEntry).size
 		c.lru.Remove(e)
