@@ -536,8 +536,16 @@ func testNonCASKeys(t *testing.T, b cas.Backend) {
 
 func testConcurrent(t *testing.T, b cas.Backend) {
 	const workers, perWorker = 8, 10
-	var wg sync.WaitGroup
-	errs := make(chan error, workers*perWorker*4)
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	report := func(err error) {
+		mu.Lock()
+		errs = append(errs, err)
+		mu.Unlock()
+	}
 	for w := range workers {
 		wg.Go(func() {
 			ctx := t.Context()
@@ -545,30 +553,31 @@ func testConcurrent(t *testing.T, b cas.Backend) {
 				key := fmt.Sprintf("conc/%d/%d", w, i)
 				p := data(uint64(w*1000+i), 512+i)
 				if err := b.Put(ctx, key, bytes.NewReader(p), int64(len(p)), cas.PutOptions{IfAbsent: true}); err != nil {
-					errs <- fmt.Errorf("Put %q: %w", key, err)
+					report(fmt.Errorf("Put %q: %w", key, err))
 					continue
 				}
 				if info, err := b.Stat(ctx, key); err != nil || info.Size != int64(len(p)) {
-					errs <- fmt.Errorf("Stat %q: %+v, %v", key, info, err)
+					report(fmt.Errorf("Stat %q: %+v, %v", key, info, err))
 				}
 				obj, err := b.Open(ctx, key)
 				if err != nil {
-					errs <- fmt.Errorf("Open %q: %w", key, err)
+					report(fmt.Errorf("Open %q: %w", key, err))
 					continue
 				}
 				got, err := io.ReadAll(obj)
 				_ = obj.Close()
 				if err != nil || !bytes.Equal(got, p) {
-					errs <- fmt.Errorf("read %q: %d bytes, %v", key, len(got), err)
+					report(fmt.Errorf("read %q: %d bytes, %v", key, len(got), err))
 				}
 				prev := ""
 				for info, err := range b.List(ctx, "conc/") {
 					if err != nil {
-						errs <- fmt.Errorf("List: %w", err)
+						report(fmt.Errorf("List: %w", err))
 						break
 					}
 					if info.Key <= prev {
-						errs <- fmt.Errorf("List order: %q after %q", info.Key, prev)
+						report(fmt.Errorf("List order: %q after %q", info.Key, prev))
+						break
 					}
 					prev = info.Key
 				}
@@ -576,10 +585,7 @@ func testConcurrent(t *testing.T, b cas.Backend) {
 		})
 	}
 	wg.Wait()
-	close(errs)
-	for err := range errs {
-		require.NoError(t, err)
-	}
+	require.Empty(t, errs)
 	require.Len(t, listKeys(t, b, "conc/"), workers*perWorker)
 }
 

@@ -1,0 +1,132 @@
+package castest_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"iter"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/casa-go/casa/cas"
+	"github.com/casa-go/casa/cas/castest"
+	"github.com/casa-go/casa/cas/memstore"
+)
+
+func TestMemstorePasses(t *testing.T) {
+	castest.Run(t, func(t *testing.T) cas.Backend { return memstore.New() })
+}
+
+// broken wraps a real memstore and breaks one rule of the Backend contract.
+type broken struct {
+	*memstore.Backend
+	fault string
+}
+
+func (b broken) Stat(ctx context.Context, key string) (cas.Info, error) {
+	info, err := b.Backend.Stat(ctx, key)
+	if b.fault == "stat-error-not-wrapped" && errors.Is(err, cas.ErrNotFound) {
+		return info, errors.New("no such key")
+	}
+	return info, err
+}
+
+func (b broken) Put(ctx context.Context, key string, r io.Reader, size int64, opts cas.PutOptions) error {
+	switch b.fault {
+	case "ignore-if-absent":
+		opts.IfAbsent = false
+	case "ignore-digest":
+		opts.SHA256 = cas.Hash{}
+	case "ignore-size":
+		p, err := io.ReadAll(r)
+		if err != nil {
+			return err
+		}
+		return b.Backend.Put(ctx, key, strings.NewReader(string(p)), int64(len(p)), opts)
+	}
+	return b.Backend.Put(ctx, key, r, size, opts)
+}
+
+func (b broken) Delete(ctx context.Context, key string) error {
+	if b.fault == "delete-missing-fails" {
+		if _, err := b.Backend.Stat(ctx, key); err != nil {
+			return err
+		}
+	}
+	return b.Backend.Delete(ctx, key)
+}
+
+func (b broken) List(ctx context.Context, prefix string) iter.Seq2[cas.Info, error] {
+	var infos []cas.Info
+	for info, err := range b.Backend.List(ctx, prefix) {
+		if err != nil {
+			return func(yield func(cas.Info, error) bool) { yield(cas.Info{}, err) }
+		}
+		infos = append(infos, info)
+	}
+	switch b.fault {
+	case "list-unsorted":
+		slices.Reverse(infos)
+	case "list-first-page-only":
+		infos = infos[:min(len(infos), 1000)]
+	case "list-ignores-break":
+		return func(yield func(cas.Info, error) bool) {
+			for _, info := range infos {
+				yield(info, nil)
+			}
+		}
+	}
+	return func(yield func(cas.Info, error) bool) {
+		for _, info := range infos {
+			if !yield(info, nil) {
+				return
+			}
+		}
+	}
+}
+
+const faultEnv = "CASTEST_FAULT"
+
+// TestBrokenBackend runs the suite over a broken Backend when the
+// environment asks for it; TestSuiteCatchesFaults runs it in a child
+// process and expects it to fail.
+func TestBrokenBackend(t *testing.T) {
+	fault := os.Getenv(faultEnv)
+	if fault == "" {
+		t.Skip("run by TestSuiteCatchesFaults")
+	}
+	castest.Run(t, func(t *testing.T) cas.Backend { return broken{Backend: memstore.New(), fault: fault} })
+}
+
+func TestSuiteCatchesFaults(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a child test process per fault")
+	}
+	for _, fault := range []string{
+		"", // control: the wrapper itself is sound
+		"stat-error-not-wrapped", "ignore-if-absent", "ignore-digest", "ignore-size",
+		"delete-missing-fails", "list-unsorted", "list-first-page-only", "list-ignores-break",
+	} {
+		t.Run("fault="+fault, func(t *testing.T) {
+			t.Parallel()
+			cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestBrokenBackend$", "-test.count=1", "-test.timeout=60s")
+			cmd.Env = append(os.Environ(), faultEnv+"="+fault)
+			if fault == "" {
+				cmd.Env = append(cmd.Env, faultEnv+"=none")
+			}
+			out, err := cmd.CombinedOutput()
+			if fault == "" {
+				require.NoError(t, err, "the suite fails a sound wrapper:\n%s", out)
+				return
+			}
+			var exit *exec.ExitError
+			require.ErrorAs(t, err, &exit, "the suite passes a Backend with fault %q:\n%s", fault, out)
+			require.Contains(t, string(out), "--- FAIL: TestBrokenBackend/")
+		})
+	}
+}
