@@ -53,6 +53,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) cas.Backend) {
 		{"FailingReader", testFailingReader},
 		{"SizeMismatch", testSizeMismatch},
 		{"CancelledPut", testCancelledPut},
+		{"CancelledContext", testCancelledContext},
 		{"Seek", testSeek},
 		{"List", testList},
 		{"ListBreak", testListBreak},
@@ -294,6 +295,27 @@ func testCancelledPut(t *testing.T, b cas.Backend) {
 	require.Error(t, err, "Put cancelled midway")
 	requireNotFound(t, b, "legacy/cancel")
 	require.Empty(t, listKeys(t, b, ""))
+}
+
+func testCancelledContext(t *testing.T, b cas.Backend) {
+	put(t, b, "legacy/ctx", []byte("ctx"), cas.PutOptions{})
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	_, err := b.Stat(ctx, "legacy/ctx")
+	require.ErrorIs(t, err, context.Canceled, "Stat")
+	obj, err := b.Open(ctx, "legacy/ctx")
+	if err == nil {
+		_ = obj.Close()
+	}
+	require.ErrorIs(t, err, context.Canceled, "Open")
+	require.ErrorIs(t, b.Delete(ctx, "legacy/ctx"), context.Canceled, "Delete")
+	n := 0
+	for _, err := range b.List(ctx, "") {
+		n++
+		require.ErrorIs(t, err, context.Canceled, "List")
+	}
+	require.Equal(t, 1, n, "List yields one error")
+	require.Equal(t, []byte("ctx"), readKey(t, b, "legacy/ctx"), "a cancelled Delete deletes nothing")
 }
 
 // cancelReader cancels its context once after bytes have been read.

@@ -435,3 +435,59 @@ func TestListSkipsForeignFiles(t *testing.T) {
 	_, err = b.Open(t.Context(), "link")
 	require.ErrorIs(t, err, cas.ErrNotFound, "a symbolic link is no object")
 }
+
+func TestConcurrentReplace(t *testing.T) {
+	t.Parallel()
+	b := newBackend(t)
+	ctx := t.Context()
+	const writers, size = 8, 256 << 10
+	versions := make([][]byte, writers)
+	for i := range versions {
+		versions[i] = bytes.Repeat([]byte{byte('a' + i)}, size)
+	}
+	require.NoError(t, b.Put(ctx, "legacy/r", bytes.NewReader(versions[0]), size, cas.PutOptions{}))
+	whole := func(p []byte) bool {
+		return len(p) == size && bytes.Count(p, p[:1]) == size
+	}
+	done := make(chan struct{})
+	readerErr := make(chan error, 1)
+	go func() {
+		defer close(readerErr)
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			obj, err := b.Open(ctx, "legacy/r")
+			if err != nil {
+				readerErr <- err
+				return
+			}
+			p, err := io.ReadAll(obj)
+			_ = obj.Close()
+			if err != nil || !whole(p) {
+				readerErr <- errors.New("a reader saw a mix of versions or a partial object")
+				return
+			}
+		}
+	}()
+	errs := make(chan error, writers)
+	for i := range writers {
+		go func() {
+			errs <- b.Put(ctx, "legacy/r", bytes.NewReader(versions[i]), size, cas.PutOptions{})
+		}()
+	}
+	for range writers {
+		require.NoError(t, <-errs, "Put without IfAbsent replaces")
+	}
+	close(done)
+	require.NoError(t, <-readerErr)
+	obj, err := b.Open(ctx, "legacy/r")
+	require.NoError(t, err)
+	defer obj.Close()
+	p, err := io.ReadAll(obj)
+	require.NoError(t, err)
+	require.True(t, whole(p), "the final object is one whole version")
+	requireNoTemps(t, b)
+}
