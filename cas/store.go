@@ -196,12 +196,14 @@ func (s *Store) putSpooled(ctx context.Context, src io.Reader, want *Hash) (res 
 	d := sha256.New()
 	tee := io.TeeReader(src, d)
 	var mem bytes.Buffer
-	n, err := mem.ReadFrom(io.LimitReader(tee, s.spool))
+	// One byte past the threshold tells a blob of exactly the threshold
+	// (kept in memory) from a larger one (spooled).
+	n, err := mem.ReadFrom(io.LimitReader(tee, s.spool+1))
 	if err != nil {
 		return res, fmt.Errorf("cas: put: %w", err)
 	}
 	body := io.ReadSeeker(bytes.NewReader(mem.Bytes()))
-	if n == s.spool {
+	if n > s.spool {
 		f, err := os.CreateTemp(s.tempDir, "casa-spool-*")
 		if err != nil {
 			return res, fmt.Errorf("cas: spool: %w", err)

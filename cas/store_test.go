@@ -674,3 +674,23 @@ func TestPutCancelledInBackend(t *testing.T) {
 	require.Empty(t, keys(t, inner))
 	requireNoFiles(t, spool)
 }
+
+// TestPutSpoolThreshold shows where the spooled path switches from memory to
+// a temp file: a blob of exactly the threshold stays in memory (it succeeds
+// even though the temp dir does not exist), one byte more needs the file.
+func TestPutSpoolThreshold(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	missing := filepath.Join(t.TempDir(), "does-not-exist")
+	s := cas.New(memstore.New(), cas.WithSpoolThreshold(16), cas.WithTempDir(missing))
+
+	res, err := s.Put(ctx, bytes.NewReader(bytes.Repeat([]byte{'a'}, 16)))
+	require.NoError(t, err)
+	require.EqualValues(t, 16, res.Size)
+
+	_, err = s.Put(ctx, bytes.NewReader(bytes.Repeat([]byte{'b'}, 17)))
+	require.ErrorIs(t, err, fs.ErrNotExist, "17 bytes must spool to the (missing) temp dir")
+	ok, err := s.Has(ctx, cas.SumBytes(bytes.Repeat([]byte{'b'}, 17)))
+	require.NoError(t, err)
+	require.False(t, ok)
+}
