@@ -21,10 +21,16 @@ func fit(w, h, size int) (int, int) {
 	return max(1, int((int64(w)*int64(size)+int64(h)/2)/int64(h))), size
 }
 
-// shrinkFactor is the integer factor of the cheap box pre-shrink: the
-// largest that keeps the intermediate image at least twice the target in
-// both directions, so that the final filter still sees enough samples.
+// shrinkFactor is the integer factor of the cheap box pre-shrink. When the
+// target is the source divided exactly by an integer, the box average by
+// that factor is the area-average downscale itself and no final filter is
+// needed (4000x3000 to 1000x750). Otherwise it is the largest factor that
+// keeps the intermediate image at least twice the target in both
+// directions, so that the final filter still sees enough samples.
 func shrinkFactor(w, h, tw, th int) int {
+	if f := w / tw; f >= 2 && w == f*tw && h == f*th {
+		return f
+	}
 	return min(w/(2*tw), h/(2*th))
 }
 

@@ -148,3 +148,18 @@ func BenchmarkRender12MP(b *testing.B) {
 		})
 	}
 }
+
+func TestShrinkFactor(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ w, h, tw, th, want int }{
+		{4000, 3000, 1000, 750, 4}, // exact: the box average is the whole resize
+		{4000, 3000, 2000, 1500, 2},
+		{4000, 3000, 150, 113, 13}, // inexact: keep at least twice the target
+		{4000, 3000, 999, 749, 2},
+		{1000, 750, 1000, 750, 0}, // below 2: no pre-shrink
+		{300, 300, 150, 150, 2},
+		{301, 300, 150, 150, 1},
+	} {
+		require.Equal(t, tc.want, shrinkFactor(tc.w, tc.h, tc.tw, tc.th), "%+v", tc)
+	}
+}
