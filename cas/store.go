@@ -127,7 +127,7 @@ func (s *Store) put(ctx context.Context, r io.Reader, want *Hash) (PutResult, er
 		err error
 	)
 	if err = ctx.Err(); err == nil {
-		src := io.Reader(&ctxReader{ctx: ctx, r: r})
+		src := ContextReader(ctx, r)
 		if s.maxSize > 0 {
 			src = io.LimitReader(src, s.maxSize+1)
 		}
@@ -279,7 +279,7 @@ func (s *Store) Verify(ctx context.Context, h Hash) error {
 		return err
 	}
 	defer obj.Close()
-	got, _, err := Sum(&ctxReader{ctx: ctx, r: obj})
+	got, _, err := Sum(ContextReader(ctx, obj))
 	if err != nil {
 		return fmt.Errorf("cas: verify %s: %w", h, err)
 	}
@@ -383,6 +383,13 @@ loop:
 		return n, rerr
 	}
 	return n, werr
+}
+
+// ContextReader returns a Reader that reads from r until ctx is done and
+// then fails every Read with ctx's error: a way to make a long copy from a
+// reader that knows no context stop when the context is cancelled.
+func ContextReader(ctx context.Context, r io.Reader) io.Reader {
+	return &ctxReader{ctx: ctx, r: r}
 }
 
 // ctxReader fails reads once its context is done.

@@ -694,3 +694,17 @@ func TestPutSpoolThreshold(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, ok)
 }
+
+func TestContextReader(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	r := cas.ContextReader(ctx, bytes.NewReader([]byte("abcdef")))
+	buf := make([]byte, 3)
+	n, err := r.Read(buf)
+	require.NoError(t, err)
+	require.Equal(t, "abc", string(buf[:n]))
+	cancel()
+	n, err = r.Read(buf)
+	require.ErrorIs(t, err, context.Canceled)
+	require.Zero(t, n, "nothing is read once ctx is done")
+}

@@ -379,7 +379,7 @@ func (r *runner) copy(ctx context.Context, rec Record) (cas.PutResult, int64, er
 
 	var res cas.PutResult
 	if r.opts.DryRun {
-		h, n, err := cas.Sum(&ctxReader{ctx: ctx, r: counter})
+		h, n, err := cas.Sum(cas.ContextReader(ctx, counter))
 		if err != nil {
 			return res, counter.n, fmt.Errorf("migrate: read legacy object: %w", err)
 		}
@@ -428,17 +428,4 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
 	return n, err
-}
-
-// ctxReader fails reads once its context is done.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c *ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"strconv"
 	"sync"
 	"time"
@@ -216,7 +215,7 @@ func (s *Service) generateOnce(ctx context.Context, key string, h cas.Hash, size
 	if n := obj.Info().Size; n > s.cfg.maxSourceBytes {
 		return nil, fmt.Errorf("%w: source of %d bytes, limit %d", ErrTooLarge, n, s.cfg.maxSourceBytes)
 	}
-	return s.cfg.generate(&ctxReader{ctx: ctx, r: obj}, size)
+	return s.cfg.generate(cas.ContextReader(ctx, obj), size)
 }
 
 // errPanic marks a recovered panic.
@@ -241,17 +240,4 @@ func outcome(err error) string {
 		return "panic"
 	}
 	return "error"
-}
-
-// ctxReader fails reads once its context is done.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c *ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

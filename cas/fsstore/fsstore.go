@@ -214,7 +214,7 @@ func (b *Backend) Put(ctx context.Context, key string, r io.Reader, size int64, 
 	}
 	defer st.Abort() // no-op after publish
 
-	src := io.Reader(&ctxReader{ctx: ctx, r: r})
+	src := cas.ContextReader(ctx, r)
 	if size >= 0 {
 		src = io.LimitReader(src, size+1) // one more byte reveals a long reader
 	}
@@ -374,17 +374,4 @@ func (l *lister) walk(dir, keyPrefix string, lv level) bool {
 		}
 	}
 	return true
-}
-
-// ctxReader fails reads once its context is done.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c *ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

@@ -66,6 +66,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/casa-go/casa/cas"
+	"github.com/casa-go/casa/internal/keylock"
 )
 
 // Defaults of the multipart upload options.
@@ -96,7 +97,7 @@ type Backend struct {
 	partSize    int64
 	concurrency int
 	conditional bool
-	locks       keyLocks // create-only writers without conditional writes
+	locks       keylock.Set // create-only writers without conditional writes
 }
 
 var _ cas.Backend = (*Backend)(nil)
@@ -330,7 +331,7 @@ func (b *Backend) Put(ctx context.Context, key string, r io.Reader, size int64, 
 	}
 	if opts.IfAbsent && !b.conditional {
 		// Racy across processes: see WithoutConditionalWrites.
-		unlock := b.locks.lock(full)
+		unlock := b.locks.Lock(full)
 		defer unlock()
 		_, err := b.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &b.bucket, Key: &full})
 		switch {
@@ -719,39 +720,4 @@ func (e *exactSeeker) Seek(offset int64, whence int) (int64, error) {
 	}
 	e.pos = abs
 	return abs, nil
-}
-
-// keyLocks is a set of per-key mutexes, created on demand and dropped when
-// unused. The zero value is ready to use.
-type keyLocks struct {
-	mu sync.Mutex
-	m  map[string]*keyLock
-}
-
-type keyLock struct {
-	mu   sync.Mutex
-	refs int
-}
-
-func (k *keyLocks) lock(key string) (unlock func()) {
-	k.mu.Lock()
-	if k.m == nil {
-		k.m = make(map[string]*keyLock)
-	}
-	l := k.m[key]
-	if l == nil {
-		l = new(keyLock)
-		k.m[key] = l
-	}
-	l.refs++
-	k.mu.Unlock()
-	l.mu.Lock()
-	return func() {
-		l.mu.Unlock()
-		k.mu.Lock()
-		if l.refs--; l.refs == 0 {
-			delete(k.m, key)
-		}
-		k.mu.Unlock()
-	}
 }

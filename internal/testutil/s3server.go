@@ -8,6 +8,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"github.com/casa-go/casa/internal/keylock"
 	"hash"
 	"io"
 	"log"
@@ -73,7 +74,7 @@ type S3 struct {
 	srv     *httptest.Server
 	backend *s3mem.Backend
 	stats   sync.Map // operation name -> *opStats
-	locks   keyLocks
+	locks   keylock.Set
 }
 
 type opStats struct {
@@ -359,7 +360,7 @@ func (s *S3) emulate(next http.Handler) http.Handler {
 
 		switch {
 		case conditional && op == "CompleteMultipartUpload":
-			unlock := s.locks.lock(bucket + "/" + key)
+			unlock := s.locks.Lock(bucket + "/" + key)
 			defer unlock()
 			if _, err := s.backend.HeadObject(bucket, key); err == nil {
 				WriteS3Error(w, r, http.StatusPreconditionFailed, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold")
@@ -369,7 +370,7 @@ func (s *S3) emulate(next http.Handler) http.Handler {
 				return
 			}
 		case conditional && op == "PutObject":
-			unlock := s.locks.lock(bucket + "/" + key)
+			unlock := s.locks.Lock(bucket + "/" + key)
 			defer unlock()
 		}
 		next.ServeHTTP(w, r)
@@ -432,40 +433,6 @@ func (d *digestWriter) Write(p []byte) (int, error) {
 		return len(p), nil
 	}
 	return d.ResponseWriter.Write(p)
-}
-
-// keyLocks is a set of per-key mutexes.
-type keyLocks struct {
-	mu sync.Mutex
-	m  map[string]*keyLock
-}
-
-type keyLock struct {
-	mu   sync.Mutex
-	refs int
-}
-
-func (k *keyLocks) lock(key string) (unlock func()) {
-	k.mu.Lock()
-	if k.m == nil {
-		k.m = make(map[string]*keyLock)
-	}
-	l := k.m[key]
-	if l == nil {
-		l = new(keyLock)
-		k.m[key] = l
-	}
-	l.refs++
-	k.mu.Unlock()
-	l.mu.Lock()
-	return func() {
-		l.mu.Unlock()
-		k.mu.Lock()
-		if l.refs--; l.refs == 0 {
-			delete(k.m, key)
-		}
-		k.mu.Unlock()
-	}
 }
 
 // Seed stores body under key straight in the server's storage backend,
