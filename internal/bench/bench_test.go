@@ -1,0 +1,60 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestGCTracePeak(t *testing.T) {
+	t.Parallel()
+	trace := strings.Join([]string{
+		"gc 1 @0.010s 2%: 0.011+0.52+0.003 ms clock, 0.022+0.1/0.4/0.2+0.006 ms cpu, 4->4->1 MB, 4 MB goal, 0 MB stacks, 0 MB globals, 2 P",
+		"listening on 127.0.0.1:8080",
+		"gc 2 @0.050s 2%: 0.011+0.52+0.003 ms clock, 0.022+0.1/0.4/0.2+0.006 ms cpu, 17->18->3 MB, 9 MB goal, 0 MB stacks, 0 MB globals, 2 P",
+		"gc 3 @0.090s 2%: 0.011+0.52+0.003 ms clock, 0.022+0.1/0.4/0.2+0.006 ms cpu, 6->6->2 MB, 7 MB goal, 0 MB stacks, 0 MB globals, 2 P",
+	}, "\n") + "\n"
+	g := newGCTrace(strings.NewReader(trace))
+	require.Eventually(t, func() bool { return g.peak() == "17 MiB" }, time.Second, time.Millisecond)
+	require.Contains(t, g.tail(), "listening on", "non-GC lines are kept for error reports")
+	g.resetPeak()
+	require.Equal(t, "no GC during the run", g.peak())
+}
+
+func TestPairedPropagatesErrors(t *testing.T) {
+	t.Parallel()
+	ok := func(int) (time.Duration, error) { return time.Millisecond, nil }
+	boom := errors.New("boom")
+	bad := func(i int) (time.Duration, error) {
+		if i == 1 {
+			return 0, boom
+		}
+		return time.Millisecond, nil
+	}
+	ra, rb, err := paired(3*time.Millisecond, ok, ok)
+	require.NoError(t, err)
+	require.InDelta(t, 1000, ra, 1, "1 ms of counted time per op is 1000 op/s")
+	require.InDelta(t, 1000, rb, 1)
+	_, _, err = paired(3*time.Millisecond, ok, bad)
+	require.ErrorIs(t, err, boom)
+}
+
+func TestReportMarksFailures(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	report(&buf, &config{quick: true}, []row{
+		{Section: "S", Name: "fast", Figure: "2", Peer: "1", Ratio: 2, Target: ">= 1", Pass: true},
+		{Section: "S", Name: "slow", Figure: "0.5", Peer: "1", Ratio: 0.5, Target: ">= 1", Pass: false},
+		{Section: "T", Name: "plain", Figure: "7"},
+	}, time.Second)
+	out := buf.String()
+	require.Contains(t, out, "| fast | 2 | 1 | 2.00 | >= 1 | pass |")
+	require.Contains(t, out, "| slow | 0.5 | 1 | 0.50 | >= 1 | FAIL |")
+	require.Contains(t, out, "| plain | 7 |  |  |  | info |")
+	require.Equal(t, 1, strings.Count(out, "## S"), "one heading per section")
+	require.Contains(t, out, "quick (-quick)")
+}
