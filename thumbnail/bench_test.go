@@ -76,7 +76,7 @@ func BenchmarkDecode12MP(b *testing.B) {
 // the target is <= 1.3.
 func BenchmarkThumbnail12MP(b *testing.B) {
 	src := testutil.JPEG(4000, 3000)
-	for _, size := range []int{150, 1000} {
+	for _, size := range []int{150, 300, 800, 1000} {
 		b.Run("size="+strconv.Itoa(size), func(b *testing.B) {
 			gen := func() {
 				if _, err := thumbnail.Generate(bytes.NewReader(src), size); err != nil {
