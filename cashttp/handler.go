@@ -296,7 +296,7 @@ func (h *Handler) serveThumbnail(w *responseWriter, r *http.Request, req casurl.
 		h.writeNotModified(w, etag)
 		return
 	}
-	jpeg, err := h.thumbs.Get(r.Context(), req.Hash, req.Thumbnail)
+	jpeg, err := h.thumbnail(r.Context(), req)
 	switch {
 	case errors.Is(err, thumbnail.ErrUnsupported), errors.Is(err, thumbnail.ErrTooLarge):
 		h.logger.DebugContext(r.Context(), "cashttp: no thumbnail", "hash", req.Hash, "size", req.Thumbnail, "err", err)
@@ -311,6 +311,17 @@ func (h *Handler) serveThumbnail(w *responseWriter, r *http.Request, req casurl.
 	h.setCacheHeaders(hdr, etag)
 	hdr.Set("Accept-Ranges", "bytes")
 	h.serveGuarded(w, r, bytes.NewReader(jpeg), nil, "hash", req.Hash, "size", req.Thumbnail)
+}
+
+// thumbnail asks the Thumbnailer for a thumbnail; a panic in it becomes an
+// error (a 500), not a dropped connection.
+func (h *Handler) thumbnail(ctx context.Context, req casurl.Request) (b []byte, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("cashttp: thumbnailer panicked: %v", p)
+		}
+	}()
+	return h.thumbs.Get(ctx, req.Hash, req.Thumbnail)
 }
 
 func (h *Handler) thumbnailSizeOK(n int) bool {

@@ -264,6 +264,16 @@ func TestThumbnailErrors(t *testing.T) {
 	}
 }
 
+func TestThumbnailerPanicIs500(t *testing.T) {
+	t.Parallel()
+	tf := &thumbFunc{f: func(context.Context, cas.Hash, int) ([]byte, error) { panic("decoder exploded: secret detail") }}
+	f := newFixture(t, memstore.New(), cashttp.WithThumbnails(tf))
+	res := f.do(t, http.MethodGet, urls.Thumbnail(cas.SumBytes([]byte("a")), 10))
+	requireErrorResponse(t, res.StatusCode, res.Header, res.body, http.StatusInternalServerError)
+	require.NotContains(t, string(res.body), "secret")
+	require.Contains(t, f.logs.String(), "decoder exploded", "the panic is logged")
+}
+
 func TestThumbnailSizes(t *testing.T) {
 	t.Parallel()
 	h := cas.SumBytes([]byte("img"))
