@@ -10,6 +10,7 @@ import (
 	"io"
 	"iter"
 	"log/slog"
+	"math"
 	"os"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -128,7 +129,9 @@ func (s *Store) put(ctx context.Context, r io.Reader, want *Hash) (PutResult, er
 	)
 	if err = ctx.Err(); err == nil {
 		src := ContextReader(ctx, r)
-		if s.maxSize > 0 {
+		if s.maxSize > 0 && s.maxSize < math.MaxInt64 {
+			// One byte more reveals a blob over the limit; at MaxInt64
+			// the +1 would wrap to a negative limit that reads nothing.
 			src = io.LimitReader(src, s.maxSize+1)
 		}
 		if st, ok := s.backend.(Stager); ok {
@@ -198,7 +201,7 @@ func (s *Store) putSpooled(ctx context.Context, src io.Reader, want *Hash) (res 
 	var mem bytes.Buffer
 	// One byte past the threshold tells a blob of exactly the threshold
 	// (kept in memory) from a larger one (spooled).
-	n, err := mem.ReadFrom(io.LimitReader(tee, s.spool+1))
+	n, err := mem.ReadFrom(io.LimitReader(tee, min(s.spool, math.MaxInt64-1)+1))
 	if err != nil {
 		return res, fmt.Errorf("cas: put: %w", err)
 	}

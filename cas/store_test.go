@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
@@ -707,4 +708,31 @@ func TestContextReader(t *testing.T) {
 	n, err = r.Read(buf)
 	require.ErrorIs(t, err, context.Canceled)
 	require.Zero(t, n, "nothing is read once ctx is done")
+}
+
+// TestPutHugeLimits: a maximum size or spool threshold of math.MaxInt64
+// means "no limit"; the one byte added to detect an overflowing blob must
+// not wrap around to a negative limit that reads nothing and stores the
+// empty blob instead.
+func TestPutHugeLimits(t *testing.T) {
+	t.Parallel()
+	fsNew := func(t *testing.T) cas.Backend { b, _ := fsCase.new(t); return b }
+	p := []byte("the bytes must arrive whole")
+	for _, tc := range []struct {
+		name string
+		opts []cas.Option
+		b    cas.Backend
+	}{
+		{"maxsize/mem", []cas.Option{cas.WithMaxSize(math.MaxInt64)}, memstore.New()},
+		{"maxsize/fs", []cas.Option{cas.WithMaxSize(math.MaxInt64)}, fsNew(t)},
+		{"spool/mem", []cas.Option{cas.WithSpoolThreshold(math.MaxInt64)}, memstore.New()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := cas.New(tc.b, tc.opts...)
+			res, err := s.Put(t.Context(), bytes.NewReader(p))
+			require.NoError(t, err)
+			require.Equal(t, cas.SumBytes(p), res.Hash)
+			require.EqualValues(t, len(p), res.Size)
+		})
+	}
 }
