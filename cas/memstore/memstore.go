@@ -15,6 +15,9 @@ import (
 	"github.com/casa-go/casa/cas"
 )
 
+// maxPrealloc bounds the buffer Put allocates up front from the declared size.
+const maxPrealloc = 64 << 20
+
 // Backend keeps objects in a map. It is safe for concurrent use.
 type Backend struct {
 	mu      sync.RWMutex
@@ -75,7 +78,9 @@ func (b *Backend) Put(ctx context.Context, key string, r io.Reader, size int64, 
 	}
 	var buf bytes.Buffer
 	if size >= 0 {
-		buf.Grow(int(size))
+		// Preallocate only a sane amount: the size is a claim, and a
+		// hostile one must not crash the process before any byte arrives.
+		buf.Grow(int(min(size, maxPrealloc)))
 	}
 	if _, err := buf.ReadFrom(r); err != nil {
 		return fmt.Errorf("memstore: put %q: %w", key, err)
