@@ -148,23 +148,25 @@ func boxYCbCr(m *image.YCbCr, f int) *image.NRGBA {
 			addRow(cbAcc, m.Cb[cy*m.CStride:cy*m.CStride+cw])
 			addRow(crAcc, m.Cr[cy*m.CStride:cy*m.CStride+cw])
 		}
-		rows := uint32(y1 - y0)
-		crows := uint32(cy1 - cy0)
+		rows := uint64(y1 - y0)
+		crows := uint64(cy1 - cy0)
 		px := out.Pix[oy*out.Stride : oy*out.Stride+4*ow]
 		for ox := range ow {
 			x0, x1 := ox*f, min(ox*f+f, w)
-			var ys uint32
+			// Block sums in 64 bits: 255 * f * f overflows 32 bits once
+			// f > 4104 (a 50 MP image at a size of a few pixels).
+			var ys uint64
 			for _, v := range yAcc[x0:x1] {
-				ys += v
+				ys += uint64(v)
 			}
 			cx0, cx1 := x0>>sx, (x1-1)>>sx+1
-			var cbs, crs uint32
+			var cbs, crs uint64
 			for i := cx0; i < cx1; i++ {
-				cbs += cbAcc[i]
-				crs += crAcc[i]
+				cbs += uint64(cbAcc[i])
+				crs += uint64(crAcc[i])
 			}
-			n := uint32(x1-x0) * rows
-			cn := uint32(cx1-cx0) * crows
+			n := uint64(x1-x0) * rows
+			cn := uint64(cx1-cx0) * crows
 			// color.YCbCrToRGB, written out: the call is not inlined.
 			yy := int32(div(ys, n)) * 0x10101
 			cb := int32(div(cbs, cn)) - 128
@@ -180,7 +182,7 @@ func boxYCbCr(m *image.YCbCr, f int) *image.NRGBA {
 }
 
 // div returns s/n rounded to nearest, for sample sums (s <= 255*n).
-func div(s, n uint32) uint8 {
+func div(s, n uint64) uint8 {
 	return uint8((s + n/2) / n)
 }
 

@@ -163,3 +163,22 @@ func TestShrinkFactor(t *testing.T) {
 		require.Equal(t, tc.want, shrinkFactor(tc.w, tc.h, tc.tw, tc.th), "%+v", tc)
 	}
 }
+
+// TestBoxYCbCrLargeFactor shrinks by a factor whose block sum overflows 32
+// bits (255 * 4200 * 4200 > 2^32): a 4200 x 4200 white image at size 1
+// (cashttp serves sizes from 1) must stay white.
+func TestBoxYCbCrLargeFactor(t *testing.T) {
+	t.Parallel()
+	const n = 4200
+	m := image.NewYCbCr(image.Rect(0, 0, n, n), image.YCbCrSubsampleRatio420)
+	for i := range m.Y {
+		m.Y[i] = 255
+	}
+	for i := range m.Cb {
+		m.Cb[i], m.Cr[i] = 128, 128
+	}
+	require.Equal(t, n, shrinkFactor(n, n, 1, 1))
+	got := boxYCbCr(m, n)
+	require.Equal(t, image.Rect(0, 0, 1, 1), got.Rect)
+	require.Equal(t, []uint8{255, 255, 255, 255}, got.Pix)
+}
