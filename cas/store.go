@@ -243,6 +243,15 @@ func (s *Store) putSpooled(ctx context.Context, src io.Reader, want *Hash) (res 
 	err = s.backend.Put(ctx, h.Key(), body, n, PutOptions{SHA256: h, IfAbsent: true})
 	switch {
 	case errors.Is(err, ErrExists):
+		// A concurrent writer won. Make sure the blob is really there: S3
+		// also answers a create-only write with 409 when a concurrent
+		// delete or failed upload of the key interfered.
+		// The error does not wrap ErrExists, which would read as success.
+		if ok, herr := s.Has(ctx, h); herr != nil {
+			return PutResult{}, fmt.Errorf("cas: put %s: reported as existing (%v), then: %w", h, err, herr)
+		} else if !ok {
+			return PutResult{}, fmt.Errorf("cas: put %s: reported as existing, but not stored; retry: %v", h, err)
+		}
 		res.Deduplicated = true
 	case err != nil:
 		return PutResult{}, fmt.Errorf("cas: put %s: %w", h, err)

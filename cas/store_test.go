@@ -736,3 +736,31 @@ func TestPutHugeLimits(t *testing.T) {
 		})
 	}
 }
+
+// existsLiar answers every create-only Put with ErrExists and stores
+// nothing, as S3 does with 409 ConditionalRequestConflict when a concurrent
+// delete or upload of the key won the race but the key is not there.
+type existsLiar struct{ cas.Backend }
+
+func (e existsLiar) Put(ctx context.Context, key string, r io.Reader, size int64, opts cas.PutOptions) error {
+	if opts.IfAbsent {
+		return fmt.Errorf("conflict on %q: %w", key, cas.ErrExists)
+	}
+	return e.Backend.Put(ctx, key, r, size, opts)
+}
+
+// TestPutErrExistsWithoutObjectIsNoDedup: Put reports Deduplicated only
+// when the blob is really stored. Trusting an ErrExists for a blob that is
+// missing would let a caller (migrate.Run) commit a record to a key with no
+// object.
+func TestPutErrExistsWithoutObjectIsNoDedup(t *testing.T) {
+	t.Parallel()
+	s := cas.New(existsLiar{memstore.New()})
+	p := []byte("not stored by anyone")
+	_, err := s.Put(t.Context(), bytes.NewReader(p))
+	require.Error(t, err, "Put must not claim a blob that is not stored")
+	require.NotErrorIs(t, err, cas.ErrExists, "an ErrExists would read as deduplicated")
+	ok, err := s.Has(t.Context(), cas.SumBytes(p))
+	require.NoError(t, err)
+	require.False(t, ok)
+}
