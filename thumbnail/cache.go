@@ -148,7 +148,12 @@ func (c *DirCache) Get(ctx context.Context, key string) ([]byte, bool, error) {
 	if errors.Is(err, fs.ErrNotExist) {
 		c.mu.Lock()
 		if e, ok := c.entries[key]; ok {
-			c.removeLocked(e)
+			// A Put may have published the file since the Open: drop the
+			// entry only if the file is still missing (Put publishes
+			// and indexes under c.mu).
+			if _, err := os.Lstat(p); errors.Is(err, fs.ErrNotExist) {
+				c.removeLocked(e)
+			}
 		}
 		c.mu.Unlock()
 		return nil, false, nil

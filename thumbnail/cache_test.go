@@ -3,6 +3,7 @@ package thumbnail_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -213,4 +214,39 @@ func FuzzDirCacheKey(f *testing.F) {
 		require.True(t, ok)
 		require.Equal(t, []byte("v"), b)
 	})
+}
+
+// TestDirCacheGetRacingPut has readers ask for keys while they are being
+// written: a Get that found no file must not drop the index entry of a Put
+// that published the file in the meantime (the file would then be on disk
+// but outside the size bound for good).
+func TestDirCacheGetRacingPut(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := t.TempDir()
+	c, err := thumbnail.NewDirCache(dir, 0)
+	require.NoError(t, err)
+	for i := range 200 {
+		key := fmt.Sprintf("t/k%d", i)
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Go(func() {
+				for {
+					_, ok, err := c.Get(ctx, key)
+					if !assert.NoError(t, err) || ok {
+						return
+					}
+				}
+			})
+		}
+		require.NoError(t, c.Put(ctx, key, bytes.Repeat([]byte{1}, 10)))
+		wg.Wait()
+	}
+	var onDisk int64
+	for _, f := range listFiles(t, dir) {
+		fi, err := os.Stat(filepath.Join(dir, filepath.FromSlash(f)))
+		require.NoError(t, err)
+		onDisk += fi.Size()
+	}
+	require.Equal(t, onDisk, c.Size(), "the index matches the directory")
 }
