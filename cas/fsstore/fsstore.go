@@ -25,6 +25,7 @@ import (
 	"io"
 	"io/fs"
 	"iter"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -215,7 +216,7 @@ func (b *Backend) Put(ctx context.Context, key string, r io.Reader, size int64, 
 	defer st.Abort() // no-op after publish
 
 	src := cas.ContextReader(ctx, r)
-	if size >= 0 {
+	if size >= 0 && size < math.MaxInt64 {
 		src = io.LimitReader(src, size+1) // one more byte reveals a long reader
 	}
 	var d hash.Hash
@@ -252,6 +253,10 @@ func (b *Backend) Delete(ctx context.Context, key string) error {
 	p, err := b.path(key)
 	if err != nil {
 		return err
+	}
+	// A directory of other keys is no object: leave it alone.
+	if fi, err := os.Lstat(p); err == nil && fi.IsDir() {
+		return nil
 	}
 	if err := os.Remove(p); err != nil && !notFound(err) {
 		return fmt.Errorf("fsstore: delete %q: %w", key, err)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"io/fs"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -489,5 +490,32 @@ func TestConcurrentReplace(t *testing.T) {
 	p, err := io.ReadAll(obj)
 	require.NoError(t, err)
 	require.True(t, whole(p), "the final object is one whole version")
+	requireNoTemps(t, b)
+}
+
+// TestDirectoryIsNoObject: a key whose path is a directory of other keys is
+// a missing key: Delete of it is nil, as for any missing key, and removes
+// nothing.
+func TestDirectoryIsNoObject(t *testing.T) {
+	t.Parallel()
+	b := newBackend(t)
+	ctx := t.Context()
+	require.NoError(t, b.Put(ctx, "legacy/x", strings.NewReader("x"), 1, cas.PutOptions{}))
+	require.NoError(t, b.Delete(ctx, "legacy"), "Delete of a key that is a directory of keys")
+	info, err := b.Stat(ctx, "legacy/x")
+	require.NoError(t, err, "the keys under it are untouched")
+	require.EqualValues(t, 1, info.Size)
+}
+
+// TestPutHugeDeclaredSize: a declared size of math.MaxInt64 is reported as
+// a size mismatch, not as a read of zero bytes (the +1 of the over-long
+// check must not wrap around).
+func TestPutHugeDeclaredSize(t *testing.T) {
+	t.Parallel()
+	b := newBackend(t)
+	err := b.Put(t.Context(), "legacy/huge", strings.NewReader("abc"), math.MaxInt64, cas.PutOptions{})
+	require.ErrorContains(t, err, "read 3 bytes")
+	_, err = b.Stat(t.Context(), "legacy/huge")
+	require.ErrorIs(t, err, cas.ErrNotFound)
 	requireNoTemps(t, b)
 }
