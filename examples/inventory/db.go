@@ -135,10 +135,15 @@ func listParts(ctx context.Context, q querier) ([]part, error) {
 	return parts, rows.Err()
 }
 
+// createdAtLayout is how created_at is stored: RFC 3339 in UTC with all
+// nine fractional digits, so that the text sorts in time order
+// (time.RFC3339Nano drops trailing zeros: ".5Z" would sort after ".51Z").
+const createdAtLayout = "2006-01-02T15:04:05.000000000Z07:00"
+
 func insertPart(ctx context.Context, q querier, description string, now time.Time) (part, error) {
 	p := part{Key: newPartKey(), Description: description, CreatedAt: now.UTC()}
 	_, err := q.ExecContext(ctx, `INSERT INTO parts (key, description, created_at) VALUES (?, ?, ?)`,
-		p.Key, p.Description, p.CreatedAt.Format(time.RFC3339Nano))
+		p.Key, p.Description, p.CreatedAt.Format(createdAtLayout))
 	return p, err
 }
 
