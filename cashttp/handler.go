@@ -455,6 +455,9 @@ func (w *responseWriter) WriteHeader(code int) {
 	w.discard = true
 	hdr := w.Header()
 	for _, k := range []string{"ETag", "Content-Disposition", "Content-Security-Policy", "Accept-Ranges", "Content-Range", "Content-Length"} {
+		if k == "Content-Range" && code == http.StatusRequestedRangeNotSatisfiable {
+			continue // "bytes */<size>", which RFC 9110 asks a 416 to send
+		}
 		hdr.Del(k)
 	}
 	hdr.Set("Cache-Control", "no-store")

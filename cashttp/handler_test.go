@@ -139,6 +139,8 @@ func TestServeContent(t *testing.T) {
 				require.Equal(t, http.StatusRequestedRangeNotSatisfiable, res.StatusCode)
 				require.Equal(t, "no-store", res.Header.Get("Cache-Control"))
 				require.Empty(t, res.Header.Get("ETag"))
+				// RFC 9110, 15.5.17: a 416 names the current length.
+				require.Equal(t, fmt.Sprintf("bytes */%d", len(data)), res.Header.Get("Content-Range"))
 			})
 			t.Run("404", func(t *testing.T) {
 				res := f.do(t, http.MethodGet, urls.Inline(cas.SumBytes([]byte("missing")), "image/png"))
