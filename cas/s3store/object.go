@@ -24,6 +24,7 @@ type object struct {
 	b    *Backend
 	full string
 	info cas.Info
+	etag string // the version Open saw; every GET asks for it with If-Match
 
 	pos     int64         // the reader's offset
 	body    io.ReadCloser // open GetObject body, or nil
@@ -52,11 +53,17 @@ func (o *object) Read(p []byte) (int, error) {
 		o.dropBody()
 	}
 	if o.body == nil {
-		out, err := o.b.client.GetObject(o.ctx, &s3.GetObjectInput{
+		in := &s3.GetObjectInput{
 			Bucket: &o.b.bucket,
 			Key:    &o.full,
 			Range:  aws.String("bytes=" + strconv.FormatInt(o.pos, 10) + "-"),
-		})
+		}
+		if o.etag != "" {
+			// A key replaced after Open fails the read (412) instead of
+			// mixing two versions' bytes.
+			in.IfMatch = aws.String(o.etag)
+		}
+		out, err := o.b.client.GetObject(o.ctx, in)
 		if err != nil {
 			return 0, wrap("read", o.info.Key, err, cas.ErrNotFound)
 		}

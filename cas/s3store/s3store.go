@@ -259,7 +259,7 @@ func (b *Backend) Open(ctx context.Context, key string) (cas.Object, error) {
 		return nil, wrap("open", key, err, cas.ErrNotFound)
 	}
 	info := cas.Info{Key: key, Size: aws.ToInt64(out.ContentLength), ModTime: aws.ToTime(out.LastModified)}
-	return &object{ctx: ctx, b: b, full: full, info: info}, nil
+	return &object{ctx: ctx, b: b, full: full, info: info, etag: aws.ToString(out.ETag)}, nil
 }
 
 // Delete implements cas.Backend with DeleteObject. A missing key is not an

@@ -180,6 +180,41 @@ func TestNoSuchBucket(t *testing.T) {
 	}
 }
 
+// TestReadOfReplacedKeyFails: an Object reads only the version Open saw
+// (GetObject with If-Match), so a legacy key replaced mid-read is an error,
+// never a mix of two versions' bytes.
+func TestReadOfReplacedKeyFails(t *testing.T) {
+	t.Parallel()
+	s := testutil.NewS3(t)
+	b := s3store.New(s.Client, s.Bucket)
+	ctx := t.Context()
+	old, repl := blob(1, 1000), blob(2, 1000)
+	require.NoError(t, b.Put(ctx, "legacy/x", bytes.NewReader(old), int64(len(old)), cas.PutOptions{}))
+
+	obj, err := b.Open(ctx, "legacy/x")
+	require.NoError(t, err)
+	defer obj.Close()
+	head := make([]byte, 100)
+	_, err = io.ReadFull(obj, head)
+	require.NoError(t, err)
+	require.Equal(t, old[:100], head)
+
+	require.NoError(t, b.Put(ctx, "legacy/x", bytes.NewReader(repl), int64(len(repl)), cas.PutOptions{}))
+	_, err = obj.Seek(500, io.SeekStart) // forces a new ranged GET
+	require.NoError(t, err)
+	n, err := obj.Read(make([]byte, 100))
+	require.Error(t, err, "the key changed after Open")
+	require.Zero(t, n)
+	require.Contains(t, err.Error(), "PreconditionFailed")
+
+	fresh, err := b.Open(ctx, "legacy/x")
+	require.NoError(t, err)
+	defer fresh.Close()
+	got, err := io.ReadAll(fresh)
+	require.NoError(t, err)
+	require.Equal(t, repl, got, "a new Open reads the new version")
+}
+
 func TestRangedReadsFetchOnlyWhatIsRead(t *testing.T) {
 	t.Parallel()
 	s := testutil.NewS3(t)

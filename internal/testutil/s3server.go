@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -372,6 +373,16 @@ func (s *S3) emulate(next http.Handler) http.Handler {
 		case conditional && op == "PutObject":
 			unlock := s.locks.Lock(bucket + "/" + key)
 			defer unlock()
+		case op == "GetObject" && r.Header.Get("If-Match") != "":
+			// gofakes3 ignores If-Match on reads; AWS answers 412.
+			obj, err := s.backend.HeadObject(bucket, key)
+			if err != nil {
+				break // gofakes3 answers NoSuchKey itself
+			}
+			if etag := `"` + hex.EncodeToString(obj.Hash) + `"`; r.Header.Get("If-Match") != etag && r.Header.Get("If-Match") != "*" {
+				WriteS3Error(w, r, http.StatusPreconditionFailed, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold")
+				return
+			}
 		}
 		next.ServeHTTP(w, r)
 	})
