@@ -507,6 +507,31 @@ func TestDirectoryIsNoObject(t *testing.T) {
 	require.EqualValues(t, 1, info.Size)
 }
 
+// TestEmptyDirectoryDoesNotBlockKey: once every key under "legacy/" is
+// deleted, the key "legacy" itself can be stored.
+func TestEmptyDirectoryDoesNotBlockKey(t *testing.T) {
+	t.Parallel()
+	for _, opts := range []cas.PutOptions{{}, {IfAbsent: true}} {
+		b := newBackend(t)
+		ctx := t.Context()
+		require.NoError(t, b.Put(ctx, "legacy/x", strings.NewReader("x"), 1, cas.PutOptions{}))
+		require.NoError(t, b.Put(ctx, "legacy/y/z", strings.NewReader("z"), 1, cas.PutOptions{}))
+		require.NoError(t, b.Delete(ctx, "legacy/x"))
+		require.ErrorIs(t, b.Put(ctx, "legacy", strings.NewReader("l"), 1, opts), fsstore.ErrInvalidKey,
+			"legacy/y/z still lives under it")
+		require.NoError(t, b.Delete(ctx, "legacy/y/z"))
+		require.NoError(t, b.Put(ctx, "legacy/y", strings.NewReader("y"), 1, opts), "legacy/y is empty now")
+		require.ErrorIs(t, b.Put(ctx, "legacy", strings.NewReader("l"), 1, opts), fsstore.ErrInvalidKey,
+			"legacy/y still lives under it")
+		require.NoError(t, b.Delete(ctx, "legacy/y"))
+		require.NoError(t, b.Put(ctx, "legacy", strings.NewReader("l"), 1, opts))
+		info, err := b.Stat(ctx, "legacy")
+		require.NoError(t, err)
+		require.EqualValues(t, 1, info.Size)
+		requireNoTemps(t, b)
+	}
+}
+
 // TestPutHugeDeclaredSize: a declared size of math.MaxInt64 is reported as
 // a size mismatch, not as a read of zero bytes (the +1 of the over-long
 // check must not wrap around).

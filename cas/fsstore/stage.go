@@ -134,6 +134,11 @@ func (s *staged) publish(ctx context.Context, key string, replace bool) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if fi, err := os.Lstat(final); err == nil && fi.IsDir() {
+		// A directory left empty by deleted keys under it must not block
+		// this key; os.Remove fails, harmlessly, unless it is empty.
+		_ = os.Remove(final)
+	}
 	tmp := s.f.Name()
 	if replace {
 		err = os.Rename(tmp, final)
