@@ -80,7 +80,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.signKey, "sign-key", "", "HMAC `key` that signs blob URLs; unsigned URLs are refused")
 	fs.Int64Var(&o.maxUpload, "max-upload", DefaultMaxUpload, "largest upload in `bytes`")
 	fs.IntVar(&o.seedLegacy, "seed-legacy", 0, "create `N` parts with files under legacy UUID keys before migrating")
-	fs.BoolVar(&o.cleanup, "cleanup", false, "after a complete migration, delete legacy objects that no row references")
+	fs.BoolVar(&o.cleanup, "cleanup", false, "after a complete migration, delete every non-CAS object that no row references (the blob store must be this app's alone)")
 	fs.BoolVar(&o.migrateOnly, "migrate-only", false, "run the startup migration, report and exit")
 	if err := fs.Parse(args); err != nil {
 		return o, err
