@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"image/color"
 	"image/gif"
 	"image/jpeg"
 	"image/png"
@@ -120,8 +121,8 @@ func (c *config) decode(src io.Reader) (image.Image, int, error) {
 	if cfg.Width <= 0 || cfg.Height <= 0 {
 		return nil, 0, fmt.Errorf("%w: %s: empty image %dx%d", ErrCorrupt, format, cfg.Width, cfg.Height)
 	}
-	if px := int64(cfg.Width) * int64(cfg.Height); px > c.maxPixels {
-		return nil, 0, fmt.Errorf("%w: %dx%d pixels, limit %d", ErrTooLarge, cfg.Width, cfg.Height, c.maxPixels)
+	if px := int64(cfg.Width) * int64(cfg.Height) * pixelWeight(cfg.ColorModel); px > c.maxPixels {
+		return nil, 0, fmt.Errorf("%w: %dx%d pixels (%s), limit %d", ErrTooLarge, cfg.Width, cfg.Height, weightNote(cfg.ColorModel), c.maxPixels)
 	}
 	header := rec.stop()
 	orient := 1
@@ -206,4 +207,23 @@ func (l *limitedReader) Read(p []byte) (int, error) {
 		l.err = err
 	}
 	return n, err
+}
+
+// pixelWeight is how many pixels of the limit one pixel of colour model m
+// counts as. The limit assumes 4 bytes a pixel; 16-bit-per-channel colour
+// (a 16-bit RGBA PNG) decodes to 8 bytes a pixel and counts double, so the
+// limit bounds memory, not just the pixel count.
+func pixelWeight(m color.Model) int64 {
+	switch m {
+	case color.RGBA64Model, color.NRGBA64Model:
+		return 2
+	}
+	return 1
+}
+
+func weightNote(m color.Model) string {
+	if pixelWeight(m) > 1 {
+		return "16-bit colour, counted double"
+	}
+	return "8-bit colour"
 }

@@ -7,6 +7,7 @@ import (
 	"image"
 	"image/color"
 	"image/jpeg"
+	"image/png"
 	"io"
 	"runtime"
 	"testing"
@@ -301,4 +302,31 @@ func FuzzGenerate(f *testing.F) {
 			t.Fatalf("output bounds %v do not fit 16x16", m.Bounds())
 		}
 	})
+}
+
+// TestPixelLimitCountsSixteenBitDouble: a 16-bit PNG decodes to 8 bytes a
+// pixel, so it counts double against the pixel limit; the same dimensions
+// in 8-bit colour pass.
+func TestPixelLimitCountsSixteenBitDouble(t *testing.T) {
+	t.Parallel()
+	encode := func(m image.Image) []byte {
+		var buf bytes.Buffer
+		require.NoError(t, png.Encode(&buf, m))
+		return buf.Bytes()
+	}
+	const w, h = 100, 100 // 10,000 pixels
+	wide := encode(image.NewNRGBA64(image.Rect(0, 0, w, h)))
+	narrow := encode(image.NewNRGBA(image.Rect(0, 0, w, h)))
+	limit := thumbnail.WithMaxPixels(15_000)
+
+	_, err := thumbnail.Generate(bytes.NewReader(wide), 50, limit)
+	require.ErrorIs(t, err, thumbnail.ErrTooLarge)
+	require.Contains(t, err.Error(), "16-bit")
+
+	out, err := thumbnail.Generate(bytes.NewReader(narrow), 50, limit)
+	require.NoError(t, err)
+	require.Equal(t, 50, decodeJPEG(t, out).Bounds().Dx())
+
+	_, err = thumbnail.Generate(bytes.NewReader(wide), 50, thumbnail.WithMaxPixels(20_000))
+	require.NoError(t, err, "at twice its pixel count the 16-bit image fits")
 }

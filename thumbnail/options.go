@@ -51,7 +51,8 @@ func newConfig(opts []Option) config {
 
 // WithMaxPixels sets the largest width x height that is decoded (default
 // DefaultMaxPixels). Larger images fail with ErrTooLarge before any pixel
-// buffer is allocated. Zero or negative keeps the default.
+// buffer is allocated. The limit is in 4-byte pixels: an image in 16-bit
+// colour (8 bytes a pixel) counts double. Zero or negative keeps the default.
 func WithMaxPixels(n int64) Option {
 	return func(c *config) {
 		if n > 0 {
