@@ -179,8 +179,7 @@ func (h hiddenPending) Pending(ctx context.Context) iter.Seq2[migrate.Record, er
 func TestCleanupKeepsReferencedLegacyObjects(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	b := memstore.New()
-	e := env{source: b, store: cas.New(b)}
+	b, e := memEnv()
 	f := newCleanupFixture(t, e, 3)
 	put(t, b, "uploads/failed-record", []byte("still referenced"))
 	f.m.set("failed", "uploads/failed-record")
@@ -200,8 +199,7 @@ func TestCleanupKeepsReferencedLegacyObjects(t *testing.T) {
 func TestCleanupMinAge(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	b := memstore.New()
-	e := env{source: b, store: cas.New(b)}
+	b, e := memEnv()
 	f := newCleanupFixture(t, e, 4)
 	old := time.Now().Add(-2 * time.Hour)
 	for _, k := range append(slices.Clone(f.legacy[:2]), f.stray) {
@@ -251,8 +249,7 @@ func TestCleanupUnknownAgeIsKeptUnderMinAge(t *testing.T) {
 func TestCleanupDeleteFailure(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	b := memstore.New()
-	e := env{source: b, store: cas.New(b)}
+	b, e := memEnv()
 	f := newCleanupFixture(t, e, 3)
 	src := testutil.NewFaultBackend(b, testutil.WithFailKeys(f.legacy[1]))
 
@@ -268,8 +265,7 @@ func TestCleanupDeleteFailure(t *testing.T) {
 func TestCleanupListFailure(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	b := memstore.New()
-	e := env{source: b, store: cas.New(b)}
+	b, e := memEnv()
 	f := newCleanupFixture(t, e, 2)
 	src := testutil.NewFaultBackend(b, testutil.WithFailNth(testutil.MethodList, 1))
 	before := keys(t, b, "")
@@ -312,8 +308,7 @@ func TestCleanupMigratorErrorsDeleteNothing(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			b := memstore.New()
-			e := env{source: b, store: cas.New(b)}
+			b, e := memEnv()
 			f := newCleanupFixture(t, e, 2)
 			before := keys(t, b, "")
 			rep, err := migrate.Cleanup(context.Background(), e.store, em(f.m), migrate.CleanupOptions{})
@@ -326,8 +321,7 @@ func TestCleanupMigratorErrorsDeleteNothing(t *testing.T) {
 
 func TestCleanupCancelled(t *testing.T) {
 	t.Parallel()
-	b := memstore.New()
-	e := env{source: b, store: cas.New(b)}
+	b, e := memEnv()
 	f := newCleanupFixture(t, e, 2)
 	before := keys(t, b, "")
 	ctx, cancel := context.WithCancel(context.Background())

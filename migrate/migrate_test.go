@@ -38,6 +38,13 @@ func (e env) with(o migrate.Options) migrate.Options {
 	return o
 }
 
+// memEnv returns a memstore and an env in which legacy objects and CAS
+// objects share it, as in a service migrating in place.
+func memEnv() (*memstore.Backend, env) {
+	b := memstore.New()
+	return b, env{name: "memstore", source: b, store: cas.New(b)}
+}
+
 // storeBackend is the store's Backend.
 func (e env) storeBackend() cas.Backend { return e.store.Backend() }
 
@@ -404,8 +411,7 @@ func TestRunDryRun(t *testing.T) {
 func TestRunProgress(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	b := memstore.New()
-	e := env{source: b, store: cas.New(b)}
+	_, e := memEnv()
 	m, want := seed(t, e, 25)
 	m.set("missing", "uploads/missing")
 	var (
@@ -470,8 +476,7 @@ func TestRunConcurrencyBounded(t *testing.T) {
 	for _, c := range []int{1, 3, 8} {
 		t.Run(fmt.Sprint(c), func(t *testing.T) {
 			t.Parallel()
-			b := memstore.New()
-			e := env{source: b, store: cas.New(b)}
+			b, e := memEnv()
 			m, want := seed(t, e, 24)
 			probe := &concurrencyProbe{Backend: b, hold: 5 * time.Millisecond}
 			rep, err := migrate.Run(context.Background(), e.store, m, migrate.Options{Source: probe, Concurrency: c})
@@ -488,8 +493,7 @@ func TestRunConcurrencyBounded(t *testing.T) {
 
 func TestRunCancelStopsBetweenRecordsAndResumes(t *testing.T) {
 	t.Parallel()
-	b := memstore.New()
-	e := env{source: b, store: cas.New(b)}
+	b, e := memEnv()
 	m, want := seed(t, e, 40)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -543,8 +547,7 @@ func (f failingPending) Pending(ctx context.Context) iter.Seq2[migrate.Record, e
 
 func TestRunPendingError(t *testing.T) {
 	t.Parallel()
-	b := memstore.New()
-	e := env{source: b, store: cas.New(b)}
+	b, e := memEnv()
 	m, want := seed(t, e, 10)
 	errDB := errors.New("connection reset")
 	rep, err := migrate.Run(context.Background(), e.store, failingPending{m, 4, errDB}, migrate.Options{Concurrency: 1})
@@ -572,8 +575,7 @@ func (r repeater) Pending(ctx context.Context) iter.Seq2[migrate.Record, error] 
 
 func TestRunRecordYieldedTwice(t *testing.T) {
 	t.Parallel()
-	b := memstore.New()
-	e := env{source: b, store: cas.New(b)}
+	b, e := memEnv()
 	m, want := seed(t, e, 8)
 	m.set("missing", "uploads/missing")
 	rep, err := migrate.Run(context.Background(), e.store, repeater{m}, migrate.Options{Concurrency: 1})
@@ -589,8 +591,7 @@ func TestRunRecordYieldedTwice(t *testing.T) {
 
 func TestRunLogs(t *testing.T) {
 	t.Parallel()
-	b := memstore.New()
-	e := env{source: b, store: cas.New(b)}
+	_, e := memEnv()
 	m, _ := seed(t, e, 2)
 	m.set("missing", "uploads/missing")
 	var (
