@@ -15,4 +15,10 @@ var (
 	ErrTooLarge = errors.New("cas: blob too large")
 	// ErrExists: a create-only write found the key already present.
 	ErrExists = errors.New("cas: already exists")
+	// ErrNoSpace: the backend has no room for the write (a full disk or
+	// quota). Nothing was stored; the write may succeed once space is freed.
+	ErrNoSpace = errors.New("cas: no space left in storage")
+	// ErrUnavailable: the backend did not answer in time, or could not be
+	// reached. Nothing is known to be lost; the call may succeed if retried.
+	ErrUnavailable = errors.New("cas: backend unavailable")
 )

@@ -11,6 +11,9 @@ var (
 	// ErrCorrupt: the source claims a supported format but its data does
 	// not decode (truncated, damaged, or crashing the decoder).
 	ErrCorrupt = errors.New("thumbnail: corrupt image data")
+	// ErrTimeout: a generation ran past its deadline (WithTimeout) and was
+	// stopped. It is never cached: a later request may succeed.
+	ErrTimeout = errors.New("thumbnail: generation took too long")
 	// ErrInvalidSize: the requested thumbnail size is not positive.
 	ErrInvalidSize = errors.New("thumbnail: invalid size")
 )
