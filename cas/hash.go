@@ -2,6 +2,7 @@ package cas
 
 import (
 	"crypto/sha256"
+	"database/sql/driver"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -12,19 +13,25 @@ import (
 // is stored under KeyPrefix + h.String().
 const KeyPrefix = "cas/"
 
-// Size is the length of a Hash in bytes.
-const Size = sha256.Size
+// HashLen is the length of a Hash in bytes (32); its text form is twice
+// as long.
+const HashLen = sha256.Size
 
 // Hash is the SHA-256 digest of a blob's bytes. The zero Hash names no blob.
-type Hash [Size]byte
+//
+// A Hash works with encoding/json, encoding/xml and other text encoders
+// through its text form, and with database/sql as a column value: it
+// implements driver.Valuer (the text form; the zero Hash is NULL) and
+// sql.Scanner (the text form, the 32 raw bytes of a binary column, or NULL).
+type Hash [HashLen]byte
 
 // Parse parses the text form of a Hash: exactly 64 lowercase hexadecimal
 // characters. Anything else (uppercase, other lengths, separators) is
 // rejected with an error wrapping ErrInvalidHash.
 func Parse(s string) (Hash, error) {
 	var h Hash
-	if len(s) != 2*Size {
-		return h, fmt.Errorf("%w: want %d hex characters, got %d", ErrInvalidHash, 2*Size, len(s))
+	if len(s) != 2*HashLen {
+		return h, fmt.Errorf("%w: want %d hex characters, got %d", ErrInvalidHash, 2*HashLen, len(s))
 	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
@@ -81,7 +88,7 @@ func (h Hash) IsZero() bool { return h == Hash{} }
 
 // MarshalText implements encoding.TextMarshaler; the text form is String's.
 func (h Hash) MarshalText() ([]byte, error) {
-	b := make([]byte, 2*Size)
+	b := make([]byte, 2*HashLen)
 	hex.Encode(b, h[:])
 	return b, nil
 }
@@ -94,4 +101,35 @@ func (h *Hash) UnmarshalText(b []byte) error {
 	}
 	*h = p
 	return nil
+}
+
+// Value implements database/sql/driver.Valuer: the 64-character text form,
+// or NULL for the zero Hash, which names no blob.
+func (h Hash) Value() (driver.Value, error) {
+	if h.IsZero() {
+		return nil, nil
+	}
+	return h.String(), nil
+}
+
+// Scan implements database/sql.Scanner. It accepts the text form (a string
+// or []byte of 64 lowercase hex characters, with the rules of Parse), the
+// 32 raw bytes of a binary column, and NULL, which scans as the zero Hash.
+// Anything else is an error wrapping ErrInvalidHash, and h is unchanged.
+func (h *Hash) Scan(src any) error {
+	switch v := src.(type) {
+	case nil:
+		*h = Hash{}
+		return nil
+	case string:
+		return h.UnmarshalText([]byte(v))
+	case []byte:
+		if len(v) == HashLen {
+			copy(h[:], v)
+			return nil
+		}
+		return h.UnmarshalText(v)
+	default:
+		return fmt.Errorf("%w: cannot scan %T into a Hash", ErrInvalidHash, src)
+	}
 }

@@ -31,7 +31,7 @@ func collectSums(t *testing.T, r sdkmetric.Reader) map[string]map[string]int64 {
 			byAttr := map[string]int64{}
 			for _, dp := range sum.DataPoints {
 				v, _ := dp.Attributes.Value(attribute.Key("deduplicated"))
-				byAttr[v.Emit()] += dp.Value
+				byAttr[v.String()] += dp.Value
 			}
 			out[m.Name] = byAttr
 		}
