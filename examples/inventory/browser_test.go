@@ -34,7 +34,7 @@ func findChromium() string {
 func TestBrowserUploadShowsThumbnail(t *testing.T) {
 	chrome := findChromium()
 	if chrome == "" {
-		t.Skip("chromium not installed: apt-get install chromium (bash .ci/run installs it)")
+		testutil.SkipMissing(t, "chromium not installed: apt-get install chromium (bash .ci/run installs it)")
 	}
 	t.Parallel()
 
