@@ -24,10 +24,10 @@ func TestMemstorePasses(t *testing.T) {
 	castest.Run(t, func(t *testing.T) cas.Backend { return memstore.New() })
 }
 
-// TestImports keeps the public suite free of assertion libraries and of casa's internal
-// packages, so a Backend outside this module can run it: the suite itself
-// may import only the standard library, go-cmp and cas; its tests may add
-// castest and memstore.
+// TestImports keeps the public suite free of assertion libraries and of
+// casa's internal packages, so a Backend outside this module can run it: the
+// suite itself may import only the standard library, go-cmp and cas; its
+// tests may add castest and memstore.
 func TestImports(t *testing.T) {
 	names, err := filepath.Glob("*.go")
 	if err != nil || len(names) == 0 {
