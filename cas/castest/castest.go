@@ -12,6 +12,9 @@
 // prefix-filtered listing across pages, non-CAS keys, concurrent use, and a
 // cas.Store round trip over the Backend. When the Backend implements
 // cas.Stager the Stage/Commit/Abort contract is checked too.
+//
+// The suite uses only the standard testing package and go-cmp, so a Backend
+// outside this module can run it without further test dependencies.
 package castest
 
 import (
@@ -28,7 +31,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stretchr/testify/require"
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/casa-go/casa/cas"
 )
@@ -68,10 +72,93 @@ func Run(t *testing.T, newBackend func(t *testing.T) cas.Backend) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			b := newBackend(t)
-			require.NotNil(t, b, "newBackend returned nil")
+			if b == nil {
+				t.Fatal("newBackend returned nil")
+			}
 			tc.fn(t, b)
 		})
 	}
+}
+
+// mustNoError stops the test when err is not nil. The format and args
+// name the operation that failed.
+func mustNoError(t *testing.T, err error, format string, args ...any) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("%s: unexpected error: %v", fmt.Sprintf(format, args...), err)
+	}
+}
+
+// mustError stops the test when err is nil. The format and args name the
+// operation that should have failed.
+func mustError(t *testing.T, err error, format string, args ...any) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("%s: got nil error, want an error", fmt.Sprintf(format, args...))
+	}
+}
+
+// mustErrorIs stops the test unless err wraps target.
+func mustErrorIs(t *testing.T, err, target error, format string, args ...any) {
+	t.Helper()
+	if !errors.Is(err, target) {
+		t.Fatalf("%s: got error %v, want one wrapping %v", fmt.Sprintf(format, args...), err, target)
+	}
+}
+
+// bytesDiff describes how got differs from want, or returns "" when they
+// are equal. Short values are quoted; long ones are summarised by their
+// lengths and the first differing offset.
+func bytesDiff(got, want []byte) string {
+	if bytes.Equal(got, want) {
+		return ""
+	}
+	if len(got) <= 64 && len(want) <= 64 {
+		return fmt.Sprintf("got %q, want %q", got, want)
+	}
+	i := 0
+	for i < len(got) && i < len(want) && got[i] == want[i] {
+		i++
+	}
+	return fmt.Sprintf("got %d bytes, want %d; first difference at offset %d", len(got), len(want), i)
+}
+
+// mustEqualBytes stops the test when got and want differ.
+func mustEqualBytes(t *testing.T, got, want []byte, format string, args ...any) {
+	t.Helper()
+	if d := bytesDiff(got, want); d != "" {
+		t.Fatalf("%s: %s", fmt.Sprintf(format, args...), d)
+	}
+}
+
+// mustEqualKeys stops the test when the listed keys got differ from want,
+// treating nil and empty alike.
+func mustEqualKeys(t *testing.T, got, want []string, format string, args ...any) {
+	t.Helper()
+	if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
+		t.Fatalf("%s: keys differ (-want +got):\n%s", fmt.Sprintf(format, args...), diff)
+	}
+}
+
+// mustPos stops the test when err is not nil or a Seek landed at pos
+// instead of want.
+func mustPos(t *testing.T, pos int64, err error, want int64, format string, args ...any) {
+	t.Helper()
+	op := fmt.Sprintf(format, args...)
+	mustNoError(t, err, "%s", op)
+	if pos != want {
+		t.Fatalf("%s: got position %d, want %d", op, pos, want)
+	}
+}
+
+// mustEOF stops the test unless a Read returned no bytes and io.EOF.
+func mustEOF(t *testing.T, n int, err error, format string, args ...any) {
+	t.Helper()
+	op := fmt.Sprintf(format, args...)
+	if n != 0 {
+		t.Errorf("%s: read %d bytes, want 0", op, n)
+	}
+	mustErrorIs(t, err, io.EOF, "%s", op)
 }
 
 // data returns n deterministic pseudo-random bytes for seed.
@@ -86,39 +173,65 @@ func data(seed uint64, n int) []byte {
 
 func put(t *testing.T, b cas.Backend, key string, p []byte, opts cas.PutOptions) {
 	t.Helper()
-	require.NoError(t, b.Put(t.Context(), key, bytes.NewReader(p), int64(len(p)), opts), "Put %q", key)
+	mustNoError(t, b.Put(t.Context(), key, bytes.NewReader(p), int64(len(p)), opts), "Put %q (%d bytes, IfAbsent %v)", key, len(p), opts.IfAbsent)
 }
 
 // readKey opens key and returns its bytes, checking Info against them.
 func readKey(t *testing.T, b cas.Backend, key string) []byte {
 	t.Helper()
 	obj, err := b.Open(t.Context(), key)
-	require.NoError(t, err, "Open %q", key)
-	defer func() { require.NoError(t, obj.Close()) }()
+	mustNoError(t, err, "Open %q", key)
+	defer func() {
+		if err := obj.Close(); err != nil {
+			t.Errorf("Close of %q: unexpected error: %v", key, err)
+		}
+	}()
 	got, err := io.ReadAll(obj)
-	require.NoError(t, err, "read %q", key)
-	require.Equal(t, key, obj.Info().Key)
-	require.Equal(t, int64(len(got)), obj.Info().Size, "Info().Size of %q", key)
+	mustNoError(t, err, "read %q", key)
+	if k := obj.Info().Key; k != key {
+		t.Fatalf("Open %q: Info().Key = %q, want %q", key, k, key)
+	}
+	if size := obj.Info().Size; size != int64(len(got)) {
+		t.Fatalf("Open %q: Info().Size = %d, want %d (the bytes read)", key, size, len(got))
+	}
 	return got
 }
 
 func requireNotFound(t *testing.T, b cas.Backend, key string) {
 	t.Helper()
 	_, err := b.Stat(t.Context(), key)
-	require.ErrorIs(t, err, cas.ErrNotFound, "Stat %q", key)
+	mustErrorIs(t, err, cas.ErrNotFound, "Stat %q", key)
 	obj, err := b.Open(t.Context(), key)
 	if err == nil {
 		_ = obj.Close()
 	}
-	require.ErrorIs(t, err, cas.ErrNotFound, "Open %q", key)
+	mustErrorIs(t, err, cas.ErrNotFound, "Open %q", key)
 }
 
 func listKeys(t *testing.T, b cas.Backend, prefix string) []string {
 	t.Helper()
 	var keys []string
 	for info, err := range b.List(t.Context(), prefix) {
-		require.NoError(t, err, "List %q", prefix)
+		mustNoError(t, err, "List %q", prefix)
 		keys = append(keys, info.Key)
+	}
+	return keys
+}
+
+// mustListNothing stops the test when List(prefix) yields any key.
+func mustListNothing(t *testing.T, b cas.Backend, prefix, format string, args ...any) {
+	t.Helper()
+	if keys := listKeys(t, b, prefix); len(keys) != 0 {
+		t.Fatalf("%s: List %q yielded %d keys, want none: %q", fmt.Sprintf(format, args...), prefix, len(keys), keys)
+	}
+}
+
+// mustListCount stops the test unless List(prefix) yields n keys.
+func mustListCount(t *testing.T, b cas.Backend, prefix string, n int, format string, args ...any) []string {
+	t.Helper()
+	keys := listKeys(t, b, prefix)
+	if len(keys) != n {
+		t.Fatalf("%s: List %q yielded %d keys, want %d", fmt.Sprintf(format, args...), prefix, len(keys), n)
 	}
 	return keys
 }
@@ -131,7 +244,7 @@ func testMissing(t *testing.T, b cas.Backend) {
 	} {
 		requireNotFound(t, b, key)
 	}
-	require.Empty(t, listKeys(t, b, ""), "a new Backend lists nothing")
+	mustListNothing(t, b, "", "a new Backend")
 }
 
 func testRoundTrip(t *testing.T, b cas.Backend) {
@@ -142,53 +255,68 @@ func testRoundTrip(t *testing.T, b cas.Backend) {
 	after := time.Now()
 
 	info, err := b.Stat(t.Context(), h.Key())
-	require.NoError(t, err)
-	require.Equal(t, h.Key(), info.Key)
-	require.Equal(t, int64(len(p)), info.Size)
+	mustNoError(t, err, "Stat %q", h.Key())
+	if info.Key != h.Key() {
+		t.Errorf("Stat %q: Key = %q, want %q", h.Key(), info.Key, h.Key())
+	}
+	if info.Size != int64(len(p)) {
+		t.Errorf("Stat %q: Size = %d, want %d", h.Key(), info.Size, len(p))
+	}
 	// Allow for clocks and timestamps of one-second resolution.
-	require.False(t, info.ModTime.IsZero(), "ModTime is zero")
-	require.WithinRange(t, info.ModTime, before.Add(-5*time.Second), after.Add(5*time.Second), "ModTime")
+	lo, hi := before.Add(-5*time.Second), after.Add(5*time.Second)
+	if info.ModTime.IsZero() {
+		t.Errorf("Stat %q: ModTime is zero", h.Key())
+	} else if info.ModTime.Before(lo) || info.ModTime.After(hi) {
+		t.Errorf("Stat %q: ModTime = %v, want within [%v, %v]", h.Key(), info.ModTime, lo, hi)
+	}
 
 	obj, err := b.Open(t.Context(), h.Key())
-	require.NoError(t, err)
+	mustNoError(t, err, "Open %q", h.Key())
 	defer obj.Close()
 	oi := obj.Info()
-	require.Equal(t, info.Key, oi.Key)
-	require.Equal(t, info.Size, oi.Size)
-	require.WithinDuration(t, info.ModTime, oi.ModTime, time.Second, "Open and Stat agree on ModTime")
+	if oi.Key != info.Key {
+		t.Errorf("Open %q: Info().Key = %q, Stat says %q", h.Key(), oi.Key, info.Key)
+	}
+	if oi.Size != info.Size {
+		t.Errorf("Open %q: Info().Size = %d, Stat says %d", h.Key(), oi.Size, info.Size)
+	}
+	if d := oi.ModTime.Sub(info.ModTime).Abs(); d > time.Second {
+		t.Errorf("Open %q: Info().ModTime = %v, Stat says %v: %v apart, want at most 1s", h.Key(), oi.ModTime, info.ModTime, d)
+	}
 	got, err := io.ReadAll(obj)
-	require.NoError(t, err)
-	require.True(t, bytes.Equal(p, got), "bytes read back differ from bytes written")
+	mustNoError(t, err, "read %q", h.Key())
+	mustEqualBytes(t, got, p, "bytes read back from %q", h.Key())
 }
 
 func testEmpty(t *testing.T, b cas.Backend) {
 	h := cas.SumBytes(nil)
 	put(t, b, h.Key(), nil, cas.PutOptions{SHA256: h, IfAbsent: true})
 	info, err := b.Stat(t.Context(), h.Key())
-	require.NoError(t, err)
-	require.Equal(t, int64(0), info.Size)
+	mustNoError(t, err, "Stat %q", h.Key())
+	if info.Size != 0 {
+		t.Errorf("Stat %q of the empty blob: Size = %d, want 0", h.Key(), info.Size)
+	}
 	obj, err := b.Open(t.Context(), h.Key())
-	require.NoError(t, err)
+	mustNoError(t, err, "Open %q", h.Key())
 	defer obj.Close()
 	n, err := obj.Read(make([]byte, 8))
-	require.Equal(t, 0, n)
-	require.ErrorIs(t, err, io.EOF)
+	mustEOF(t, n, err, "Read of the empty blob %q", h.Key())
 }
 
 func testDelete(t *testing.T, b cas.Backend) {
 	ctx := t.Context()
-	require.NoError(t, b.Delete(ctx, "legacy/never-stored"), "Delete of a missing key is nil")
+	mustNoError(t, b.Delete(ctx, "legacy/never-stored"), "Delete of a missing key must return nil")
 	p := []byte("delete me")
 	put(t, b, "legacy/del", p, cas.PutOptions{})
 	put(t, b, "legacy/keep", p, cas.PutOptions{})
-	require.NoError(t, b.Delete(ctx, "legacy/del"))
+	mustNoError(t, b.Delete(ctx, "legacy/del"), "Delete %q", "legacy/del")
 	requireNotFound(t, b, "legacy/del")
-	require.NoError(t, b.Delete(ctx, "legacy/del"), "second Delete is nil")
-	require.Equal(t, []string{"legacy/keep"}, listKeys(t, b, ""))
-	require.Equal(t, p, readKey(t, b, "legacy/keep"))
+	mustNoError(t, b.Delete(ctx, "legacy/del"), "second Delete of %q must return nil", "legacy/del")
+	mustEqualKeys(t, listKeys(t, b, ""), []string{"legacy/keep"}, "List after Delete")
+	mustEqualBytes(t, readKey(t, b, "legacy/keep"), p, "bytes of %q after deleting another key", "legacy/keep")
 	// A deleted key can be written again, create-only.
 	put(t, b, "legacy/del", []byte("again"), cas.PutOptions{IfAbsent: true})
-	require.Equal(t, []byte("again"), readKey(t, b, "legacy/del"))
+	mustEqualBytes(t, readKey(t, b, "legacy/del"), []byte("again"), "bytes of %q written again after Delete", "legacy/del")
 }
 
 func testIfAbsent(t *testing.T, b cas.Backend) {
@@ -201,19 +329,21 @@ func testIfAbsent(t *testing.T, b cas.Backend) {
 		}
 		other := data(3, 500)
 		err := b.Put(t.Context(), key, bytes.NewReader(other), int64(len(other)), cas.PutOptions{IfAbsent: true})
-		require.ErrorIs(t, err, cas.ErrExists, "IfAbsent Put over %q", key)
-		require.True(t, bytes.Equal(orig, readKey(t, b, key)), "original bytes of %q changed", key)
+		mustErrorIs(t, err, cas.ErrExists, "IfAbsent Put over existing %q", key)
+		mustEqualBytes(t, readKey(t, b, key), orig, "bytes of %q after a refused IfAbsent Put", key)
 		info, err := b.Stat(t.Context(), key)
-		require.NoError(t, err)
-		require.Equal(t, int64(len(orig)), info.Size)
+		mustNoError(t, err, "Stat %q", key)
+		if info.Size != int64(len(orig)) {
+			t.Fatalf("Stat %q after a refused IfAbsent Put: Size = %d, want %d", key, info.Size, len(orig))
+		}
 	}
 }
 
 func testReplace(t *testing.T, b cas.Backend) {
 	put(t, b, "legacy/replace", []byte("first version"), cas.PutOptions{})
 	put(t, b, "legacy/replace", []byte("second"), cas.PutOptions{})
-	require.Equal(t, []byte("second"), readKey(t, b, "legacy/replace"), "Put without IfAbsent replaces")
-	require.Equal(t, []string{"legacy/replace"}, listKeys(t, b, "legacy/"))
+	mustEqualBytes(t, readKey(t, b, "legacy/replace"), []byte("second"), "Put without IfAbsent must replace %q", "legacy/replace")
+	mustEqualKeys(t, listKeys(t, b, "legacy/"), []string{"legacy/replace"}, "List %q after a replacement", "legacy/")
 }
 
 func testDigestMismatch(t *testing.T, b cas.Backend) {
@@ -222,21 +352,22 @@ func testDigestMismatch(t *testing.T, b cas.Backend) {
 	for _, opts := range []cas.PutOptions{{SHA256: wrong}, {SHA256: wrong, IfAbsent: true}} {
 		for _, key := range []string{wrong.Key(), cas.SumBytes(p).Key(), "legacy/digest"} {
 			err := b.Put(t.Context(), key, bytes.NewReader(p), int64(len(p)), opts)
-			require.ErrorIs(t, err, cas.ErrDigestMismatch, "Put %q with a wrong SHA256 (IfAbsent %v)", key, opts.IfAbsent)
+			mustErrorIs(t, err, cas.ErrDigestMismatch, "Put %q with a wrong SHA256 (IfAbsent %v)", key, opts.IfAbsent)
 			requireNotFound(t, b, key)
 		}
 	}
-	require.Empty(t, listKeys(t, b, ""))
+	mustListNothing(t, b, "", "after Puts with a wrong SHA256")
 
 	// A mismatch does not disturb an existing object either.
 	put(t, b, "legacy/digest", p, cas.PutOptions{})
 	other := data(5, 100)
 	err := b.Put(t.Context(), "legacy/digest", bytes.NewReader(other), int64(len(other)), cas.PutOptions{SHA256: wrong})
-	require.ErrorIs(t, err, cas.ErrDigestMismatch)
-	require.True(t, bytes.Equal(p, readKey(t, b, "legacy/digest")))
+	mustErrorIs(t, err, cas.ErrDigestMismatch, "Put over existing %q with a wrong SHA256", "legacy/digest")
+	mustEqualBytes(t, readKey(t, b, "legacy/digest"), p, "bytes of %q after a replacement with a wrong SHA256", "legacy/digest")
 }
 
-// failingReader yields n bytes of good data and then fails.
+// failingReader yields the bytes of r and then fails with err instead of
+// io.EOF.
 type failingReader struct {
 	r   io.Reader
 	err error
@@ -257,26 +388,27 @@ func testFailingReader(t *testing.T, b cas.Backend) {
 	for _, opts := range []cas.PutOptions{{}, {IfAbsent: true}} {
 		r := &failingReader{r: bytes.NewReader(p[:20<<10]), err: errInjected}
 		err := b.Put(t.Context(), "legacy/fail", r, int64(len(p)), opts)
-		require.Error(t, err, "Put from a reader that fails midway")
+		mustError(t, err, "Put %q from a reader that fails midway (IfAbsent %v)", "legacy/fail", opts.IfAbsent)
 		requireNotFound(t, b, "legacy/fail")
 	}
-	require.Empty(t, listKeys(t, b, ""))
+	mustListNothing(t, b, "", "after Puts from failing readers")
 
 	// A failed replacement leaves the existing object intact.
 	put(t, b, "legacy/fail", []byte("intact"), cas.PutOptions{})
 	r := &failingReader{r: bytes.NewReader(p[:1000]), err: errInjected}
-	require.Error(t, b.Put(t.Context(), "legacy/fail", r, int64(len(p)), cas.PutOptions{}))
-	require.Equal(t, []byte("intact"), readKey(t, b, "legacy/fail"))
+	mustError(t, b.Put(t.Context(), "legacy/fail", r, int64(len(p)), cas.PutOptions{}),
+		"Put over existing %q from a reader that fails midway", "legacy/fail")
+	mustEqualBytes(t, readKey(t, b, "legacy/fail"), []byte("intact"), "bytes of %q after a failed replacement", "legacy/fail")
 }
 
 func testSizeMismatch(t *testing.T, b cas.Backend) {
 	p := data(7, 4096)
 	for _, size := range []int64{int64(len(p)) + 1, int64(len(p)) + 10_000, int64(len(p)) - 1, 0} {
 		err := b.Put(t.Context(), "legacy/size", bytes.NewReader(p), size, cas.PutOptions{})
-		require.Error(t, err, "Put of %d bytes declared as %d", len(p), size)
+		mustError(t, err, "Put %q of %d bytes declared as %d", "legacy/size", len(p), size)
 		requireNotFound(t, b, "legacy/size")
 	}
-	require.Empty(t, listKeys(t, b, ""))
+	mustListNothing(t, b, "", "after Puts with a wrong size")
 }
 
 func testCancelledPut(t *testing.T, b cas.Backend) {
@@ -285,16 +417,16 @@ func testCancelledPut(t *testing.T, b cas.Backend) {
 	p := data(8, 1000)
 	h := cas.SumBytes(p)
 	err := b.Put(ctx, h.Key(), bytes.NewReader(p), int64(len(p)), cas.PutOptions{SHA256: h, IfAbsent: true})
-	require.Error(t, err, "Put with a cancelled context")
+	mustError(t, err, "Put %q with a cancelled context", h.Key())
 	requireNotFound(t, b, h.Key())
 
 	// Cancelled while the body is being read.
 	ctx, cancel = context.WithCancel(t.Context())
 	r := &cancelReader{r: bytes.NewReader(data(9, 256<<10)), after: 64 << 10, cancel: cancel}
 	err = b.Put(ctx, "legacy/cancel", r, 256<<10, cas.PutOptions{})
-	require.Error(t, err, "Put cancelled midway")
+	mustError(t, err, "Put %q cancelled midway", "legacy/cancel")
 	requireNotFound(t, b, "legacy/cancel")
-	require.Empty(t, listKeys(t, b, ""))
+	mustListNothing(t, b, "", "after cancelled Puts")
 }
 
 func testCancelledContext(t *testing.T, b cas.Backend) {
@@ -302,20 +434,22 @@ func testCancelledContext(t *testing.T, b cas.Backend) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	_, err := b.Stat(ctx, "legacy/ctx")
-	require.ErrorIs(t, err, context.Canceled, "Stat")
+	mustErrorIs(t, err, context.Canceled, "Stat %q with a cancelled context", "legacy/ctx")
 	obj, err := b.Open(ctx, "legacy/ctx")
 	if err == nil {
 		_ = obj.Close()
 	}
-	require.ErrorIs(t, err, context.Canceled, "Open")
-	require.ErrorIs(t, b.Delete(ctx, "legacy/ctx"), context.Canceled, "Delete")
+	mustErrorIs(t, err, context.Canceled, "Open %q with a cancelled context", "legacy/ctx")
+	mustErrorIs(t, b.Delete(ctx, "legacy/ctx"), context.Canceled, "Delete %q with a cancelled context", "legacy/ctx")
 	n := 0
 	for _, err := range b.List(ctx, "") {
 		n++
-		require.ErrorIs(t, err, context.Canceled, "List")
+		mustErrorIs(t, err, context.Canceled, "List with a cancelled context, item %d", n)
 	}
-	require.Equal(t, 1, n, "List yields one error")
-	require.Equal(t, []byte("ctx"), readKey(t, b, "legacy/ctx"), "a cancelled Delete deletes nothing")
+	if n != 1 {
+		t.Fatalf("List with a cancelled context yielded %d items, want exactly one error", n)
+	}
+	mustEqualBytes(t, readKey(t, b, "legacy/ctx"), []byte("ctx"), "a cancelled Delete must delete nothing: bytes of %q", "legacy/ctx")
 }
 
 // cancelReader cancels its context once after bytes have been read.
@@ -340,74 +474,64 @@ func testSeek(t *testing.T, b cas.Backend) {
 	p := data(10, size)
 	put(t, b, "legacy/seek", p, cas.PutOptions{})
 	obj, err := b.Open(t.Context(), "legacy/seek")
-	require.NoError(t, err)
+	mustNoError(t, err, "Open %q", "legacy/seek")
 	defer obj.Close()
-	require.Equal(t, int64(size), obj.Info().Size)
+	if got := obj.Info().Size; got != size {
+		t.Fatalf("Open %q: Info().Size = %d, want %d", "legacy/seek", got, size)
+	}
 
 	readAt := func(off int64, n int) {
 		t.Helper()
 		buf := make([]byte, n)
 		_, err := io.ReadFull(obj, buf)
-		require.NoError(t, err, "read %d bytes at %d", n, off)
-		require.True(t, bytes.Equal(p[off:off+int64(n)], buf), "bytes at %d..%d differ", off, off+int64(n))
+		mustNoError(t, err, "read %d bytes at %d", n, off)
+		mustEqualBytes(t, buf, p[off:off+int64(n)], "bytes at %d..%d", off, off+int64(n))
 	}
 	for _, off := range []int64{0, 1, 4095, 4096, 50_000, size - 100} {
 		pos, err := obj.Seek(off, io.SeekStart)
-		require.NoError(t, err)
-		require.Equal(t, off, pos, "Seek(%d, SeekStart)", off)
+		mustPos(t, pos, err, off, "Seek(%d, SeekStart)", off)
 		readAt(off, 100)
 	}
 
 	pos, err := obj.Seek(1000, io.SeekStart)
-	require.NoError(t, err)
-	require.Equal(t, int64(1000), pos)
+	mustPos(t, pos, err, 1000, "Seek(1000, SeekStart)")
 	readAt(1000, 10)
 	pos, err = obj.Seek(500, io.SeekCurrent)
-	require.NoError(t, err)
-	require.Equal(t, int64(1510), pos, "Seek(500, SeekCurrent) after reading to 1010")
+	mustPos(t, pos, err, 1510, "Seek(500, SeekCurrent) after reading to 1010")
 	readAt(1510, 20)
 	pos, err = obj.Seek(-30, io.SeekCurrent)
-	require.NoError(t, err)
-	require.Equal(t, int64(1500), pos)
+	mustPos(t, pos, err, 1500, "Seek(-30, SeekCurrent) after reading to 1530")
 	readAt(1500, 30)
 	pos, err = obj.Seek(0, io.SeekCurrent)
-	require.NoError(t, err)
-	require.Equal(t, int64(1530), pos, "Seek(0, SeekCurrent) reports the position")
+	mustPos(t, pos, err, 1530, "Seek(0, SeekCurrent) must report the position")
 
 	pos, err = obj.Seek(-10, io.SeekEnd)
-	require.NoError(t, err)
-	require.Equal(t, int64(size-10), pos)
+	mustPos(t, pos, err, size-10, "Seek(-10, SeekEnd)")
 	rest, err := io.ReadAll(obj)
-	require.NoError(t, err)
-	require.Equal(t, p[size-10:], rest, "tail after Seek(-10, SeekEnd)")
+	mustNoError(t, err, "read after Seek(-10, SeekEnd)")
+	mustEqualBytes(t, rest, p[size-10:], "tail after Seek(-10, SeekEnd)")
 	n, err := obj.Read(make([]byte, 10))
-	require.Equal(t, 0, n)
-	require.ErrorIs(t, err, io.EOF, "Read at the end")
+	mustEOF(t, n, err, "Read at the end")
 
 	pos, err = obj.Seek(0, io.SeekEnd)
-	require.NoError(t, err)
-	require.Equal(t, int64(size), pos)
+	mustPos(t, pos, err, size, "Seek(0, SeekEnd)")
 	n, err = obj.Read(make([]byte, 10))
-	require.Equal(t, 0, n)
-	require.ErrorIs(t, err, io.EOF, "Read after Seek(0, SeekEnd)")
+	mustEOF(t, n, err, "Read after Seek(0, SeekEnd)")
 
 	pos, err = obj.Seek(size+1000, io.SeekStart)
-	require.NoError(t, err, "Seek past the end is allowed, as with io.Seeker")
-	require.Equal(t, int64(size+1000), pos)
+	mustPos(t, pos, err, size+1000, "Seek past the end is allowed, as with io.Seeker: Seek(%d, SeekStart)", size+1000)
 	n, err = obj.Read(make([]byte, 10))
-	require.Equal(t, 0, n)
-	require.ErrorIs(t, err, io.EOF, "Read past the end")
+	mustEOF(t, n, err, "Read past the end")
 
 	_, err = obj.Seek(-1, io.SeekStart)
-	require.Error(t, err, "Seek to a negative offset")
+	mustError(t, err, "Seek(-1, SeekStart) to a negative offset")
 
 	// Back to the start: the whole object reads again.
 	pos, err = obj.Seek(0, io.SeekStart)
-	require.NoError(t, err)
-	require.Equal(t, int64(0), pos)
+	mustPos(t, pos, err, 0, "Seek(0, SeekStart) back to the start")
 	all, err := io.ReadAll(obj)
-	require.NoError(t, err)
-	require.True(t, bytes.Equal(p, all), "whole object after seeking back")
+	mustNoError(t, err, "read the whole object after seeking back")
+	mustEqualBytes(t, all, p, "whole object after seeking back")
 }
 
 func testList(t *testing.T, b cas.Backend) {
@@ -451,12 +575,16 @@ func testList(t *testing.T, b cas.Backend) {
 		}
 		var got []string
 		for info, err := range b.List(t.Context(), prefix) {
-			require.NoError(t, err, "List %q", prefix)
+			mustNoError(t, err, "List %q", prefix)
 			got = append(got, info.Key)
-			require.Equal(t, int64(len(contents[info.Key])), info.Size, "List %q: Size of %q", prefix, info.Key)
-			require.False(t, info.ModTime.IsZero(), "List %q: ModTime of %q", prefix, info.Key)
+			if want := int64(len(contents[info.Key])); info.Size != want {
+				t.Errorf("List %q: Size of %q = %d, want %d", prefix, info.Key, info.Size, want)
+			}
+			if info.ModTime.IsZero() {
+				t.Errorf("List %q: ModTime of %q is zero", prefix, info.Key)
+			}
 		}
-		require.Equal(t, want, got, "List %q: the keys with the prefix, in lexical order", prefix)
+		mustEqualKeys(t, got, want, "List %q must yield the keys with the prefix, in lexical order", prefix)
 	}
 }
 
@@ -466,14 +594,14 @@ func testListBreak(t *testing.T, b cas.Backend) {
 	}
 	var got []string
 	for info, err := range b.List(t.Context(), "brk/") {
-		require.NoError(t, err)
+		mustNoError(t, err, "List %q", "brk/")
 		got = append(got, info.Key)
 		if len(got) == 2 {
 			break
 		}
 	}
-	require.Equal(t, []string{"brk/0", "brk/1"}, got, "iteration stops at break")
-	require.Len(t, listKeys(t, b, "brk/"), 5, "a new List after a break")
+	mustEqualKeys(t, got, []string{"brk/0", "brk/1"}, "List %q must stop at break", "brk/")
+	mustListCount(t, b, "brk/", 5, "a new List after a break")
 }
 
 func testListMany(t *testing.T, b cas.Backend) {
@@ -497,7 +625,7 @@ func testListMany(t *testing.T, b cas.Backend) {
 				err := b.Put(t.Context(), keys[i], strings.NewReader("x"), 1, cas.PutOptions{})
 				if err != nil {
 					select {
-					case first <- fmt.Errorf("Put %q: %w", keys[i], err):
+					case first <- fmt.Errorf("put %q: %w", keys[i], err):
 					default:
 					}
 					return
@@ -507,26 +635,28 @@ func testListMany(t *testing.T, b cas.Backend) {
 	}
 	wg.Wait()
 	close(first)
-	require.NoError(t, <-first)
+	mustNoError(t, <-first, "concurrent Puts of %d keys", n)
 	put(t, b, "manz", []byte("after"), cas.PutOptions{})
 	put(t, b, "man", []byte("before"), cas.PutOptions{})
 
-	require.Equal(t, keys, listKeys(t, b, "many/"), "all keys, in order, across pages")
-	all := listKeys(t, b, "")
-	require.Len(t, all, n+2)
-	require.Equal(t, "man", all[0])
-	require.Equal(t, "manz", all[n+1])
+	mustEqualKeys(t, listKeys(t, b, "many/"), keys, "List %q must yield all keys, in order, across pages", "many/")
+	all := mustListCount(t, b, "", n+2, "all keys across pages")
+	if all[0] != "man" || all[n+1] != "manz" {
+		t.Fatalf("List %q: first key %q and last key %q, want %q and %q", "", all[0], all[n+1], "man", "manz")
+	}
 
 	// Break after the first page.
 	count := 0
 	for _, err := range b.List(t.Context(), "many/") {
-		require.NoError(t, err)
+		mustNoError(t, err, "List %q, item %d", "many/", count+1)
 		count++
 		if count == 1050 {
 			break
 		}
 	}
-	require.Equal(t, 1050, count)
+	if count != 1050 {
+		t.Fatalf("List %q with a break at item 1050 yielded %d items", "many/", count)
+	}
 }
 
 func testNonCASKeys(t *testing.T, b cas.Backend) {
@@ -542,16 +672,20 @@ func testNonCASKeys(t *testing.T, b cas.Backend) {
 		put(t, b, k, data(uint64(100+i), 100+i), cas.PutOptions{ContentType: "application/octet-stream"})
 	}
 	for i, k := range keys {
-		require.Equal(t, data(uint64(100+i), 100+i), readKey(t, b, k), "bytes of %q", k)
+		mustEqualBytes(t, readKey(t, b, k), data(uint64(100+i), 100+i), "bytes of %q", k)
 		info, err := b.Stat(t.Context(), k)
-		require.NoError(t, err)
-		require.Equal(t, k, info.Key)
-		require.Equal(t, int64(100+i), info.Size)
+		mustNoError(t, err, "Stat %q", k)
+		if info.Key != k {
+			t.Errorf("Stat %q: Key = %q, want %q", k, info.Key, k)
+		}
+		if info.Size != int64(100+i) {
+			t.Errorf("Stat %q: Size = %d, want %d", k, info.Size, 100+i)
+		}
 	}
-	require.Equal(t, []string{keys[3], keys[2]}, listKeys(t, b, "thumbnails/"))
-	require.Empty(t, listKeys(t, b, "cas/"), "non-CAS keys are not listed under cas/")
+	mustEqualKeys(t, listKeys(t, b, "thumbnails/"), []string{keys[3], keys[2]}, "List %q", "thumbnails/")
+	mustListNothing(t, b, "cas/", "non-CAS keys must not be listed under cas/")
 	for _, k := range keys {
-		require.NoError(t, b.Delete(t.Context(), k))
+		mustNoError(t, b.Delete(t.Context(), k), "Delete %q", k)
 		requireNotFound(t, b, k)
 	}
 }
@@ -575,30 +709,30 @@ func testConcurrent(t *testing.T, b cas.Backend) {
 				key := fmt.Sprintf("conc/%d/%d", w, i)
 				p := data(uint64(w*1000+i), 512+i)
 				if err := b.Put(ctx, key, bytes.NewReader(p), int64(len(p)), cas.PutOptions{IfAbsent: true}); err != nil {
-					report(fmt.Errorf("Put %q: %w", key, err))
+					report(fmt.Errorf("put %q: %w", key, err))
 					continue
 				}
 				if info, err := b.Stat(ctx, key); err != nil || info.Size != int64(len(p)) {
-					report(fmt.Errorf("Stat %q: %+v, %v", key, info, err))
+					report(fmt.Errorf("stat %q: %+v, %v (want Size %d)", key, info, err, len(p)))
 				}
 				obj, err := b.Open(ctx, key)
 				if err != nil {
-					report(fmt.Errorf("Open %q: %w", key, err))
+					report(fmt.Errorf("open %q: %w", key, err))
 					continue
 				}
 				got, err := io.ReadAll(obj)
 				_ = obj.Close()
 				if err != nil || !bytes.Equal(got, p) {
-					report(fmt.Errorf("read %q: %d bytes, %v", key, len(got), err))
+					report(fmt.Errorf("read %q: %d bytes, %v (want %d bytes as written)", key, len(got), err, len(p)))
 				}
 				prev := ""
 				for info, err := range b.List(ctx, "conc/") {
 					if err != nil {
-						report(fmt.Errorf("List: %w", err))
+						report(fmt.Errorf("list: %w", err))
 						break
 					}
 					if info.Key <= prev {
-						report(fmt.Errorf("List order: %q after %q", info.Key, prev))
+						report(fmt.Errorf("list order: %q after %q", info.Key, prev))
 						break
 					}
 					prev = info.Key
@@ -607,8 +741,15 @@ func testConcurrent(t *testing.T, b cas.Backend) {
 		})
 	}
 	wg.Wait()
-	require.Empty(t, errs)
-	require.Len(t, listKeys(t, b, "conc/"), workers*perWorker)
+	if len(errs) > 0 {
+		const show = 20
+		msg := errors.Join(errs[:min(len(errs), show)]...).Error()
+		if len(errs) > show {
+			msg += fmt.Sprintf("\n... and %d more", len(errs)-show)
+		}
+		t.Fatalf("%d failures in concurrent use:\n%s", len(errs), msg)
+	}
+	mustListCount(t, b, "conc/", workers*perWorker, "after concurrent Puts")
 }
 
 func testConcurrentIfAbsent(t *testing.T, b cas.Backend) {
@@ -633,14 +774,18 @@ func testConcurrentIfAbsent(t *testing.T, b cas.Backend) {
 	winner := -1
 	for r := range results {
 		if r.err == nil {
-			require.Equal(t, -1, winner, "two IfAbsent Puts of one key succeeded: %d and %d", winner, r.i)
+			if winner != -1 {
+				t.Fatalf("two IfAbsent Puts of one key succeeded: writers %d and %d", winner, r.i)
+			}
 			winner = r.i
 			continue
 		}
-		require.ErrorIs(t, r.err, cas.ErrExists, "losing writer %d", r.i)
+		mustErrorIs(t, r.err, cas.ErrExists, "IfAbsent Put of losing writer %d", r.i)
 	}
-	require.NotEqual(t, -1, winner, "no IfAbsent Put succeeded")
-	require.True(t, bytes.Equal(data(uint64(500+winner), 8<<10), readKey(t, b, "race/key")), "stored bytes are the winner's")
+	if winner == -1 {
+		t.Fatalf("none of %d concurrent IfAbsent Puts of one key succeeded", writers)
+	}
+	mustEqualBytes(t, readKey(t, b, "race/key"), data(uint64(500+winner), 8<<10), "stored bytes must be the winner's (writer %d)", winner)
 }
 
 func testStore(t *testing.T, b cas.Backend) {
@@ -650,49 +795,63 @@ func testStore(t *testing.T, b cas.Backend) {
 		p := data(uint64(size)+7, size)
 		want := cas.SumBytes(p)
 		res, err := s.Put(ctx, bytes.NewReader(p))
-		require.NoError(t, err, "Store.Put of %d bytes", size)
-		require.Equal(t, cas.PutResult{Hash: want, Size: int64(size)}, res)
+		mustNoError(t, err, "Store.Put of %d bytes", size)
+		if diff := cmp.Diff(cas.PutResult{Hash: want, Size: int64(size)}, res); diff != "" {
+			t.Fatalf("Store.Put of %d bytes: result differs (-want +got):\n%s", size, diff)
+		}
 		res, err = s.Put(ctx, bytes.NewReader(p))
-		require.NoError(t, err)
-		require.Equal(t, cas.PutResult{Hash: want, Size: int64(size), Deduplicated: true}, res, "second Put deduplicates")
-		require.True(t, bytes.Equal(p, readKey(t, b, want.Key())), "Store.Put stored the bytes under cas/<hex>")
+		mustNoError(t, err, "second Store.Put of %d bytes", size)
+		if diff := cmp.Diff(cas.PutResult{Hash: want, Size: int64(size), Deduplicated: true}, res); diff != "" {
+			t.Fatalf("second Store.Put of %d bytes must deduplicate: result differs (-want +got):\n%s", size, diff)
+		}
+		mustEqualBytes(t, readKey(t, b, want.Key()), p, "Store.Put must store the bytes under %q", want.Key())
 		obj, err := s.Open(ctx, want)
-		require.NoError(t, err)
+		mustNoError(t, err, "Store.Open %s", want)
 		got, err := io.ReadAll(obj)
-		require.NoError(t, obj.Close())
-		require.NoError(t, err)
-		require.True(t, bytes.Equal(p, got))
-		require.NoError(t, s.Verify(ctx, want))
+		mustNoError(t, obj.Close(), "Close of Store.Open %s", want)
+		mustNoError(t, err, "read Store.Open %s", want)
+		mustEqualBytes(t, got, p, "bytes read through Store.Open %s", want)
+		mustNoError(t, s.Verify(ctx, want), "Store.Verify %s", want)
 	}
 
 	p := data(42, 100<<10)
 	wrong := cas.SumBytes([]byte("not these bytes"))
 	_, err := s.PutVerified(ctx, wrong, bytes.NewReader(p))
-	require.ErrorIs(t, err, cas.ErrDigestMismatch)
+	mustErrorIs(t, err, cas.ErrDigestMismatch, "Store.PutVerified with a wrong hash")
 	ok, err := s.Has(ctx, cas.SumBytes(p))
-	require.NoError(t, err)
-	require.False(t, ok, "a mismatched PutVerified stores nothing")
+	mustNoError(t, err, "Store.Has %s", cas.SumBytes(p))
+	if ok {
+		t.Fatalf("a mismatched PutVerified must store nothing, but Store.Has(%s) of its bytes is true", cas.SumBytes(p))
+	}
 	ok, err = s.Has(ctx, wrong)
-	require.NoError(t, err)
-	require.False(t, ok)
+	mustNoError(t, err, "Store.Has %s", wrong)
+	if ok {
+		t.Fatalf("a mismatched PutVerified must store nothing, but Store.Has(%s) of the claimed hash is true", wrong)
+	}
 
 	put(t, b, "legacy/not-a-blob", []byte("legacy"), cas.PutOptions{})
 	var walked []string
 	for info, err := range s.Walk(ctx) {
-		require.NoError(t, err)
+		mustNoError(t, err, "Store.Walk")
 		walked = append(walked, info.Key)
 	}
-	require.Len(t, walked, 4, "Walk yields the four blobs and skips legacy keys")
-	require.True(t, slices.IsSorted(walked))
+	if len(walked) != 4 {
+		t.Fatalf("Store.Walk yielded %d keys %q, want the four blobs and no legacy keys", len(walked), walked)
+	}
+	if !slices.IsSorted(walked) {
+		t.Fatalf("Store.Walk yielded keys out of order: %q", walked)
+	}
 
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
 	_, err = s.Put(cctx, bytes.NewReader(data(43, 200<<10)))
-	require.ErrorIs(t, err, context.Canceled)
+	mustErrorIs(t, err, context.Canceled, "Store.Put with a cancelled context")
 	ok, err = s.Has(ctx, cas.SumBytes(data(43, 200<<10)))
-	require.NoError(t, err)
-	require.False(t, ok, "a cancelled Store.Put stores nothing")
-	require.Len(t, listKeys(t, b, ""), 5)
+	mustNoError(t, err, "Store.Has of the cancelled Put's bytes")
+	if ok {
+		t.Fatal("a cancelled Store.Put must store nothing, but Store.Has of its bytes is true")
+	}
+	mustListCount(t, b, "", 5, "the four blobs and one legacy key")
 }
 
 func testStager(t *testing.T, b cas.Backend) {
@@ -705,50 +864,52 @@ func testStager(t *testing.T, b cas.Backend) {
 	h := cas.SumBytes(p)
 
 	obj, err := st.Stage(ctx)
-	require.NoError(t, err)
+	mustNoError(t, err, "Stage")
 	for chunk := range slices.Chunk(p, 7000) {
 		n, err := obj.Write(chunk)
-		require.NoError(t, err)
-		require.Equal(t, len(chunk), n)
+		mustNoError(t, err, "Write of %d staged bytes", len(chunk))
+		if n != len(chunk) {
+			t.Fatalf("Write of %d staged bytes wrote %d", len(chunk), n)
+		}
 	}
 	requireNotFound(t, b, h.Key())
-	require.Empty(t, listKeys(t, b, ""), "staged bytes are not listed before Commit")
-	require.NoError(t, obj.Commit(ctx, h.Key()))
-	require.True(t, bytes.Equal(p, readKey(t, b, h.Key())))
+	mustListNothing(t, b, "", "staged bytes must not be listed before Commit")
+	mustNoError(t, obj.Commit(ctx, h.Key()), "Commit %q", h.Key())
+	mustEqualBytes(t, readKey(t, b, h.Key()), p, "bytes of committed %q", h.Key())
 
 	// Commit over an existing key: ErrExists, original intact.
 	obj, err = st.Stage(ctx)
-	require.NoError(t, err)
+	mustNoError(t, err, "Stage")
 	_, err = obj.Write([]byte("other bytes"))
-	require.NoError(t, err)
-	require.ErrorIs(t, obj.Commit(ctx, h.Key()), cas.ErrExists)
-	require.True(t, bytes.Equal(p, readKey(t, b, h.Key())))
+	mustNoError(t, err, "Write of staged bytes")
+	mustErrorIs(t, obj.Commit(ctx, h.Key()), cas.ErrExists, "Commit over existing %q", h.Key())
+	mustEqualBytes(t, readKey(t, b, h.Key()), p, "bytes of %q after a refused Commit", h.Key())
 
 	// Abort discards.
 	obj, err = st.Stage(ctx)
-	require.NoError(t, err)
+	mustNoError(t, err, "Stage")
 	_, err = obj.Write([]byte("aborted"))
-	require.NoError(t, err)
-	require.NoError(t, obj.Abort())
+	mustNoError(t, err, "Write of staged bytes")
+	mustNoError(t, obj.Abort(), "Abort")
 	requireNotFound(t, b, "legacy/aborted")
 
 	// Commit with a cancelled context publishes nothing.
 	obj, err = st.Stage(ctx)
-	require.NoError(t, err)
+	mustNoError(t, err, "Stage")
 	_, err = obj.Write([]byte("cancelled"))
-	require.NoError(t, err)
+	mustNoError(t, err, "Write of staged bytes")
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	require.ErrorIs(t, obj.Commit(cctx, "legacy/cancelled"), context.Canceled)
+	mustErrorIs(t, obj.Commit(cctx, "legacy/cancelled"), context.Canceled, "Commit %q with a cancelled context", "legacy/cancelled")
 	requireNotFound(t, b, "legacy/cancelled")
 
 	// Non-CAS keys can be committed too.
+	thumb := "thumbnails/" + h.String() + "_150.jpg"
 	obj, err = st.Stage(ctx)
-	require.NoError(t, err)
+	mustNoError(t, err, "Stage")
 	_, err = obj.Write([]byte("thumb"))
-	require.NoError(t, err)
-	require.NoError(t, obj.Commit(ctx, "thumbnails/"+h.String()+"_150.jpg"))
+	mustNoError(t, err, "Write of staged bytes")
+	mustNoError(t, obj.Commit(ctx, thumb), "Commit %q", thumb)
 
-	require.Equal(t, []string{h.Key(), "thumbnails/" + h.String() + "_150.jpg"}, listKeys(t, b, ""),
-		"only committed objects are listed")
+	mustEqualKeys(t, listKeys(t, b, ""), []string{h.Key(), thumb}, "only committed objects must be listed")
 }

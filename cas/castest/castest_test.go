@@ -3,15 +3,17 @@ package castest_test
 import (
 	"context"
 	"errors"
+	"go/parser"
+	"go/token"
 	"io"
 	"iter"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
-
-	"github.com/stretchr/testify/require"
 
 	"github.com/casa-go/casa/cas"
 	"github.com/casa-go/casa/cas/castest"
@@ -20,6 +22,39 @@ import (
 
 func TestMemstorePasses(t *testing.T) {
 	castest.Run(t, func(t *testing.T) cas.Backend { return memstore.New() })
+}
+
+// TestImports keeps the public suite free of assertion libraries and of
+// casa's internal packages, so a Backend outside this module can run it: the
+// suite itself may import only the standard library, go-cmp and cas; its
+// tests may add castest and memstore.
+func TestImports(t *testing.T) {
+	names, err := filepath.Glob("*.go")
+	if err != nil || len(names) == 0 {
+		t.Fatalf("listing the package's Go files: %v, %d files", err, len(names))
+	}
+	fset := token.NewFileSet()
+	for _, name := range names {
+		f, err := parser.ParseFile(fset, name, nil, parser.ImportsOnly)
+		if err != nil {
+			t.Fatalf("parse %s: %v", name, err)
+		}
+		for _, imp := range f.Imports {
+			path, err := strconv.Unquote(imp.Path.Value)
+			if err != nil {
+				t.Fatalf("%s: import %s: %v", name, imp.Path.Value, err)
+			}
+			std := !strings.Contains(strings.Split(path, "/")[0], ".")
+			ok := std || path == "github.com/google/go-cmp/cmp" || strings.HasPrefix(path, "github.com/google/go-cmp/cmp/") ||
+				path == "github.com/casa-go/casa/cas"
+			if strings.HasSuffix(name, "_test.go") {
+				ok = ok || path == "github.com/casa-go/casa/cas/castest" || path == "github.com/casa-go/casa/cas/memstore"
+			}
+			if !ok {
+				t.Errorf("%s imports %q; castest may import only the standard library, go-cmp and cas", name, path)
+			}
+		}
+	}
 }
 
 // broken wraps a real memstore and breaks one rule of the Backend contract.
@@ -121,12 +156,18 @@ func TestSuiteCatchesFaults(t *testing.T) {
 			}
 			out, err := cmd.CombinedOutput()
 			if fault == "" {
-				require.NoError(t, err, "the suite fails a sound wrapper:\n%s", out)
+				if err != nil {
+					t.Fatalf("the suite fails a sound wrapper: %v\n%s", err, out)
+				}
 				return
 			}
 			var exit *exec.ExitError
-			require.ErrorAs(t, err, &exit, "the suite passes a Backend with fault %q:\n%s", fault, out)
-			require.Contains(t, string(out), "--- FAIL: TestBrokenBackend/")
+			if !errors.As(err, &exit) {
+				t.Fatalf("the suite passes a Backend with fault %q: got error %v, want a failed child test\n%s", fault, err, out)
+			}
+			if !strings.Contains(string(out), "--- FAIL: TestBrokenBackend/") {
+				t.Fatalf("fault %q: the child failed, but no TestBrokenBackend subtest reported FAIL:\n%s", fault, out)
+			}
 		})
 	}
 }
