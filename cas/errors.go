@@ -15,6 +15,8 @@ var (
 	ErrTooLarge = errors.New("cas: blob too large")
 	// ErrExists: a create-only write found the key already present.
 	ErrExists = errors.New("cas: already exists")
+	// ErrInvalidKey: a Backend key breaks the key rules of CheckKey.
+	ErrInvalidKey = errors.New("cas: invalid key")
 	// ErrNoSpace: the backend has no room for the write (a full disk or
 	// quota). Nothing was stored; the write may succeed once space is freed.
 	ErrNoSpace = errors.New("cas: no space left in storage")

@@ -9,10 +9,6 @@ import (
 	"strings"
 )
 
-// KeyPrefix is the prefix of every CAS key in a Backend: a blob with hash h
-// is stored under KeyPrefix + h.String().
-const KeyPrefix = "cas/"
-
 // HashLen is the length of a Hash in bytes (32); its text form is twice
 // as long.
 const HashLen = sha256.Size

@@ -6,15 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/casa-go/casa/cas"
 )
-
-// DerivedPrefix is the key prefix of derived data (thumbnails) that
-// Cleanup never deletes.
-const DerivedPrefix = "thumbnails/"
 
 // CleanupOptions tune Cleanup. The zero value is ready to use, but a
 // Prefix that confines Cleanup to the legacy objects is strongly advised
@@ -56,7 +51,7 @@ type CleanupReport struct {
 // While any record is pending it returns an error wrapping ErrIncomplete
 // and deletes nothing. Otherwise it lists opts.Source under opts.Prefix and
 // deletes exactly the objects that are not CAS keys, not derived data
-// (under DerivedPrefix), not yielded by m.Referenced, and older than
+// (cas.IsDerivedKey), not yielded by m.Referenced, and older than
 // opts.MinAge (when MinAge is set, an object whose Backend reports no
 // ModTime is kept). It never deletes a CAS object, orphans included.
 //
@@ -147,7 +142,7 @@ func Cleanup(ctx context.Context, store *cas.Store, m Migrator, opts CleanupOpti
 
 // deletable reports whether Cleanup may delete the listed object.
 func deletable(info cas.Info, referenced map[string]struct{}, now time.Time, minAge time.Duration) bool {
-	if info.Key == "" || cas.IsKey(info.Key) || strings.HasPrefix(info.Key, DerivedPrefix) {
+	if info.Key == "" || cas.IsKey(info.Key) || cas.IsDerivedKey(info.Key) {
 		return false
 	}
 	if _, ok := referenced[info.Key]; ok {

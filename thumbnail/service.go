@@ -69,11 +69,11 @@ func NewService(store *cas.Store, opts ...Option) *Service {
 // Service's output settings: "thumbnails/<hex>_<N>.jpg", with "_q<Q>"
 // before ".jpg" when the quality is not DefaultQuality.
 func (s *Service) Key(h cas.Hash, size int) string {
-	k := "thumbnails/" + h.String() + "_" + strconv.Itoa(size)
+	k := strconv.Itoa(size)
 	if s.cfg.quality != DefaultQuality {
 		k += "_q" + strconv.Itoa(s.cfg.quality)
 	}
-	return k + ".jpg"
+	return cas.DerivedKey(cas.ThumbnailPrefix, h, k+".jpg")
 }
 
 // Get returns the JPEG thumbnail of the blob h that fits inside
