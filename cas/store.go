@@ -11,6 +11,7 @@ import (
 	"iter"
 	"log/slog"
 	"math"
+	"mime"
 	"os"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -111,23 +112,52 @@ type PutResult struct {
 // blob is already stored nothing is uploaded and Deduplicated is true. A
 // blob over the maximum size fails with ErrTooLarge, and a cancelled ctx
 // with ctx's error; either way nothing is stored and no temp file remains.
-func (s *Store) Put(ctx context.Context, r io.Reader) (PutResult, error) {
-	return s.put(ctx, r, nil)
+func (s *Store) Put(ctx context.Context, r io.Reader, opts ...PutOption) (PutResult, error) {
+	return s.put(ctx, r, nil, opts)
 }
 
 // PutVerified is Put for bytes whose Hash is known in advance: when the
 // bytes read from r do not hash to want it fails with ErrDigestMismatch
 // and stores nothing.
-func (s *Store) PutVerified(ctx context.Context, want Hash, r io.Reader) (PutResult, error) {
-	return s.put(ctx, r, &want)
+func (s *Store) PutVerified(ctx context.Context, want Hash, r io.Reader, opts ...PutOption) (PutResult, error) {
+	return s.put(ctx, r, &want, opts)
 }
 
-func (s *Store) put(ctx context.Context, r io.Reader, want *Hash) (PutResult, error) {
+// PutOption sets an option of one Put or PutVerified.
+type PutOption func(*putConfig)
+
+type putConfig struct {
+	contentType string
+}
+
+// ContentType records ct as the stored object's content type where the
+// Backend keeps one (s3store: the object's Content-Type; fsstore and
+// memstore keep none). Blobs are immutable and deduplicated: when the bytes
+// are already stored, the stored content type stays the first writer's.
+// cashttp serves the content type of the URL, never the stored one. A ct
+// that mime.ParseMediaType rejects fails the Put before anything is read.
+func ContentType(ct string) PutOption {
+	return func(c *putConfig) { c.contentType = ct }
+}
+
+func (s *Store) put(ctx context.Context, r io.Reader, want *Hash, opts []PutOption) (PutResult, error) {
 	var (
 		res PutResult
+		cfg putConfig
 		err error
 	)
-	if err = ctx.Err(); err == nil {
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if cfg.contentType != "" {
+		if _, _, perr := mime.ParseMediaType(cfg.contentType); perr != nil {
+			err = fmt.Errorf("cas: put: invalid content type %q: %w", cfg.contentType, perr)
+		}
+	}
+	if err == nil {
+		err = ctx.Err()
+	}
+	if err == nil {
 		src := ContextReader(ctx, r)
 		if s.maxSize > 0 && s.maxSize < math.MaxInt64 {
 			// One byte more reveals a blob over the limit; at MaxInt64
@@ -137,7 +167,7 @@ func (s *Store) put(ctx context.Context, r io.Reader, want *Hash) (PutResult, er
 		if st, ok := s.backend.(Stager); ok {
 			res, err = s.putStaged(ctx, st, src, want)
 		} else {
-			res, err = s.putSpooled(ctx, src, want)
+			res, err = s.putSpooled(ctx, src, want, cfg)
 		}
 	}
 	if err != nil {
@@ -195,7 +225,7 @@ func (s *Store) putStaged(ctx context.Context, st Stager, src io.Reader, want *H
 	return PutResult{Hash: h, Size: n}, nil
 }
 
-func (s *Store) putSpooled(ctx context.Context, src io.Reader, want *Hash) (res PutResult, err error) {
+func (s *Store) putSpooled(ctx context.Context, src io.Reader, want *Hash, cfg putConfig) (res PutResult, err error) {
 	d := sha256.New()
 	tee := io.TeeReader(src, d)
 	var mem bytes.Buffer
@@ -240,7 +270,7 @@ func (s *Store) putSpooled(ctx context.Context, src io.Reader, want *Hash) (res 
 		res.Deduplicated = true
 		return res, nil
 	}
-	err = s.backend.Put(ctx, h.Key(), body, n, PutOptions{SHA256: h, IfAbsent: true})
+	err = s.backend.Put(ctx, h.Key(), body, n, PutOptions{SHA256: h, IfAbsent: true, ContentType: cfg.contentType})
 	switch {
 	case errors.Is(err, ErrExists):
 		// A concurrent writer won. Make sure the blob is really there: S3
