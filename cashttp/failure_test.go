@@ -149,7 +149,7 @@ func TestHungBackendOpenBound(t *testing.T) {
 	start := time.Now()
 	got := doURL(t, srv.Client(), http.MethodGet, srv.URL+urls.Inline(res.Hash, "text/plain"))
 	elapsed := time.Since(start)
-	requireUnavailable(t, got.StatusCode, got.Header, got.body, logs, res.Hash, "did not open the blob within 100ms")
+	requireUnavailable(t, got.StatusCode, got.Header, got.body, logs, res.Hash, "did not open the blob in time: cas: backend unavailable: no answer within 100ms")
 	require.GreaterOrEqual(t, elapsed, 100*time.Millisecond)
 	require.Less(t, elapsed, 5*time.Second)
 	require.Equal(t, 1, fb.Calls(testutil.MethodOpen))

@@ -144,8 +144,9 @@ func WithSigner(s *casurl.Signer) Option { return func(h *Handler) { h.signer = 
 // open a blob (default DefaultBackendTimeout). Past it the request gets 503
 // with Retry-After and the wait is logged at Warn level. It bounds only
 // the Open: once the blob has started to arrive, a large one may take as
-// long as the transfer needs (the backend bounds a stalled transfer). A
-// zero or negative d turns the bound off.
+// long as the transfer needs (the backend bounds a stalled transfer).
+// Thumbnail requests are bounded by the Thumbnailer, not by this. A zero
+// or negative d turns the bound off.
 func WithBackendTimeout(d time.Duration) Option {
 	return func(h *Handler) { h.openTimeout = max(d, 0) }
 }
@@ -309,14 +310,13 @@ func (h *Handler) serveContent(w *responseWriter, r *http.Request, req casurl.Re
 
 // open opens the blob h under ctx, which stays live for the object's
 // reads (s3store reads under the Open context). Past the backend timeout
-// the Open is cancelled through cancel, with an error wrapping
-// cas.ErrUnavailable as the cause, which it returns.
+// the Open is cancelled through cancel, with errOpenTimeout (which wraps
+// cas.ErrUnavailable) as the cause, and the error returned wraps it.
 func (h *Handler) open(ctx context.Context, cancel context.CancelCauseFunc, hash cas.Hash) (cas.Object, error) {
 	if h.openTimeout <= 0 {
 		return h.store.Open(ctx, hash)
 	}
-	timeout := fmt.Errorf("cashttp: the backend did not open the blob within %v: %w", h.openTimeout, cas.ErrUnavailable)
-	timer := time.AfterFunc(h.openTimeout, func() { cancel(timeout) })
+	timer := time.AfterFunc(h.openTimeout, func() { cancel(errOpenTimeout) })
 	obj, err := h.store.Open(ctx, hash)
 	if timer.Stop() {
 		return obj, err
@@ -325,10 +325,13 @@ func (h *Handler) open(ctx context.Context, cancel context.CancelCauseFunc, hash
 	// could not be read.
 	if err == nil {
 		_ = obj.Close()
-		return nil, timeout
+		return nil, fmt.Errorf("%w: no answer within %v", errOpenTimeout, h.openTimeout)
 	}
-	return nil, fmt.Errorf("%w (open: %w)", timeout, err)
+	return nil, fmt.Errorf("%w: no answer within %v (open: %w)", errOpenTimeout, h.openTimeout, err)
 }
+
+// errOpenTimeout is the cause of an Open cancelled by the backend timeout.
+var errOpenTimeout = fmt.Errorf("cashttp: the backend did not open the blob in time: %w", cas.ErrUnavailable)
 
 // serveGuarded runs http.ServeContent on a representation of size bytes
 // with its Range header checked by guardRange and w's guard on: an error
