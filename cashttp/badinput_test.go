@@ -139,6 +139,11 @@ func FuzzServeHTTP(f *testing.F) {
 	f.Add(http.MethodHead, urls.Download(cas.SumBytes([]byte("stored")), "text/html", "x\".html"), "bytes=0-1")
 	f.Add(http.MethodGet, urls.Thumbnail(cas.SumBytes([]byte("stored")), 64), "")
 	f.Add(http.MethodPost, "/x", "bytes=-1")
+	content := urls.Inline(cas.SumBytes([]byte("stored")), "a/b")
+	for _, v := range []string{"bytes=-0", "bytes=0-0,0-0", "bytes=0-0,2-2,4-4", "bytes=99999999999999999999-",
+		"bytes=0-99999999999999999999", "items=0-1", "bytes=0 -1", "BYTES=1-2, 3-4", oneByteRanges(40)} {
+		f.Add(http.MethodGet, content, v)
+	}
 
 	store := cas.New(memstore.New())
 	if _, err := store.Put(context.Background(), strings.NewReader("stored")); err != nil {
@@ -164,6 +169,14 @@ func FuzzServeHTTP(f *testing.F) {
 		}
 		if rec.Code >= 400 && rec.Header().Get("Cache-Control") != "no-store" {
 			t.Fatalf("%s %q: error %d is cacheable", method, target, rec.Code)
+		}
+		// Whatever the Range, the answer stays small: at most MaxRanges
+		// parts of a 6-byte blob or a 4-byte thumbnail.
+		if rec.Code == http.StatusPartialContent && rec.Body.Len() > 6+cashttp.MaxRanges*200 {
+			t.Fatalf("Range %q: a %d-byte answer", rangeHdr, rec.Body.Len())
+		}
+		if rec.Code == http.StatusRequestedRangeNotSatisfiable && !strings.HasPrefix(rec.Header().Get("Content-Range"), "bytes */") {
+			t.Fatalf("Range %q: 416 with Content-Range %q", rangeHdr, rec.Header().Get("Content-Range"))
 		}
 	})
 }

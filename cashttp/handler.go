@@ -6,8 +6,23 @@
 // stale: every success is cacheable forever (Cache-Control: immutable),
 // the ETag is the hash, and a conditional request (If-None-Match) is
 // answered with 304 before the storage backend is touched at all. Bytes go
-// out through http.ServeContent, so Range, If-Range and HEAD behave as in
-// net/http, and a local-disk blob (cas/fsstore) leaves through sendfile(2).
+// out through http.ServeContent, so If-Range, If-Match and HEAD behave as
+// in net/http, and a local-disk blob (cas/fsstore) leaves through
+// sendfile(2).
+//
+// The Range header is parsed here, strictly, before ServeContent sees it
+// (see MaxRanges): a request for more than MaxRanges ranges, for
+// overlapping ranges, with a header over MaxRangeHeaderLength bytes, a
+// malformed one, or one that no range of the blob satisfies (bytes=-0
+// included) is refused with 416 and Content-Range: bytes */<size>, rather
+// than served whole; a Range in a unit other than bytes is ignored.
+// ServeContent only ever gets a canonical, bounded Range, which also
+// keeps it away from the Range-parsing vulnerability of Go 1.26.8.
+//
+// A backend that does not answer in time (an error wrapping
+// cas.ErrUnavailable or context.DeadlineExceeded, or an Open past
+// WithBackendTimeout) gets 503 with Retry-After, so that clients and
+// proxies retry later instead of waiting on a hung backend.
 //
 // Uploaded files are hostile: the handler sends X-Content-Type-Options:
 // nosniff on every response, serves content types that a browser would
@@ -25,6 +40,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -47,10 +63,25 @@ const DefaultMaxThumbnailSize = 1000
 // the bytes behind a URL never change.
 const CacheControl = "public, max-age=31536000, immutable"
 
+// DefaultBackendTimeout is how long a Handler waits for the backend to
+// open a blob unless WithBackendTimeout says otherwise. It is a backstop
+// above the backends' own bounds (s3store's metadata calls): a blob that
+// has not started to arrive by then is answered with 503.
+const DefaultBackendTimeout = 15 * time.Second
+
+// RetryAfterSeconds is the Retry-After header, in seconds, of a 503 sent
+// because the backend did not answer in time: long enough for a brief
+// brownout to pass, short enough that a client's retry is still useful.
+const RetryAfterSeconds = 5
+
 // Thumbnailer makes thumbnails: a JPEG of the blob h that fits in size x
 // size pixels. *thumbnail.Service implements it. Errors wrapping
-// thumbnail.ErrUnsupported or thumbnail.ErrTooLarge are answered with 415,
-// cas.ErrNotFound with 404, anything else with 500.
+// thumbnail.ErrUnsupported or thumbnail.ErrTooLarge are answered with 415;
+// cas.ErrNotFound with 404; cas.ErrUnavailable (or, while the request is
+// live, context.DeadlineExceeded) with 503 and Retry-After;
+// thumbnail.ErrCorrupt and thumbnail.ErrTimeout with 500, logged at Warn
+// level as a bad source image; anything else with 500, logged at Error
+// level as a storage failure.
 type Thumbnailer interface {
 	Get(ctx context.Context, h cas.Hash, size int) ([]byte, error)
 }
@@ -63,6 +94,7 @@ type Handler struct {
 	maxThumb    int
 	thumbSizes  []int // sorted; nil: 1..maxThumb
 	signer      *casurl.Signer
+	openTimeout time.Duration // 0: none
 	logger      *slog.Logger
 	requests    metric.Int64Counter
 	duration    metric.Float64Histogram
@@ -108,9 +140,22 @@ func WithThumbnailSizes(sizes ...int) Option {
 // signing off, the default.
 func WithSigner(s *casurl.Signer) Option { return func(h *Handler) { h.signer = s } }
 
-// WithLogger sets the logger. Failures answered with 500 are logged at
-// Error level with the underlying error, which is never sent to the
-// client. The default discards.
+// WithBackendTimeout bounds how long the handler waits for the backend to
+// open a blob (default DefaultBackendTimeout). Past it the request gets 503
+// with Retry-After and the wait is logged at Warn level. It bounds only
+// the Open: once the blob has started to arrive, a large one may take as
+// long as the transfer needs (the backend bounds a stalled transfer).
+// Thumbnail requests are bounded by the Thumbnailer, not by this. A zero
+// or negative d turns the bound off.
+func WithBackendTimeout(d time.Duration) Option {
+	return func(h *Handler) { h.openTimeout = max(d, 0) }
+}
+
+// WithLogger sets the logger. Storage failures answered with 500 are
+// logged at Error level with the underlying error, which is never sent to
+// the client; a backend that did not answer in time (503) and a thumbnail
+// of a corrupt image or past its deadline (500) at Warn level. The default
+// discards.
 func WithLogger(l *slog.Logger) Option {
 	return func(h *Handler) {
 		if l != nil {
@@ -135,7 +180,7 @@ func WithMeterProvider(mp metric.MeterProvider) Option {
 // NewHandler returns a Handler that serves the blobs of store. store must
 // not be nil.
 func NewHandler(store *cas.Store, opts ...Option) *Handler {
-	h := &Handler{store: store, maxThumb: DefaultMaxThumbnailSize, logger: slog.New(slog.DiscardHandler)}
+	h := &Handler{store: store, maxThumb: DefaultMaxThumbnailSize, openTimeout: DefaultBackendTimeout, logger: slog.New(slog.DiscardHandler)}
 	h.initMetrics(noop.NewMeterProvider())
 	for _, o := range opts {
 		o(h)
@@ -226,8 +271,9 @@ func (h *Handler) serveContent(w *responseWriter, r *http.Request, req casurl.Re
 		h.writeNotModified(w, etag)
 		return
 	}
-	ctx := r.Context()
-	obj, err := h.store.Open(ctx, req.Hash)
+	ctx, cancel := context.WithCancelCause(r.Context())
+	defer cancel(nil)
+	obj, err := h.open(ctx, cancel, req.Hash)
 	if err != nil {
 		h.storageError(w, r, req, err)
 		return
@@ -256,17 +302,44 @@ func (h *Handler) serveContent(w *responseWriter, r *http.Request, req casurl.Re
 	if sc, ok := obj.(syscall.Conn); ok {
 		content = fileSource{source: src, conn: sc}
 	}
-	h.serveGuarded(w, r, content, src, "hash", req.Hash)
+	h.serveGuarded(w, r, content, src, obj.Info().Size, "hash", req.Hash)
 	if src.readErr != nil && ctx.Err() == nil {
 		h.logger.ErrorContext(ctx, "cashttp: read failed mid-response", "hash", req.Hash, "err", src.readErr)
 	}
 }
 
-// serveGuarded runs http.ServeContent with w's guard on: an error status
-// that ServeContent writes gets Cache-Control: no-store and a fixed body,
-// not ServeContent's text (which can be a Backend's seek error), and a
-// failed seek turns it into a 500. The cause is logged.
-func (h *Handler) serveGuarded(w *responseWriter, r *http.Request, content io.ReadSeeker, src *source, logAttrs ...any) {
+// open opens the blob h under ctx, which stays live for the object's
+// reads (s3store reads under the Open context). Past the backend timeout
+// the Open is cancelled through cancel, with errOpenTimeout (which wraps
+// cas.ErrUnavailable) as the cause, and the error returned wraps it.
+func (h *Handler) open(ctx context.Context, cancel context.CancelCauseFunc, hash cas.Hash) (cas.Object, error) {
+	if h.openTimeout <= 0 {
+		return h.store.Open(ctx, hash)
+	}
+	timer := time.AfterFunc(h.openTimeout, func() { cancel(errOpenTimeout) })
+	obj, err := h.store.Open(ctx, hash)
+	if timer.Stop() {
+		return obj, err
+	}
+	// The timer fired: ctx is cancelled, so even an object that did open
+	// could not be read.
+	if err == nil {
+		_ = obj.Close()
+		return nil, fmt.Errorf("%w: no answer within %v", errOpenTimeout, h.openTimeout)
+	}
+	return nil, fmt.Errorf("%w: no answer within %v (open: %w)", errOpenTimeout, h.openTimeout, err)
+}
+
+// errOpenTimeout is the cause of an Open cancelled by the backend timeout.
+var errOpenTimeout = fmt.Errorf("cashttp: the backend did not open the blob in time: %w", cas.ErrUnavailable)
+
+// serveGuarded runs http.ServeContent on a representation of size bytes
+// with its Range header checked by guardRange and w's guard on: an error
+// status that ServeContent writes gets Cache-Control: no-store and a fixed
+// body, not ServeContent's text (which can be a Backend's seek error), and
+// a failed seek turns it into a 500. The cause is logged.
+func (h *Handler) serveGuarded(w *responseWriter, r *http.Request, content io.ReadSeeker, src *source, size int64, logAttrs ...any) {
+	r, rangeErr := guardRange(r, size)
 	w.guard, w.src = true, src
 	http.ServeContent(w, r, "", time.Time{}, content)
 	w.guard, w.src = false, nil
@@ -277,6 +350,8 @@ func (h *Handler) serveGuarded(w *responseWriter, r *http.Request, content io.Re
 			cause = src.seekErr
 		}
 		h.logger.ErrorContext(r.Context(), "cashttp: serve failed", append(logAttrs, "err", cause)...)
+	case w.status == http.StatusRequestedRangeNotSatisfiable && rangeErr != nil:
+		h.logger.DebugContext(r.Context(), "cashttp: Range refused", append(logAttrs, "reason", rangeErr)...)
 	case w.status >= 400:
 		h.logger.DebugContext(r.Context(), "cashttp: request not satisfiable", append(logAttrs, "status", w.status, "reason", w.suppressed)...)
 	}
@@ -302,6 +377,17 @@ func (h *Handler) serveThumbnail(w *responseWriter, r *http.Request, req casurl.
 		h.logger.DebugContext(r.Context(), "cashttp: no thumbnail", "hash", req.Hash, "size", req.Thumbnail, "err", err)
 		h.fail(w, http.StatusUnsupportedMediaType, "unsupported media type: no thumbnail for this blob")
 		return
+	case errors.Is(err, cas.ErrUnavailable):
+		// The backend, not the image, is at fault: 503, even if the
+		// generation also ran out of time waiting for it.
+		h.storageError(w, r, req, err)
+		return
+	case errors.Is(err, thumbnail.ErrCorrupt), errors.Is(err, thumbnail.ErrTimeout):
+		// A bad upload, not a broken server: no ERROR page for it. Still a
+		// 500 with no-store, so that no cache keeps the failure.
+		h.logger.WarnContext(r.Context(), "cashttp: bad source image", "hash", req.Hash, "size", req.Thumbnail, "err", err)
+		h.fail(w, http.StatusInternalServerError, "internal server error")
+		return
 	case err != nil:
 		h.storageError(w, r, req, err)
 		return
@@ -310,7 +396,7 @@ func (h *Handler) serveThumbnail(w *responseWriter, r *http.Request, req casurl.
 	hdr.Set("Content-Type", "image/jpeg")
 	h.setCacheHeaders(hdr, etag)
 	hdr.Set("Accept-Ranges", "bytes")
-	h.serveGuarded(w, r, bytes.NewReader(jpeg), nil, "hash", req.Hash, "size", req.Thumbnail)
+	h.serveGuarded(w, r, bytes.NewReader(jpeg), nil, int64(len(jpeg)), "hash", req.Hash, "size", req.Thumbnail)
 }
 
 // thumbnail asks the Thumbnailer for a thumbnail; a panic in it becomes an
@@ -338,10 +424,17 @@ func (h *Handler) storageError(w *responseWriter, r *http.Request, req casurl.Re
 	switch {
 	case errors.Is(err, cas.ErrNotFound):
 		h.fail(w, http.StatusNotFound, "not found")
-	case ctx.Err() != nil:
-		// The client went away or the server timed the request out.
+	case errors.Is(ctx.Err(), context.Canceled):
+		// The client went away: nobody reads the answer.
 		h.logger.DebugContext(ctx, "cashttp: request ended early", "hash", req.Hash, "err", err)
 		h.fail(w, http.StatusServiceUnavailable, "service unavailable")
+	case ctx.Err() != nil, errors.Is(err, cas.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+		// The backend did not answer in time: its own timeout, the Open
+		// bound, or the request's deadline (set by the server; the client
+		// is still there). Retrying later may well work.
+		h.logger.WarnContext(ctx, "cashttp: backend unavailable", "hash", req.Hash, "thumbnail", req.Thumbnail, "err", err)
+		w.Header().Set("Retry-After", strconv.Itoa(RetryAfterSeconds))
+		h.fail(w, http.StatusServiceUnavailable, "service unavailable: storage did not answer in time, retry later")
 	default:
 		h.logger.ErrorContext(ctx, "cashttp: storage failure", "hash", req.Hash, "thumbnail", req.Thumbnail, "err", err)
 		h.fail(w, http.StatusInternalServerError, "internal server error")

@@ -227,7 +227,9 @@ func TestThumbnails(t *testing.T) {
 				res := f.do(t, http.MethodGet, urls.Thumbnail(tt.h, 100))
 				requireErrorResponse(t, res.StatusCode, res.Header, res.body, tt.status)
 			}
-			require.Contains(t, f.logs.String(), "level=ERROR")
+			// The corrupt image is a bad upload, logged as such, not as a storage failure.
+			require.Contains(t, f.logs.String(), `level=WARN msg="cashttp: bad source image" hash=`+corrupt.String())
+			require.NotContains(t, f.logs.String(), "level=ERROR")
 		})
 	}
 }

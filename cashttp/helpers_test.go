@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -177,4 +178,51 @@ func (t *thumbFunc) Calls() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.calls
+}
+
+// recorder is a slog.Handler that keeps every record, for tests of log
+// levels and attributes.
+type recorder struct {
+	mu      sync.Mutex
+	records []slog.Record
+}
+
+func (r *recorder) Enabled(context.Context, slog.Level) bool { return true }
+
+func (r *recorder) Handle(_ context.Context, rec slog.Record) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.records = append(r.records, rec.Clone())
+	return nil
+}
+
+func (r *recorder) WithAttrs([]slog.Attr) slog.Handler { return r }
+func (r *recorder) WithGroup(string) slog.Handler      { return r }
+
+// logged is a record reduced to what tests compare.
+type logged struct {
+	Level slog.Level
+	Msg   string
+	Attrs map[string]string
+}
+
+// Records returns the records so far.
+func (r *recorder) Records() []logged {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]logged, 0, len(r.records))
+	for _, rec := range r.records {
+		l := logged{Level: rec.Level, Msg: rec.Message, Attrs: map[string]string{}}
+		rec.Attrs(func(a slog.Attr) bool {
+			l.Attrs[a.Key] = a.Value.String()
+			return true
+		})
+		out = append(out, l)
+	}
+	return out
+}
+
+// AtLeast returns the records at level or above.
+func (r *recorder) AtLeast(level slog.Level) []logged {
+	return slices.DeleteFunc(r.Records(), func(l logged) bool { return l.Level < level })
 }

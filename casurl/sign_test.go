@@ -81,6 +81,15 @@ func TestSignatureStopsTampering(t *testing.T) {
 		{"truncated sig", tamper(t, inline, "sig", mustParseURL(t, inline).Query().Get("sig")[:42])},
 		{"sig of another URL", tamper(t, inline, "sig", mustParseURL(t, thumb).Query().Get("sig"))},
 		{"signed with another key", mustParseURL(t, casurl.Builder{Signer: casurl.NewSigner([]byte("other"))}.Inline(hello, "text/plain"))},
+		// Other spellings of the right signature: the unused low bits of the
+		// last character, a line break that a lenient decoder skips, padding.
+		{"last character low bits +1", tamper(t, inline, "sig", respell(t, s, inline, 1))},
+		{"last character low bits +2", tamper(t, inline, "sig", respell(t, s, inline, 2))},
+		{"last character low bits +3", tamper(t, inline, "sig", respell(t, s, inline, 3))},
+		{"line feed inside sig", tamper(t, inline, "sig", sigOf(t, inline)[:20]+"\n"+sigOf(t, inline)[21:])},
+		{"CR LF appended", tamper(t, inline, "sig", sigOf(t, inline)+"\r\n")},
+		{"padded sig", tamper(t, inline, "sig", sigOf(t, inline)+"=")},
+		{"standard alphabet", tamper(t, inline, "sig", strings.NewReplacer("-", "+", "_", "/").Replace(sigOf(t, inline)))},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -140,4 +149,92 @@ func TestUnsignedByDefault(t *testing.T) {
 	require.NotContains(t, raw, "sig")
 	_, err := casurl.NewSigner([]byte("k")).Verify(mustParseURL(t, raw))
 	require.ErrorIs(t, err, casurl.ErrSignature)
+}
+
+// sigOf is the sig parameter of a signed URL.
+func sigOf(t *testing.T, raw string) string {
+	t.Helper()
+	return mustParseURL(t, raw).Query().Get("sig")
+}
+
+// respell returns the sig of the signed URL raw with delta added to the
+// 2 unused low bits of its last base64 character: the same 32 bytes to a
+// lenient decoder.
+func respell(t *testing.T, s *casurl.Signer, raw string, delta int) string {
+	t.Helper()
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	sig := sigOf(t, raw)
+	last := strings.IndexByte(alphabet, sig[len(sig)-1])
+	require.GreaterOrEqual(t, last, 0)
+	other := sig[:len(sig)-1] + string(alphabet[last&^3|(last+delta)&3])
+	require.NotEqual(t, sig, other)
+	// The respelling decodes to the same bytes under the lenient decoder.
+	a, err := base64.RawURLEncoding.DecodeString(sig)
+	require.NoError(t, err)
+	b, err := base64.RawURLEncoding.DecodeString(other)
+	require.NoError(t, err)
+	require.Equal(t, a, b)
+	return other
+}
+
+// TestSignatureHasOneSpelling: of the 64 possible last characters of a
+// signature exactly one verifies, the one Sign wrote. Before the strict
+// comparison four did (the last character carries 2 unused bits).
+func TestSignatureHasOneSpelling(t *testing.T) {
+	t.Parallel()
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	s := casurl.NewSigner([]byte("old"), []byte("new"))
+	for _, r := range []casurl.Request{
+		{Hash: hello, Thumbnail: 64},
+		{Hash: hello, ContentType: "text/plain"},
+		{Hash: cas.SumBytes([]byte("other")), ContentType: "application/pdf", Disposition: "attachment", Filename: "a.pdf"},
+	} {
+		sig := s.Sign(r)
+		require.Len(t, sig, 43)
+		var valid []string
+		for i := range len(alphabet) {
+			cand := sig[:42] + alphabet[i:i+1]
+			if s.Valid(r, cand) {
+				valid = append(valid, cand)
+			}
+			q := casurl.Builder{}.URL(r) + "&sig=" + cand
+			if _, err := s.Verify(mustParseURL(t, q)); err == nil {
+				require.Equal(t, sig, cand, "Verify accepts only the canonical spelling")
+			} else {
+				require.ErrorIs(t, err, casurl.ErrSignature)
+			}
+		}
+		require.Equal(t, []string{sig}, valid, "exactly one last character verifies")
+	}
+}
+
+// FuzzVerifySignature: a sig verifies if and only if it is exactly the
+// string Sign returns; no other spelling of the same bytes passes.
+func FuzzVerifySignature(f *testing.F) {
+	s := casurl.NewSigner([]byte("k1"), []byte("k2"))
+	r := casurl.Request{Hash: hello, Thumbnail: 64}
+	good := s.Sign(r)
+	f.Add(good)
+	f.Add(casurl.NewSigner([]byte("k2")).Sign(r))
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	last := strings.IndexByte(alphabet, good[42])
+	for d := 1; d < 4; d++ {
+		f.Add(good[:42] + string(alphabet[last&^3|(last+d)&3]))
+	}
+	f.Add(good + "=")
+	f.Add(good[:10] + "\n" + good[11:])
+	f.Add(good[:10] + "\r\n" + good[12:])
+	f.Add("")
+	f.Add(strings.Repeat("A", 43))
+	f.Fuzz(func(t *testing.T, sig string) {
+		want := sig == good || sig == casurl.NewSigner([]byte("k2")).Sign(r)
+		if got := s.Valid(r, sig); got != want {
+			t.Fatalf("Valid(%q) = %v, want %v", sig, got, want)
+		}
+		u := mustParseURL(t, casurl.Builder{}.URL(r)+"&sig="+url.QueryEscape(sig))
+		_, err := s.Verify(u)
+		if (err == nil) != (want && sig != "") {
+			t.Fatalf("Verify(sig=%q) = %v, want valid %v", sig, err, want)
+		}
+	})
 }
