@@ -15,6 +15,12 @@ var (
 	ErrTooLarge = errors.New("cas: blob too large")
 	// ErrExists: a create-only write found the key already present.
 	ErrExists = errors.New("cas: already exists")
+	// ErrUnsupported: content of a type or form that cannot be processed
+	// (for example a thumbnail of a blob that is no supported image).
+	ErrUnsupported = errors.New("cas: unsupported content")
+	// ErrCorrupt: content that claims a format but does not decode, or
+	// that is too costly to process (a decode past its deadline).
+	ErrCorrupt = errors.New("cas: corrupt content")
 	// ErrInvalidKey: a Backend key breaks the key rules of CheckKey.
 	ErrInvalidKey = errors.New("cas: invalid key")
 	// ErrNoSpace: the backend has no room for the write (a full disk or
