@@ -103,7 +103,7 @@ func Example() {
 		fmt.Println("refusing to start:", err)
 		return
 	}
-	fmt.Printf("migrated %d of %d records, %d deduplicated, %d bytes\n", rep.Migrated, rep.Pending, rep.Deduplicated, rep.Bytes)
+	fmt.Printf("migrated %d of %d records, %d deduplicated, %d bytes\n", rep.Migrated, rep.Seen, rep.Deduplicated, rep.Bytes)
 	fmt.Println("record 1 and 2 share a key:", table.rows["1"] == table.rows["2"])
 	fmt.Println("record 3:", table.rows["3"])
 

@@ -70,8 +70,8 @@ func FuzzRun(f *testing.F) {
 				require.Equal(t, r.key, got, "a record without an object keeps its key")
 			}
 		}
-		require.Equal(t, pending, rep.Pending)
-		require.Equal(t, rep.Pending, rep.Migrated+rep.Failed)
+		require.Equal(t, pending, rep.Seen)
+		require.Equal(t, rep.Seen, rep.Migrated+rep.Failed)
 		require.Equal(t, rep.Failed == 0, rep.Err() == nil)
 		for k, data := range before {
 			require.Equal(t, data, read(t, b, k), "objects that existed are untouched")

@@ -148,8 +148,9 @@ func (f Failure) Unwrap() error { return f.Err }
 
 // Report is the outcome of Run.
 type Report struct {
-	// Pending counts the records seen that needed migration.
-	Pending int
+	// Seen counts the records the run found needing migration (yielded by
+	// Migrator.Seen): every one of them ends Migrated or Failed.
+	Seen int
 	// Migrated counts the records committed to their new key (in a
 	// DryRun: the records that would have been).
 	Migrated int
@@ -176,11 +177,11 @@ type Report struct {
 func (r Report) Err() error {
 	switch {
 	case r.stopped != nil:
-		return fmt.Errorf("%w: run stopped after %d of %d records: %w", ErrIncomplete, r.Migrated+r.Failed, r.Pending, r.stopped)
+		return fmt.Errorf("%w: run stopped after %d of %d records: %w", ErrIncomplete, r.Migrated+r.Failed, r.Seen, r.stopped)
 	case r.Failed > 0 && len(r.Failures) > 0:
-		return fmt.Errorf("%w: %d of %d records failed; first: %w", ErrIncomplete, r.Failed, r.Pending, r.Failures[0])
-	case r.Failed > 0 || r.Migrated != r.Pending:
-		return fmt.Errorf("%w: %d of %d records migrated", ErrIncomplete, r.Migrated, r.Pending)
+		return fmt.Errorf("%w: %d of %d records failed; first: %w", ErrIncomplete, r.Failed, r.Seen, r.Failures[0])
+	case r.Failed > 0 || r.Migrated != r.Seen:
+		return fmt.Errorf("%w: %d of %d records migrated", ErrIncomplete, r.Migrated, r.Seen)
 	}
 	return nil
 }
@@ -274,7 +275,7 @@ func (r *runner) run(ctx context.Context) (Report, error) {
 	rep := r.rep
 	rep.Failures = append([]Failure(nil), rep.Failures...)
 	log.InfoContext(ctx, "migrate: run finished",
-		"pending", rep.Pending, "migrated", rep.Migrated, "deduplicated", rep.Deduplicated,
+		"seen", rep.Seen, "migrated", rep.Migrated, "deduplicated", rep.Deduplicated,
 		"failed", rep.Failed, "bytes", rep.Bytes, "elapsed", rep.Elapsed, "dry_run", r.opts.DryRun, "err", runErr)
 	return rep, runErr
 }
@@ -310,7 +311,7 @@ func (r *runner) produce(ctx context.Context, recs chan<- Record) error {
 		dup := r.inFlight[rec.ID]
 		if !dup {
 			r.inFlight[rec.ID] = true
-			r.rep.Pending++
+			r.rep.Seen++
 		}
 		r.mu.Unlock()
 		if dup {

@@ -93,14 +93,14 @@ func TestRunMigratesLegacyRecord(t *testing.T) {
 			require.Equal(t, h.Key(), m.key("42"), "the record points at the hash of its bytes")
 			require.Equal(t, data, read(t, e.storeBackend(), h.Key()), "the CAS object holds the bytes")
 			require.Equal(t, data, read(t, e.source, old), "Run never touches the legacy object")
-			require.Equal(t, migrate.Report{Pending: 1, Migrated: 1, Bytes: int64(len(data))}, zeroElapsed(rep))
+			require.Equal(t, migrate.Report{Seen: 1, Migrated: 1, Bytes: int64(len(data))}, zeroElapsed(rep))
 		})
 	}
 }
 
 // zeroElapsed clears the timing so a Report can be compared whole.
 func zeroElapsed(r migrate.Report) migrate.Report {
-	return migrate.Report{Pending: r.Pending, Migrated: r.Migrated, Deduplicated: r.Deduplicated,
+	return migrate.Report{Seen: r.Seen, Migrated: r.Migrated, Deduplicated: r.Deduplicated,
 		Failed: r.Failed, Failures: r.Failures, Bytes: r.Bytes}
 }
 
@@ -123,7 +123,7 @@ func TestRunSkipsCASAndEmptyRecords(t *testing.T) {
 	rep, err := migrate.Run(ctx, store, m, migrate.Options{Source: src})
 	require.NoError(t, err)
 	require.NoError(t, rep.Err())
-	require.Equal(t, 0, rep.Pending)
+	require.Equal(t, 0, rep.Seen)
 	require.Equal(t, 0, m.commits)
 	require.Empty(t, cmp.Diff(rows, m.snapshot()))
 	require.Zero(t, src.Calls(testutil.MethodOpen), "no legacy object is opened")
@@ -157,7 +157,7 @@ func TestRunIgnoresCASRecordsFromCarelessMigrator(t *testing.T) {
 	rep, err := migrate.Run(ctx, store, casYielder{mm}, migrate.Options{})
 	require.NoError(t, err)
 	require.NoError(t, rep.Err())
-	require.Equal(t, 1, rep.Pending)
+	require.Equal(t, 1, rep.Seen)
 	require.Equal(t, 1, mm.commits)
 	require.Equal(t, res.Hash.Key(), mm.key("a"))
 	require.Equal(t, cas.SumBytes([]byte("one")).Key(), mm.key("c"))
@@ -216,7 +216,7 @@ func TestRunMissingLegacyObject(t *testing.T) {
 
 			rep, err := migrate.Run(ctx, e.store, m, e.with(migrate.Options{}))
 			require.NoError(t, err, "a per-record failure does not stop the run")
-			require.Equal(t, 6, rep.Pending)
+			require.Equal(t, 6, rep.Seen)
 			require.Equal(t, 5, rep.Migrated)
 			require.Equal(t, 1, rep.Failed)
 			require.Len(t, rep.Failures, 1)
@@ -285,7 +285,7 @@ func TestRunFaultsConverge(t *testing.T) {
 			requireIntact(t, m, e.storeBackend(), e.source, want)
 			rep, err := migrate.Run(ctx, store, m, migrate.Options{Source: src})
 			require.NoError(t, err)
-			require.Equal(t, 0, rep.Pending, "a run after completion has nothing to do")
+			require.Equal(t, 0, rep.Seen, "a run after completion has nothing to do")
 		})
 	}
 }
@@ -392,7 +392,7 @@ func TestRunDryRun(t *testing.T) {
 	rep, err := migrate.Run(ctx, e.store, m, migrate.Options{DryRun: true, Concurrency: 3})
 	require.NoError(t, err)
 	require.NoError(t, rep.Err())
-	require.Equal(t, 7, rep.Pending)
+	require.Equal(t, 7, rep.Seen)
 	require.Equal(t, 7, rep.Migrated, "what a real run would migrate")
 	require.Equal(t, 1, rep.Deduplicated, "the copy shares r0000's bytes")
 	var total int64
@@ -580,7 +580,7 @@ func TestRunRecordYieldedTwice(t *testing.T) {
 	m.set("missing", "uploads/missing")
 	rep, err := migrate.Run(context.Background(), e.store, repeater{m}, migrate.Options{Concurrency: 1})
 	require.NoError(t, err)
-	require.Equal(t, 9, rep.Pending, "a record is counted once")
+	require.Equal(t, 9, rep.Seen, "a record is counted once")
 	require.Equal(t, 8, rep.Migrated)
 	require.Equal(t, 1, rep.Failed, "a failed record is not retried within the run")
 	require.Equal(t, 8, m.commits)
@@ -661,12 +661,12 @@ func TestReportErr(t *testing.T) {
 		wantIs  []error
 	}{
 		{name: "nothing pending", rep: migrate.Report{}, wantNil: true},
-		{name: "all migrated", rep: migrate.Report{Pending: 3, Migrated: 3}, wantNil: true},
-		{name: "failure", rep: migrate.Report{Pending: 3, Migrated: 2, Failed: 1,
+		{name: "all migrated", rep: migrate.Report{Seen: 3, Migrated: 3}, wantNil: true},
+		{name: "failure", rep: migrate.Report{Seen: 3, Migrated: 2, Failed: 1,
 			Failures: []migrate.Failure{{Record: migrate.Record{ID: "x", Key: "k"}, Err: boom}}},
 			wantIs: []error{migrate.ErrIncomplete, boom}},
-		{name: "failed without detail", rep: migrate.Report{Pending: 1, Failed: 1}, wantIs: []error{migrate.ErrIncomplete}},
-		{name: "counts disagree", rep: migrate.Report{Pending: 2, Migrated: 1}, wantIs: []error{migrate.ErrIncomplete}},
+		{name: "failed without detail", rep: migrate.Report{Seen: 1, Failed: 1}, wantIs: []error{migrate.ErrIncomplete}},
+		{name: "counts disagree", rep: migrate.Report{Seen: 2, Migrated: 1}, wantIs: []error{migrate.ErrIncomplete}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

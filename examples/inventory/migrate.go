@@ -51,7 +51,7 @@ func startupMigration(ctx context.Context, db *sql.DB, store *cas.Store, cleanup
 	})
 	res.Report = report
 	fmt.Fprintf(progress, "migrate: %d pending, %d migrated (%d already stored), %d failed, %d bytes in %s\n",
-		report.Pending, report.Migrated, report.Deduplicated, report.Failed, report.Bytes, report.Elapsed.Round(time.Millisecond))
+		report.Seen, report.Migrated, report.Deduplicated, report.Failed, report.Bytes, report.Elapsed.Round(time.Millisecond))
 	if err != nil {
 		return res, fmt.Errorf("inventory: migration: %w", err)
 	}

@@ -94,7 +94,7 @@ func TestStartupMigration(t *testing.T) {
 	var progress bytes.Buffer
 	ta := newTestApp(t, Config{DataDir: dir, Backend: b, Progress: &progress})
 	r := ta.Migration.Report
-	require.Equal(t, 6, r.Pending)
+	require.Equal(t, 6, r.Seen)
 	require.Equal(t, 6, r.Migrated)
 	require.Equal(t, 2, r.Deduplicated, "the three parts share one datasheet")
 	require.Zero(t, r.Failed)
@@ -141,7 +141,7 @@ func TestStartupMigration(t *testing.T) {
 
 	// A second start has nothing left to do.
 	ta2 := newTestApp(t, Config{DataDir: dir, Backend: b})
-	require.Zero(t, ta2.Migration.Report.Pending)
+	require.Zero(t, ta2.Migration.Report.Seen)
 }
 
 func TestStartupMigrationCleanup(t *testing.T) {
@@ -198,7 +198,7 @@ func TestStartupRefusesMissingLegacyObject(t *testing.T) {
 	data := objects[missingKey]
 	require.NoError(t, b.Put(t.Context(), missingKey, bytes.NewReader(data), int64(len(data)), cas.PutOptions{}))
 	ta := newTestApp(t, Config{DataDir: dir, Backend: b})
-	require.Equal(t, 1, ta.Migration.Report.Pending)
+	require.Equal(t, 1, ta.Migration.Report.Seen)
 	require.Equal(t, 1, ta.Migration.Report.Migrated)
 	require.Equal(t, cas.SumBytes(data).Key(), storageKeys(t, dir)[missingID])
 }

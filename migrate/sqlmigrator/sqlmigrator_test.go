@@ -377,7 +377,7 @@ func testRunOnSQLite(t *testing.T, b cas.Backend) {
 
 	rep, err := migrate.Run(ctx, store, m, migrate.Options{Concurrency: 8})
 	require.NoError(t, err)
-	require.Equal(t, n+1, rep.Pending)
+	require.Equal(t, n+1, rep.Seen)
 	require.Equal(t, n, rep.Migrated)
 	require.Equal(t, 30, rep.Deduplicated)
 	require.Len(t, rep.Failures, 1)
