@@ -227,7 +227,14 @@ func (s *Service) generateOnce(ctx context.Context, key string, h cas.Hash, size
 	if s.hook != nil {
 		s.hook(ctx, key)
 	}
+	// The deadline covers opening the blob too: a backend that does not
+	// answer cannot hold the generation past it.
+	ctx, cancel := context.WithTimeoutCause(ctx, s.cfg.timeout, fmt.Errorf("%w (%v)", ErrTimeout, s.cfg.timeout))
+	defer cancel()
 	obj, err := s.store.Open(ctx, h)
+	if err != nil && ctx.Err() != nil {
+		return nil, fmt.Errorf("thumbnail: open %s: %w", h, context.Cause(ctx))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("thumbnail: open %s: %w", h, err)
 	}
