@@ -184,10 +184,6 @@ func jpegDecodeBytes(f jpegFrame) (int64, bool) {
 			c3 := f.comps[3]
 			n += 8 * int64(c3.h) * mxx * 8 * int64(c3.v) * myy // the K plane
 			n += 4 * w * h                                     // image.CMYK or RGBA
-			// Scaling reads a CMYK image through color.Color values
-			// (imaging has no fast path for it), whose garbage is about
-			// 4 bytes a pixel.
-			n += 4 * w * h
 		case f.isRGB():
 			n += 4 * w * h // image.RGBA
 		default:
