@@ -7,10 +7,15 @@
 // ever called (never the image package's registry, so a TIFF or BMP
 // decoder linked in elsewhere is not reachable); the header is decoded
 // first and an image over the pixel limit is refused before any pixel
-// buffer is allocated; the source is read through a byte limit; a
-// decoder panic becomes an error. Errors are ErrUnsupported (not an
-// accepted image), ErrTooLarge (over a limit), ErrCorrupt (damaged data)
-// and ErrInvalidSize.
+// buffer is allocated; the memory decoding will take (progressive JPEG
+// coefficients, 16-bit and interlaced PNGs, CMYK conversions included)
+// is estimated from the header and checked against a limit before
+// decoding (WithMaxMemory); a JPEG with more than MaxJPEGScans scans is
+// refused; each generation has a deadline (WithTimeout); the source is
+// read through a byte limit; a decoder panic becomes an error. Errors are
+// ErrUnsupported (not an accepted image), ErrTooLarge (over a limit:
+// pixels, bytes, memory, scans), ErrCorrupt (damaged data), ErrTimeout
+// (past the deadline) and ErrInvalidSize.
 //
 // The output keeps the aspect ratio and is never upscaled; the JPEG EXIF
 // orientation is applied; transparency is flattened onto white; no
@@ -23,5 +28,7 @@
 // (DirCache on a local disk, BackendCache beside the blobs under
 // "thumbnails/<hex>_<N>.jpg"), otherwise by generating them. Concurrent
 // requests for the same thumbnail share one generation, generations are
-// bounded by a semaphore, and metrics are recorded through OpenTelemetry.
+// bounded in number and by a shared memory budget (WithMemoryBudget),
+// failures that always repeat are remembered (WithFailureCacheSize), and
+// metrics are recorded through OpenTelemetry.
 package thumbnail

@@ -24,3 +24,14 @@ func Waiters(s *Service, key string) int {
 	}
 	return 0
 }
+
+// Estimate returns the memory the generation of a thumbnail of size from
+// the image in r is estimated to need, or the header's error.
+func Estimate(r io.Reader, size int) (int64, error) {
+	c := newConfig([]Option{WithMaxMemory(1 << 62)})
+	hd, err := c.readHeader(r, size)
+	return hd.need, err
+}
+
+// FailuresCached returns how many failures s remembers.
+func FailuresCached(s *Service) int { return s.failures.len() }

@@ -2,6 +2,7 @@ package thumbnail
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"image"
@@ -68,26 +69,47 @@ func decode(format string, r io.Reader) (image.Image, error) {
 // Generate reads an image from r and returns a JPEG thumbnail that fits
 // inside size x size pixels, keeping the aspect ratio and never upscaling.
 // JPEG EXIF orientation is applied, transparency is flattened onto white
-// and no metadata is carried over.
-//
-// Only JPEG, PNG, GIF (first frame) and WebP are accepted; anything else
-// fails with ErrUnsupported. The image dimensions are checked against the
-// pixel limit before any pixel buffer is allocated and the source against
-// the byte limit, both failing with ErrTooLarge. Data that does not decode
-// fails with ErrCorrupt; an error reading r is returned wrapped. r is read
-// once, front to back; only the header is kept in memory besides the
-// decoded pixels.
+// and no metadata is carried over. It is GenerateContext with a
+// background context.
 func Generate(r io.Reader, size int, opts ...Option) ([]byte, error) {
-	c := newConfig(opts)
-	return c.generate(r, size)
+	return GenerateContext(context.Background(), r, size, opts...)
 }
 
-func (c *config) generate(r io.Reader, size int) ([]byte, error) {
+// GenerateContext is Generate under ctx: reads of r fail once ctx is done,
+// and the generation stops there.
+//
+// Only JPEG, PNG, GIF (first frame) and WebP are accepted; anything else
+// fails with ErrUnsupported. Before any pixel buffer is allocated the
+// image dimensions are checked against the pixel limit (WithMaxPixels),
+// and the memory that decoding and scaling will take, estimated from the
+// header, against the memory limit (WithMaxMemory); the source is read
+// through the byte limit (WithMaxSourceBytes), and a JPEG with more than
+// MaxJPEGScans scans is refused as the scans arrive: all of these fail
+// with ErrTooLarge. A generation that runs past its deadline
+// (WithTimeout) is stopped at its next read and fails with ErrTimeout.
+// Data that does not decode fails with ErrCorrupt; an error reading r is
+// returned wrapped (ctx's cause when ctx ends). r is read once, front to
+// back; only the header is kept in memory besides the decoded pixels.
+func GenerateContext(ctx context.Context, r io.Reader, size int, opts ...Option) ([]byte, error) {
+	c := newConfig(opts)
+	return c.generate(ctx, r, size, nil)
+}
+
+// reserveFunc reserves n bytes of a shared memory budget for a
+// generation, waiting under ctx; release gives them back.
+type reserveFunc func(ctx context.Context, n int64) (release func(), err error)
+
+func (c *config) generate(ctx context.Context, r io.Reader, size int, reserve reserveFunc) ([]byte, error) {
 	if size < 1 {
 		return nil, fmt.Errorf("%w: %d", ErrInvalidSize, size)
 	}
-	src := &limitedReader{r: r, n: c.maxSourceBytes}
-	m, orient, err := c.decode(src)
+	ctx, cancel := context.WithTimeoutCause(ctx, c.timeout, fmt.Errorf("%w (%v)", ErrTimeout, c.timeout))
+	defer cancel()
+	src := &limitedReader{r: &deadlineReader{ctx: ctx, r: r}, n: c.maxSourceBytes}
+	m, orient, release, err := c.decode(ctx, src, size, reserve)
+	if release != nil {
+		defer release()
+	}
 	if src.over {
 		return nil, fmt.Errorf("%w: source over %d bytes", ErrTooLarge, c.maxSourceBytes)
 	}
@@ -97,52 +119,160 @@ func (c *config) generate(r io.Reader, size int) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	if ctx.Err() != nil { // the decoder finished its work after the deadline
+		return nil, fmt.Errorf("thumbnail: decode: %w", context.Cause(ctx))
+	}
 	return c.render(m, orient, size)
 }
 
-// decode sniffs, checks the header against the limits, then decodes.
-func (c *config) decode(src io.Reader) (image.Image, int, error) {
+// header is what decode learns before decoding the pixels.
+type header struct {
+	format string
+	cfg    image.Config
+	need   int64 // estimated bytes to decode and render
+	jpeg   jpegFrame
+	raw    []byte // the bytes read so far, replayed to the decoder
+}
+
+// readHeader sniffs the format, reads the header, checks it against the
+// pixel and memory limits, and estimates what the generation will
+// allocate.
+func (c *config) readHeader(src io.Reader, size int) (header, error) {
+	var hd header
 	rec := &recorder{r: src}
 	var magic [16]byte
 	n, err := io.ReadFull(rec, magic[:])
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-		return nil, 0, err
+		return hd, err
 	}
-	format := sniff(magic[:n])
-	if format == "" {
-		return nil, 0, fmt.Errorf("%w: unrecognised header", ErrUnsupported)
+	hd.format = sniff(magic[:n])
+	if hd.format == "" {
+		return hd, fmt.Errorf("%w: unrecognised header", ErrUnsupported)
+	}
+	if hd.format == formatJPEG {
+		// Read the frame header ourselves: DecodeConfig does not tell
+		// whether the JPEG is progressive, nor its sampling factors.
+		f, err := safely(func() (jpegFrame, error) {
+			return readJPEGHeader(io.MultiReader(bytes.NewReader(magic[:n]), rec))
+		})
+		if errors.Is(err, ErrUnsupported) {
+			return hd, err
+		}
+		if err != nil {
+			return hd, fmt.Errorf("%w: jpeg header: %v", ErrCorrupt, err)
+		}
+		hd.jpeg = f
 	}
 	cfg, err := safely(func() (image.Config, error) {
-		return decodeConfig(format, io.MultiReader(bytes.NewReader(magic[:n]), rec))
+		if hd.format == formatJPEG {
+			return jpeg.DecodeConfig(bytes.NewReader(rec.buf))
+		}
+		return decodeConfig(hd.format, io.MultiReader(bytes.NewReader(magic[:n]), rec))
 	})
 	if err != nil {
-		return nil, 0, fmt.Errorf("%w: %s header: %v", ErrCorrupt, format, err)
+		return hd, fmt.Errorf("%w: %s header: %v", ErrCorrupt, hd.format, err)
 	}
+	hd.cfg = cfg
 	if cfg.Width <= 0 || cfg.Height <= 0 {
-		return nil, 0, fmt.Errorf("%w: %s: empty image %dx%d", ErrCorrupt, format, cfg.Width, cfg.Height)
+		return hd, fmt.Errorf("%w: %s: empty image %dx%d", ErrCorrupt, hd.format, cfg.Width, cfg.Height)
 	}
 	if px := int64(cfg.Width) * int64(cfg.Height) * pixelWeight(cfg.ColorModel); px > c.maxPixels {
-		return nil, 0, fmt.Errorf("%w: %dx%d pixels (%s), limit %d", ErrTooLarge, cfg.Width, cfg.Height, weightNote(cfg.ColorModel), c.maxPixels)
+		return hd, fmt.Errorf("%w: %dx%d pixels (%s), limit %d", ErrTooLarge, cfg.Width, cfg.Height, weightNote(cfg.ColorModel), c.maxPixels)
 	}
-	header := rec.stop()
-	orient := 1
-	if format == formatJPEG {
-		orient = jpegOrientation(header)
+	hd.raw = rec.stop()
+	dec, ycbcr, err := decodeBytes(hd)
+	if err != nil {
+		return hd, fmt.Errorf("%w: %s header: %v", ErrCorrupt, hd.format, err)
+	}
+	hd.need = dec + renderBytes(cfg.Width, cfg.Height, size, ycbcr) + overheadBytes
+	if hd.need > c.maxMemory {
+		return hd, fmt.Errorf("%w: %dx%d %s needs about %d MiB to decode, limit %d MiB",
+			ErrTooLarge, cfg.Width, cfg.Height, describe(hd), hd.need>>20, c.maxMemory>>20)
+	}
+	return hd, nil
+}
+
+// decodeBytes estimates what the decoder of hd's format allocates, and
+// whether it returns an *image.YCbCr.
+func decodeBytes(hd header) (int64, bool, error) {
+	w, h := int64(hd.cfg.Width), int64(hd.cfg.Height)
+	switch hd.format {
+	case formatJPEG:
+		n, ycbcr := jpegDecodeBytes(hd.jpeg)
+		return n, ycbcr, nil
+	case formatPNG:
+		// Signature, IHDR length and type, then the IHDR fields.
+		if len(hd.raw) < 16+13 {
+			return 0, false, errors.New("short IHDR")
+		}
+		n, err := pngDecodeBytes(hd.raw[16:])
+		return n, false, err
+	case formatGIF:
+		return 2 * w * h, false, nil // the frame, and a copy to de-interlace
+	default:
+		if len(hd.raw) < 20 {
+			return 0, false, errors.New("short chunk header")
+		}
+		// Only a plain lossy file is sure to decode to an *image.YCbCr.
+		return webpDecodeBytes(hd.raw[12:], w, h), string(hd.raw[12:16]) == "VP8 ", nil
+	}
+}
+
+// describe names the kind of image in an error message.
+func describe(hd header) string {
+	if hd.format != formatJPEG {
+		return hd.format
+	}
+	kind := "baseline"
+	if hd.jpeg.marker == 0xc2 {
+		kind = "progressive"
+	}
+	return fmt.Sprintf("%s jpeg with %d components", kind, len(hd.jpeg.comps))
+}
+
+// decode reads the header, reserves the memory the generation needs
+// (when reserve is not nil), then decodes the pixels. The caller calls
+// release, when not nil, once it is done with the image.
+func (c *config) decode(ctx context.Context, src io.Reader, size int, reserve reserveFunc) (m image.Image, orient int, release func(), err error) {
+	hd, err := c.readHeader(src, size)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	if reserve != nil {
+		if release, err = reserve(ctx, hd.need); err != nil {
+			return nil, 0, nil, err
+		}
+	}
+	orient = 1
+	if hd.format == formatJPEG {
+		orient = jpegOrientation(hd.raw)
 	}
 	dec := decode
 	if c.decoder != nil {
 		dec = c.decoder
 	}
-	body := io.MultiReader(bytes.NewReader(header), src)
-	m, err := safely(func() (image.Image, error) { return dec(format, body) })
+	body := io.MultiReader(bytes.NewReader(hd.raw), src)
+	var scans *scanCounter
+	if hd.format == formatJPEG {
+		scans = &scanCounter{ctx: ctx, r: body, max: MaxJPEGScans}
+		body = scans
+	}
+	m, err = safely(func() (image.Image, error) { return dec(hd.format, body) })
+	if scans != nil && scans.over {
+		return nil, 0, release, fmt.Errorf("%w: jpeg with more than %d scans", ErrTooLarge, MaxJPEGScans)
+	}
+	if err != nil && ctx.Err() != nil {
+		// Stopped by the deadline or a cancellation: not the data's fault.
+		return nil, 0, release, fmt.Errorf("thumbnail: decode: %w", context.Cause(ctx))
+	}
 	if err != nil {
-		return nil, 0, fmt.Errorf("%w: %s: %v", ErrCorrupt, format, err)
+		return nil, 0, release, fmt.Errorf("%w: %s: %v", ErrCorrupt, hd.format, err)
 	}
 	b := m.Bounds()
 	if b.Empty() || int64(b.Dx())*int64(b.Dy()) > c.maxPixels {
-		return nil, 0, fmt.Errorf("%w: %s: decoded bounds %v", ErrCorrupt, format, b)
+		return nil, 0, release, fmt.Errorf("%w: %s: decoded bounds %v", ErrCorrupt, hd.format, b)
 	}
-	return m, orient, nil
+	return m, orient, release, nil
 }
 
 // safely runs a decoder and turns a panic into an error.

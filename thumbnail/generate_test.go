@@ -70,6 +70,8 @@ func TestGenerateDimensions(t *testing.T) {
 		{"gif", testutil.GIF(120, 60), 60, 60, 30},
 		{"webp", testutil.WebP(300, 200, green), 150, 150, 100},
 		{"webp small", testutil.WebP(3, 2, green), 150, 3, 2},
+		{"progressive jpeg 4:2:0", testutil.ProgressiveJPEG(300, 200, testutil.LayoutYCbCr420, 10, false), 150, 150, 100},
+		{"progressive jpeg cmyk", testutil.ProgressiveJPEG(300, 200, testutil.LayoutCMYK, 8, false), 150, 150, 100},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -221,6 +223,17 @@ func TestGenerateHostileInputs(t *testing.T) {
 		{"png signature only", bytes.NewReader([]byte("\x89PNG\r\n\x1a\n")), nil, thumbnail.ErrCorrupt},
 		{"truncated gif", bytes.NewReader(testutil.Truncated(gif)), nil, thumbnail.ErrCorrupt},
 		{"truncated webp", bytes.NewReader(testutil.Truncated(testutil.WebP(30, 30, testutil.Red))), nil, thumbnail.ErrCorrupt},
+		{"progressive cmyk 7000x7000", bytes.NewReader(testutil.ProgressiveJPEG(7000, 7000, testutil.LayoutCMYK, 4, false)), nil, thumbnail.ErrTooLarge},
+		{"truncated progressive cmyk 7000x7000", bytes.NewReader(testutil.ProgressiveJPEG(7000, 7000, testutil.LayoutCMYK, 4, true)), nil, thumbnail.ErrTooLarge},
+		{"progressive ycbcr 4:4:4 7000x7000", bytes.NewReader(testutil.ProgressiveJPEG(7000, 7000, testutil.LayoutYCbCr444, 3, false)), nil, thumbnail.ErrTooLarge},
+		{"progressive under a memory limit", bytes.NewReader(testutil.ProgressiveJPEG(1000, 1000, testutil.LayoutGray, 1, false)), []thumbnail.Option{thumbnail.WithMaxMemory(4 << 20)}, thumbnail.ErrTooLarge},
+		{"progressive with 2000 scans", bytes.NewReader(testutil.ProgressiveJPEG(500, 500, testutil.LayoutGray, 2000, false)), nil, thumbnail.ErrTooLarge},
+		{"truncated progressive", bytes.NewReader(testutil.ProgressiveJPEG(500, 500, testutil.LayoutYCbCr420, 3, true)), nil, thumbnail.ErrCorrupt},
+		{"jpeg lossless frame (SOF3)", bytes.NewReader(bytes.Replace(testutil.ProgressiveJPEG(64, 48, testutil.LayoutGray, 1, false), []byte{0xff, 0xc2}, []byte{0xff, 0xc3}, 1)), nil, thumbnail.ErrUnsupported},
+		{"jpeg scan before frame", bytes.NewReader([]byte{0xff, 0xd8, 0xff, 0xda, 0x00, 0x08, 1, 1, 0, 0, 63, 0}), nil, thumbnail.ErrCorrupt},
+		{"png 16-bit interlaced 7000x7000", bytes.NewReader(testutil.PNGInterlaced16(7000, 7000)), nil, thumbnail.ErrTooLarge},
+		{"png 16-bit interlaced, truncated data", bytes.NewReader(testutil.PNGInterlaced16(300, 300)), nil, thumbnail.ErrCorrupt},
+		{"webp lossless 7000x7000 under a memory limit", bytes.NewReader(testutil.WebP(7000, 7000, testutil.Red)), []thumbnail.Option{thumbnail.WithMaxMemory(64 << 20)}, thumbnail.ErrTooLarge},
 		{"read error in header", &failingReader{data: jpg[:4], err: errRead}, nil, errRead},
 		{"read error in data", &failingReader{data: jpg[:len(jpg)/2], err: errRead}, nil, errRead},
 	}
@@ -283,11 +296,17 @@ func FuzzGenerate(f *testing.F) {
 		testutil.PNG(20, 10), testutil.PNGWithAlpha(10, 20), testutil.GIF(16, 8),
 		testutil.WebP(9, 7, testutil.Blue), testutil.PNGBomb(100000, 100000),
 		testutil.Truncated(testutil.JPEG(32, 24)), testutil.Corrupt(testutil.PNG(20, 10)),
+		testutil.ProgressiveJPEG(40, 30, testutil.LayoutYCbCr420, 6, false),
+		testutil.ProgressiveJPEG(40, 30, testutil.LayoutCMYK, 4, true),
+		testutil.ProgressiveJPEG(7000, 7000, testutil.LayoutYCbCr444, 3, false),
+		testutil.ProgressiveJPEG(16, 16, testutil.LayoutGray, thumbnail.MaxJPEGScans+1, false),
+		testutil.PNGInterlaced16(30, 20), testutil.PNGInterlaced16(7000, 7000),
 	} {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		out, err := thumbnail.Generate(bytes.NewReader(b), 16, thumbnail.WithMaxPixels(1<<20), thumbnail.WithMaxSourceBytes(1<<20))
+		out, err := thumbnail.Generate(bytes.NewReader(b), 16, thumbnail.WithMaxPixels(1<<20),
+			thumbnail.WithMaxSourceBytes(1<<20), thumbnail.WithMaxMemory(64<<20))
 		if err != nil {
 			if !errors.Is(err, thumbnail.ErrUnsupported) && !errors.Is(err, thumbnail.ErrTooLarge) && !errors.Is(err, thumbnail.ErrCorrupt) {
 				t.Fatalf("unexpected error kind: %v", err)

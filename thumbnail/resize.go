@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"image"
+	"image/color"
 	"image/jpeg"
 
 	"github.com/disintegration/imaging"
@@ -37,6 +38,9 @@ func shrinkFactor(w, h, tw, th int) int {
 // render scales m to fit inside size x size, orients, flattens and
 // encodes it.
 func (c *config) render(m image.Image, orient, size int) ([]byte, error) {
+	if c, ok := m.(*image.CMYK); ok {
+		m = cmykToRGBA(c)
+	}
 	b := m.Bounds()
 	tw, th := fit(b.Dx(), b.Dy(), size)
 	if f := shrinkFactor(b.Dx(), b.Dy(), tw, th); f >= 2 {
@@ -206,4 +210,16 @@ func addRow(acc []uint32, row []byte) {
 	for i, v := range row {
 		acc[i] += uint32(v)
 	}
+}
+
+// cmykToRGBA converts m to RGB in place and returns the same pixels as an
+// *image.RGBA: imaging has no fast path for CMYK and would read it one
+// color.Color (and one allocation) at a time.
+func cmykToRGBA(m *image.CMYK) *image.RGBA {
+	for i := 0; i+3 < len(m.Pix); i += 4 {
+		p := m.Pix[i : i+4 : i+4]
+		p[0], p[1], p[2] = color.CMYKToRGB(p[0], p[1], p[2], p[3])
+		p[3] = 255
+	}
+	return &image.RGBA{Pix: m.Pix, Stride: m.Stride, Rect: m.Rect}
 }

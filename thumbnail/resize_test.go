@@ -182,3 +182,24 @@ func TestBoxYCbCrLargeFactor(t *testing.T) {
 	require.Equal(t, image.Rect(0, 0, 1, 1), got.Rect)
 	require.Equal(t, []uint8{255, 255, 255, 255}, got.Pix)
 }
+
+// TestCMYKToRGBAMatchesColorModel: the in-place conversion of a CMYK image
+// gives the colours of the standard library's model.
+func TestCMYKToRGBAMatchesColorModel(t *testing.T) {
+	m := image.NewCMYK(image.Rect(0, 0, 16, 16))
+	for i := range m.Pix {
+		m.Pix[i] = uint8(i * 37)
+	}
+	want := make([]color.RGBA, 0, 256)
+	for y := range 16 {
+		for x := range 16 {
+			want = append(want, color.RGBAModel.Convert(m.At(x, y)).(color.RGBA))
+		}
+	}
+	out := cmykToRGBA(m)
+	for y := range 16 {
+		for x := range 16 {
+			require.Equal(t, want[y*16+x], out.RGBAAt(x, y), "at %d,%d", x, y)
+		}
+	}
+}

@@ -12,18 +12,24 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/metric/noop"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/casa-go/casa/cas"
 )
 
 // Service serves thumbnails of the blobs in a cas.Store: from its caches
 // when it can, otherwise by generating them. Concurrent requests for the
-// same thumbnail share one generation, and generations are bounded by a
-// semaphore. A Service is safe for concurrent use.
+// same thumbnail share one generation. Generations are bounded in number
+// (WithConcurrency) and in the memory they need together
+// (WithMemoryBudget), and each has a deadline (WithTimeout). Failures that
+// will always repeat are remembered (WithFailureCacheSize). A Service is
+// safe for concurrent use.
 type Service struct {
-	store *cas.Store
-	cfg   config
-	sem   chan struct{}
+	store    *cas.Store
+	cfg      config
+	sem      chan struct{}
+	memory   *semaphore.Weighted
+	failures *failureCache
 
 	mu      sync.Mutex
 	flights map[string]*flight
@@ -52,6 +58,8 @@ type flight struct {
 func NewService(store *cas.Store, opts ...Option) *Service {
 	s := &Service{store: store, cfg: newConfig(opts), flights: make(map[string]*flight)}
 	s.sem = make(chan struct{}, s.cfg.concurrency)
+	s.memory = semaphore.NewWeighted(s.cfg.memoryBudget)
+	s.failures = newFailureCache(s.cfg.failureCache)
 	mp := s.cfg.meterProvider
 	if mp == nil {
 		mp = noop.NewMeterProvider()
@@ -85,10 +93,18 @@ func (s *Service) Key(h cas.Hash, size int) string {
 // error at once while the others still get the thumbnail; the generation
 // is cancelled only when every caller waiting for it has gone.
 //
+// A generation holds one of the WithConcurrency slots, then, once the
+// image header is read, its estimated memory need of the WithMemoryBudget
+// budget, waiting for both under the callers' contexts; it must finish
+// within WithTimeout of starting.
+//
 // Errors wrap cas.ErrNotFound (no such blob), ErrUnsupported and
-// ErrTooLarge (not a thumbnailable image), ErrCorrupt (damaged image
-// data), ErrInvalidSize, or report a backend failure. The returned slice
-// belongs to the caller.
+// ErrTooLarge (not a thumbnailable image, or over a limit: pixels, bytes,
+// memory, JPEG scans), ErrCorrupt (damaged image data), ErrTimeout (the
+// generation ran past its deadline), ErrInvalidSize, or report a backend
+// failure. ErrUnsupported, ErrTooLarge and ErrCorrupt are remembered
+// (WithFailureCacheSize) and answered again without a generation. The
+// returned slice belongs to the caller.
 func (s *Service) Get(ctx context.Context, h cas.Hash, size int) ([]byte, error) {
 	if size < 1 {
 		return nil, fmt.Errorf("%w: %d", ErrInvalidSize, size)
@@ -97,6 +113,9 @@ func (s *Service) Get(ctx context.Context, h cas.Hash, size int) ([]byte, error)
 		return nil, err
 	}
 	key := s.Key(h, size)
+	if err := s.failures.get(key); err != nil {
+		return nil, err
+	}
 	for i, c := range s.cfg.caches {
 		b, ok, err := c.Get(ctx, key)
 		if err != nil {
@@ -163,6 +182,7 @@ func (s *Service) run(ctx context.Context, f *flight, key string, h cas.Hash, si
 	if err == nil {
 		s.fill(context.WithoutCancel(ctx), s.cfg.caches, key, out)
 	}
+	s.failures.add(key, err)
 	s.mu.Lock()
 	if s.flights[key] == f {
 		delete(s.flights, key)
@@ -207,7 +227,14 @@ func (s *Service) generateOnce(ctx context.Context, key string, h cas.Hash, size
 	if s.hook != nil {
 		s.hook(ctx, key)
 	}
+	// The deadline covers opening the blob too: a backend that does not
+	// answer cannot hold the generation past it.
+	ctx, cancel := context.WithTimeoutCause(ctx, s.cfg.timeout, fmt.Errorf("%w (%v)", ErrTimeout, s.cfg.timeout))
+	defer cancel()
 	obj, err := s.store.Open(ctx, h)
+	if err != nil && ctx.Err() != nil {
+		return nil, fmt.Errorf("thumbnail: open %s: %w", h, context.Cause(ctx))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("thumbnail: open %s: %w", h, err)
 	}
@@ -215,7 +242,19 @@ func (s *Service) generateOnce(ctx context.Context, key string, h cas.Hash, size
 	if n := obj.Info().Size; n > s.cfg.maxSourceBytes {
 		return nil, fmt.Errorf("%w: source of %d bytes, limit %d", ErrTooLarge, n, s.cfg.maxSourceBytes)
 	}
-	return s.cfg.generate(cas.ContextReader(ctx, obj), size)
+	return s.cfg.generate(ctx, obj, size, s.reserve)
+}
+
+// reserve takes n bytes of the memory budget, waiting under ctx.
+func (s *Service) reserve(ctx context.Context, n int64) (func(), error) {
+	if n > s.cfg.memoryBudget {
+		return nil, fmt.Errorf("%w: needs about %d MiB to decode, more than the whole memory budget of %d MiB",
+			ErrTooLarge, n>>20, s.cfg.memoryBudget>>20)
+	}
+	if err := s.memory.Acquire(ctx, n); err != nil {
+		return nil, context.Cause(ctx)
+	}
+	return func() { s.memory.Release(n) }, nil
 }
 
 // errPanic marks a recovered panic.
@@ -234,6 +273,8 @@ func outcome(err error) string {
 		return "corrupt"
 	case errors.Is(err, cas.ErrNotFound):
 		return "not_found"
+	case errors.Is(err, ErrTimeout):
+		return "timeout"
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return "canceled"
 	case errors.Is(err, errPanic):

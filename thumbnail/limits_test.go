@@ -1,0 +1,188 @@
+package thumbnail_test
+
+import (
+	"bytes"
+	"context"
+
+	"image"
+	"image/gif"
+	"image/png"
+	"io"
+	"runtime"
+	"testing"
+	"testing/iotest"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/casa-go/casa/internal/testutil"
+	"github.com/casa-go/casa/thumbnail"
+)
+
+// allocated returns the bytes the process allocated while f ran.
+func allocated(f func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	f()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
+}
+
+// TestProgressiveBombsRefusedBeforeAllocating: the hand-built progressive
+// JPEGs of the hardening issue claim 7000x7000 in a few hundred bytes.
+// Within the pixel limit, they would make image/jpeg allocate 0.7 to 1.1
+// GiB (coefficients for every block of every component, on top of the
+// image); they are refused from the header with ErrTooLarge, allocating
+// next to nothing. Not parallel: it measures the process's allocations.
+func TestProgressiveBombsRefusedBeforeAllocating(t *testing.T) {
+	bombs := map[string][]byte{
+		"cmyk":                  testutil.ProgressiveJPEG(7000, 7000, testutil.LayoutCMYK, 4, false),
+		"cmyk truncated":        testutil.ProgressiveJPEG(7000, 7000, testutil.LayoutCMYK, 4, true),
+		"ycbcr 4:4:4":           testutil.ProgressiveJPEG(7000, 7000, testutil.LayoutYCbCr444, 3, false),
+		"png 16-bit interlaced": testutil.PNGInterlaced16(7000, 7000),
+	}
+	for name, b := range bombs {
+		require.Less(t, len(b), 1000, name)
+		var err error
+		n := allocated(func() { _, err = thumbnail.Generate(bytes.NewReader(b), 150) })
+		require.ErrorIs(t, err, thumbnail.ErrTooLarge, name)
+		require.Less(t, n, uint64(1<<20), "%s: allocated %d bytes while refusing", name, n)
+	}
+	// The memory check refuses the 16-bit PNG even with the pixel limit
+	// raised out of the way.
+	_, err := thumbnail.Generate(bytes.NewReader(testutil.PNGInterlaced16(7000, 7000)), 150, thumbnail.WithMaxPixels(1<<40))
+	require.ErrorIs(t, err, thumbnail.ErrTooLarge)
+	require.ErrorContains(t, err, "needs about")
+}
+
+// TestMemoryLimitOption: the per-generation limit applies below the pixel
+// limit, names what the image needs, and can be raised.
+func TestMemoryLimitOption(t *testing.T) {
+	t.Parallel()
+	prog := testutil.ProgressiveJPEG(1000, 1000, testutil.LayoutYCbCr420, 3, false)
+	need, err := thumbnail.Estimate(bytes.NewReader(prog), 100)
+	require.NoError(t, err)
+	_, err = thumbnail.Generate(bytes.NewReader(prog), 100, thumbnail.WithMaxMemory(need-1))
+	require.ErrorIs(t, err, thumbnail.ErrTooLarge)
+	require.ErrorContains(t, err, "progressive jpeg with 3 components")
+	out, err := thumbnail.Generate(bytes.NewReader(prog), 100, thumbnail.WithMaxMemory(need))
+	require.NoError(t, err)
+	require.Equal(t, image.Rect(0, 0, 100, 100), decodeJPEG(t, out).Bounds())
+}
+
+// TestMemoryEstimateCoversAllocation checks the estimate against what a
+// generation really allocates, for every decoder path: it must never be
+// below, and not wildly above (which would refuse good images). Not
+// parallel: it measures the process's allocations.
+func TestMemoryEstimateCoversAllocation(t *testing.T) {
+	enc := func(m image.Image) []byte {
+		var b bytes.Buffer
+		require.NoError(t, png.Encode(&b, m))
+		return b.Bytes()
+	}
+	var gifBuf bytes.Buffer
+	require.NoError(t, gif.Encode(&gifBuf, testutil.Quadrants(900, 700), nil))
+	tests := []struct {
+		name string
+		src  []byte
+	}{
+		{"baseline jpeg 4:2:0", testutil.JPEG(1600, 1200)},
+		{"progressive gray", testutil.ProgressiveJPEG(1600, 1200, testutil.LayoutGray, 6, false)},
+		{"progressive 4:2:0", testutil.ProgressiveJPEG(1600, 1200, testutil.LayoutYCbCr420, 10, false)},
+		{"progressive 4:4:4", testutil.ProgressiveJPEG(1600, 1200, testutil.LayoutYCbCr444, 10, false)},
+		{"progressive cmyk", testutil.ProgressiveJPEG(1600, 1200, testutil.LayoutCMYK, 8, false)},
+		{"truncated progressive cmyk", testutil.ProgressiveJPEG(1600, 1200, testutil.LayoutCMYK, 4, true)},
+		{"png rgba", testutil.PNG(1600, 1200)},
+		{"png 16-bit", enc(image.NewNRGBA64(image.Rect(0, 0, 1200, 900)))},
+		{"png 16-bit interlaced", testutil.PNGInterlaced16(1200, 900)},
+		{"gif", gifBuf.Bytes()},
+		{"webp lossless", testutil.WebP(1600, 1200, testutil.Red)},
+	}
+	for _, tt := range tests {
+		need, err := thumbnail.Estimate(bytes.NewReader(tt.src), 150)
+		require.NoError(t, err, tt.name)
+		runtime.GC()
+		n := allocated(func() { _, _ = thumbnail.Generate(bytes.NewReader(tt.src), 150) })
+		t.Logf("%-28s estimate %7.1f MiB, allocated %7.1f MiB", tt.name, float64(need)/(1<<20), float64(n)/(1<<20))
+		require.GreaterOrEqual(t, need, int64(n), "%s: estimate below the allocation", tt.name)
+		require.Less(t, need, 3*int64(n)+4<<20, "%s: estimate far above the allocation", tt.name)
+	}
+}
+
+// TestJPEGScanLimit: a progressive JPEG with up to MaxJPEGScans scans
+// decodes; one more is refused with ErrTooLarge; the 2000-scan CPU bomb
+// of the hardening issue is refused after doing at most MaxJPEGScans
+// scans' work.
+func TestJPEGScanLimit(t *testing.T) {
+	t.Parallel()
+	at := testutil.ProgressiveJPEG(64, 48, testutil.LayoutYCbCr420, thumbnail.MaxJPEGScans, false)
+	out, err := thumbnail.Generate(bytes.NewReader(at), 32)
+	require.NoError(t, err)
+	require.Equal(t, 32, decodeJPEG(t, out).Bounds().Dx())
+
+	over := testutil.ProgressiveJPEG(64, 48, testutil.LayoutYCbCr420, thumbnail.MaxJPEGScans+1, false)
+	_, err = thumbnail.Generate(bytes.NewReader(over), 32)
+	require.ErrorIs(t, err, thumbnail.ErrTooLarge)
+	require.ErrorContains(t, err, "scans")
+
+	// Read a byte at a time, the count is the same.
+	_, err = thumbnail.Generate(iotest.OneByteReader(bytes.NewReader(over)), 32)
+	require.ErrorIs(t, err, thumbnail.ErrTooLarge)
+	_, err = thumbnail.Generate(iotest.OneByteReader(bytes.NewReader(at)), 32)
+	require.NoError(t, err)
+
+	// 2000 scans over 2000x2000 pixels: 62,500 blocks walked per scan.
+	bomb := testutil.ProgressiveJPEG(2000, 2000, testutil.LayoutGray, 2000, false)
+	cpu := cpuTime()
+	_, err = thumbnail.Generate(bytes.NewReader(bomb), 150)
+	used := cpuTime() - cpu
+	require.ErrorIs(t, err, thumbnail.ErrTooLarge)
+	require.NotErrorIs(t, err, thumbnail.ErrCorrupt)
+	t.Logf("2000-scan bomb refused after %v of CPU", used)
+}
+
+// TestGenerateDeadline: a generation past its deadline stops at its next
+// read, even inside a JPEG whose scans are a few bytes each, and fails
+// with ErrTimeout (not ErrCorrupt). The same file decodes without the
+// short deadline.
+func TestGenerateDeadline(t *testing.T) {
+	t.Parallel()
+	// 90 scans (under the limit) of 250,000 blocks each: seconds of work
+	// in a few KB.
+	slow := testutil.ProgressiveJPEG(4000, 4000, testutil.LayoutGray, 90, false)
+	start := time.Now()
+	_, err := thumbnail.Generate(bytes.NewReader(slow), 100, thumbnail.WithTimeout(50*time.Millisecond))
+	took := time.Since(start)
+	require.ErrorIs(t, err, thumbnail.ErrTimeout)
+	require.NotErrorIs(t, err, thumbnail.ErrCorrupt)
+	require.NotErrorIs(t, err, thumbnail.ErrTooLarge)
+	t.Logf("stopped after %v", took)
+
+	// A cancelled context is the caller's cause, not a timeout.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err = thumbnail.GenerateContext(ctx, bytes.NewReader(testutil.JPEG(64, 48)), 32)
+	require.ErrorIs(t, err, context.Canceled)
+	require.NotErrorIs(t, err, thumbnail.ErrTimeout)
+	require.NotErrorIs(t, err, thumbnail.ErrCorrupt)
+}
+
+// TestGenerateDeadlineStopsSlowSource: a source that trickles is cut off
+// at the deadline.
+func TestGenerateDeadlineStopsSlowSource(t *testing.T) {
+	t.Parallel()
+	src := &trickle{r: bytes.NewReader(testutil.PNG(400, 300)), delay: 20 * time.Millisecond}
+	_, err := thumbnail.Generate(src, 100, thumbnail.WithTimeout(100*time.Millisecond))
+	require.ErrorIs(t, err, thumbnail.ErrTimeout)
+}
+
+// trickle returns 16 bytes a read, after a delay.
+type trickle struct {
+	r     io.Reader
+	delay time.Duration
+}
+
+func (t *trickle) Read(p []byte) (int, error) {
+	time.Sleep(t.delay)
+	return t.r.Read(p[:min(len(p), 16)])
+}
