@@ -39,28 +39,36 @@ type Store struct {
 	putErrors metric.Int64Counter
 }
 
-// Option configures a Store.
+// Option configures a Store. An option given a value outside its
+// documented range panics, naming itself and the value: a programmer
+// error, caught where the Store is built.
 type Option func(*Store)
 
 // WithMaxSize limits the size of a blob. Put of a larger blob fails with
-// ErrTooLarge and stores nothing. Zero or negative means no limit.
-func WithMaxSize(n int64) Option { return func(s *Store) { s.maxSize = n } }
+// ErrTooLarge and stores nothing. Zero means no limit (the default);
+// negative panics.
+func WithMaxSize(n int64) Option {
+	if n < 0 {
+		panic(fmt.Sprintf("cas: WithMaxSize(%d): want 0 (no limit) or a positive number of bytes", n))
+	}
+	return func(s *Store) { s.maxSize = n }
+}
 
 // WithTempDir sets the directory Put spools large blobs to when the Backend
 // cannot stage them itself. The default is os.TempDir().
 func WithTempDir(dir string) Option { return func(s *Store) { s.tempDir = dir } }
 
 // WithSpoolThreshold sets how many bytes of a blob Put keeps in memory
-// before spooling to a temporary file. The default is DefaultSpoolThreshold.
+// before spooling to a temporary file. The default is DefaultSpoolThreshold;
+// n must be positive.
 func WithSpoolThreshold(n int64) Option {
-	return func(s *Store) {
-		if n > 0 {
-			s.spool = n
-		}
+	if n <= 0 {
+		panic(fmt.Sprintf("cas: WithSpoolThreshold(%d): want a positive number of bytes", n))
 	}
+	return func(s *Store) { s.spool = n }
 }
 
-// WithLogger sets the logger. The default discards.
+// WithLogger sets the logger. The default, and nil, discard.
 func WithLogger(l *slog.Logger) Option {
 	return func(s *Store) {
 		if l != nil {

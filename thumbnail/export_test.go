@@ -7,8 +7,8 @@ import (
 )
 
 // WithDecoder replaces the image decoders (tests inject panics with it).
-func WithDecoder(f func(format string, r io.Reader) (image.Image, error)) Option {
-	return func(c *config) { c.decoder = f }
+func WithDecoder(f func(format string, r io.Reader) (image.Image, error)) GenerateOption {
+	return generateOption(func(c *config) { c.decoder = f })
 }
 
 // SetHook makes f run at the start of every generation of s, once the

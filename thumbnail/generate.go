@@ -71,7 +71,7 @@ func decode(format string, r io.Reader) (image.Image, error) {
 // JPEG EXIF orientation is applied, transparency is flattened onto white
 // and no metadata is carried over. It is GenerateContext with a
 // background context.
-func Generate(r io.Reader, size int, opts ...Option) ([]byte, error) {
+func Generate(r io.Reader, size int, opts ...GenerateOption) ([]byte, error) {
 	return GenerateContext(context.Background(), r, size, opts...)
 }
 
@@ -90,8 +90,12 @@ func Generate(r io.Reader, size int, opts ...Option) ([]byte, error) {
 // Data that does not decode fails with ErrCorrupt; an error reading r is
 // returned wrapped (ctx's cause when ctx ends). r is read once, front to
 // back; only the header is kept in memory besides the decoded pixels.
-func GenerateContext(ctx context.Context, r io.Reader, size int, opts ...Option) ([]byte, error) {
-	c := newConfig(opts)
+func GenerateContext(ctx context.Context, r io.Reader, size int, opts ...GenerateOption) ([]byte, error) {
+	all := make([]Option, len(opts))
+	for i, o := range opts {
+		all[i] = o
+	}
+	c := newConfig(all)
 	return c.generate(ctx, r, size, nil)
 }
 

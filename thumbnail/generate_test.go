@@ -197,7 +197,7 @@ func TestGenerateHostileInputs(t *testing.T) {
 	tests := []struct {
 		name string
 		src  io.Reader
-		opts []thumbnail.Option
+		opts []thumbnail.GenerateOption
 		want error
 	}{
 		{"empty", bytes.NewReader(nil), nil, thumbnail.ErrUnsupported},
@@ -208,13 +208,13 @@ func TestGenerateHostileInputs(t *testing.T) {
 		{"svg", bytes.NewReader([]byte(`<svg xmlns="http://www.w3.org/2000/svg"/>`)), nil, thumbnail.ErrUnsupported},
 		{"riff not webp", bytes.NewReader([]byte("RIFF\x10\x00\x00\x00WAVEfmt ")), nil, thumbnail.ErrUnsupported},
 		{"png bomb 100000x100000", bytes.NewReader(testutil.PNGBomb(100000, 100000)), nil, thumbnail.ErrTooLarge},
-		{"png bomb under a lower limit", bytes.NewReader(testutil.PNGBomb(2000, 2000)), []thumbnail.Option{thumbnail.WithMaxPixels(1_000_000)}, thumbnail.ErrTooLarge},
+		{"png bomb under a lower limit", bytes.NewReader(testutil.PNGBomb(2000, 2000)), []thumbnail.GenerateOption{thumbnail.WithMaxPixels(1_000_000)}, thumbnail.ErrTooLarge},
 		{"png bomb within limit", bytes.NewReader(testutil.PNGBomb(500, 500)), nil, thumbnail.ErrCorrupt},
 		{"jpeg claiming 65535x65535", bytes.NewReader(withSOF(t, jpg, 65535, 65535)), nil, thumbnail.ErrTooLarge},
 		{"jpeg claiming 0 wide", bytes.NewReader(withSOF(t, jpg, 0, 48)), nil, thumbnail.ErrCorrupt},
 		{"webp bomb", bytes.NewReader(testutil.WebP(16384, 16384, testutil.Red)), nil, thumbnail.ErrTooLarge},
-		{"jpeg over byte limit", bytes.NewReader(jpg), []thumbnail.Option{thumbnail.WithMaxSourceBytes(int64(len(jpg)) / 2)}, thumbnail.ErrTooLarge},
-		{"jpeg header over byte limit", bytes.NewReader(jpg), []thumbnail.Option{thumbnail.WithMaxSourceBytes(10)}, thumbnail.ErrTooLarge},
+		{"jpeg over byte limit", bytes.NewReader(jpg), []thumbnail.GenerateOption{thumbnail.WithMaxSourceBytes(int64(len(jpg)) / 2)}, thumbnail.ErrTooLarge},
+		{"jpeg header over byte limit", bytes.NewReader(jpg), []thumbnail.GenerateOption{thumbnail.WithMaxSourceBytes(10)}, thumbnail.ErrTooLarge},
 		{"truncated jpeg", bytes.NewReader(testutil.Truncated(jpg)), nil, thumbnail.ErrCorrupt},
 		{"corrupt jpeg", bytes.NewReader(testutil.Corrupt(jpg)), nil, thumbnail.ErrCorrupt},
 		{"jpeg soi only", bytes.NewReader([]byte{0xff, 0xd8, 0xff}), nil, thumbnail.ErrCorrupt},
@@ -226,14 +226,14 @@ func TestGenerateHostileInputs(t *testing.T) {
 		{"progressive cmyk 7000x7000", bytes.NewReader(testutil.ProgressiveJPEG(7000, 7000, testutil.LayoutCMYK, 4, false)), nil, thumbnail.ErrTooLarge},
 		{"truncated progressive cmyk 7000x7000", bytes.NewReader(testutil.ProgressiveJPEG(7000, 7000, testutil.LayoutCMYK, 4, true)), nil, thumbnail.ErrTooLarge},
 		{"progressive ycbcr 4:4:4 7000x7000", bytes.NewReader(testutil.ProgressiveJPEG(7000, 7000, testutil.LayoutYCbCr444, 3, false)), nil, thumbnail.ErrTooLarge},
-		{"progressive under a memory limit", bytes.NewReader(testutil.ProgressiveJPEG(1000, 1000, testutil.LayoutGray, 1, false)), []thumbnail.Option{thumbnail.WithMaxMemory(4 << 20)}, thumbnail.ErrTooLarge},
+		{"progressive under a memory limit", bytes.NewReader(testutil.ProgressiveJPEG(1000, 1000, testutil.LayoutGray, 1, false)), []thumbnail.GenerateOption{thumbnail.WithMaxMemory(4 << 20)}, thumbnail.ErrTooLarge},
 		{"progressive with 2000 scans", bytes.NewReader(testutil.ProgressiveJPEG(500, 500, testutil.LayoutGray, 2000, false)), nil, thumbnail.ErrTooLarge},
 		{"truncated progressive", bytes.NewReader(testutil.ProgressiveJPEG(500, 500, testutil.LayoutYCbCr420, 3, true)), nil, thumbnail.ErrCorrupt},
 		{"jpeg lossless frame (SOF3)", bytes.NewReader(bytes.Replace(testutil.ProgressiveJPEG(64, 48, testutil.LayoutGray, 1, false), []byte{0xff, 0xc2}, []byte{0xff, 0xc3}, 1)), nil, thumbnail.ErrUnsupported},
 		{"jpeg scan before frame", bytes.NewReader([]byte{0xff, 0xd8, 0xff, 0xda, 0x00, 0x08, 1, 1, 0, 0, 63, 0}), nil, thumbnail.ErrCorrupt},
 		{"png 16-bit interlaced 7000x7000", bytes.NewReader(testutil.PNGInterlaced16(7000, 7000)), nil, thumbnail.ErrTooLarge},
 		{"png 16-bit interlaced, truncated data", bytes.NewReader(testutil.PNGInterlaced16(300, 300)), nil, thumbnail.ErrCorrupt},
-		{"webp lossless 7000x7000 under a memory limit", bytes.NewReader(testutil.WebP(7000, 7000, testutil.Red)), []thumbnail.Option{thumbnail.WithMaxMemory(64 << 20)}, thumbnail.ErrTooLarge},
+		{"webp lossless 7000x7000 under a memory limit", bytes.NewReader(testutil.WebP(7000, 7000, testutil.Red)), []thumbnail.GenerateOption{thumbnail.WithMaxMemory(64 << 20)}, thumbnail.ErrTooLarge},
 		{"read error in header", &failingReader{data: jpg[:4], err: errRead}, nil, errRead},
 		{"read error in data", &failingReader{data: jpg[:len(jpg)/2], err: errRead}, nil, errRead},
 	}

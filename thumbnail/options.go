@@ -1,6 +1,7 @@
 package thumbnail
 
 import (
+	"fmt"
 	"image"
 	"io"
 	"log/slog"
@@ -34,9 +35,35 @@ const (
 	DefaultFailureCacheSize = 4096
 )
 
-// Option configures Generate and NewService. Options that only concern a
-// Service (caches, concurrency, logging, metrics) are ignored by Generate.
-type Option func(*config)
+// Option configures NewService. Every GenerateOption is an Option too;
+// the options that only concern a Service (caches, the memory budget, the
+// failure cache, concurrency, logging, metrics) are Options but not
+// GenerateOptions, so Generate cannot be given one it would ignore.
+//
+// An option given a value outside its documented range panics, naming
+// itself and the value: a programmer error, caught at construction.
+type Option interface{ apply(*config) }
+
+// GenerateOption configures one generation: Generate, GenerateContext, and
+// every generation of a Service (it is an Option too).
+type GenerateOption interface {
+	Option
+	generateOption()
+}
+
+type serviceOption func(*config)
+
+func (o serviceOption) apply(c *config) { o(c) }
+
+type generateOption func(*config)
+
+func (o generateOption) apply(c *config) { o(c) }
+func (generateOption) generateOption()   {}
+
+// badOption panics for an option given a nonsense value.
+func badOption(name string, v any, want string) {
+	panic(fmt.Sprintf("thumbnail: %s(%v): %s", name, v, want))
+}
 
 type config struct {
 	maxPixels      int64
@@ -67,7 +94,7 @@ func newConfig(opts []Option) config {
 		logger:         slog.New(slog.DiscardHandler),
 	}
 	for _, o := range opts {
-		o(&c)
+		o.apply(&c)
 	}
 	return c
 }
@@ -75,24 +102,22 @@ func newConfig(opts []Option) config {
 // WithMaxPixels sets the largest width x height that is decoded (default
 // DefaultMaxPixels). Larger images fail with ErrTooLarge before any pixel
 // buffer is allocated. The limit is in 4-byte pixels: an image in 16-bit
-// colour (8 bytes a pixel) counts double. Zero or negative keeps the default.
-func WithMaxPixels(n int64) Option {
-	return func(c *config) {
-		if n > 0 {
-			c.maxPixels = n
-		}
+// colour (8 bytes a pixel) counts double. n must be positive.
+func WithMaxPixels(n int64) GenerateOption {
+	if n <= 0 {
+		badOption("WithMaxPixels", n, "want a positive number of pixels")
 	}
+	return generateOption(func(c *config) { c.maxPixels = n })
 }
 
 // WithMaxSourceBytes sets the largest source, in bytes, that is read
 // (default DefaultMaxSourceBytes). Larger sources fail with ErrTooLarge.
-// Zero or negative keeps the default.
-func WithMaxSourceBytes(n int64) Option {
-	return func(c *config) {
-		if n > 0 {
-			c.maxSourceBytes = n
-		}
+// n must be positive.
+func WithMaxSourceBytes(n int64) GenerateOption {
+	if n <= 0 {
+		badOption("WithMaxSourceBytes", n, "want a positive number of bytes")
 	}
+	return generateOption(func(c *config) { c.maxSourceBytes = n })
 }
 
 // WithMaxMemory sets the most memory, in bytes, one generation may need
@@ -104,14 +129,12 @@ func WithMaxSourceBytes(n int64) Option {
 // until its last scan, the per-pass buffers of an interlaced PNG, and the
 // conversions of CMYK and RGB JPEGs. An image that needs more fails with
 // ErrTooLarge, like one over the pixel limit: so a large progressive JPEG
-// can be refused below the pixel limit. Zero or negative keeps the
-// default.
-func WithMaxMemory(n int64) Option {
-	return func(c *config) {
-		if n > 0 {
-			c.maxMemory = n
-		}
+// can be refused below the pixel limit. n must be positive.
+func WithMaxMemory(n int64) GenerateOption {
+	if n <= 0 {
+		badOption("WithMaxMemory", n, "want a positive number of bytes")
 	}
+	return generateOption(func(c *config) { c.maxMemory = n })
 }
 
 // WithMemoryBudget sets the memory, in bytes, that a Service's concurrent
@@ -119,14 +142,12 @@ func WithMaxMemory(n int64) Option {
 // its estimate (see WithMaxMemory) of a weighted semaphore while it
 // decodes and scales, and waits, under its context and deadline, until
 // the budget has room. A generation that needs more than the whole budget
-// fails with ErrTooLarge at once. Generate ignores it. Zero or negative
-// keeps the default.
+// fails with ErrTooLarge at once. n must be positive.
 func WithMemoryBudget(n int64) Option {
-	return func(c *config) {
-		if n > 0 {
-			c.memoryBudget = n
-		}
+	if n <= 0 {
+		badOption("WithMemoryBudget", n, "want a positive number of bytes")
 	}
+	return serviceOption(func(c *config) { c.memoryBudget = n })
 }
 
 // WithTimeout sets the deadline of one generation (default
@@ -136,13 +157,12 @@ func WithMemoryBudget(n int64) Option {
 // with ErrTimeout. The decoders are stopped at their reads: the
 // computation after the last read of a source (the inverse DCT of a
 // progressive JPEG, scaling) is not interrupted, so a generation can
-// overrun its deadline by that much. Zero or negative keeps the default.
-func WithTimeout(d time.Duration) Option {
-	return func(c *config) {
-		if d > 0 {
-			c.timeout = d
-		}
+// overrun its deadline by that much. d must be positive.
+func WithTimeout(d time.Duration) GenerateOption {
+	if d <= 0 {
+		badOption("WithTimeout", d, "want a positive duration")
 	}
+	return generateOption(func(c *config) { c.timeout = d })
 }
 
 // WithFailureCacheSize sets how many failed thumbnails a Service
@@ -152,55 +172,55 @@ func WithTimeout(d time.Duration) Option {
 // blobs never change: the Service answers it with the same error from an
 // in-process LRU cache of this many entries, without reading the blob
 // again. Timeouts, cancellations and backend errors are never cached.
-// Negative disables the cache; zero keeps the default.
+// Zero disables the cache; negative is a programmer error.
 func WithFailureCacheSize(n int) Option {
-	return func(c *config) {
-		if n != 0 {
-			c.failureCache = max(n, 0)
-		}
+	if n < 0 {
+		badOption("WithFailureCacheSize", n, "want 0 (no failure cache) or more entries")
 	}
+	return serviceOption(func(c *config) { c.failureCache = n })
 }
 
 // WithQuality sets the JPEG quality of thumbnails, 1 to 100 (default
-// DefaultQuality); values outside that range are clamped. A non-default
+// DefaultQuality). A non-default
 // quality is part of the cache key.
-func WithQuality(q int) Option {
-	return func(c *config) { c.quality = min(max(q, 1), 100) }
+func WithQuality(q int) GenerateOption {
+	if q < 1 || q > 100 {
+		badOption("WithQuality", q, "want 1 to 100")
+	}
+	return generateOption(func(c *config) { c.quality = q })
 }
 
 // WithCache adds a cache to a Service. Several caches are consulted in
 // the order given; on a hit the caches before it are filled, and a
 // generated thumbnail is stored in all of them.
 func WithCache(cache Cache) Option {
-	return func(c *config) {
-		if cache != nil {
-			c.caches = append(c.caches, cache)
-		}
+	if cache == nil {
+		badOption("WithCache", cache, "want a Cache")
 	}
+	return serviceOption(func(c *config) { c.caches = append(c.caches, cache) })
 }
 
 // WithConcurrency bounds how many thumbnails a Service generates at once
-// (default runtime.GOMAXPROCS(0)). Zero or negative keeps the default.
+// (default runtime.GOMAXPROCS(0)). n must be at least 1.
 func WithConcurrency(n int) Option {
-	return func(c *config) {
-		if n > 0 {
-			c.concurrency = n
-		}
+	if n <= 0 {
+		badOption("WithConcurrency", n, "want at least 1")
 	}
+	return serviceOption(func(c *config) { c.concurrency = n })
 }
 
-// WithLogger sets the logger of a Service. The default discards.
+// WithLogger sets the logger of a Service. The default, and nil, discard.
 func WithLogger(l *slog.Logger) Option {
-	return func(c *config) {
+	return serviceOption(func(c *config) {
 		if l != nil {
 			c.logger = l
 		}
-	}
+	})
 }
 
 // WithMeterProvider sets the OpenTelemetry MeterProvider that records a
 // Service's cache hits and misses, generations and generation durations.
 // The default records nothing.
 func WithMeterProvider(mp metric.MeterProvider) Option {
-	return func(c *config) { c.meterProvider = mp }
+	return serviceOption(func(c *config) { c.meterProvider = mp })
 }

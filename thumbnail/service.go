@@ -54,9 +54,18 @@ type flight struct {
 }
 
 // NewService returns a Service over store. Without WithCache it caches
-// nothing and generates every thumbnail it is asked for.
+// nothing and generates every thumbnail it is asked for, which costs a full
+// decode per request: it says so with a warning on its logger. Give it a
+// cache, for example:
+//
+//	dc, err := thumbnail.NewDirCache("/var/cache/app/thumbnails", 256<<20)
+//	...
+//	svc := thumbnail.NewService(store, thumbnail.WithCache(dc), thumbnail.WithCache(thumbnail.NewBackendCache(store.Backend())))
 func NewService(store *cas.Store, opts ...Option) *Service {
 	s := &Service{store: store, cfg: newConfig(opts), flights: make(map[string]*flight)}
+	if len(s.cfg.caches) == 0 {
+		s.cfg.logger.Warn("thumbnail: NewService without a cache: every request decodes its image again; add thumbnail.WithCache")
+	}
 	s.sem = make(chan struct{}, s.cfg.concurrency)
 	s.memory = semaphore.NewWeighted(s.cfg.memoryBudget)
 	s.failures = newFailureCache(s.cfg.failureCache)

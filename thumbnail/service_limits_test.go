@@ -80,7 +80,7 @@ func TestServiceFailureCacheBounded(t *testing.T) {
 	_, _ = svc.Get(ctx, hs[0], 10) // evicted: generated again
 	require.EqualValues(t, 6, gens.Load())
 
-	off := thumbnail.NewService(store, thumbnail.WithFailureCacheSize(-1))
+	off := thumbnail.NewService(store, thumbnail.WithFailureCacheSize(0))
 	thumbnail.SetHook(off, func(context.Context, string) { gens.Add(1) })
 	for range 2 {
 		_, err := off.Get(ctx, hs[0], 10)

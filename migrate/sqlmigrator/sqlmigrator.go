@@ -68,13 +68,13 @@ type config struct {
 func WithDollarPlaceholders() Option { return func(c *config) { c.dollar = true } }
 
 // WithPageSize sets how many rows one page query reads. The default is
-// DefaultPageSize; values below 1 are ignored.
+// DefaultPageSize; n below 1 panics, naming the option (a programmer
+// error).
 func WithPageSize(n int) Option {
-	return func(c *config) {
-		if n > 0 {
-			c.pageSize = n
-		}
+	if n < 1 {
+		panic(fmt.Sprintf("sqlmigrator: WithPageSize(%d): want at least 1", n))
 	}
+	return func(c *config) { c.pageSize = n }
 }
 
 // idKind is what the ID column holds, learnt from the values it returns.

@@ -483,3 +483,13 @@ func FuzzPending(f *testing.F) {
 }
 
 func errorsIs(err, target error) bool { return errors.Is(err, target) }
+
+// TestWithPageSizeRejectsNonsense: a page size below 1 panics at
+// construction, naming the option.
+func TestWithPageSizeRejectsNonsense(t *testing.T) {
+	t.Parallel()
+	for _, n := range []int{0, -1} {
+		require.PanicsWithValue(t, fmt.Sprintf("sqlmigrator: WithPageSize(%d): want at least 1", n), func() { sqlmigrator.WithPageSize(n) })
+	}
+	require.NotPanics(t, func() { sqlmigrator.WithPageSize(1) })
+}
