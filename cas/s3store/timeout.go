@@ -96,29 +96,38 @@ type call struct {
 	// attemptTimedOut is set when an attempt ran past the attempt timeout
 	// (the final error may then be the retryer's, not the attempt's).
 	attemptTimedOut atomic.Bool
+	moved           atomic.Bool // a transfer moved a byte
 }
 
 // meta starts a metadata call bounded by the operation timeout.
 func (b *Backend) meta(ctx context.Context, op, full string) *call {
-	return b.start(ctx, op, full, &timeoutCause{"no answer", b.opTimeout}, b.opTimeout, 0)
+	return b.start(ctx, op, full, b.opTimeout, 0)
 }
 
-// transfer starts a transfer: it fails once no byte has moved for the
-// stall timeout (first the time to the first byte: first).
+// transfer starts a transfer: it fails when nothing has happened for first
+// (the wait for an answer), then once no byte has moved for the stall
+// timeout.
 func (b *Backend) transfer(ctx context.Context, op, full string, first time.Duration) *call {
-	return b.start(ctx, op, full, &timeoutCause{"no progress", b.stallTimeout}, first, b.stallTimeout)
+	return b.start(ctx, op, full, first, b.stallTimeout)
 }
 
-func (b *Backend) start(ctx context.Context, op, full string, cause *timeoutCause, first, stall time.Duration) *call {
+func (b *Backend) start(ctx context.Context, op, full string, first, stall time.Duration) *call {
 	cctx, cancel := context.WithCancelCause(ctx)
 	c := &call{b: b, op: op, full: full, parent: ctx, ctx: cctx, cancel: cancel, stall: stall}
-	c.timer = time.AfterFunc(first, func() { cancel(cause) })
+	c.timer = time.AfterFunc(first, func() {
+		if c.moved.Load() {
+			cancel(&timeoutCause{"no progress", stall})
+		} else {
+			cancel(&timeoutCause{"no answer", first})
+		}
+	})
 	return c
 }
 
 // progress re-arms a transfer's watchdog: bytes moved.
 func (c *call) progress() {
 	if c.stall > 0 {
+		c.moved.Store(true)
 		c.timer.Reset(c.stall)
 	}
 }
@@ -168,6 +177,10 @@ func (c *call) withAttemptTimeout(o *s3.Options) {
 	}
 	mw := &attemptTimeout{d: c.b.attemptTimeout, hit: &c.attemptTimedOut}
 	o.APIOptions = append(o.APIOptions, func(s *smithymw.Stack) error {
+		if _, ok := s.Finalize.Get("Retry"); !ok {
+			// No retry loop in this client's stack: bound the one attempt.
+			return s.Finalize.Add(mw, smithymw.After)
+		}
 		return s.Finalize.Insert(mw, "Retry", smithymw.After)
 	})
 }

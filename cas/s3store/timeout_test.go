@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go/middleware"
 	"github.com/stretchr/testify/require"
 
 	"github.com/casa-go/casa/cas"
@@ -73,6 +75,7 @@ func TestHungServerBoundsEveryCall(t *testing.T) {
 
 	err, took := timed(func() error { _, err := b.Stat(ctx, "exists"); return err })
 	requireUnavailable(t, err, took, "HeadObject", bk+"exists")
+	require.Contains(t, err.Error(), "no answer in 200ms")
 
 	err, took = timed(func() error { _, err := b.Open(ctx, "exists"); return err })
 	requireUnavailable(t, err, took, "HeadObject", bk+"exists")
@@ -287,4 +290,26 @@ func TestTimeoutDefaults(t *testing.T) {
 	require.Equal(t, 10*time.Second, s3store.DefaultOpTimeout)
 	require.Equal(t, 30*time.Second, s3store.DefaultStallTimeout)
 	require.Less(t, s3store.DefaultAttemptTimeout, s3store.DefaultOpTimeout)
+}
+
+// TestAttemptTimeoutWithoutRetryLoop: a client whose middleware stack has
+// no retry loop still gets its attempts bounded (the attempt middleware
+// then wraps the one attempt instead of failing every call).
+func TestAttemptTimeoutWithoutRetryLoop(t *testing.T) {
+	t.Parallel()
+	srv := testutil.NewS3(t)
+	client := s3.New(srv.Client.Options(), func(o *s3.Options) {
+		o.APIOptions = append(o.APIOptions, func(s *middleware.Stack) error {
+			_, err := s.Finalize.Remove("Retry")
+			return err
+		})
+	})
+	b := s3store.New(client, srv.Bucket, s3store.WithAttemptTimeout(hungTimeout), s3store.WithOpTimeout(10*time.Second))
+	require.NoError(t, b.Put(t.Context(), "k", strings.NewReader("x"), 1, cas.PutOptions{}))
+	_, err := b.Stat(t.Context(), "k")
+	require.NoError(t, err)
+	srv.Hang()
+	start := time.Now()
+	_, err = b.Stat(t.Context(), "k")
+	requireUnavailable(t, err, time.Since(start), "HeadObject", srv.Bucket+"/k")
 }

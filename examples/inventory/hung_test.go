@@ -120,4 +120,9 @@ func TestHungS3Backend(t *testing.T) {
 	require.Equal(t, http.StatusOK, status)
 	require.Equal(t, second, b)
 	require.Zero(t, srv.OpenUploads(t))
+	status, b, _ = do("GET", "/api/parts/"+part.Key+"/attachments", "", nil)
+	require.Equal(t, http.StatusOK, status)
+	var atts []attachmentJSON
+	require.NoError(t, json.Unmarshal(b, &atts))
+	require.Len(t, atts, 2, "the upload that failed during the hang left no attachment")
 }
