@@ -8,7 +8,16 @@
 // is published atomically: create-only writes use a hard link, which fails
 // rather than replace an existing file, and other writes an atomic rename.
 // A crash mid-write therefore never leaves a partial object under a key; at
-// worst a stale temporary file, which New removes once it is old enough.
+// worst a temporary file, which the next New removes at once: a writer
+// holds an flock(2) on its temporary file while it writes (on Linux), so a
+// file nobody holds is a crashed write's, whatever its age, also when
+// several processes share the directory. Where locks are missing (other
+// systems, file systems without flock) New removes temporary files once
+// they are older than the stale age.
+//
+// Writes that fail because the file system is full (ENOSPC) or a quota is
+// exhausted (EDQUOT) return errors wrapping cas.ErrNoSpace, with the
+// original error and the path; the temporary file is removed.
 //
 // Keys that could escape the root or collide with the store's own files
 // ("..", absolute paths, backslashes, NUL, empty segments, the reserved
@@ -37,7 +46,8 @@ import (
 )
 
 // DefaultStaleTempAge is how old a temporary file must be before New
-// removes it as the leftover of a crashed write.
+// removes it as the leftover of a crashed write, where New cannot tell from
+// its lock whether its writer is alive.
 const DefaultStaleTempAge = 24 * time.Hour
 
 // Backend is a cas.Backend over a local directory. It is safe for
@@ -63,13 +73,16 @@ type Option func(*Backend)
 func WithoutSync() Option { return func(b *Backend) { b.noSync = true } }
 
 // WithStaleTempAge sets how old a temporary file must be for New to remove
-// it. Zero or negative turns the sweep off. The default is
-// DefaultStaleTempAge.
+// it when its lock cannot tell (see the package doc); an unlocked file is
+// removed whatever its age. Zero or negative turns the whole sweep off,
+// for a directory shared with processes of a casa version that took no
+// locks. The default is DefaultStaleTempAge.
 func WithStaleTempAge(d time.Duration) Option { return func(b *Backend) { b.staleAge = d } }
 
 // New returns a Backend storing objects under dir, creating dir when it
-// does not exist, and removes temporary files older than the stale age
-// left by crashed writes.
+// does not exist, and removes the temporary files of crashed writes: every
+// one no live process holds locked, and, where that cannot be told, those
+// older than the stale age.
 func New(dir string, opts ...Option) (*Backend, error) {
 	if dir == "" {
 		return nil, errors.New("fsstore: empty directory name")
@@ -96,18 +109,31 @@ func New(dir string, opts ...Option) (*Backend, error) {
 // Dir returns the absolute path of the Backend's root directory.
 func (b *Backend) Dir() string { return b.root }
 
-// sweep removes temporary files last modified before cutoff.
+// sweep removes the temporary files of crashed writes: those whose lock
+// no live process holds, and those last modified before cutoff where the
+// lock cannot tell.
 func (b *Backend) sweep(cutoff time.Time) error {
 	entries, err := os.ReadDir(b.tmp)
 	if err != nil {
 		return fmt.Errorf("fsstore: sweep: %w", err)
 	}
 	for _, e := range entries {
-		info, err := e.Info()
-		if err != nil || e.IsDir() || !info.ModTime().Before(cutoff) {
+		if !e.Type().IsRegular() {
 			continue
 		}
-		if err := os.Remove(filepath.Join(b.tmp, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		path := filepath.Join(b.tmp, e.Name())
+		known, err := removeIfDead(path)
+		if err != nil {
+			return fmt.Errorf("fsstore: sweep: %w", err)
+		}
+		if known {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil || !info.ModTime().Before(cutoff) {
+			continue
+		}
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("fsstore: sweep: %w", err)
 		}
 	}

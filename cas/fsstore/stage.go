@@ -39,18 +39,37 @@ type staged struct {
 
 var errFinished = errors.New("fsstore: staged object already committed or aborted")
 
+// lockTries is how often stage creates a temporary file when a concurrent
+// sweep (another process's New) takes each one between its creation and
+// its lock.
+const lockTries = 5
+
 func (b *Backend) stage() (*staged, error) {
-	f, err := os.CreateTemp(b.tmp, "put-*")
-	if err != nil {
-		return nil, fmt.Errorf("fsstore: stage: %w", err)
+	for range lockTries {
+		f, err := os.CreateTemp(b.tmp, "put-*")
+		if err != nil {
+			return nil, fmt.Errorf("fsstore: stage: %w", noSpace(b.tmp, err))
+		}
+		// The lock marks the file as being written until it is closed or
+		// this process dies; New removes temporary files nobody holds.
+		held, err := lockTemp(f)
+		if err != nil || !held {
+			_ = f.Close()
+			if err != nil {
+				_ = os.Remove(f.Name())
+				return nil, fmt.Errorf("fsstore: stage: lock: %w", err)
+			}
+			continue // lost to a sweep, which removes it
+		}
+		// Published files are read-only; the open descriptor stays writable.
+		if err := f.Chmod(0o444); err != nil {
+			_ = os.Remove(f.Name())
+			_ = f.Close()
+			return nil, fmt.Errorf("fsstore: stage: %w", err)
+		}
+		return &staged{b: b, f: f}, nil
 	}
-	// Published files are read-only; the open descriptor stays writable.
-	if err := f.Chmod(0o444); err != nil {
-		_ = f.Close()
-		_ = os.Remove(f.Name())
-		return nil, fmt.Errorf("fsstore: stage: %w", err)
-	}
-	return &staged{b: b, f: f}, nil
+	return nil, fmt.Errorf("fsstore: stage: %d temporary files in %s were swept before they could be locked", lockTries, b.tmp)
 }
 
 // Write implements io.Writer.
@@ -61,7 +80,7 @@ func (s *staged) Write(p []byte) (int, error) {
 	n, err := s.f.Write(p)
 	s.n += int64(n)
 	if err != nil {
-		return n, fmt.Errorf("fsstore: stage: %w", err)
+		return n, fmt.Errorf("fsstore: stage: %w", noSpace(s.f.Name(), err))
 	}
 	if !s.b.noSync && s.n-s.flushed >= writebackChunk {
 		startWriteback(s.f, s.flushed, s.n-s.flushed)
@@ -91,11 +110,17 @@ func (s *staged) Abort() error {
 	}
 	s.done = true
 	var errC error
+	if closeFirst && !s.closed {
+		s.closed = true
+		errC = s.f.Close()
+	}
+	// Elsewhere, remove before close: the lock is held until the file is
+	// gone.
+	errR := os.Remove(s.f.Name())
 	if !s.closed {
 		s.closed = true
 		errC = s.f.Close()
 	}
-	errR := os.Remove(s.f.Name())
 	if errR != nil && !errors.Is(errR, fs.ErrNotExist) {
 		return fmt.Errorf("fsstore: abort: %w", errR)
 	}
@@ -116,20 +141,25 @@ func (s *staged) publish(ctx context.Context, key string, replace bool) error {
 	if s.done {
 		return errFinished
 	}
+	tmp := s.f.Name()
 	if !s.b.noSync {
 		if err := datasync(s.f); err != nil {
-			return fmt.Errorf("fsstore: put %q: sync: %w", key, err)
+			return fmt.Errorf("fsstore: put %q: sync: %w", key, noSpace(tmp, err))
 		}
 	}
-	s.closed = true
-	if err := s.f.Close(); err != nil {
-		return fmt.Errorf("fsstore: put %q: %w", key, err)
+	if closeFirst {
+		s.closed = true
+		if err := s.f.Close(); err != nil {
+			return fmt.Errorf("fsstore: put %q: %w", key, noSpace(tmp, err))
+		}
 	}
+	// Elsewhere the file stays open, and locked, until it is published:
+	// a sweep never takes it.
 	rel := relPath(key)
 	final := filepath.Join(s.b.root, rel)
 	dirs, err := s.b.mkdirs(filepath.Dir(rel))
 	if err != nil {
-		return fmt.Errorf("fsstore: put %q: %w", key, err)
+		return fmt.Errorf("fsstore: put %q: %w", key, noSpace(filepath.Join(s.b.root, filepath.Dir(rel)), err))
 	}
 	if err := ctx.Err(); err != nil {
 		return err
@@ -139,7 +169,6 @@ func (s *staged) publish(ctx context.Context, key string, replace bool) error {
 		// this key; os.Remove fails, harmlessly, unless it is empty.
 		_ = os.Remove(final)
 	}
-	tmp := s.f.Name()
 	if replace {
 		err = os.Rename(tmp, final)
 	} else {
@@ -155,7 +184,7 @@ func (s *staged) publish(ctx context.Context, key string, replace bool) error {
 		if errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.EISDIR) || errors.Is(err, fs.ErrExist) {
 			return fmt.Errorf("fsstore: put %q: %w: collides with another key's file or directory: %v", key, ErrInvalidKey, err)
 		}
-		return fmt.Errorf("fsstore: put %q: %w", key, err)
+		return fmt.Errorf("fsstore: put %q: %w", key, noSpace(final, err))
 	}
 	s.done = true
 	if !replace {
@@ -163,10 +192,16 @@ func (s *staged) publish(ctx context.Context, key string, replace bool) error {
 		// and swept later.
 		_ = os.Remove(tmp)
 	}
+	if !s.closed {
+		// The data was synced (or sync is off): a close error cannot lose
+		// any of it, and the object is published.
+		s.closed = true
+		_ = s.f.Close()
+	}
 	if !s.b.noSync {
 		for _, d := range append(dirs, filepath.Dir(final)) {
 			if err := syncDir(d); err != nil {
-				return fmt.Errorf("fsstore: put %q: sync directory: %w", key, err)
+				return fmt.Errorf("fsstore: put %q: sync directory: %w", key, noSpace(d, err))
 			}
 		}
 	}

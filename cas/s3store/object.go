@@ -28,6 +28,7 @@ type object struct {
 
 	pos     int64         // the reader's offset
 	body    io.ReadCloser // open GetObject body, or nil
+	call    *call         // the GetObject of body: its stall watchdog
 	bodyPos int64         // offset of the next byte body yields
 	closed  bool
 }
@@ -63,18 +64,35 @@ func (o *object) Read(p []byte) (int, error) {
 			// mixing two versions' bytes.
 			in.IfMatch = aws.String(o.etag)
 		}
-		out, err := o.b.client.GetObject(o.ctx, in)
+		// The response headers must come within the operation timeout,
+		// then each Read must get a byte within the stall timeout. The
+		// watchdog runs only while a Read waits for S3: a caller that
+		// reads slowly (a slow HTTP client downstream) is no stall.
+		c := o.b.transfer(o.ctx, "GetObject", o.full, o.b.opTimeout)
+		out, err := o.b.client.GetObject(c.ctx, in)
 		if err != nil {
-			return 0, wrap("read", o.info.Key, err, cas.ErrNotFound)
+			err = c.err("read", o.info.Key, err, cas.ErrNotFound)
+			c.end()
+			return 0, err
 		}
-		o.body, o.bodyPos = out.Body, o.pos
+		c.disarm()
+		o.body, o.bodyPos, o.call = out.Body, o.pos, c
 	}
 	if rest := o.info.Size - o.pos; int64(len(p)) > rest {
 		p = p[:rest]
 	}
+	o.call.progress()
 	n, err := o.body.Read(p)
+	o.call.disarm()
 	o.pos += int64(n)
 	o.bodyPos += int64(n)
+	if err != nil && !errors.Is(err, io.EOF) {
+		if _, ok := o.call.timedOut(); ok {
+			err = o.call.err("read", o.info.Key, err)
+			o.dropBody()
+			return n, err
+		}
+	}
 	switch {
 	case errors.Is(err, io.EOF):
 		o.dropBody()
@@ -127,5 +145,7 @@ func (o *object) dropBody() {
 	if o.body != nil {
 		_ = o.body.Close()
 		o.body = nil
+		o.call.end()
+		o.call = nil
 	}
 }

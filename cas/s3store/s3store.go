@@ -41,6 +41,35 @@
 // Conditional writes (If-None-Match "*") are supported by AWS S3 (since
 // 2024), current MinIO and R2. For a service that ignores or rejects them,
 // use WithoutConditionalWrites.
+//
+// # Timeouts
+//
+// Every S3 call is bounded, so that a hung service (connections accepted,
+// no answers) fails calls instead of hanging them:
+//
+//   - A metadata call (HeadObject, a ListObjectsV2 page, DeleteObject,
+//     Create/Complete/AbortMultipartUpload) fails after the operation
+//     timeout (WithOpTimeout, 10 s), which covers all of the SDK's retries;
+//     each attempt has its own, shorter, timeout (WithAttemptTimeout, 4 s)
+//     after which the SDK's retryer tries again on a new connection.
+//   - A transfer fails after the stall timeout (WithStallTimeout, 30 s)
+//     without progress: a PutObject or UploadPart whose body is not read
+//     and that gets no answer, or a GetObject body Read that gets no byte.
+//     Every byte moved starts the period again, so a transfer of any size
+//     that keeps moving never times out. A GetObject's response headers
+//     must come within the operation timeout. The stall watchdog of a GET
+//     runs only while a Read waits for S3, so a slow reader is no stall.
+//
+// A call that times out returns an error wrapping cas.ErrUnavailable and
+// context.DeadlineExceeded, whose text names the S3 operation, the bucket
+// and the key ("s3store: HeadObject bucket/key: no answer in 10s: ...").
+// When the caller's own context ends first, the error wraps that context's
+// error instead, as before. A multipart upload that fails is aborted under
+// a fresh operation timeout; if the abort fails too (the service is still
+// hung) the error says which upload was left open: an S3 lifecycle rule
+// (AbortIncompleteMultipartUpload) removes it. AWS S3 may take minutes to
+// complete a very large multipart upload; raise WithOpTimeout for blobs of
+// many gigabytes.
 package s3store
 
 import (
@@ -84,7 +113,6 @@ const (
 const (
 	maxParts     = 10000
 	maxKeyLength = 1024
-	abortTimeout = 30 * time.Second
 	minPartSize  = 1
 )
 
@@ -98,6 +126,10 @@ type Backend struct {
 	concurrency int
 	conditional bool
 	locks       keylock.Set // create-only writers without conditional writes
+
+	opTimeout      time.Duration
+	attemptTimeout time.Duration
+	stallTimeout   time.Duration
 }
 
 var _ cas.Backend = (*Backend)(nil)
@@ -163,6 +195,10 @@ func New(client *s3.Client, bucket string, opts ...Option) *Backend {
 		partSize:    DefaultPartSize,
 		concurrency: DefaultConcurrency,
 		conditional: true,
+
+		opTimeout:      DefaultOpTimeout,
+		attemptTimeout: DefaultAttemptTimeout,
+		stallTimeout:   DefaultStallTimeout,
 	}
 	for _, o := range opts {
 		o(b)
@@ -239,9 +275,11 @@ func (b *Backend) Stat(ctx context.Context, key string) (cas.Info, error) {
 	if err != nil {
 		return cas.Info{}, err
 	}
-	out, err := b.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &b.bucket, Key: &full})
+	c := b.meta(ctx, "HeadObject", full)
+	defer c.end()
+	out, err := b.client.HeadObject(c.ctx, &s3.HeadObjectInput{Bucket: &b.bucket, Key: &full}, c.withAttemptTimeout)
 	if err != nil {
-		return cas.Info{}, wrap("stat", key, err, cas.ErrNotFound)
+		return cas.Info{}, c.err("stat", key, err, cas.ErrNotFound)
 	}
 	return cas.Info{Key: key, Size: aws.ToInt64(out.ContentLength), ModTime: aws.ToTime(out.LastModified)}, nil
 }
@@ -254,9 +292,11 @@ func (b *Backend) Open(ctx context.Context, key string) (cas.Object, error) {
 	if err != nil {
 		return nil, err
 	}
-	out, err := b.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &b.bucket, Key: &full})
+	c := b.meta(ctx, "HeadObject", full)
+	defer c.end()
+	out, err := b.client.HeadObject(c.ctx, &s3.HeadObjectInput{Bucket: &b.bucket, Key: &full}, c.withAttemptTimeout)
 	if err != nil {
-		return nil, wrap("open", key, err, cas.ErrNotFound)
+		return nil, c.err("open", key, err, cas.ErrNotFound)
 	}
 	info := cas.Info{Key: key, Size: aws.ToInt64(out.ContentLength), ModTime: aws.ToTime(out.LastModified)}
 	return &object{ctx: ctx, b: b, full: full, info: info, etag: aws.ToString(out.ETag)}, nil
@@ -269,9 +309,11 @@ func (b *Backend) Delete(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	_, err = b.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &b.bucket, Key: &full})
+	c := b.meta(ctx, "DeleteObject", full)
+	defer c.end()
+	_, err = b.client.DeleteObject(c.ctx, &s3.DeleteObjectInput{Bucket: &b.bucket, Key: &full}, c.withAttemptTimeout)
 	if err != nil && classify(err) != cas.ErrNotFound {
-		return wrap("delete", key, err)
+		return c.err("delete", key, err)
 	}
 	return nil
 }
@@ -288,11 +330,15 @@ func (b *Backend) List(ctx context.Context, prefix string) iter.Seq2[cas.Info, e
 		}
 		pages := s3.NewListObjectsV2Paginator(b.client, in)
 		for pages.HasMorePages() {
-			page, err := pages.NextPage(ctx)
+			c := b.meta(ctx, "ListObjectsV2", aws.ToString(in.Prefix))
+			page, err := pages.NextPage(c.ctx, c.withAttemptTimeout)
 			if err != nil {
-				yield(cas.Info{}, fmt.Errorf("s3store: list %q: %w", prefix, err))
+				err = c.err("list", prefix, err)
+				c.end()
+				yield(cas.Info{}, err)
 				return
 			}
+			c.end()
 			for _, o := range page.Contents {
 				key, ok := strings.CutPrefix(aws.ToString(o.Key), b.prefix)
 				if !ok {
@@ -333,12 +379,15 @@ func (b *Backend) Put(ctx context.Context, key string, r io.Reader, size int64, 
 		// Racy across processes: see WithoutConditionalWrites.
 		unlock := b.locks.Lock(full)
 		defer unlock()
-		_, err := b.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &b.bucket, Key: &full})
+		c := b.meta(ctx, "HeadObject", full)
+		_, err := b.client.HeadObject(c.ctx, &s3.HeadObjectInput{Bucket: &b.bucket, Key: &full}, c.withAttemptTimeout)
+		err = c.err("put", key, err)
+		c.end()
 		switch {
 		case err == nil:
 			return fmt.Errorf("s3store: put %q: %w", key, cas.ErrExists)
 		case classify(err) != cas.ErrNotFound:
-			return wrap("put", key, err)
+			return err
 		}
 	}
 	if size < 0 {
@@ -383,16 +432,21 @@ func (b *Backend) putSingle(ctx context.Context, key, full string, r io.Reader, 
 		Key:           &full,
 		ContentLength: aws.Int64(size),
 	}
+	// The PutObject fails once its body has not been read, and no answer
+	// has come, for the stall timeout.
+	c := b.transfer(ctx, "PutObject", full, b.stallTimeout)
+	defer c.end()
 	var optFns []func(*s3.Options)
 	var body *exactReader
+	// Every byte read from r re-arms the watchdog.
 	if rs, ok := r.(io.ReadSeeker); ok {
-		es, err := newExactSeeker(ctx, rs, size)
+		es, err := newExactSeeker(c.ctx, watchBody(rs, c).(io.ReadSeeker), size)
 		if err != nil {
 			return fmt.Errorf("s3store: put %q: %w", key, err)
 		}
 		body, in.Body = &es.exactReader, es
 	} else {
-		body = &exactReader{ctx: ctx, r: r, size: size}
+		body = &exactReader{ctx: c.ctx, r: watchBody(r, c), size: size}
 		in.Body = body
 		optFns = append(optFns,
 			unsignedPayload,
@@ -413,7 +467,10 @@ func (b *Backend) putSingle(ctx context.Context, key, full string, r io.Reader, 
 	if opts.ContentType != "" {
 		in.ContentType = aws.String(opts.ContentType)
 	}
-	if _, err := b.client.PutObject(ctx, in, optFns...); err != nil {
+	if _, err := b.client.PutObject(c.ctx, in, optFns...); err != nil {
+		if _, ok := c.timedOut(); ok {
+			return c.err("put", key, err)
+		}
 		if body.err != nil {
 			// The body failed (wrong size, source error): say so first.
 			return fmt.Errorf("s3store: put %q: %w (%w)", key, body.err, err)
@@ -440,9 +497,12 @@ func (b *Backend) putMultipart(ctx context.Context, key, full string, r io.Reade
 	if opts.ContentType != "" {
 		create.ContentType = aws.String(opts.ContentType)
 	}
-	up, err := b.client.CreateMultipartUpload(ctx, create)
+	cc := b.meta(ctx, "CreateMultipartUpload", full)
+	up, err := b.client.CreateMultipartUpload(cc.ctx, create, cc.withAttemptTimeout)
+	err = cc.err("put", key, err)
+	cc.end()
 	if err != nil {
-		return wrap("put", key, err)
+		return err
 	}
 	uploadID := up.UploadId
 	defer func() {
@@ -450,12 +510,12 @@ func (b *Backend) putMultipart(ctx context.Context, key, full string, r io.Reade
 			return
 		}
 		// Abort even when ctx is cancelled: nothing may be left half-done.
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
-		defer cancel()
-		if _, aerr := b.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{
+		ac := b.meta(context.WithoutCancel(ctx), "AbortMultipartUpload", full)
+		defer ac.end()
+		if _, aerr := b.client.AbortMultipartUpload(ac.ctx, &s3.AbortMultipartUploadInput{
 			Bucket: &b.bucket, Key: &full, UploadId: uploadID,
-		}); aerr != nil {
-			err = errors.Join(err, fmt.Errorf("s3store: abort upload of %q: %w", key, aerr))
+		}, ac.withAttemptTimeout); aerr != nil {
+			err = errors.Join(err, fmt.Errorf("s3store: upload %s of %q left open: %w", aws.ToString(uploadID), key, ac.err("abort upload of", key, aerr)))
 		}
 	}()
 
@@ -521,17 +581,19 @@ func (b *Backend) putMultipart(ctx context.Context, key, full string, r io.Reade
 			sum := cas.SumBytes(data)
 			g.Go(func() error {
 				defer func() { free <- buf }()
-				out, err := b.client.UploadPart(gctx, &s3.UploadPartInput{
+				pc := b.transfer(gctx, "UploadPart", full, b.stallTimeout)
+				defer pc.end()
+				out, err := b.client.UploadPart(pc.ctx, &s3.UploadPartInput{
 					Bucket:         &b.bucket,
 					Key:            &full,
 					UploadId:       uploadID,
 					PartNumber:     aws.Int32(num),
-					Body:           bytes.NewReader(data),
+					Body:           watchBody(bytes.NewReader(data), pc),
 					ContentLength:  aws.Int64(int64(len(data))),
 					ChecksumSHA256: checksum(sum),
 				}, unsignedPayload)
 				if err != nil {
-					return wrap(fmt.Sprintf("put part %d of", num), key, err, cas.ErrDigestMismatch)
+					return pc.err(fmt.Sprintf("put part %d of", num), key, err, cas.ErrDigestMismatch)
 				}
 				mu.Lock()
 				parts = append(parts, types.CompletedPart{PartNumber: aws.Int32(num), ETag: out.ETag, ChecksumSHA256: checksum(sum)})
@@ -569,8 +631,10 @@ func (b *Backend) putMultipart(ctx context.Context, key, full string, r io.Reade
 	if opts.IfAbsent && b.conditional {
 		complete.IfNoneMatch = aws.String("*")
 	}
-	if _, err := b.client.CompleteMultipartUpload(ctx, complete); err != nil {
-		return wrap("put", key, err, cas.ErrExists, cas.ErrDigestMismatch)
+	fc := b.meta(ctx, "CompleteMultipartUpload", full)
+	defer fc.end()
+	if _, err := b.client.CompleteMultipartUpload(fc.ctx, complete, fc.withAttemptTimeout); err != nil {
+		return fc.err("put", key, err, cas.ErrExists, cas.ErrDigestMismatch)
 	}
 	return nil
 }

@@ -18,6 +18,9 @@
 //	-s3-endpoint   S3 endpoint URL, for S3-compatible services (MinIO, R2, ...)
 //	-s3-region     S3 region (default: from the AWS config, else us-east-1)
 //	-s3-path-style address buckets by path, not by host name
+//	-s3-op-timeout, -s3-stall-timeout
+//	               bound S3 metadata calls and stalled transfers
+//	               (default: s3store's, 10 s and 30 s)
 //	-sign-key      sign every blob URL with this HMAC key and refuse unsigned ones
 //	-max-upload    largest upload in bytes (default 50 MiB)
 //	-seed-legacy N create N parts whose files are stored the pre-CAS way,
@@ -60,6 +63,8 @@ type options struct {
 	s3Endpoint  string
 	s3Region    string
 	s3PathStyle bool
+	s3OpTimeout time.Duration
+	s3Stall     time.Duration
 	signKey     string
 	maxUpload   int64
 	seedLegacy  int
@@ -77,6 +82,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.s3Endpoint, "s3-endpoint", "", "S3 endpoint `URL` for S3-compatible services")
 	fs.StringVar(&o.s3Region, "s3-region", "", "S3 `region` (default: AWS config, else us-east-1)")
 	fs.BoolVar(&o.s3PathStyle, "s3-path-style", false, "address S3 buckets by path instead of host name")
+	fs.DurationVar(&o.s3OpTimeout, "s3-op-timeout", 0, "fail an S3 metadata call after this `duration` (0: s3store's default)")
+	fs.DurationVar(&o.s3Stall, "s3-stall-timeout", 0, "fail an S3 transfer after this `duration` without progress (0: s3store's default)")
 	fs.StringVar(&o.signKey, "sign-key", "", "HMAC `key` that signs blob URLs; unsigned URLs are refused")
 	fs.Int64Var(&o.maxUpload, "max-upload", DefaultMaxUpload, "largest upload in `bytes`")
 	fs.IntVar(&o.seedLegacy, "seed-legacy", 0, "create `N` parts with files under legacy UUID keys before migrating")
@@ -165,7 +172,8 @@ func s3Backend(ctx context.Context, o options) (cas.Backend, error) {
 		}
 		so.UsePathStyle = o.s3PathStyle
 	})
-	return s3store.New(client, o.s3Bucket), nil
+	return s3store.New(client, o.s3Bucket,
+		s3store.WithOpTimeout(o.s3OpTimeout), s3store.WithStallTimeout(o.s3Stall)), nil
 }
 
 // serve serves h on addr until ctx is cancelled, then shuts down

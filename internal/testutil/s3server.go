@@ -24,6 +24,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 )
@@ -63,6 +64,7 @@ const DefaultS3Bucket = "casa-test"
 // S3 also counts requests and body bytes per S3 operation (see Requests,
 // BytesIn and BytesOut) and can inject latency into every request
 // (WithS3Latency) or wrap the handler with a fault injector (WithS3Middleware).
+// Hang and Resume make it a hung server: connections accepted, no answers.
 type S3 struct {
 	// Client is a real S3 client for the server: static credentials,
 	// region us-east-1, path-style addressing, checksums only when required.
@@ -76,6 +78,11 @@ type S3 struct {
 	backend *s3mem.Backend
 	stats   sync.Map // operation name -> *opStats
 	locks   keylock.Set
+
+	hangMu  sync.Mutex
+	release chan struct{}   // closed by Resume; nil when not hung
+	hangOps map[string]bool // operations that hang; empty: all
+	held    atomic.Int64    // requests held right now
 }
 
 type opStats struct {
@@ -133,6 +140,7 @@ func StartS3(opts ...S3Option) (*S3, error) {
 	for i := len(cfg.middlewares) - 1; i >= 0; i-- {
 		h = cfg.middlewares[i](h)
 	}
+	h = s.hang(h)
 	h = s.count(h)
 	if cfg.latency > 0 {
 		h = latency(cfg.latency, h)
@@ -153,8 +161,72 @@ func StartS3(opts ...S3Option) (*S3, error) {
 	return s, nil
 }
 
-// Close shuts the server down. NewS3 arranges it through t.Cleanup.
-func (s *S3) Close() { s.srv.Close() }
+// Close shuts the server down, first resuming a hung server so that the
+// requests it holds can end. NewS3 arranges it through t.Cleanup.
+func (s *S3) Close() {
+	s.Resume()
+	s.srv.Close()
+}
+
+// Hang makes the server stop answering, as a stopped process or a network
+// partition would: from now on, every request for one of the S3 operations
+// ops (as named by S3Operation; all operations when ops is empty) is
+// accepted and then held, unanswered and its body unread, until Resume or
+// until the request's context ends (the client hung up; for a request with
+// an unread body net/http notices only at Resume). A request released by
+// Resume is then served normally, as a resumed process would. Requests
+// already being served are not affected.
+func (s *S3) Hang(ops ...string) {
+	s.hangMu.Lock()
+	defer s.hangMu.Unlock()
+	if s.release == nil {
+		s.release = make(chan struct{})
+	}
+	s.hangOps = make(map[string]bool, len(ops))
+	for _, op := range ops {
+		s.hangOps[op] = true
+	}
+}
+
+// Resume ends Hang: held requests go on and new ones are served at once.
+func (s *S3) Resume() {
+	s.hangMu.Lock()
+	defer s.hangMu.Unlock()
+	if s.release != nil {
+		close(s.release)
+		s.release = nil
+	}
+}
+
+// Held returns how many requests a hung server is holding right now.
+func (s *S3) Held() int { return int(s.held.Load()) }
+
+// hanging returns the channel that Resume closes when requests for op must
+// hang, else nil.
+func (s *S3) hanging(op string) <-chan struct{} {
+	s.hangMu.Lock()
+	defer s.hangMu.Unlock()
+	if s.release == nil || (len(s.hangOps) > 0 && !s.hangOps[op]) {
+		return nil
+	}
+	return s.release
+}
+
+func (s *S3) hang(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if release := s.hanging(S3Operation(r)); release != nil {
+			s.held.Add(1)
+			select {
+			case <-release:
+				s.held.Add(-1)
+			case <-r.Context().Done():
+				s.held.Add(-1)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
 
 // NewS3Client returns an aws-sdk-go-v2 S3 client for an S3-compatible
 // endpoint such as the one NewS3 starts: static test credentials, region
@@ -483,6 +555,10 @@ func (s *S3) OpenUploads(t testing.TB) int {
 			Bucket: aws.String(s.Bucket), KeyMarker: keyMarker, UploadIdMarker: idMarker,
 		})
 		if err != nil {
+			var ae smithy.APIError
+			if errors.As(err, &ae) && ae.ErrorCode() == "NoSuchUpload" {
+				return n // gofakes3's answer when the bucket never had one
+			}
 			t.Fatalf("testutil: list uploads: %v", err)
 		}
 		n += len(out.Uploads)

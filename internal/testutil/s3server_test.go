@@ -373,3 +373,44 @@ func TestStartS3AndClose(t *testing.T) {
 	_, err = s.Client.HeadObject(t.Context(), &s3.HeadObjectInput{Bucket: aws.String(s.Bucket), Key: aws.String("k")})
 	require.Error(t, err, "a closed server answers nothing")
 }
+
+// TestS3HangAndResume: a hung server accepts requests and never answers
+// until Resume; Hang(ops...) holds only those operations.
+func TestS3HangAndResume(t *testing.T) {
+	t.Parallel()
+	s := testutil.NewS3(t)
+	require.NoError(t, s3put(t.Context(), s, "k", []byte("v"), nil))
+	head := func(timeout time.Duration) error {
+		ctx, cancel := context.WithTimeout(t.Context(), timeout)
+		defer cancel()
+		_, err := s.Client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s.Bucket), Key: aws.String("k")})
+		return err
+	}
+
+	s.Hang()
+	done := make(chan error, 1)
+	go func() { done <- head(10 * time.Second) }()
+	require.Eventually(t, func() bool { return s.Held() == 1 }, 5*time.Second, 5*time.Millisecond)
+	select {
+	case err := <-done:
+		t.Fatalf("a hung server answered: %v", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	require.ErrorIs(t, head(100*time.Millisecond), context.DeadlineExceeded)
+	require.Eventually(t, func() bool { return s.Held() == 1 }, 5*time.Second, 5*time.Millisecond,
+		"a request whose client gave up is let go")
+
+	s.Resume()
+	require.NoError(t, <-done, "the held request is served at Resume")
+	require.NoError(t, head(5*time.Second))
+	require.Zero(t, s.Held())
+
+	s.Hang("GetObject")
+	require.NoError(t, head(5*time.Second), "HEAD is not held")
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	_, err := s.Client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.Bucket), Key: aws.String("k")})
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	s.Resume()
+	require.Equal(t, []byte("v"), s3get(t, s, "k", ""))
+}
