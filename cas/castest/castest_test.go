@@ -191,7 +191,7 @@ func TestSuiteCatchesFaults(t *testing.T) {
 		t.Skip("starts a child test process per fault")
 	}
 	for _, fault := range []string{
-		"", // control: the wrapper itself is sound
+		"",                 // control: the wrapper itself is sound
 		"fileobject-sound", // control: a sound cas.FileObject passes
 		"fileobject-extra-bytes", "fileobject-close-leaks",
 		"stat-error-not-wrapped", "ignore-if-absent", "ignore-digest", "ignore-size",
