@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"iter"
+	"os"
 	"time"
 )
 
@@ -20,6 +21,27 @@ type Object interface {
 	io.ReadSeekCloser
 	// Info describes the object.
 	Info() Info
+}
+
+// FileObject is an optional interface of an Object that is an open local
+// file (fsstore's objects are). A server that finds it can hand the file
+// to the kernel: net/http sends an *os.File with sendfile(2), so the bytes
+// never pass through user space.
+//
+// File returns the open, read-only file that holds the object: its bytes
+// from offset 0 to Info().Size are exactly the object's. The Object owns
+// the file: callers may read it, seek it and pass it to io.Copy or
+// sendfile, but must not close it separately (Close of the Object closes
+// it) and must not use it after that Close. The file's offset may be the
+// Object's own, so a caller that reads through both seeks before it reads.
+//
+// A layer that wraps an Object should implement FileObject only when the
+// file alone gives callers everything the wrapper promises, since they
+// will read the file and bypass the wrapper.
+type FileObject interface {
+	Object
+	// File returns the file that holds the object. It is never nil.
+	File() *os.File
 }
 
 // Backend is a flat key space of immutable objects: local disk, memory, S3.

@@ -47,6 +47,12 @@ func TestThumbnailFailureLogLevels(t *testing.T) {
 		{"storage failure", fmt.Errorf("read source: %w", testutil.ErrInjected), http.StatusInternalServerError, slog.LevelError, "cashttp: storage failure"},
 		{"backend unavailable", fmt.Errorf("open source: %w", errS3Timeout), http.StatusServiceUnavailable, slog.LevelWarn, "cashttp: backend unavailable"},
 		{"unavailable beats timeout", fmt.Errorf("%w: %w", thumbnail.ErrTimeout, errS3Timeout), http.StatusServiceUnavailable, slog.LevelWarn, "cashttp: backend unavailable"},
+		// A Thumbnailer other than thumbnail's speaks the contract through the cas sentinels alone.
+		{"cas corrupt", fmt.Errorf("mythumbs: decode: %w", cas.ErrCorrupt), http.StatusInternalServerError, slog.LevelWarn, "cashttp: bad source image"},
+		{"cas unsupported", fmt.Errorf("mythumbs: %w", cas.ErrUnsupported), http.StatusUnsupportedMediaType, 0, ""},
+		{"cas too large", fmt.Errorf("mythumbs: %w", cas.ErrTooLarge), http.StatusUnsupportedMediaType, 0, ""},
+		{"cas not found", fmt.Errorf("mythumbs: %w", cas.ErrNotFound), http.StatusNotFound, 0, ""},
+		{"cas unavailable beats corrupt", fmt.Errorf("%w: %w", cas.ErrCorrupt, cas.ErrUnavailable), http.StatusServiceUnavailable, slog.LevelWarn, "cashttp: backend unavailable"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

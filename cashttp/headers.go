@@ -1,12 +1,105 @@
 package cashttp
 
 import (
+	"fmt"
 	"mime"
+	"net/http"
 	"strings"
 	"unicode/utf8"
 
+	"github.com/casa-go/casa/cas"
 	"github.com/casa-go/casa/casurl"
 )
+
+// successOnlyHeaders are the headers that describe a successful
+// representation; an error response must not carry them (a cache would
+// take the error for the blob, a browser would save or sandbox it). This
+// is the one list: both fail and the guarded ResponseWriter strip it.
+var successOnlyHeaders = []string{
+	"ETag",
+	"Content-Disposition",
+	"Content-Security-Policy",
+	"Accept-Ranges",
+	"Content-Encoding",
+	"Content-Range",
+	"Content-Length",
+}
+
+// setErrorHeaders makes hdr the headers of an error response with the
+// given status: no successOnlyHeaders (except the Content-Range:
+// bytes */<size> that RFC 9110 asks a 416 to send), Cache-Control:
+// no-store so that no cache keeps the failure, a plain-text body, and
+// nosniff.
+func setErrorHeaders(hdr http.Header, status int) {
+	for _, k := range successOnlyHeaders {
+		if k == "Content-Range" && status == http.StatusRequestedRangeNotSatisfiable {
+			continue
+		}
+		hdr.Del(k)
+	}
+	hdr.Set("Cache-Control", "no-store")
+	hdr.Set("Content-Type", "text/plain; charset=utf-8")
+	hdr.Set("X-Content-Type-Options", "nosniff")
+}
+
+// contentETag is the ETag of a blob's bytes, whatever content type or
+// filename the URL asks for: the hash.
+func contentETag(h cas.Hash) string { return `"` + h.String() + `"` }
+
+// thumbnailETag is the ETag of a blob's thumbnail of a size; it never
+// validates the blob's bytes.
+func thumbnailETag(h cas.Hash, size int) string { return fmt.Sprintf(`"%s-t%d"`, h, size) }
+
+// setCacheHeaders sets the headers of every success and 304: the ETag,
+// immutable caching, and nosniff.
+func setCacheHeaders(hdr http.Header, etag string) {
+	hdr.Set("ETag", etag)
+	hdr.Set("Cache-Control", CacheControl)
+	hdr.Set("X-Content-Type-Options", "nosniff")
+}
+
+// setContentHeaders sets the headers of a content response: the content
+// type asked for, a Content-Disposition, and Content-Security-Policy:
+// sandbox for content a browser could run script from.
+func setContentHeaders(hdr http.Header, req casurl.Request, etag string) {
+	hdr.Set("Content-Type", req.ContentType)
+	active := scriptCapable(req.ContentType)
+	if cd := contentDisposition(req.Disposition, req.Filename, active); cd != "" {
+		hdr.Set("Content-Disposition", cd)
+	}
+	if active {
+		hdr.Set("Content-Security-Policy", "sandbox")
+	}
+	setCacheHeaders(hdr, etag)
+	hdr.Set("Accept-Ranges", "bytes")
+}
+
+// setThumbnailHeaders sets the headers of a thumbnail response.
+func setThumbnailHeaders(hdr http.Header, etag string) {
+	hdr.Set("Content-Type", "image/jpeg")
+	setCacheHeaders(hdr, etag)
+	hdr.Set("Accept-Ranges", "bytes")
+}
+
+// notModified reports whether r's If-None-Match lists etag, so that the
+// answer is 304 without looking at storage. A request with If-Match is
+// left to http.ServeContent, which evaluates it first as RFC 9110 says;
+// so is "If-None-Match: *", which depends on whether the blob exists.
+func notModified(r *http.Request, etag string) bool {
+	if r.Header.Get("If-Match") != "" {
+		return false
+	}
+	for _, v := range r.Header.Values("If-None-Match") {
+		for tag := range strings.SplitSeq(v, ",") {
+			tag = strings.TrimSpace(tag)
+			tag = strings.TrimPrefix(tag, "W/") // If-None-Match uses the weak comparison
+			if tag == etag {
+				return true
+			}
+		}
+	}
+	return false
+}
 
 // scriptCapable reports whether a browser could run script from a
 // response of media type ct if it displayed it: HTML, XHTML, SVG and any

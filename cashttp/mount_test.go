@@ -96,8 +96,14 @@ func TestMetrics(t *testing.T) {
 	require.Equal(t, 206, serve(hd, http.MethodGet, urls.Inline(h, "text/plain"), "Range", "bytes=0-3").Code)
 	require.Equal(t, 304, serve(hd, http.MethodGet, urls.Inline(h, "text/plain"), "If-None-Match", `"`+h.String()+`"`).Code)
 	require.Equal(t, 404, serve(hd, http.MethodGet, urls.Inline(cas.SumBytes(nil), "text/plain")).Code)
-	require.Equal(t, 400, serve(hd, http.MethodGet, "/api/cas/"+h.String()+"?thumbnail=0").Code)
 	require.Equal(t, 200, serve(hd, http.MethodGet, urls.Thumbnail(h, 8)).Code)
+	// A thumbnail request that parses but asks for a size not served.
+	require.Equal(t, 400, serve(hd, http.MethodGet, urls.Thumbnail(h, cashttp.DefaultMaxThumbnailSize+1)).Code)
+	// The kind comes from the parsed request: a request that does not
+	// parse is "invalid", whatever its query looks like.
+	require.Equal(t, 400, serve(hd, http.MethodGet, "/api/cas/"+h.String()+"?thumbnail=0").Code)
+	require.Equal(t, 400, serve(hd, http.MethodGet, "/api/cas/"+h.String()+"?content_type=text/plain&thumbnail=8").Code)
+	require.Equal(t, 405, serve(hd, http.MethodPost, urls.Thumbnail(h, 8)).Code)
 
 	var rm metricdata.ResourceMetrics
 	require.NoError(t, reader.Collect(context.Background(), &rm))
@@ -139,6 +145,7 @@ func TestMetrics(t *testing.T) {
 	want := map[key]int64{
 		{"content", 200}: 2, {"content", 206}: 1, {"content", 304}: 1, {"content", 404}: 1,
 		{"thumbnail", 400}: 1, {"thumbnail", 200}: 1,
+		{"invalid", 400}: 2, {"invalid", 405}: 1,
 	}
 	require.Equal(t, want, requests)
 	for k, n := range want {

@@ -11,7 +11,9 @@
 // that leave nothing behind, ranged reads through Seek, ordered and
 // prefix-filtered listing across pages, non-CAS keys, concurrent use, and a
 // cas.Store round trip over the Backend. When the Backend implements
-// cas.Stager the Stage/Commit/Abort contract is checked too.
+// cas.Stager the Stage/Commit/Abort contract is checked too, and when its
+// Objects implement cas.FileObject, that the file holds exactly the
+// object's bytes and is closed with the Object.
 //
 // The suite uses only the standard testing package and go-cmp, so a Backend
 // outside this module can run it without further test dependencies.
@@ -24,6 +26,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -67,6 +70,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) cas.Backend) {
 		{"ConcurrentIfAbsent", testConcurrentIfAbsent},
 		{"Store", testStore},
 		{"Stager", testStager},
+		{"FileObject", testFileObject},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -912,4 +916,66 @@ func testStager(t *testing.T, b cas.Backend) {
 	mustNoError(t, obj.Commit(ctx, thumb), "Commit %q", thumb)
 
 	mustEqualKeys(t, listKeys(t, b, ""), []string{h.Key(), thumb}, "only committed objects must be listed")
+}
+
+// testFileObject checks the cas.FileObject contract on the Backend's
+// Objects, when they implement it: the file holds exactly the object's
+// bytes (Stat size, positioned reads, and reads after a Seek through the
+// file), and Close of the Object closes the file.
+func testFileObject(t *testing.T, b cas.Backend) {
+	ctx := t.Context()
+	for _, n := range []int{0, 1, 70 << 10} {
+		p := data(uint64(70+n), n)
+		key := cas.SumBytes(p).Key()
+		put(t, b, key, p, cas.PutOptions{})
+		obj, err := b.Open(ctx, key)
+		mustNoError(t, err, "Open %q", key)
+		fo, ok := obj.(cas.FileObject)
+		if !ok {
+			_ = obj.Close()
+			t.Skipf("%T does not implement cas.FileObject", obj)
+		}
+		checkFileObject(t, fo, p)
+	}
+}
+
+// checkFileObject checks one open FileObject holding p, and closes it.
+func checkFileObject(t *testing.T, fo cas.FileObject, p []byte) {
+	t.Helper()
+	key := fo.Info().Key
+	f := fo.File()
+	if f == nil {
+		_ = fo.Close()
+		t.Fatalf("File of %q is nil", key)
+	}
+	if f != fo.File() {
+		t.Errorf("File of %q returns a different file on a second call", key)
+	}
+	if size := fo.Info().Size; size != int64(len(p)) {
+		t.Errorf("Info().Size of %q = %d, want %d", key, size, len(p))
+	}
+	fi, err := f.Stat()
+	mustNoError(t, err, "Stat of the file of %q", key)
+	if fi.Size() != int64(len(p)) {
+		t.Errorf("the file of %q is %d bytes, want %d (Info().Size)", key, fi.Size(), len(p))
+	}
+	// Positioned reads do not depend on the file's offset.
+	got, err := io.ReadAll(io.NewSectionReader(f, 0, int64(len(p))+1))
+	mustNoError(t, err, "ReadAt of the file of %q", key)
+	mustEqualBytes(t, got, p, "the file of %q, read from offset 0", key)
+	// The Object's reads and the file's share an offset: a caller that
+	// reads both seeks first.
+	half := make([]byte, len(p)/2)
+	_, err = io.ReadFull(fo, half)
+	mustNoError(t, err, "Read of the first %d bytes of %q", len(half), key)
+	pos, err := f.Seek(0, io.SeekStart)
+	mustPos(t, pos, err, 0, "Seek of the file of %q to 0", key)
+	got, err = io.ReadAll(f)
+	mustNoError(t, err, "read of the file of %q after a Seek to 0", key)
+	mustEqualBytes(t, got, p, "the file of %q, read after a Seek to 0", key)
+
+	mustNoError(t, fo.Close(), "Close of %q", key)
+	if _, err := f.Read(make([]byte, 1)); !errors.Is(err, os.ErrClosed) {
+		t.Errorf("Read of the file of %q after Close of the Object: got %v, want os.ErrClosed (Close must close the file)", key, err)
+	}
 }

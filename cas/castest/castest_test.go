@@ -1,6 +1,7 @@
 package castest_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"go/parser"
@@ -69,6 +70,53 @@ func (b broken) Stat(ctx context.Context, key string) (cas.Info, error) {
 		return info, errors.New("no such key")
 	}
 	return info, err
+}
+
+// Open, for the fileobject faults, returns an Object that implements
+// cas.FileObject over a temporary file: a sound one, one whose file holds
+// extra bytes, and one whose Close leaves the file open.
+func (b broken) Open(ctx context.Context, key string) (cas.Object, error) {
+	obj, err := b.Backend.Open(ctx, key)
+	if err != nil || !strings.HasPrefix(b.fault, "fileobject-") {
+		return obj, err
+	}
+	defer obj.Close()
+	p, err := io.ReadAll(obj)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.CreateTemp("", "castest-fileobject-*")
+	if err != nil {
+		return nil, err
+	}
+	_ = os.Remove(f.Name()) // the open file outlives its name
+	content := p
+	if b.fault == "fileobject-extra-bytes" {
+		content = append(slices.Clip(p), "tail"...)
+	}
+	if _, err := f.Write(content); err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	return &fileObject{Reader: bytes.NewReader(p), f: f, info: obj.Info(), leak: b.fault == "fileobject-close-leaks"}, nil
+}
+
+// fileObject is a cas.FileObject whose reads come from memory and whose
+// file is a temporary copy.
+type fileObject struct {
+	*bytes.Reader
+	f    *os.File
+	info cas.Info
+	leak bool // Close does not close f
+}
+
+func (o *fileObject) Info() cas.Info { return o.info }
+func (o *fileObject) File() *os.File { return o.f }
+func (o *fileObject) Close() error {
+	if o.leak {
+		return nil
+	}
+	return o.f.Close()
 }
 
 func (b broken) Put(ctx context.Context, key string, r io.Reader, size int64, opts cas.PutOptions) error {
@@ -143,7 +191,9 @@ func TestSuiteCatchesFaults(t *testing.T) {
 		t.Skip("starts a child test process per fault")
 	}
 	for _, fault := range []string{
-		"", // control: the wrapper itself is sound
+		"",                 // control: the wrapper itself is sound
+		"fileobject-sound", // control: a sound cas.FileObject passes
+		"fileobject-extra-bytes", "fileobject-close-leaks",
 		"stat-error-not-wrapped", "ignore-if-absent", "ignore-digest", "ignore-size",
 		"delete-missing-fails", "list-unsorted", "list-first-page-only", "list-ignores-break",
 	} {
@@ -155,7 +205,7 @@ func TestSuiteCatchesFaults(t *testing.T) {
 				cmd.Env = append(cmd.Env, faultEnv+"=none")
 			}
 			out, err := cmd.CombinedOutput()
-			if fault == "" {
+			if fault == "" || fault == "fileobject-sound" {
 				if err != nil {
 					t.Fatalf("the suite fails a sound wrapper: %v\n%s", err, out)
 				}

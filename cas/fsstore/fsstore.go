@@ -175,19 +175,43 @@ func (b *Backend) Stat(ctx context.Context, key string) (cas.Info, error) {
 	return cas.Info{Key: key, Size: fi.Size(), ModTime: fi.ModTime()}, nil
 }
 
-// Object is an open object of a Backend: the read-only *os.File of the
-// object and its Info. Because the file is embedded, io.Copy and
-// http.ServeContent from an Object to a network connection can use
-// sendfile(2).
+// Object is an open object of a Backend: a read-only *os.File and the
+// object's Info. It implements cas.FileObject, so a server can send the
+// file with sendfile(2) (cashttp does), and io.Copy from an Object to a
+// network connection uses the file's WriteTo, which does the same.
 type Object struct {
-	*os.File
+	file *os.File
 	info cas.Info
 }
 
-var _ cas.Object = (*Object)(nil)
+var (
+	_ cas.FileObject = (*Object)(nil)
+	_ io.ReaderAt    = (*Object)(nil)
+	_ io.WriterTo    = (*Object)(nil)
+)
 
 // Info implements cas.Object.
 func (o *Object) Info() cas.Info { return o.info }
+
+// File implements cas.FileObject: the open file of the object, which the
+// Object owns (Close closes it).
+func (o *Object) File() *os.File { return o.file }
+
+// Read implements io.Reader.
+func (o *Object) Read(p []byte) (int, error) { return o.file.Read(p) }
+
+// ReadAt implements io.ReaderAt.
+func (o *Object) ReadAt(p []byte, off int64) (int, error) { return o.file.ReadAt(p, off) }
+
+// Seek implements io.Seeker.
+func (o *Object) Seek(off int64, whence int) (int64, error) { return o.file.Seek(off, whence) }
+
+// WriteTo implements io.WriterTo with the file's WriteTo, which sends the
+// file with sendfile(2) or splice(2) when w is a network connection.
+func (o *Object) WriteTo(w io.Writer) (int64, error) { return o.file.WriteTo(w) }
+
+// Close closes the file.
+func (o *Object) Close() error { return o.file.Close() }
 
 // Open implements cas.Backend. The returned cas.Object is an *Object.
 func (b *Backend) Open(ctx context.Context, key string) (cas.Object, error) {
@@ -214,7 +238,7 @@ func (b *Backend) Open(ctx context.Context, key string) (cas.Object, error) {
 		_ = f.Close()
 		return nil, fmt.Errorf("fsstore: %q is not a regular file: %w", key, cas.ErrNotFound)
 	}
-	return &Object{File: f, info: cas.Info{Key: key, Size: fi.Size(), ModTime: fi.ModTime()}}, nil
+	return &Object{file: f, info: cas.Info{Key: key, Size: fi.Size(), ModTime: fi.ModTime()}}, nil
 }
 
 // Put implements cas.Backend. It reads r into a temporary file, verifies

@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -187,16 +186,18 @@ func TestObjectIsFile(t *testing.T) {
 	require.NoError(t, err)
 	f, ok := obj.(*fsstore.Object)
 	require.True(t, ok, "Open returns *fsstore.Object, got %T", obj)
-	require.NotNil(t, f.File)
-	fi, err := f.File.Stat()
+	// cas.FileObject: net.TCPConn.ReadFrom uses sendfile(2) for the file.
+	fo, ok := obj.(cas.FileObject)
+	require.True(t, ok, "Object implements cas.FileObject")
+	require.Same(t, f.File(), fo.File())
+	fi, err := f.File().Stat()
 	require.NoError(t, err)
 	require.Equal(t, int64(len(p)), fi.Size())
-	// net.TCPConn.ReadFrom uses sendfile(2) for a syscall.Conn source.
-	_, ok = obj.(syscall.Conn)
-	require.True(t, ok, "Object exposes the file's SyscallConn")
-	_, err = f.Write([]byte("x"))
+	_, err = f.File().Write([]byte("x"))
 	require.Error(t, err, "an Object is read-only")
 	require.NoError(t, obj.Close())
+	_, err = f.File().Stat()
+	require.ErrorIs(t, err, os.ErrClosed, "Close of the Object closes its file")
 
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		obj, err := b.Open(r.Context(), "legacy/file")

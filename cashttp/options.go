@@ -1,0 +1,107 @@
+package cashttp
+
+import (
+	"log/slog"
+	"slices"
+	"time"
+
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
+
+	"github.com/casa-go/casa/cas"
+	"github.com/casa-go/casa/casurl"
+)
+
+// Option configures a Handler.
+type Option func(*Handler)
+
+// WithThumbnails serves ?thumbnail=N requests with t, typically a
+// *thumbnail.Service. Without it thumbnail requests get 404.
+func WithThumbnails(t Thumbnailer) Option { return func(h *Handler) { h.thumbs = t } }
+
+// WithMaxThumbnailSize sets the largest thumbnail size served (default
+// DefaultMaxThumbnailSize); larger sizes get 400. Zero or negative keeps
+// the default.
+func WithMaxThumbnailSize(n int) Option {
+	return func(h *Handler) {
+		if n > 0 {
+			h.maxThumb = n
+		}
+	}
+}
+
+// WithThumbnailSizes restricts thumbnails to the given sizes: any other
+// size gets 400, whatever WithMaxThumbnailSize says. Sizes below 1 are
+// ignored. An allow-list bounds the work (and cache space) a client can
+// cause to the sizes the application actually uses.
+func WithThumbnailSizes(sizes ...int) Option {
+	return func(h *Handler) {
+		h.thumbSizes = nil
+		for _, s := range sizes {
+			if s > 0 {
+				h.thumbSizes = append(h.thumbSizes, s)
+			}
+		}
+		slices.Sort(h.thumbSizes)
+	}
+}
+
+// WithSigner requires every URL to carry a valid signature by s (see
+// casurl.Signer): a missing or wrong sig gets 403. A nil s turns
+// signing off, the default.
+func WithSigner(s *casurl.Signer) Option { return func(h *Handler) { h.signer = s } }
+
+// WithBackendTimeout bounds how long the handler waits for the backend to
+// open a blob (default DefaultBackendTimeout). Past it the request gets 503
+// with Retry-After and the wait is logged at Warn level. It bounds only
+// the Open: once the blob has started to arrive, a large one may take as
+// long as the transfer needs (the backend bounds a stalled transfer).
+// Thumbnail requests are bounded by the Thumbnailer, not by this. A zero
+// or negative d turns the bound off.
+func WithBackendTimeout(d time.Duration) Option {
+	return func(h *Handler) { h.openTimeout = max(d, 0) }
+}
+
+// WithLogger sets the logger. Storage failures answered with 500 are
+// logged at Error level with the underlying error, which is never sent to
+// the client; a backend that did not answer in time (503) and a thumbnail
+// of a corrupt image or past its deadline (500) at Warn level. The default
+// discards.
+func WithLogger(l *slog.Logger) Option {
+	return func(h *Handler) {
+		if l != nil {
+			h.logger = l
+		}
+	}
+}
+
+// WithMeterProvider sets the OpenTelemetry MeterProvider that records
+// casa.http.requests (by kind and status code), casa.http.duration
+// (seconds, by kind and status code) and casa.http.bytes (body bytes of
+// successful responses, by kind). The kind is "content" or "thumbnail",
+// from the parsed request, or "invalid" for a request refused before it
+// parsed (a method other than GET or HEAD, a malformed URL, a missing or
+// wrong signature). The default records nothing.
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return func(h *Handler) {
+		if mp != nil {
+			h.metrics = newMetrics(mp)
+		}
+	}
+}
+
+// NewHandler returns a Handler that serves the blobs of store. store must
+// not be nil.
+func NewHandler(store *cas.Store, opts ...Option) *Handler {
+	h := &Handler{
+		store:       store,
+		maxThumb:    DefaultMaxThumbnailSize,
+		openTimeout: DefaultBackendTimeout,
+		logger:      slog.New(slog.DiscardHandler),
+		metrics:     newMetrics(noop.NewMeterProvider()),
+	}
+	for _, o := range opts {
+		o(h)
+	}
+	return h
+}
