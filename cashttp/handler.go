@@ -238,15 +238,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if hash == "" {
 		hash = casurl.LastSegment(r.URL)
 	}
-	var (
-		req casurl.Request
-		err error
-	)
-	if h.signer != nil {
-		req, err = h.signer.VerifyParts(hash, r.URL.RawQuery)
-	} else {
-		req, err = casurl.ParseParts(hash, r.URL.RawQuery)
-	}
+	req, err := casurl.Parse(hash, r.URL.RawQuery, h.signer)
 	switch {
 	case errors.Is(err, casurl.ErrSignature):
 		h.fail(rw, http.StatusForbidden, "forbidden: missing or invalid signature")
