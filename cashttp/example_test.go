@@ -23,7 +23,11 @@ func Example() {
 	mux := http.NewServeMux()
 	mux.Handle("GET /api/cas/{hash}", h)
 
-	url := casurl.Builder{}.Download(res.Hash, "text/plain; charset=utf-8", "greeting.txt")
+	url, err := casurl.Builder{}.Download(res.Hash, "text/plain; charset=utf-8", "greeting.txt")
+	if err != nil {
+		fmt.Println(err) // a content type or filename that no URL can carry
+		return
+	}
 	rec := httptest.NewRecorder()
 	mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, url, nil))
 	fmt.Println(rec.Code)
@@ -59,9 +63,14 @@ func ExampleWithSigner() {
 	mux.Handle("/files/", http.StripPrefix("/files", cashttp.NewHandler(store, cashttp.WithSigner(signer))))
 
 	urls := casurl.Builder{Prefix: "/files", Signer: signer}
+	signed, err := urls.Inline(res.Hash, "text/plain")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	for _, url := range []string{
-		urls.Inline(res.Hash, "text/plain"),
-		strings.Replace(urls.Inline(res.Hash, "text/plain"), "text%2Fplain", "text%2Fhtml", 1),
+		signed,
+		strings.Replace(signed, "text%2Fplain", "text%2Fhtml", 1),
 	} {
 		rec := httptest.NewRecorder()
 		mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, url, nil))

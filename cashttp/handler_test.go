@@ -35,7 +35,7 @@ func blob(seed uint64, n int) []byte {
 	return b
 }
 
-var urls = casurl.Builder{}
+var urls = testURLs{}
 
 func TestServeContent(t *testing.T) {
 	t.Parallel()
@@ -455,9 +455,9 @@ func TestSigning(t *testing.T) {
 	tf := &thumbFunc{f: func(context.Context, cas.Hash, int) ([]byte, error) { return testutil.JPEG(8, 8), nil }}
 	f := newFixture(t, memstore.New(), cashttp.WithSigner(signer), cashttp.WithThumbnails(tf))
 	h := f.put(t, []byte("<b>hi</b>"))
-	signed := casurl.Builder{Signer: signer}
-	oldSigned := casurl.Builder{Signer: casurl.NewSigner([]byte("old key"))}
-	foreign := casurl.Builder{Signer: casurl.NewSigner([]byte("attacker"))}
+	signed := testURLs{casurl.Builder{Signer: signer}}
+	oldSigned := testURLs{casurl.Builder{Signer: casurl.NewSigner([]byte("old key"))}}
+	foreign := testURLs{casurl.Builder{Signer: casurl.NewSigner([]byte("attacker"))}}
 
 	okURLs := []string{
 		signed.Inline(h, "text/plain"),

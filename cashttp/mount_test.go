@@ -66,7 +66,7 @@ func TestMountStripPrefix(t *testing.T) {
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 
-	b := casurl.Builder{Prefix: "/static/blobs"}
+	b := testURLs{casurl.Builder{Prefix: "/static/blobs"}}
 	res := doURL(t, srv.Client(), http.MethodGet, srv.URL+b.Download(h, "text/plain", "s.txt"))
 	require.Equal(t, http.StatusOK, res.StatusCode)
 	require.Equal(t, "stripped", string(res.body))
@@ -77,7 +77,7 @@ func TestMountStripPrefix(t *testing.T) {
 	mux2 := http.NewServeMux()
 	mux2.Handle("/p/", http.StripPrefix("/p", cashttp.NewHandler(store, cashttp.WithSigner(signer))))
 	rec := httptest.NewRecorder()
-	mux2.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, casurl.Builder{Prefix: "/p", Signer: signer}.Inline(h, "text/plain"), nil))
+	mux2.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, testURLs{casurl.Builder{Prefix: "/p", Signer: signer}}.Inline(h, "text/plain"), nil))
 	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
 }
 

@@ -45,10 +45,7 @@ func (h *Handler) parseRequest(r *http.Request, hash string) (casurl.Request, *r
 // parse is the one call to casurl's parser: it checks the signature when
 // signing is on.
 func (h *Handler) parse(hash, rawQuery string) (casurl.Request, error) {
-	if h.signer != nil {
-		return h.signer.VerifyParts(hash, rawQuery)
-	}
-	return casurl.ParseParts(hash, rawQuery)
+	return casurl.Parse(hash, rawQuery, h.signer)
 }
 
 // refuse answers a request that parseRequest refused.

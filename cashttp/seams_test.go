@@ -158,7 +158,8 @@ func TestServeHash(t *testing.T) {
 	requireErrorResponse(t, rec.Code, rec.Header(), rec.Body.Bytes(), http.StatusBadRequest)
 
 	// Signing covers the hash that ServeHash is given.
-	u := casurl.Builder{Prefix: "/x", Signer: signer}.Inline(h, "text/plain")
+	u, err := casurl.Builder{Prefix: "/x", Signer: signer}.Inline(h, "text/plain")
+	require.NoError(t, err)
 	query := u[strings.IndexByte(u, '?'):]
 	rec = serve(mux, http.MethodGet, "/signed/"+h.String()+"/a.txt"+query)
 	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())

@@ -12,8 +12,10 @@ package casurl
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"mime"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -26,7 +28,7 @@ import (
 // is empty.
 const DefaultPrefix = "/api/cas"
 
-// Limits on the parts of a URL that Parse accepts.
+// Limits on the parts of a URL that Parse accepts and a Builder builds.
 const (
 	// MaxQueryLength is the longest raw query string Parse accepts.
 	MaxQueryLength = 4096
@@ -34,6 +36,9 @@ const (
 	MaxFilenameLength = 255
 	// MaxContentTypeLength is the longest content type, in bytes.
 	MaxContentTypeLength = 255
+	// MaxThumbnailSize is the largest thumbnail size a URL can carry (9
+	// digits). The handler decides which sizes it actually serves.
+	MaxThumbnailSize = 999999999
 )
 
 // Dispositions accepted in the disposition parameter.
@@ -51,12 +56,14 @@ const (
 	ParamSig         = "sig"
 )
 
-// ErrInvalidRequest is wrapped by every error Parse returns: the URL does
-// not name a blob in a form this package builds.
+// ErrInvalidRequest is wrapped by every error Parse returns for a malformed
+// request (the URL does not name a blob in a form this package builds), by
+// the errors of the Builder methods for a request no URL can carry, and by
+// the errors of CheckContentType and CheckFilename.
 var ErrInvalidRequest = errors.New("casurl: invalid request")
 
-// ErrSignature is wrapped by the errors of Signer.Verify when a URL's sig
-// parameter is missing or does not match.
+// ErrSignature is wrapped by the error of Parse with a Signer when a URL's
+// sig parameter is missing or does not match.
 var ErrSignature = errors.New("casurl: missing or invalid signature")
 
 // Request is what a URL asks for: either the bytes of a blob (ContentType
@@ -84,43 +91,62 @@ type Builder struct {
 
 // Inline returns the URL that serves the blob h with the given content
 // type, for display in the browser. An empty contentType means
-// application/octet-stream.
-func (b Builder) Inline(h cas.Hash, contentType string) string {
+// application/octet-stream. A content type that CheckContentType rejects
+// is an error wrapping ErrInvalidRequest: Parse would reject the URL.
+func (b Builder) Inline(h cas.Hash, contentType string) (string, error) {
 	return b.URL(Request{Hash: h, ContentType: orOctetStream(contentType)})
 }
 
 // Download returns the URL that serves the blob h as an attachment
 // (disposition=attachment) saved under filename. An empty contentType
-// means application/octet-stream; an empty filename is left out.
-func (b Builder) Download(h cas.Hash, contentType, filename string) string {
+// means application/octet-stream; an empty filename is left out. A content
+// type or filename that CheckContentType or CheckFilename rejects is an
+// error wrapping ErrInvalidRequest.
+func (b Builder) Download(h cas.Hash, contentType, filename string) (string, error) {
 	return b.URL(Request{Hash: h, ContentType: orOctetStream(contentType), Disposition: Attachment, Filename: filename})
 }
 
 // Thumbnail returns the URL of the size x size pixel thumbnail of the blob
-// h. The handler decides which sizes it serves.
-func (b Builder) Thumbnail(h cas.Hash, size int) string {
+// h. A size outside 1..MaxThumbnailSize is an error wrapping
+// ErrInvalidRequest. Which sizes are served is the handler's choice.
+func (b Builder) Thumbnail(h cas.Hash, size int) (string, error) {
 	return b.URL(Request{Hash: h, Thumbnail: size})
 }
 
 // ForKey returns the URL for a Backend key as an application stores it:
-// Download when filename is not empty, else Inline. For an empty key or a
-// legacy (non-CAS) key it returns "", false, so that an application's
-// computed URL fields are null exactly when there is nothing to serve.
+// Download when filename is not empty, else Inline. It returns "", false
+// when there is no URL that would serve the row: for an empty or legacy
+// (non-CAS) key, and for a content type or filename that CheckContentType
+// or CheckFilename rejects (such a URL would always get 400). An
+// application's computed URL fields are thus null exactly when nothing can
+// be served; check the content type and filename when storing them to
+// tell the cases apart, or call Download or Inline for the error.
 func (b Builder) ForKey(key, contentType, filename string) (string, bool) {
 	h, err := cas.ParseKey(key)
 	if err != nil {
 		return "", false
 	}
+	var u string
 	if filename != "" {
-		return b.Download(h, contentType, filename), true
+		u, err = b.Download(h, contentType, filename)
+	} else {
+		u, err = b.Inline(h, contentType)
 	}
-	return b.Inline(h, contentType), true
+	if err != nil {
+		return "", false
+	}
+	return u, true
 }
 
 // URL returns the URL for r: the prefix, the hash, and r's parameters in
-// the fixed order, query-escaped, plus sig when b has a Signer. URL does
-// not validate r; Parse of the result fails if r is not a valid Request.
-func (b Builder) URL(r Request) string {
+// the fixed order, query-escaped, plus sig when b has a Signer. It checks r
+// with the rules Parse applies (the same code), so a URL it returns always
+// parses back to r; a Request that Parse could not return is an error
+// wrapping ErrInvalidRequest, and no URL.
+func (b Builder) URL(r Request) (string, error) {
+	if err := r.check(); err != nil {
+		return "", err
+	}
 	prefix := b.Prefix
 	if prefix == "" {
 		prefix = DefaultPrefix
@@ -131,16 +157,11 @@ func (b Builder) URL(r Request) string {
 	s.WriteString(r.Hash.String())
 	q := encodeQuery(r)
 	if sig := b.Signer.Sign(r); sig != "" {
-		if q != "" {
-			q += "&"
-		}
-		q += ParamSig + "=" + sig
+		q += "&" + ParamSig + "=" + sig
 	}
-	if q != "" {
-		s.WriteByte('?')
-		s.WriteString(q)
-	}
-	return s.String()
+	s.WriteByte('?')
+	s.WriteString(q)
+	return s.String(), nil
 }
 
 func orOctetStream(ct string) string {
@@ -177,24 +198,31 @@ func encodeQuery(r Request) string {
 	return s.String()
 }
 
-// Parse parses a URL built by a Builder. The hash is the last segment of
-// the path; the rest of the path is not examined, so the URL may be
-// mounted under any prefix. A sig parameter is accepted but not checked
-// (see Signer.Verify). Every error wraps ErrInvalidRequest and names the
+// Parse parses the hash (the last path segment of a URL built by a
+// Builder, see LastSegment) and the raw query of a request. Every error
+// that is not about the signature wraps ErrInvalidRequest and names the
 // offending part.
-func Parse(u *url.URL) (Request, error) {
-	if u == nil {
-		return Request{}, fmt.Errorf("%w: nil URL", ErrInvalidRequest)
-	}
-	return ParseParts(LastSegment(u), u.RawQuery)
-}
-
-// ParseParts is Parse for a hash and a raw query that are already apart,
-// as in an HTTP handler whose router extracted the hash from the path.
-func ParseParts(hash, rawQuery string) (Request, error) {
-	r, _, err := parse(hash, rawQuery)
+//
+// With a nil s, Parse only parses: a sig parameter is accepted but not
+// checked. With a Signer, the request is returned only when its sig
+// parameter is valid under one of s's keys; a missing or wrong sig is an
+// error wrapping ErrSignature (and not ErrInvalidRequest). A malformed
+// request is ErrInvalidRequest whether or not s is nil.
+//
+// For a *url.URL u: Parse(LastSegment(u), u.RawQuery, s).
+func Parse(hash, rawQuery string, s *Signer) (Request, error) {
+	r, sig, err := parse(hash, rawQuery)
 	if err != nil {
 		return Request{}, err
+	}
+	if s == nil {
+		return r, nil
+	}
+	if sig == "" {
+		return Request{}, fmt.Errorf("%w: no %s parameter", ErrSignature, ParamSig)
+	}
+	if !s.Valid(r, sig) {
+		return Request{}, fmt.Errorf("%w: %s does not match", ErrSignature, ParamSig)
 	}
 	return r, nil
 }
@@ -207,14 +235,15 @@ func LastSegment(u *url.URL) string {
 }
 
 // parse validates hash and rawQuery and returns the Request and the sig
-// parameter ("" when absent).
+// parameter ("" when absent). It checks the syntax of the query here; what
+// the Request may hold is checked by Request.check, the code Builder.URL
+// runs too.
 func parse(hash, rawQuery string) (Request, string, error) {
 	var r Request
 	h, err := cas.Parse(hash)
 	if err != nil {
 		return r, "", fmt.Errorf("%w: path: the last segment is not a lowercase hex SHA-256", ErrInvalidRequest)
 	}
-	r.Hash = h
 	if len(rawQuery) > MaxQueryLength {
 		return r, "", fmt.Errorf("%w: query longer than %d bytes", ErrInvalidRequest, MaxQueryLength)
 	}
@@ -222,7 +251,9 @@ func parse(hash, rawQuery string) (Request, string, error) {
 	if err != nil {
 		return r, "", fmt.Errorf("%w: malformed query", ErrInvalidRequest)
 	}
-	for k, vs := range q {
+	// Keys in sorted order, so that one URL always gets the same error.
+	for _, k := range slices.Sorted(maps.Keys(q)) {
+		vs := q[k]
 		switch k {
 		case ParamContentType, ParamDisposition, ParamFilename, ParamThumbnail, ParamSig:
 		default:
@@ -232,59 +263,62 @@ func parse(hash, rawQuery string) (Request, string, error) {
 			return r, "", fmt.Errorf("%w: %s: repeated", ErrInvalidRequest, k)
 		}
 		if vs[0] == "" {
+			// An empty value would read as an absent one in a Request.
 			return r, "", fmt.Errorf("%w: %s: empty", ErrInvalidRequest, k)
 		}
 	}
-	get := func(k string) (string, bool) {
-		vs, ok := q[k]
-		if !ok {
-			return "", false
+	get := func(k string) string {
+		if vs := q[k]; len(vs) == 1 {
+			return vs[0]
 		}
-		return vs[0], true
+		return ""
 	}
-	ct, hasCT := get(ParamContentType)
-	thumb, hasThumb := get(ParamThumbnail)
-	switch {
-	case hasCT && hasThumb:
-		return r, "", fmt.Errorf("%w: content_type and thumbnail are exclusive", ErrInvalidRequest)
-	case !hasCT && !hasThumb:
-		return r, "", fmt.Errorf("%w: content_type or thumbnail is required", ErrInvalidRequest)
-	}
-	disp, hasDisp := get(ParamDisposition)
-	name, hasName := get(ParamFilename)
-	sig, _ := get(ParamSig)
-	if hasThumb {
-		if hasDisp || hasName {
-			return r, "", fmt.Errorf("%w: thumbnail takes no disposition or filename", ErrInvalidRequest)
-		}
+	r = Request{Hash: h, ContentType: get(ParamContentType), Disposition: get(ParamDisposition), Filename: get(ParamFilename)}
+	if thumb := get(ParamThumbnail); thumb != "" {
 		n, err := parseSize(thumb)
 		if err != nil {
-			return r, "", err
+			return Request{}, "", err
 		}
 		r.Thumbnail = n
-		return r, sig, nil
 	}
-	if err := checkContentType(ct); err != nil {
-		return r, "", err
+	if err := r.check(); err != nil {
+		return Request{}, "", err
 	}
-	r.ContentType = ct
-	if hasDisp {
-		if disp != Inline && disp != Attachment {
-			return r, "", fmt.Errorf("%w: disposition: want %q or %q", ErrInvalidRequest, Inline, Attachment)
-		}
-		r.Disposition = disp
-	}
-	if hasName {
-		if err := checkFilename(name); err != nil {
-			return r, "", err
-		}
-		r.Filename = name
-	}
-	return r, sig, nil
+	return r, get(ParamSig), nil
 }
 
-// parseSize parses a thumbnail size: base-10 digits, no sign, no leading
-// zero, at least 1.
+// check applies the rules on what a Request may hold: the one place both
+// Parse and Builder.URL use, so that every URL a Builder returns parses
+// back to its Request.
+func (r Request) check() error {
+	switch {
+	case r.ContentType != "" && r.Thumbnail != 0:
+		return fmt.Errorf("%w: content_type and thumbnail are exclusive", ErrInvalidRequest)
+	case r.ContentType == "" && r.Thumbnail == 0:
+		return fmt.Errorf("%w: content_type or thumbnail is required", ErrInvalidRequest)
+	case r.Thumbnail != 0:
+		if r.Disposition != "" || r.Filename != "" {
+			return fmt.Errorf("%w: thumbnail takes no disposition or filename", ErrInvalidRequest)
+		}
+		if r.Thumbnail < 1 || r.Thumbnail > MaxThumbnailSize {
+			return fmt.Errorf("%w: thumbnail: want 1 to %d", ErrInvalidRequest, MaxThumbnailSize)
+		}
+		return nil
+	}
+	if err := CheckContentType(r.ContentType); err != nil {
+		return err
+	}
+	if r.Disposition != "" && r.Disposition != Inline && r.Disposition != Attachment {
+		return fmt.Errorf("%w: disposition: want %q or %q", ErrInvalidRequest, Inline, Attachment)
+	}
+	if r.Filename != "" {
+		return CheckFilename(r.Filename)
+	}
+	return nil
+}
+
+// parseSize parses the syntax of a thumbnail size: base-10 digits, no
+// sign, no leading zero, at most 9 digits (so at most MaxThumbnailSize).
 func parseSize(s string) (int, error) {
 	bad := func(why string) error { return fmt.Errorf("%w: thumbnail: %s", ErrInvalidRequest, why) }
 	if len(s) > 9 {
@@ -305,7 +339,17 @@ func parseSize(s string) (int, error) {
 	return n, nil
 }
 
-func checkContentType(ct string) error {
+// CheckContentType reports whether ct can be the content type of a URL:
+// nil if Parse accepts it in the content_type parameter (and a Builder
+// builds it), else an error wrapping ErrInvalidRequest that says why. The
+// rules: at most MaxContentTypeLength bytes of printable ASCII, parsed by
+// mime.ParseMediaType, with a "type/subtype" media type. Parse runs this
+// same function. The empty string is rejected (Builder.Inline and
+// Builder.Download turn it into application/octet-stream first).
+func CheckContentType(ct string) error {
+	if ct == "" {
+		return fmt.Errorf("%w: content_type: empty", ErrInvalidRequest)
+	}
 	if len(ct) > MaxContentTypeLength {
 		return fmt.Errorf("%w: content_type: longer than %d bytes", ErrInvalidRequest, MaxContentTypeLength)
 	}
@@ -324,7 +368,19 @@ func checkContentType(ct string) error {
 	return nil
 }
 
-func checkFilename(name string) error {
+// CheckFilename reports whether name can be the filename of a URL: nil if
+// Parse accepts it in the filename parameter (and a Builder builds it),
+// else an error wrapping ErrInvalidRequest that says why. The rules: 1 to
+// MaxFilenameLength bytes of valid UTF-8 without control characters
+// (unicode.IsControl) or bidirectional formatting characters, which make
+// "invoice\u202Efdp.exe" display as "invoiceexe.pdf". Any other character,
+// including "/", "\\", quotes and "..", is allowed: the name is only ever
+// sent in a Content-Disposition header, encoded. Parse runs this same
+// function.
+func CheckFilename(name string) error {
+	if name == "" {
+		return fmt.Errorf("%w: filename: empty", ErrInvalidRequest)
+	}
 	if len(name) > MaxFilenameLength {
 		return fmt.Errorf("%w: filename: longer than %d bytes", ErrInvalidRequest, MaxFilenameLength)
 	}
@@ -333,7 +389,7 @@ func checkFilename(name string) error {
 	}
 	for _, c := range name {
 		if unicode.IsControl(c) || isBidiControl(c) {
-			return fmt.Errorf("%w: filename: control character", ErrInvalidRequest)
+			return fmt.Errorf("%w: filename: control or bidirectional formatting character", ErrInvalidRequest)
 		}
 	}
 	return nil

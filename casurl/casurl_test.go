@@ -30,28 +30,49 @@ func mustParseURL(t testing.TB, s string) *url.URL {
 	return u
 }
 
+// mustURL takes the results of a Builder method and fails t on an error:
+// mustURL(t)(b.Inline(h, ct)).
+func mustURL(t testing.TB) func(string, error) string {
+	return func(u string, err error) string {
+		t.Helper()
+		require.NoError(t, err)
+		require.NotEmpty(t, u)
+		return u
+	}
+}
+
+// parseURL parses raw as a URL and its hash and query with casurl.Parse,
+// verifying the signature when s is not nil: the migration of the removed
+// Parse(*url.URL) and Signer.Verify.
+func parseURL(t testing.TB, raw string, s *casurl.Signer) (casurl.Request, error) {
+	t.Helper()
+	u := mustParseURL(t, raw)
+	return casurl.Parse(casurl.LastSegment(u), u.RawQuery, s)
+}
+
 func TestBuilderURLs(t *testing.T) {
 	t.Parallel()
+	must := mustURL(t)
 	tests := []struct {
 		name string
 		got  string
 		want string
 	}{
-		{"inline", casurl.Builder{}.Inline(hello, "image/png"),
+		{"inline", must(casurl.Builder{}.Inline(hello, "image/png")),
 			"/api/cas/" + helloHex + "?content_type=image%2Fpng"},
-		{"inline empty type", casurl.Builder{}.Inline(hello, ""),
+		{"inline empty type", must(casurl.Builder{}.Inline(hello, "")),
 			"/api/cas/" + helloHex + "?content_type=application%2Foctet-stream"},
-		{"download", casurl.Builder{}.Download(hello, "application/pdf", "data sheet.pdf"),
+		{"download", must(casurl.Builder{}.Download(hello, "application/pdf", "data sheet.pdf")),
 			"/api/cas/" + helloHex + "?content_type=application%2Fpdf&disposition=attachment&filename=data+sheet.pdf"},
-		{"download escapes", casurl.Builder{}.Download(hello, "text/plain; charset=utf-8", "a&b=c?d#e%f/ü.txt"),
+		{"download escapes", must(casurl.Builder{}.Download(hello, "text/plain; charset=utf-8", "a&b=c?d#e%f/ü.txt")),
 			"/api/cas/" + helloHex + "?content_type=text%2Fplain%3B+charset%3Dutf-8&disposition=attachment&filename=a%26b%3Dc%3Fd%23e%25f%2F%C3%BC.txt"},
-		{"download without name", casurl.Builder{}.Download(hello, "text/csv", ""),
+		{"download without name", must(casurl.Builder{}.Download(hello, "text/csv", "")),
 			"/api/cas/" + helloHex + "?content_type=text%2Fcsv&disposition=attachment"},
-		{"thumbnail", casurl.Builder{}.Thumbnail(hello, 150),
+		{"thumbnail", must(casurl.Builder{}.Thumbnail(hello, 150)),
 			"/api/cas/" + helloHex + "?thumbnail=150"},
-		{"prefix with slash", casurl.Builder{Prefix: "/files/"}.Thumbnail(hello, 64),
+		{"prefix with slash", must(casurl.Builder{Prefix: "/files/"}.Thumbnail(hello, 64)),
 			"/files/" + helloHex + "?thumbnail=64"},
-		{"absolute prefix", casurl.Builder{Prefix: "https://cdn.example.com/blobs"}.Inline(hello, "image/jpeg"),
+		{"absolute prefix", must(casurl.Builder{Prefix: "https://cdn.example.com/blobs"}.Inline(hello, "image/jpeg")),
 			"https://cdn.example.com/blobs/" + helloHex + "?content_type=image%2Fjpeg"},
 	}
 	for _, tt := range tests {
@@ -68,19 +89,70 @@ func TestBuilderFixedOrder(t *testing.T) {
 	// one order, and parsing a URL with the parameters shuffled and
 	// building it again gives the canonical URL.
 	b := casurl.Builder{}
-	canonical := b.Download(hello, "image/png", "x.png")
+	must := mustURL(t)
+	canonical := must(b.Download(hello, "image/png", "x.png"))
 	shuffled := "/api/cas/" + helloHex + "?filename=x.png&disposition=attachment&content_type=image/png"
-	r, err := casurl.Parse(mustParseURL(t, shuffled))
+	r, err := parseURL(t, shuffled, nil)
 	require.NoError(t, err)
-	require.Equal(t, canonical, b.URL(r))
+	require.Equal(t, canonical, must(b.URL(r)))
 	for range 20 {
-		require.Equal(t, canonical, b.Download(hello, "image/png", "x.png"))
+		require.Equal(t, canonical, must(b.Download(hello, "image/png", "x.png")))
 	}
+}
+
+// TestBuilderRejects: a Builder returns an error, and no URL, for every
+// request that Parse would reject, so no code path silently hands out a
+// URL that always gets 400. Before, Inline(h, "not a type") and
+// Thumbnail(h, 0) returned such URLs.
+func TestBuilderRejects(t *testing.T) {
+	t.Parallel()
+	for _, b := range []casurl.Builder{{}, {Prefix: "/p", Signer: casurl.NewSigner([]byte("k"))}} {
+		tests := []struct {
+			name, mention string
+			build         func() (string, error)
+		}{
+			{"inline not a type", "content_type", func() (string, error) { return b.Inline(hello, "not a type") }},
+			{"inline CRLF type", "content_type", func() (string, error) { return b.Inline(hello, "text/plain\r\nX-Evil: 1") }},
+			{"inline non-ASCII type", "content_type", func() (string, error) { return b.Inline(hello, "text/pläin") }},
+			{"inline long type", "content_type", func() (string, error) { return b.Inline(hello, "a/"+strings.Repeat("b", 300)) }},
+			{"download bad type", "content_type", func() (string, error) { return b.Download(hello, "text/", "a.txt") }},
+			{"download CRLF filename", "filename", func() (string, error) { return b.Download(hello, "text/plain", "a\r\nb") }},
+			{"download bidi filename", "filename", func() (string, error) { return b.Download(hello, "text/plain", "invoice\u202efdp.exe") }},
+			{"download invalid UTF-8 filename", "filename", func() (string, error) { return b.Download(hello, "text/plain", "\xff") }},
+			{"download long filename", "filename", func() (string, error) { return b.Download(hello, "text/plain", strings.Repeat("x", 256)) }},
+			{"thumbnail 0", "content_type or thumbnail", func() (string, error) { return b.Thumbnail(hello, 0) }},
+			{"thumbnail negative", "thumbnail", func() (string, error) { return b.Thumbnail(hello, -5) }},
+			{"thumbnail too large", "thumbnail", func() (string, error) { return b.Thumbnail(hello, casurl.MaxThumbnailSize+1) }},
+			{"URL of the zero Request", "content_type or thumbnail", func() (string, error) { return b.URL(casurl.Request{}) }},
+			{"URL with both", "exclusive", func() (string, error) {
+				return b.URL(casurl.Request{Hash: hello, ContentType: "a/b", Thumbnail: 5})
+			}},
+			{"URL thumbnail with filename", "thumbnail", func() (string, error) {
+				return b.URL(casurl.Request{Hash: hello, Thumbnail: 5, Filename: "a"})
+			}},
+			{"URL bad disposition", "disposition", func() (string, error) {
+				return b.URL(casurl.Request{Hash: hello, ContentType: "a/b", Disposition: "form-data"})
+			}},
+		}
+		for _, tt := range tests {
+			got, err := tt.build()
+			require.ErrorIs(t, err, casurl.ErrInvalidRequest, tt.name)
+			require.Contains(t, err.Error(), tt.mention, tt.name)
+			require.Empty(t, got, tt.name)
+		}
+	}
+	// The largest size still builds and parses.
+	u, err := casurl.Builder{}.Thumbnail(hello, casurl.MaxThumbnailSize)
+	require.NoError(t, err)
+	r, err := parseURL(t, u, nil)
+	require.NoError(t, err)
+	require.Equal(t, casurl.MaxThumbnailSize, r.Thumbnail)
 }
 
 func TestForKey(t *testing.T) {
 	t.Parallel()
 	b := casurl.Builder{}
+	must := mustURL(t)
 	tests := []struct {
 		name, key, ct, filename string
 		want                    string
@@ -92,9 +164,13 @@ func TestForKey(t *testing.T) {
 		{"bare hex without prefix", helloHex, "image/png", "", "", false},
 		{"uppercase cas key", "cas/" + strings.ToUpper(helloHex), "image/png", "", "", false},
 		{"short cas key", "cas/" + helloHex[:63], "image/png", "", "", false},
-		{"cas key inline", "cas/" + helloHex, "image/png", "", b.Inline(hello, "image/png"), true},
-		{"cas key download", "cas/" + helloHex, "application/pdf", "a.pdf", b.Download(hello, "application/pdf", "a.pdf"), true},
-		{"cas key no type", "cas/" + helloHex, "", "", b.Inline(hello, "application/octet-stream"), true},
+		{"cas key inline", "cas/" + helloHex, "image/png", "", must(b.Inline(hello, "image/png")), true},
+		{"cas key download", "cas/" + helloHex, "application/pdf", "a.pdf", must(b.Download(hello, "application/pdf", "a.pdf")), true},
+		{"cas key no type", "cas/" + helloHex, "", "", must(b.Inline(hello, "application/octet-stream")), true},
+		// No URL would serve these rows (it would always get 400): no URL.
+		{"cas key invalid type", "cas/" + helloHex, "not a type", "", "", false},
+		{"cas key invalid type with filename", "cas/" + helloHex, "text/", "a.txt", "", false},
+		{"cas key control in filename", "cas/" + helloHex, "text/plain", "a\nb.txt", "", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -103,7 +179,7 @@ func TestForKey(t *testing.T) {
 			require.Equal(t, tt.ok, ok)
 			require.Equal(t, tt.want, got)
 			if ok {
-				r, err := casurl.Parse(mustParseURL(t, got))
+				r, err := parseURL(t, got, nil)
 				require.NoError(t, err)
 				require.Equal(t, hello, r.Hash)
 				require.Equal(t, tt.filename, r.Filename)
@@ -142,7 +218,7 @@ func TestParseValid(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got, err := casurl.Parse(mustParseURL(t, tt.url))
+			got, err := parseURL(t, tt.url, nil)
 			require.NoError(t, err)
 			require.Empty(t, cmp.Diff(tt.want, got))
 			require.Equal(t, tt.thumb, got.IsThumbnail())
@@ -213,32 +289,103 @@ func TestParseHostile(t *testing.T) {
 	for _, tt := range hostileURLs {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			u := mustParseURL(t, tt.url)
-			got, err := casurl.Parse(u)
+			got, err := parseURL(t, tt.url, nil)
 			require.ErrorIs(t, err, casurl.ErrInvalidRequest)
 			require.Contains(t, err.Error(), tt.mention)
 			require.Equal(t, casurl.Request{}, got, "a rejected URL yields the zero Request")
-			// A signed URL is parsed first: it fails the same way, not with ErrSignature.
-			_, err = casurl.NewSigner([]byte("k")).Verify(u)
+			// With a Signer the request is parsed first: it fails the same
+			// way, not with ErrSignature.
+			got, err = parseURL(t, tt.url, casurl.NewSigner([]byte("k")))
 			require.ErrorIs(t, err, casurl.ErrInvalidRequest)
+			require.Contains(t, err.Error(), tt.mention)
 			require.False(t, errors.Is(err, casurl.ErrSignature))
+			require.Equal(t, casurl.Request{}, got)
 		})
 	}
 }
 
-func TestParseNilURL(t *testing.T) {
+// TestParseParts: Parse takes the hash and the raw query apart, as a
+// router that extracted the hash from the path gives them.
+func TestParseParts(t *testing.T) {
 	t.Parallel()
-	_, err := casurl.Parse(nil)
-	require.ErrorIs(t, err, casurl.ErrInvalidRequest)
-	_, err = casurl.NewSigner([]byte("k")).Verify(nil)
+	r, err := casurl.Parse(helloHex, "thumbnail=32", nil)
+	require.NoError(t, err)
+	require.Equal(t, casurl.Request{Hash: hello, Thumbnail: 32}, r)
+	for _, hash := range []string{"", "../" + helloHex, helloHex + "/", "/" + helloHex, "cas/" + helloHex} {
+		_, err = casurl.Parse(hash, "thumbnail=32", nil)
+		require.ErrorIs(t, err, casurl.ErrInvalidRequest, hash)
+		require.Contains(t, err.Error(), "path", hash)
+	}
+	_, err = casurl.Parse(helloHex, "", nil)
 	require.ErrorIs(t, err, casurl.ErrInvalidRequest)
 }
 
-func TestParseParts(t *testing.T) {
+func TestLastSegment(t *testing.T) {
 	t.Parallel()
-	r, err := casurl.ParseParts(helloHex, "thumbnail=32")
-	require.NoError(t, err)
-	require.Equal(t, casurl.Request{Hash: hello, Thumbnail: 32}, r)
-	_, err = casurl.ParseParts("../"+helloHex, "thumbnail=32")
-	require.ErrorIs(t, err, casurl.ErrInvalidRequest)
+	for raw, want := range map[string]string{
+		"/api/cas/" + helloHex + "?x=1":    helloHex,
+		"https://h/p/" + helloHex:          helloHex,
+		helloHex:                           helloHex,
+		"/api/cas/":                        "",
+		"/api/cas/x%2F" + helloHex:         "x%2F" + helloHex,
+		"/api/cas/" + helloHex + "/..?a=b": "..",
+	} {
+		require.Equal(t, want, casurl.LastSegment(mustParseURL(t, raw)), raw)
+	}
+}
+
+// validContentTypes and invalidContentTypes: CheckContentType accepts the
+// first and rejects the second, exactly as Parse does in content_type.
+var validContentTypes = []string{
+	"image/png", "a/b", "text/plain; charset=utf-8", "application/vnd.ms-excel",
+	"multipart/x-mixed-replace; boundary=x", "IMAGE/PNG", `text/plain; name="a b"`,
+	"a/" + strings.Repeat("b", casurl.MaxContentTypeLength-2),
+}
+
+var invalidContentTypes = []string{
+	"", "notamime", "not a type", "text/", "/plain", "a/b/c", "text/plain;;=",
+	"text/plain\r\nX-Evil: 1", "text/plain\x00", "text/pl\u00e4in", "text/plain\t",
+	"a/" + strings.Repeat("b", casurl.MaxContentTypeLength-1),
+}
+
+func TestCheckContentType(t *testing.T) {
+	t.Parallel()
+	for _, ct := range validContentTypes {
+		require.NoError(t, casurl.CheckContentType(ct), "%q", ct)
+		_, err := casurl.Parse(helloHex, "content_type="+url.QueryEscape(ct), nil)
+		require.NoError(t, err, "%q", ct)
+	}
+	for _, ct := range invalidContentTypes {
+		err := casurl.CheckContentType(ct)
+		require.ErrorIs(t, err, casurl.ErrInvalidRequest, "%q", ct)
+		require.Contains(t, err.Error(), "content_type", "%q", ct)
+		_, err = casurl.Parse(helloHex, "content_type="+url.QueryEscape(ct), nil)
+		require.ErrorIs(t, err, casurl.ErrInvalidRequest, "%q", ct)
+	}
+}
+
+var validFilenames = []string{
+	"a", "report.pdf", "data sheet.pdf", "résumé \"1\".txt", "../../etc\\passwd;", "報告.pdf", "📷.jpg",
+	"..", "a%0d%0ab.txt", strings.Repeat("x", casurl.MaxFilenameLength), strings.Repeat("é", casurl.MaxFilenameLength/2),
+}
+
+var invalidFilenames = []string{
+	"", "a\r\nb", "a\x00b", "a\tb", "a\x7fb", "a\u0085b", "invoice\u202efdp.exe", "a\u2066b", "a\u061cb",
+	"\xff\xfe", "a\xc3", strings.Repeat("x", casurl.MaxFilenameLength+1),
+}
+
+func TestCheckFilename(t *testing.T) {
+	t.Parallel()
+	for _, name := range validFilenames {
+		require.NoError(t, casurl.CheckFilename(name), "%q", name)
+		_, err := casurl.Parse(helloHex, "content_type=a/b&filename="+url.QueryEscape(name), nil)
+		require.NoError(t, err, "%q", name)
+	}
+	for _, name := range invalidFilenames {
+		err := casurl.CheckFilename(name)
+		require.ErrorIs(t, err, casurl.ErrInvalidRequest, "%q", name)
+		require.Contains(t, err.Error(), "filename", "%q", name)
+		_, err = casurl.Parse(helloHex, "content_type=a/b&filename="+url.QueryEscape(name), nil)
+		require.ErrorIs(t, err, casurl.ErrInvalidRequest, "%q", name)
+	}
 }

@@ -3,6 +3,8 @@ package casurl_test
 import (
 	"errors"
 	"net/url"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -15,72 +17,139 @@ import (
 // error must wrap ErrInvalidRequest, and every URL it accepts must survive
 // a round trip: building the parsed Request and parsing it again gives the
 // same Request, and building that gives the same URL (canonical form).
+// With a Signer, a URL that does not parse fails the same way, and one that
+// does fails only with ErrSignature (none of these is signed).
 func FuzzParse(f *testing.F) {
 	for _, tt := range hostileURLs {
 		f.Add(tt.url)
 	}
 	b := casurl.Builder{}
-	f.Add(b.Inline(hello, "image/png"))
-	f.Add(b.Download(hello, "text/plain; charset=utf-8", "résumé \"1\".txt"))
-	f.Add(b.Thumbnail(hello, 150))
+	for _, u := range []func() (string, error){
+		func() (string, error) { return b.Inline(hello, "image/png") },
+		func() (string, error) { return b.Download(hello, "text/plain; charset=utf-8", "résumé \"1\".txt") },
+		func() (string, error) { return b.Thumbnail(hello, 150) },
+	} {
+		raw, err := u()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(raw)
+	}
+	for _, ct := range append(validContentTypes, invalidContentTypes...) {
+		f.Add("/api/cas/" + helloHex + "?content_type=" + url.QueryEscape(ct))
+	}
+	for _, name := range append(validFilenames, invalidFilenames...) {
+		f.Add("/api/cas/" + helloHex + "?content_type=a/b&filename=" + url.QueryEscape(name))
+	}
 	f.Add("/api/cas/" + helloHex + "?filename=x&content_type=a/b&disposition=inline&sig=zz")
 	f.Add("")
 	f.Add("%")
 	f.Add("?")
+	signer := casurl.NewSigner([]byte("k"))
 	f.Fuzz(func(t *testing.T, raw string) {
 		u, err := url.Parse(raw)
 		if err != nil {
 			return
 		}
-		r, err := casurl.Parse(u)
+		r, err := casurl.Parse(casurl.LastSegment(u), u.RawQuery, nil)
+		_, serr := casurl.Parse(casurl.LastSegment(u), u.RawQuery, signer)
 		if err != nil {
 			if !errors.Is(err, casurl.ErrInvalidRequest) {
 				t.Fatalf("Parse(%q) error %v does not wrap ErrInvalidRequest", raw, err)
 			}
+			if serr == nil || serr.Error() != err.Error() {
+				t.Fatalf("Parse(%q) with a Signer = %v, without = %v", raw, serr, err)
+			}
 			return
+		}
+		if !errors.Is(serr, casurl.ErrSignature) || errors.Is(serr, casurl.ErrInvalidRequest) {
+			t.Fatalf("Parse(%q) with a Signer = %v, want ErrSignature alone", raw, serr)
 		}
 		checkRoundTrip(t, r)
 	})
 }
 
-// FuzzRoundTrip builds URLs from arbitrary Request fields: whenever Parse
-// accepts the built URL it must return exactly the Request that was built,
-// and a Request that passes the documented rules must be accepted.
+// FuzzRoundTrip builds URLs from arbitrary Request fields. For any Request,
+// Builder.URL either returns an error wrapping ErrInvalidRequest or a URL
+// that Parse turns back into exactly that Request (with the Signer too).
+// And URL checks exactly what Parse checks: URL fails if and only if Parse
+// rejects the same Request written by hand without any check; a Request
+// that passes the documented rules (written here independently) builds.
 func FuzzRoundTrip(f *testing.F) {
 	f.Add([]byte("hello"), "image/png", "", "", 0)
 	f.Add([]byte("x"), "application/pdf", "attachment", "Datenblatt ü \"v2\".pdf", 0)
 	f.Add([]byte("y"), "text/html; charset=utf-8", "inline", "a;b/c\\d", 0)
 	f.Add([]byte("z"), "", "", "", 150)
 	f.Add([]byte("z"), "", "", "", -1)
+	f.Add([]byte("z"), "", "", "", 0)
+	f.Add([]byte("z"), "", "", "", casurl.MaxThumbnailSize)
+	f.Add([]byte("z"), "", "", "", casurl.MaxThumbnailSize+1)
+	f.Add([]byte("z"), "a/b", "", "", 5)
+	f.Add([]byte("z"), "", "inline", "", 5)
 	f.Add([]byte("w"), "a/b", "other", "\r\n", 0)
+	f.Add([]byte("w"), "not a type", "", "", 0)
+	for _, ct := range invalidContentTypes {
+		f.Add([]byte("c"), ct, "", "", 0)
+	}
+	for _, name := range invalidFilenames {
+		f.Add([]byte("n"), "a/b", "attachment", name, 0)
+	}
 	f.Fuzz(func(t *testing.T, content []byte, ct, disp, filename string, thumb int) {
 		x := casurl.Request{Hash: cas.SumBytes(content), ContentType: ct, Disposition: disp, Filename: filename, Thumbnail: thumb}
+		_, uncheckedErr := casurl.Parse(x.Hash.String(), uncheckedQuery(x), nil)
 		for _, b := range []casurl.Builder{{}, {Prefix: "/p/", Signer: casurl.NewSigner([]byte("k"))}} {
-			raw := b.URL(x)
+			raw, err := b.URL(x)
+			if err != nil {
+				if !errors.Is(err, casurl.ErrInvalidRequest) {
+					t.Fatalf("URL(%+v) error %v does not wrap ErrInvalidRequest", x, err)
+				}
+				if raw != "" {
+					t.Fatalf("URL(%+v) = %q with error %v", x, raw, err)
+				}
+				if plainlyValid(x) {
+					t.Fatalf("URL rejected valid %+v: %v", x, err)
+				}
+				if uncheckedErr == nil {
+					t.Fatalf("URL rejected %+v, which Parse accepts: %v", x, err)
+				}
+				continue
+			}
+			if uncheckedErr != nil {
+				t.Fatalf("URL built %q from %+v, which Parse rejects: %v", raw, x, uncheckedErr)
+			}
 			u, err := url.Parse(raw)
 			if err != nil {
 				t.Fatalf("built URL %q does not parse as a URL: %v", raw, err)
 			}
-			got, err := casurl.Parse(u)
+			got, err := casurl.Parse(casurl.LastSegment(u), u.RawQuery, b.Signer)
 			if err != nil {
-				if !errors.Is(err, casurl.ErrInvalidRequest) {
-					t.Fatalf("error %v does not wrap ErrInvalidRequest", err)
-				}
-				if plainlyValid(x) {
-					t.Fatalf("Parse rejected valid %+v (%q): %v", x, raw, err)
-				}
-				continue
+				t.Fatalf("Parse(URL(%+v)) = %v", x, err)
 			}
 			if d := cmp.Diff(x, got); d != "" {
-				t.Fatalf("Parse(build(x)) != x (-x +got):\n%s", d)
-			}
-			if b.Signer != nil {
-				if _, err := b.Signer.Verify(u); err != nil {
-					t.Fatalf("Verify of a freshly signed URL: %v", err)
-				}
+				t.Fatalf("Parse(URL(x)) != x (-x +got):\n%s", d)
 			}
 		}
 	})
+}
+
+// uncheckedQuery writes the query of x the way a Builder does, but
+// without checking anything, as the Builder did before it checked.
+func uncheckedQuery(x casurl.Request) string {
+	q := []string{}
+	add := func(k, v string) { q = append(q, k+"="+url.QueryEscape(v)) }
+	if x.ContentType != "" {
+		add("content_type", x.ContentType)
+	}
+	if x.Disposition != "" {
+		add("disposition", x.Disposition)
+	}
+	if x.Filename != "" {
+		add("filename", x.Filename)
+	}
+	if x.Thumbnail != 0 {
+		add("thumbnail", strconv.Itoa(x.Thumbnail))
+	}
+	return strings.Join(q, "&")
 }
 
 // plainlyValid is a conservative validity check written independently of
@@ -130,19 +199,22 @@ func containsSpaceOrDot(s string) bool {
 func checkRoundTrip(t *testing.T, r casurl.Request) {
 	t.Helper()
 	b := casurl.Builder{}
-	raw := b.URL(r)
+	raw, err := b.URL(r)
+	if err != nil {
+		t.Fatalf("URL(%+v) of a parsed Request = %v", r, err)
+	}
 	u, err := url.Parse(raw)
 	if err != nil {
 		t.Fatalf("built URL %q does not parse: %v", raw, err)
 	}
-	again, err := casurl.Parse(u)
+	again, err := casurl.Parse(casurl.LastSegment(u), u.RawQuery, nil)
 	if err != nil {
 		t.Fatalf("Parse(build(%+v)) = %v", r, err)
 	}
 	if d := cmp.Diff(r, again); d != "" {
 		t.Fatalf("round trip changed the request (-want +got):\n%s", d)
 	}
-	if b.URL(again) != raw {
-		t.Fatalf("URL not canonical: %q then %q", raw, b.URL(again))
+	if raw2, err := b.URL(again); err != nil || raw2 != raw {
+		t.Fatalf("URL not canonical: %q then %q, %v", raw, raw2, err)
 	}
 }

@@ -4,8 +4,6 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
-	"fmt"
-	"net/url"
 )
 
 // Signer signs URLs with HMAC-SHA256 so that a client cannot change what a
@@ -16,7 +14,9 @@ import (
 // path segment; the mount prefix is not covered, so a URL survives
 // http.StripPrefix and reverse proxies) and the canonical query without
 // sig, in the fixed parameter order. It is sent base64url-encoded, without
-// padding, in the sig parameter. A Signer is safe for concurrent use.
+// padding, in the sig parameter. Put a Signer in a Builder to sign URLs,
+// and pass it to Parse to accept only signed ones. A Signer is safe for
+// concurrent use.
 type Signer struct {
 	keys [][]byte
 }
@@ -80,29 +80,4 @@ func (s *Signer) Valid(r Request, sig string) bool {
 		}
 	}
 	return ok
-}
-
-// Verify parses u like Parse and checks its sig parameter. A URL that does
-// not parse fails with an error wrapping ErrInvalidRequest; a missing or
-// wrong signature with an error wrapping ErrSignature.
-func (s *Signer) Verify(u *url.URL) (Request, error) {
-	if u == nil {
-		return Request{}, fmt.Errorf("%w: nil URL", ErrInvalidRequest)
-	}
-	return s.VerifyParts(LastSegment(u), u.RawQuery)
-}
-
-// VerifyParts is Verify for a hash and a raw query that are already apart.
-func (s *Signer) VerifyParts(hash, rawQuery string) (Request, error) {
-	r, sig, err := parse(hash, rawQuery)
-	if err != nil {
-		return Request{}, err
-	}
-	if sig == "" {
-		return Request{}, fmt.Errorf("%w: no %s parameter", ErrSignature, ParamSig)
-	}
-	if !s.Valid(r, sig) {
-		return Request{}, fmt.Errorf("%w: %s does not match", ErrSignature, ParamSig)
-	}
-	return r, nil
 }

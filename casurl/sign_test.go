@@ -18,16 +18,17 @@ func TestSignedRoundTrip(t *testing.T) {
 	t.Parallel()
 	s := casurl.NewSigner([]byte("secret"))
 	b := casurl.Builder{Signer: s}
+	must := mustURL(t)
 	for _, raw := range []string{
-		b.Inline(hello, "image/png"),
-		b.Download(hello, "application/pdf", "Prüfbericht \"final\".pdf"),
-		b.Thumbnail(hello, 150),
+		must(b.Inline(hello, "image/png")),
+		must(b.Download(hello, "application/pdf", "Prüfbericht \"final\".pdf")),
+		must(b.Thumbnail(hello, 150)),
 	} {
 		u := mustParseURL(t, raw)
 		require.Len(t, u.Query()["sig"], 1, raw)
-		want, err := casurl.Parse(u)
+		want, err := parseURL(t, raw, nil)
 		require.NoError(t, err)
-		got, err := s.Verify(u)
+		got, err := parseURL(t, raw, s)
 		require.NoError(t, err)
 		require.Equal(t, want, got)
 	}
@@ -37,11 +38,16 @@ func TestSignatureIsHMACOfCanonicalForm(t *testing.T) {
 	t.Parallel()
 	// Recompute the MAC independently from the documented canonical form.
 	key := []byte("k1")
-	raw := casurl.Builder{Signer: casurl.NewSigner(key)}.Thumbnail(hello, 64)
+	raw := mustURL(t)(casurl.Builder{Signer: casurl.NewSigner(key)}.Thumbnail(hello, 64))
 	m := hmac.New(sha256.New, key)
 	m.Write([]byte("casurl/v1\n" + helloHex + "?thumbnail=64"))
 	want := base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 	require.Equal(t, "/api/cas/"+helloHex+"?thumbnail=64&sig="+want, raw)
+}
+
+// verify is Parse of u with the Signer s.
+func verify(s *casurl.Signer, u *url.URL) (casurl.Request, error) {
+	return casurl.Parse(casurl.LastSegment(u), u.RawQuery, s)
 }
 
 // tamper rewrites one query parameter of a signed URL, keeping its sig.
@@ -62,9 +68,10 @@ func TestSignatureStopsTampering(t *testing.T) {
 	t.Parallel()
 	s := casurl.NewSigner([]byte("secret"))
 	b := casurl.Builder{Signer: s}
-	inline := b.Inline(hello, "text/plain")
-	thumb := b.Thumbnail(hello, 150)
-	download := b.Download(hello, "application/pdf", "a.pdf")
+	must := mustURL(t)
+	inline := must(b.Inline(hello, "text/plain"))
+	thumb := must(b.Thumbnail(hello, 150))
+	download := must(b.Download(hello, "application/pdf", "a.pdf"))
 	other := cas.SumBytes([]byte("other"))
 	tests := []struct {
 		name string
@@ -80,7 +87,7 @@ func TestSignatureStopsTampering(t *testing.T) {
 		{"garbage sig", tamper(t, inline, "sig", "not-a-signature")},
 		{"truncated sig", tamper(t, inline, "sig", mustParseURL(t, inline).Query().Get("sig")[:42])},
 		{"sig of another URL", tamper(t, inline, "sig", mustParseURL(t, thumb).Query().Get("sig"))},
-		{"signed with another key", mustParseURL(t, casurl.Builder{Signer: casurl.NewSigner([]byte("other"))}.Inline(hello, "text/plain"))},
+		{"signed with another key", mustParseURL(t, must(casurl.Builder{Signer: casurl.NewSigner([]byte("other"))}.Inline(hello, "text/plain")))},
 		// Other spellings of the right signature: the unused low bits of the
 		// last character, a line break that a lenient decoder skips, padding.
 		{"last character low bits +1", tamper(t, inline, "sig", respell(t, s, inline, 1))},
@@ -94,9 +101,13 @@ func TestSignatureStopsTampering(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			_, err := s.Verify(tt.u)
+			r, err := verify(s, tt.u)
 			require.ErrorIs(t, err, casurl.ErrSignature)
 			require.NotErrorIs(t, err, casurl.ErrInvalidRequest)
+			require.Equal(t, casurl.Request{}, r, "a request is returned only when its sig is valid")
+			// Without a Signer the same URL parses: the failure is the signature alone.
+			_, err = casurl.Parse(casurl.LastSegment(tt.u), tt.u.RawQuery, nil)
+			require.NoError(t, err)
 		})
 	}
 }
@@ -104,29 +115,30 @@ func TestSignatureStopsTampering(t *testing.T) {
 func TestSignerRotation(t *testing.T) {
 	t.Parallel()
 	oldKey, newKey := []byte("old"), []byte("new")
-	oldURL := mustParseURL(t, casurl.Builder{Signer: casurl.NewSigner(oldKey)}.Thumbnail(hello, 10))
+	must := mustURL(t)
+	oldURL := mustParseURL(t, must(casurl.Builder{Signer: casurl.NewSigner(oldKey)}.Thumbnail(hello, 10)))
 	rotated := casurl.NewSigner(newKey, oldKey)
-	newURL := mustParseURL(t, casurl.Builder{Signer: rotated}.Thumbnail(hello, 10))
+	newURL := mustParseURL(t, must(casurl.Builder{Signer: rotated}.Thumbnail(hello, 10)))
 	require.NotEqual(t, oldURL.String(), newURL.String())
 
-	_, err := rotated.Verify(oldURL)
+	_, err := verify(rotated, oldURL)
 	require.NoError(t, err, "old key still accepted")
-	_, err = rotated.Verify(newURL)
+	_, err = verify(rotated, newURL)
 	require.NoError(t, err)
-	_, err = casurl.NewSigner(newKey).Verify(oldURL)
+	_, err = verify(casurl.NewSigner(newKey), oldURL)
 	require.ErrorIs(t, err, casurl.ErrSignature, "old key retired")
 	// The rotated signer signs with its first key.
-	_, err = casurl.NewSigner(newKey).Verify(newURL)
+	_, err = verify(casurl.NewSigner(newKey), newURL)
 	require.NoError(t, err)
 }
 
 func TestSignerWithoutKeys(t *testing.T) {
 	t.Parallel()
 	empty := casurl.NewSigner(nil, []byte{})
-	raw := casurl.Builder{Signer: empty}.Thumbnail(hello, 10)
+	raw := mustURL(t)(casurl.Builder{Signer: empty}.Thumbnail(hello, 10))
 	require.NotContains(t, raw, "sig=")
 	forged := raw + "&sig=" + strings.Repeat("A", 43)
-	_, err := empty.Verify(mustParseURL(t, forged))
+	_, err := parseURL(t, forged, empty)
 	require.ErrorIs(t, err, casurl.ErrSignature)
 	var nilSigner *casurl.Signer
 	require.False(t, nilSigner.Valid(casurl.Request{Hash: hello, Thumbnail: 10}, strings.Repeat("A", 43)))
@@ -137,18 +149,20 @@ func TestSignerCopiesKeys(t *testing.T) {
 	t.Parallel()
 	key := []byte("secret")
 	s := casurl.NewSigner(key)
-	raw := casurl.Builder{Signer: s}.Thumbnail(hello, 10)
+	raw := mustURL(t)(casurl.Builder{Signer: s}.Thumbnail(hello, 10))
 	key[0] = 'X' // the caller reuses its buffer
-	_, err := s.Verify(mustParseURL(t, raw))
+	_, err := parseURL(t, raw, s)
 	require.NoError(t, err)
 }
 
 func TestUnsignedByDefault(t *testing.T) {
 	t.Parallel()
-	raw := casurl.Builder{}.Download(hello, "a/b", "c")
+	raw := mustURL(t)(casurl.Builder{}.Download(hello, "a/b", "c"))
 	require.NotContains(t, raw, "sig")
-	_, err := casurl.NewSigner([]byte("k")).Verify(mustParseURL(t, raw))
+	r, err := parseURL(t, raw, casurl.NewSigner([]byte("k")))
 	require.ErrorIs(t, err, casurl.ErrSignature)
+	require.Contains(t, err.Error(), "no sig parameter")
+	require.Equal(t, casurl.Request{}, r)
 }
 
 // sigOf is the sig parameter of a signed URL.
@@ -197,9 +211,9 @@ func TestSignatureHasOneSpelling(t *testing.T) {
 			if s.Valid(r, cand) {
 				valid = append(valid, cand)
 			}
-			q := casurl.Builder{}.URL(r) + "&sig=" + cand
-			if _, err := s.Verify(mustParseURL(t, q)); err == nil {
-				require.Equal(t, sig, cand, "Verify accepts only the canonical spelling")
+			q := mustURL(t)(casurl.Builder{}.URL(r)) + "&sig=" + cand
+			if _, err := parseURL(t, q, s); err == nil {
+				require.Equal(t, sig, cand, "Parse accepts only the canonical spelling")
 			} else {
 				require.ErrorIs(t, err, casurl.ErrSignature)
 			}
@@ -231,10 +245,10 @@ func FuzzVerifySignature(f *testing.F) {
 		if got := s.Valid(r, sig); got != want {
 			t.Fatalf("Valid(%q) = %v, want %v", sig, got, want)
 		}
-		u := mustParseURL(t, casurl.Builder{}.URL(r)+"&sig="+url.QueryEscape(sig))
-		_, err := s.Verify(u)
+		u := mustParseURL(t, mustURL(t)(casurl.Builder{}.URL(r))+"&sig="+url.QueryEscape(sig))
+		_, err := verify(s, u)
 		if (err == nil) != (want && sig != "") {
-			t.Fatalf("Verify(sig=%q) = %v, want valid %v", sig, err, want)
+			t.Fatalf("Parse(sig=%q) = %v, want valid %v", sig, err, want)
 		}
 	})
 }

@@ -80,7 +80,10 @@ func (a *App) coverURL(p part) *string {
 	if err != nil {
 		return nil // no cover until its file is on a CAS key
 	}
-	u := a.urls.Thumbnail(h, thumbSize)
+	u, err := a.urls.Thumbnail(h, thumbSize)
+	if err != nil {
+		return nil // not for the constant thumbSize
+	}
 	return &u
 }
 
@@ -99,11 +102,15 @@ func (a *App) attachmentJSON(at attachment) attachmentJSON {
 	if err != nil {
 		return j // not migrated: startup refuses this, so it does not happen while serving
 	}
-	d := a.urls.Download(h, at.ContentType.String, at.Filename.String)
+	d, err := a.urls.Download(h, at.ContentType.String, at.Filename.String)
+	if err != nil {
+		return j // a type or name no URL can carry (uploads check both): no URL rather than one that gets 400
+	}
 	j.DownloadURL = &d
 	if j.AttachmentType == "image" {
-		t := a.urls.Thumbnail(h, thumbSize)
-		j.ThumbnailURL = &t
+		if t, err := a.urls.Thumbnail(h, thumbSize); err == nil {
+			j.ThumbnailURL = &t
+		}
 	}
 	return j
 }
@@ -323,37 +330,26 @@ func contentType(declared string, head []byte) string {
 
 // validURLContentType reports whether casurl accepts ct in a URL.
 func validURLContentType(ct string) bool {
-	var h cas.Hash
-	_, err := casurl.ParseParts(h.String(), casurl.ParamContentType+"="+url.QueryEscape(ct))
-	return err == nil
+	return casurl.CheckContentType(ct) == nil
 }
 
 // cleanFilename checks an uploaded file's name: the base name only (as
-// multipart.Part.FileName gives it), no control or bidirectional formatting
-// characters, at most casurl.MaxFilenameLength bytes. An empty name
+// multipart.Part.FileName gives it), and one that a download URL can carry
+// (casurl.CheckFilename: no control or bidirectional formatting
+// characters, at most casurl.MaxFilenameLength bytes). An empty name
 // becomes "file".
 func cleanFilename(name string) (string, error) {
 	name, err := cleanText("filename", name, maxFilename)
 	if err != nil {
 		return "", err
 	}
-	if len(name) > casurl.MaxFilenameLength {
-		return "", badRequest(fmt.Sprintf("filename is longer than %d bytes", casurl.MaxFilenameLength))
-	}
-	if strings.ContainsFunc(name, isBidiControl) {
-		return "", badRequest("filename contains bidirectional formatting characters")
-	}
 	if name == "" || name == "." || name == ".." {
 		name = "file"
 	}
+	if err := casurl.CheckFilename(name); err != nil {
+		return "", badRequest("filename: " + strings.TrimPrefix(err.Error(), casurl.ErrInvalidRequest.Error()+": filename: "))
+	}
 	return name, nil
-}
-
-// isBidiControl reports the Unicode bidirectional formatting characters,
-// which can make "invoice\u202Efdp.exe" display as "invoiceexe.pdf".
-func isBidiControl(c rune) bool {
-	return c == '\u061c' || c == '\u200e' || c == '\u200f' ||
-		('\u202a' <= c && c <= '\u202e') || ('\u2066' <= c && c <= '\u2069')
 }
 
 func (a *App) setCover(w http.ResponseWriter, r *http.Request) {

@@ -89,7 +89,11 @@ func serveSection(cfg *config) ([]row, error) {
 		if err := os.WriteFile(filepath.Join(plain, name), data, 0o644); err != nil {
 			return rows, err
 		}
-		casURL := srv.URL + urls.Inline(res.Hash, "application/octet-stream")
+		casPath, err := urls.Inline(res.Hash, "application/octet-stream")
+		if err != nil {
+			return rows, err
+		}
+		casURL := srv.URL + casPath
 		fileURL := srv.URL + "/files/" + name
 		fetch := func(u string) op {
 			return func(int) (time.Duration, error) {
@@ -118,7 +122,11 @@ func serveSection(cfg *config) ([]row, error) {
 
 	// The 304 path: a conditional GET that must not touch storage.
 	inm := http.Header{"If-None-Match": {`"` + last.String() + `"`}}
-	casURL := srv.URL + urls.Inline(last, "application/octet-stream")
+	casPath, err := urls.Inline(last, "application/octet-stream")
+	if err != nil {
+		return rows, err
+	}
+	casURL := srv.URL + casPath
 	counted.Reset()
 	not := func(u string) op {
 		return func(int) (time.Duration, error) {

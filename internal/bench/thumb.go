@@ -85,8 +85,15 @@ func thumbSection(cfg *config) ([]row, error) {
 	defer srv.Close()
 	client := newClient(4)
 	urls := casurl.Builder{}
-	thumbURL := srv.URL + urls.Thumbnail(img.Hash, 150)
-	plainURL := srv.URL + urls.Inline(same.Hash, "image/jpeg")
+	thumbPath, err := urls.Thumbnail(img.Hash, 150)
+	if err != nil {
+		return rows, err
+	}
+	plainPath, err := urls.Inline(same.Hash, "image/jpeg")
+	if err != nil {
+		return rows, err
+	}
+	thumbURL, plainURL := srv.URL+thumbPath, srv.URL+plainPath
 	if _, err := get(client, thumbURL, http.StatusOK, nil); err != nil { // warm the cache
 		return rows, err
 	}
