@@ -32,7 +32,7 @@ type byteRange struct{ start, end int64 }
 var (
 	errRangeSyntax       = errors.New("malformed Range header")
 	errRangeRepeated     = errors.New("more than one Range header")
-	errRangeTooLong      = errors.New("Range header too long")
+	errRangeTooLong      = errors.New("over-long Range header")
 	errRangeTooMany      = errors.New("too many ranges")
 	errRangeOverlap      = errors.New("overlapping ranges")
 	errRangeInverted     = errors.New("range with last position before first")

@@ -157,6 +157,17 @@ func TestServeHash(t *testing.T) {
 	rec = serve(mux, http.MethodGet, "/files/"+strings.ToUpper(h.String())+"/report.txt?content_type=text/plain")
 	requireErrorResponse(t, rec.Code, rec.Header(), rec.Body.Bytes(), http.StatusBadRequest)
 
+	// Hostile hashes from a router's parameter: all 400.
+	for _, bad := range []string{
+		"", " ", h.String() + " ", " " + h.String(), h.String()[:63], h.String() + "0",
+		h.String() + "/x", "../" + h.String(), "%2e%2e%2f", strings.Replace(h.String(), "a", "%61", 1),
+		h.String()[:63] + "\x00", "cas/" + h.String(), strings.Repeat("0", 1<<16),
+	} {
+		rec := httptest.NewRecorder()
+		hd.ServeHash(rec, httptest.NewRequest(http.MethodGet, "/x?content_type=text/plain", nil), bad)
+		requireErrorResponse(t, rec.Code, rec.Header(), rec.Body.Bytes(), http.StatusBadRequest)
+	}
+
 	// Signing covers the hash that ServeHash is given.
 	u, err := casurl.Builder{Prefix: "/x", Signer: signer}.Inline(h, "text/plain")
 	require.NoError(t, err)
