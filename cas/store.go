@@ -29,7 +29,9 @@ const copyBufferSize = 256 << 10
 // Store stores blobs under the SHA-256 of their bytes in a Backend. It is
 // safe for concurrent use.
 type Store struct {
-	backend   Backend
+	backend   Backend  // as given to New
+	c         *checked // backend behind the checked layer: every call goes through it
+	newHash   func() hash.Hash
 	maxSize   int64
 	tempDir   string
 	spool     int64
@@ -89,7 +91,8 @@ func WithMeterProvider(mp metric.MeterProvider) Option {
 
 // New returns a Store over b.
 func New(b Backend, opts ...Option) *Store {
-	s := &Store{backend: b, spool: DefaultSpoolThreshold, logger: slog.New(slog.DiscardHandler)}
+	c := *checkedOf(b) // a copy: the Store's hash hook is its own
+	s := &Store{backend: b, c: &c, newHash: sha256.New, spool: DefaultSpoolThreshold, logger: slog.New(slog.DiscardHandler)}
 	s.initMetrics(noop.NewMeterProvider())
 	for _, o := range opts {
 		o(s)
@@ -105,7 +108,8 @@ func (s *Store) initMetrics(mp metric.MeterProvider) {
 	s.putErrors, _ = m.Int64Counter("casa.store.put.errors", metric.WithDescription("Failed Store.Put calls."))
 }
 
-// Backend returns the Backend the Store writes to.
+// Backend returns the Backend the Store writes to, as given to New. The
+// Store itself calls it through Checked.
 func (s *Store) Backend() Backend { return s.backend }
 
 // PutResult is the outcome of a successful Put.
@@ -172,8 +176,8 @@ func (s *Store) put(ctx context.Context, r io.Reader, want *Hash, opts []PutOpti
 			// the +1 would wrap to a negative limit that reads nothing.
 			src = io.LimitReader(src, s.maxSize+1)
 		}
-		if st, ok := s.backend.(Stager); ok {
-			res, err = s.putStaged(ctx, st, src, want)
+		if _, ok := s.c.b.(Stager); ok {
+			res, err = s.putStaged(ctx, &checkedStager{*s.c}, src, want)
 		} else {
 			res, err = s.putSpooled(ctx, src, want, cfg)
 		}
@@ -213,7 +217,7 @@ func (s *Store) putStaged(ctx context.Context, st Stager, src io.Reader, want *H
 			_ = obj.Abort()
 		}
 	}()
-	d := sha256.New()
+	d := s.newHash()
 	n, err := pipeCopy(obj, d, src)
 	if err != nil {
 		return res, fmt.Errorf("cas: put: %w", err)
@@ -234,7 +238,7 @@ func (s *Store) putStaged(ctx context.Context, st Stager, src io.Reader, want *H
 }
 
 func (s *Store) putSpooled(ctx context.Context, src io.Reader, want *Hash, cfg putConfig) (res PutResult, err error) {
-	d := sha256.New()
+	d := s.newHash()
 	tee := io.TeeReader(src, d)
 	var mem bytes.Buffer
 	// One byte past the threshold tells a blob of exactly the threshold
@@ -278,7 +282,9 @@ func (s *Store) putSpooled(ctx context.Context, src io.Reader, want *Hash, cfg p
 		res.Deduplicated = true
 		return res, nil
 	}
-	err = s.backend.Put(ctx, h.Key(), body, n, PutOptions{SHA256: h, IfAbsent: true, ContentType: cfg.contentType})
+	// The bytes are hashed already: the checked layer checks their size,
+	// and the Backend forwards h where it can, without hashing again.
+	err = s.c.put(ctx, h.Key(), body, n, PutOptions{SHA256: h, IfAbsent: true, ContentType: cfg.contentType}, true)
 	switch {
 	case errors.Is(err, ErrExists):
 		// A concurrent writer won. Make sure the blob is really there: S3
@@ -299,17 +305,17 @@ func (s *Store) putSpooled(ctx context.Context, src io.Reader, want *Hash, cfg p
 
 // Open opens the blob named h, or returns an error wrapping ErrNotFound.
 func (s *Store) Open(ctx context.Context, h Hash) (Object, error) {
-	return s.backend.Open(ctx, h.Key())
+	return s.c.Open(ctx, h.Key())
 }
 
 // Stat describes the blob named h, or returns an error wrapping ErrNotFound.
 func (s *Store) Stat(ctx context.Context, h Hash) (Info, error) {
-	return s.backend.Stat(ctx, h.Key())
+	return s.c.Stat(ctx, h.Key())
 }
 
 // Has reports whether the blob named h is stored.
 func (s *Store) Has(ctx context.Context, h Hash) (bool, error) {
-	_, err := s.backend.Stat(ctx, h.Key())
+	_, err := s.c.Stat(ctx, h.Key())
 	switch {
 	case err == nil:
 		return true, nil
@@ -341,14 +347,14 @@ func (s *Store) Verify(ctx context.Context, h Hash) error {
 
 // Delete removes the blob named h. Deleting a missing blob is not an error.
 func (s *Store) Delete(ctx context.Context, h Hash) error {
-	return s.backend.Delete(ctx, h.Key())
+	return s.c.Delete(ctx, h.Key())
 }
 
 // Walk yields every blob in the Store: the Backend's CAS keys only; legacy
 // keys and derived data (such as thumbnails/) are skipped.
 func (s *Store) Walk(ctx context.Context) iter.Seq2[Info, error] {
 	return func(yield func(Info, error) bool) {
-		for info, err := range s.backend.List(ctx, KeyPrefix) {
+		for info, err := range s.c.List(ctx, KeyPrefix) {
 			if err != nil {
 				yield(Info{}, err)
 				return

@@ -212,6 +212,9 @@ func Run(ctx context.Context, store *cas.Store, m Migrator, opts Options) (Repor
 	if r.opts.Source == nil {
 		r.opts.Source = store.Backend()
 	}
+	// Every call to the Source goes through the checked layer: one key
+	// rule, contexts checked, reads that end early fail.
+	r.opts.Source = cas.Checked(r.opts.Source)
 	if r.opts.Concurrency <= 0 {
 		r.opts.Concurrency = DefaultConcurrency
 	}

@@ -264,8 +264,9 @@ type BackendCache struct {
 	b cas.Backend
 }
 
-// NewBackendCache returns a Cache that stores thumbnails in b.
-func NewBackendCache(b cas.Backend) *BackendCache { return &BackendCache{b: b} }
+// NewBackendCache returns a Cache that stores thumbnails in b, through
+// cas.Checked: keys, sizes and contexts are checked there.
+func NewBackendCache(b cas.Backend) *BackendCache { return &BackendCache{b: cas.Checked(b)} }
 
 // Get implements Cache.
 func (c *BackendCache) Get(ctx context.Context, key string) ([]byte, bool, error) {
@@ -287,12 +288,13 @@ func (c *BackendCache) Get(ctx context.Context, key string) ([]byte, bool, error
 	return b, true, nil
 }
 
-// Put implements Cache. It writes create-only with the bytes' SHA-256;
-// finding the key already written (by a concurrent generation) is not an
-// error.
+// Put implements Cache. It writes create-only; finding the key already
+// written (by a concurrent generation) is not an error. The bytes are in
+// memory and the key is not their hash, so no SHA-256 is computed: the
+// checked layer checks their size (and s3store's signed request protects
+// them in transit).
 func (c *BackendCache) Put(ctx context.Context, key string, b []byte) error {
 	err := c.b.Put(ctx, key, bytes.NewReader(b), int64(len(b)), cas.PutOptions{
-		SHA256:      cas.SumBytes(b),
 		IfAbsent:    true,
 		ContentType: "image/jpeg",
 	})

@@ -168,7 +168,12 @@ func TestBackendCache(t *testing.T) {
 	ctx := context.Background()
 	b := memstore.New()
 	c := thumbnail.NewBackendCache(b)
-	const key = "thumbnails/abc_100.jpg"
+	key := cas.DerivedKey(cas.ThumbnailPrefix, cas.SumBytes([]byte("abc")), "100.jpg")
+	// The cache writes through cas.Checked: a key under the derived prefix
+	// that names no blob is refused, and nothing is stored.
+	require.ErrorIs(t, c.Put(ctx, "thumbnails/abc_100.jpg", []byte("jpeg bytes")), cas.ErrInvalidKey)
+	_, err := b.Stat(ctx, "thumbnails/abc_100.jpg")
+	require.ErrorIs(t, err, cas.ErrNotFound)
 	_, ok, err := c.Get(ctx, key)
 	require.NoError(t, err)
 	require.False(t, ok)

@@ -44,23 +44,28 @@ import (
 // must return a new, empty Backend each time it is called (one per
 // subtest). Subtests run in parallel, so newBackend must be safe to call
 // from several goroutines; it may register cleanups with t.Cleanup.
+//
+// The suite has two parts. The subtests under "Thin" call the Backend
+// directly and check the thin contract every Backend keeps (see
+// cas.Backend): what it stores, create-only writes, a failed read that
+// stores nothing, Delete, ordered listing, ranged reads, Stager and
+// FileObject. The subtests under "Checked" call it through cas.Checked and
+// check the full contract the rest of casa relies on: exact sizes, digest
+// verification, key validation, contexts, and a cas.Store round trip.
 func Run(t *testing.T, newBackend func(t *testing.T) cas.Backend) {
 	t.Helper()
-	tests := []struct {
+	type test struct {
 		name string
 		fn   func(t *testing.T, b cas.Backend)
-	}{
+	}
+	thin := []test{
 		{"Missing", testMissing},
 		{"RoundTrip", testRoundTrip},
 		{"Empty", testEmpty},
 		{"Delete", testDelete},
 		{"IfAbsent", testIfAbsent},
 		{"Replace", testReplace},
-		{"DigestMismatch", testDigestMismatch},
 		{"FailingReader", testFailingReader},
-		{"SizeMismatch", testSizeMismatch},
-		{"CancelledPut", testCancelledPut},
-		{"CancelledContext", testCancelledContext},
 		{"Seek", testSeek},
 		{"List", testList},
 		{"ListBreak", testListBreak},
@@ -68,18 +73,46 @@ func Run(t *testing.T, newBackend func(t *testing.T) cas.Backend) {
 		{"NonCASKeys", testNonCASKeys},
 		{"Concurrent", testConcurrent},
 		{"ConcurrentIfAbsent", testConcurrentIfAbsent},
-		{"Store", testStore},
 		{"Stager", testStager},
 		{"FileObject", testFileObject},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
+	checked := []test{
+		{"RoundTrip", testRoundTrip},
+		{"Empty", testEmpty},
+		{"IfAbsent", testIfAbsent},
+		{"FailingReader", testFailingReader},
+		{"Seek", testSeek},
+		{"NonCASKeys", testNonCASKeys},
+		{"DigestMismatch", testDigestMismatch},
+		{"BlobKeyDigest", testBlobKeyDigest},
+		{"SizeMismatch", testSizeMismatch},
+		{"CancelledPut", testCancelledPut},
+		{"CancelledContext", testCancelledContext},
+		{"InvalidKeys", testInvalidKeys},
+		{"Stager", testStager},
+		{"FileObject", testFileObject},
+		{"Store", testStore},
+	}
+	for _, part := range []struct {
+		name  string
+		tests []test
+		wrap  func(cas.Backend) cas.Backend
+	}{
+		{"Thin", thin, func(b cas.Backend) cas.Backend { return b }},
+		{"Checked", checked, cas.Checked},
+	} {
+		t.Run(part.name, func(t *testing.T) {
 			t.Parallel()
-			b := newBackend(t)
-			if b == nil {
-				t.Fatal("newBackend returned nil")
+			for _, tc := range part.tests {
+				t.Run(tc.name, func(t *testing.T) {
+					t.Parallel()
+					b := newBackend(t)
+					if b == nil {
+						t.Fatal("newBackend returned nil")
+					}
+					tc.fn(t, part.wrap(b))
+				})
 			}
-			tc.fn(t, b)
 		})
 	}
 }
@@ -333,7 +366,12 @@ func testIfAbsent(t *testing.T, b cas.Backend) {
 		}
 		other := data(3, 500)
 		err := b.Put(t.Context(), key, bytes.NewReader(other), int64(len(other)), cas.PutOptions{IfAbsent: true})
-		mustErrorIs(t, err, cas.ErrExists, "IfAbsent Put over existing %q", key)
+		if key == h.Key() && cas.Checked(b) == b && errors.Is(err, cas.ErrDigestMismatch) {
+			// Through the checked layer, other bytes under a blob key may
+			// fail their digest before the Backend finds the key.
+		} else {
+			mustErrorIs(t, err, cas.ErrExists, "IfAbsent Put over existing %q", key)
+		}
 		mustEqualBytes(t, readKey(t, b, key), orig, "bytes of %q after a refused IfAbsent Put", key)
 		info, err := b.Stat(t.Context(), key)
 		mustNoError(t, err, "Stat %q", key)
@@ -411,7 +449,17 @@ func testSizeMismatch(t *testing.T, b cas.Backend) {
 		err := b.Put(t.Context(), "legacy/size", bytes.NewReader(p), size, cas.PutOptions{})
 		mustError(t, err, "Put %q of %d bytes declared as %d", "legacy/size", len(p), size)
 		requireNotFound(t, b, "legacy/size")
+		if size > int64(len(p)) {
+			mustErrorIs(t, err, io.ErrUnexpectedEOF, "Put %q of %d bytes declared as %d", "legacy/size", len(p), size)
+		}
 	}
+	err := b.Put(t.Context(), "legacy/size", bytes.NewReader(p), -1, cas.PutOptions{})
+	mustError(t, err, "Put %q with a negative size", "legacy/size")
+	requireNotFound(t, b, "legacy/size")
+	// A short reader: a size larger than the bytes fails with io.ErrUnexpectedEOF.
+	err = b.Put(t.Context(), "legacy/size", bytes.NewReader(p[:100]), int64(len(p)), cas.PutOptions{})
+	mustErrorIs(t, err, io.ErrUnexpectedEOF, "Put %q of 100 bytes declared as %d", "legacy/size", len(p))
+	requireNotFound(t, b, "legacy/size")
 	mustListNothing(t, b, "", "after Puts with a wrong size")
 }
 
@@ -431,6 +479,62 @@ func testCancelledPut(t *testing.T, b cas.Backend) {
 	mustError(t, err, "Put %q cancelled midway", "legacy/cancel")
 	requireNotFound(t, b, "legacy/cancel")
 	mustListNothing(t, b, "", "after cancelled Puts")
+}
+
+// testBlobKeyDigest: a Put under a blob key cas/<hex> is verified against
+// <hex>, with or without PutOptions.SHA256, and a SHA256 that is not the
+// key's fails before anything is stored.
+func testBlobKeyDigest(t *testing.T, b cas.Backend) {
+	p := data(11, 3000)
+	h := cas.SumBytes(p)
+	other := data(12, 3000)
+	for _, opts := range []cas.PutOptions{{}, {IfAbsent: true}} {
+		err := b.Put(t.Context(), h.Key(), bytes.NewReader(other), int64(len(other)), opts)
+		mustErrorIs(t, err, cas.ErrDigestMismatch, "Put %q of other bytes without SHA256 (IfAbsent %v)", h.Key(), opts.IfAbsent)
+		requireNotFound(t, b, h.Key())
+		opts.SHA256 = cas.SumBytes(other)
+		err = b.Put(t.Context(), h.Key(), bytes.NewReader(other), int64(len(other)), opts)
+		mustErrorIs(t, err, cas.ErrDigestMismatch, "Put %q with the SHA256 of other bytes (IfAbsent %v)", h.Key(), opts.IfAbsent)
+		requireNotFound(t, b, h.Key())
+	}
+	// Without SHA256, the key's own digest is checked and the bytes stored.
+	put(t, b, h.Key(), p, cas.PutOptions{IfAbsent: true})
+	mustEqualBytes(t, readKey(t, b, h.Key()), p, "bytes of %q stored without SHA256", h.Key())
+	mustListCount(t, b, "", 1, "after Puts under a blob key")
+}
+
+// testInvalidKeys: every call with a key that cas.CheckKey refuses fails
+// with ErrInvalidKey and stores nothing, and a Put under a derived prefix
+// must be a cas.DerivedKey.
+func testInvalidKeys(t *testing.T, b cas.Backend) {
+	ctx := t.Context()
+	h := cas.SumBytes([]byte("blob"))
+	for _, key := range []string{
+		"", "/abs", "trailing/", "a//b", "a/../b", "./a", "..", ".tmp/x", ".hidden",
+		"back\\slash", "nul\x00", "ctl\x01", "cas/notahash", "CAS/" + h.String(), "cas/" + strings.ToUpper(h.String()),
+		"\xff\xfe", strings.Repeat("k", cas.MaxKeyLen+1), "a/" + strings.Repeat("s", cas.MaxSegmentLen+1),
+	} {
+		_, err := b.Stat(ctx, key)
+		mustErrorIs(t, err, cas.ErrInvalidKey, "Stat %q", key)
+		obj, err := b.Open(ctx, key)
+		if err == nil {
+			_ = obj.Close()
+		}
+		mustErrorIs(t, err, cas.ErrInvalidKey, "Open %q", key)
+		for _, opts := range []cas.PutOptions{{}, {IfAbsent: true}} {
+			err = b.Put(ctx, key, strings.NewReader("x"), 1, opts)
+			mustErrorIs(t, err, cas.ErrInvalidKey, "Put %q (IfAbsent %v)", key, opts.IfAbsent)
+		}
+		mustErrorIs(t, b.Delete(ctx, key), cas.ErrInvalidKey, "Delete %q", key)
+	}
+	for _, key := range []string{cas.ThumbnailPrefix + "loose.jpg", cas.ThumbnailPrefix + h.String(), cas.ThumbnailPrefix + h.String() + "_"} {
+		err := b.Put(ctx, key, strings.NewReader("x"), 1, cas.PutOptions{})
+		mustErrorIs(t, err, cas.ErrInvalidKey, "Put %q under a derived prefix", key)
+	}
+	mustListNothing(t, b, "", "after Puts with invalid keys")
+	good := cas.DerivedKey(cas.ThumbnailPrefix, h, "150.jpg")
+	put(t, b, good, []byte("jpeg"), cas.PutOptions{})
+	mustEqualBytes(t, readKey(t, b, good), []byte("jpeg"), "bytes of %q", good)
 }
 
 func testCancelledContext(t *testing.T, b cas.Backend) {
@@ -454,6 +558,18 @@ func testCancelledContext(t *testing.T, b cas.Backend) {
 		t.Fatalf("List with a cancelled context yielded %d items, want exactly one error", n)
 	}
 	mustEqualBytes(t, readKey(t, b, "legacy/ctx"), []byte("ctx"), "a cancelled Delete must delete nothing: bytes of %q", "legacy/ctx")
+
+	// Reads of an open Object fail once the context of its Open is done.
+	octx, ocancel := context.WithCancel(t.Context())
+	obj, err = b.Open(octx, "legacy/ctx")
+	mustNoError(t, err, "Open %q", "legacy/ctx")
+	defer obj.Close()
+	one := make([]byte, 1)
+	_, err = obj.Read(one)
+	mustNoError(t, err, "Read of %q before cancelling", "legacy/ctx")
+	ocancel()
+	_, err = obj.Read(one)
+	mustErrorIs(t, err, context.Canceled, "Read of %q after its Open's context was cancelled", "legacy/ctx")
 }
 
 // cancelReader cancels its context once after bytes have been read.
@@ -794,6 +910,9 @@ func testConcurrentIfAbsent(t *testing.T, b cas.Backend) {
 
 func testStore(t *testing.T, b cas.Backend) {
 	ctx := t.Context()
+	if got := cas.Checked(b); got != b {
+		t.Fatalf("cas.Checked of a checked Backend must return it unchanged, got a new %T", got)
+	}
 	s := cas.New(b, cas.WithTempDir(t.TempDir()), cas.WithSpoolThreshold(64<<10))
 	for _, size := range []int{0, 1000, 64 << 10, 300 << 10} {
 		p := data(uint64(size)+7, size)

@@ -85,6 +85,6 @@ func ExampleBackend_Put() {
 	// Output:
 	// <nil>
 	// fsstore: "legacy/0b7e6c2a-5d1f-4c55-9a7e-1f2d3c4b5a69": cas: already exists
-	// fsstore: invalid key: "../outside" has a ".." segment
+	// cas: invalid key: "../outside" has a ".." segment
 	// legacy/0b7e6c2a-5d1f-4c55-9a7e-1f2d3c4b5a69 3
 }

@@ -19,22 +19,22 @@
 // exhausted (EDQUOT) return errors wrapping cas.ErrNoSpace, with the
 // original error and the path; the temporary file is removed.
 //
-// Keys that could escape the root or collide with the store's own files
-// ("..", absolute paths, backslashes, NUL, empty segments, the reserved
-// .tmp/ and non-CAS keys under cas/) are rejected with an error wrapping
-// ErrInvalidKey.
+// Keys that cas.CheckKey refuses, which includes every key that could
+// escape the root or collide with the store's own files ("..", absolute
+// paths, backslashes, NUL, empty segments, the reserved .tmp/ and non-CAS
+// keys under cas/), are rejected with an error wrapping cas.ErrInvalidKey.
+//
+// The Backend is thin: it checks no sizes, digests or contexts, which the
+// checked layer (cas.Checked) owns; a cas.Store calls it through that layer.
 package fsstore
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"io/fs"
 	"iter"
-	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -155,10 +155,7 @@ func notFound(err error) bool {
 }
 
 // Stat implements cas.Backend.
-func (b *Backend) Stat(ctx context.Context, key string) (cas.Info, error) {
-	if err := ctx.Err(); err != nil {
-		return cas.Info{}, err
-	}
+func (b *Backend) Stat(_ context.Context, key string) (cas.Info, error) {
 	p, err := b.path(key)
 	if err != nil {
 		return cas.Info{}, err
@@ -214,10 +211,7 @@ func (o *Object) WriteTo(w io.Writer) (int64, error) { return o.file.WriteTo(w) 
 func (o *Object) Close() error { return o.file.Close() }
 
 // Open implements cas.Backend. The returned cas.Object is an *Object.
-func (b *Backend) Open(ctx context.Context, key string) (cas.Object, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
+func (b *Backend) Open(_ context.Context, key string) (cas.Object, error) {
 	p, err := b.path(key)
 	if err != nil {
 		return nil, err
@@ -241,15 +235,12 @@ func (b *Backend) Open(ctx context.Context, key string) (cas.Object, error) {
 	return &Object{file: f, info: cas.Info{Key: key, Size: fi.Size(), ModTime: fi.ModTime()}}, nil
 }
 
-// Put implements cas.Backend. It reads r into a temporary file, verifies
-// size (when size >= 0) and opts.SHA256 (when set), flushes the file to
-// disk and publishes it under key: create-only with opts.IfAbsent,
-// replacing an existing object atomically otherwise. On any error, the
-// temporary file is removed and key is untouched.
-func (b *Backend) Put(ctx context.Context, key string, r io.Reader, size int64, opts cas.PutOptions) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
+// Put implements cas.Backend. It reads r into a temporary file, flushes
+// the file to disk and publishes it under key: create-only with
+// opts.IfAbsent, replacing an existing object atomically otherwise. When r
+// fails, the temporary file is removed and key is untouched. Sizes,
+// digests and contexts are the checked layer's (cas.Checked).
+func (b *Backend) Put(ctx context.Context, key string, r io.Reader, _ int64, opts cas.PutOptions) error {
 	if err := checkKey(key); err != nil {
 		return err
 	}
@@ -264,30 +255,8 @@ func (b *Backend) Put(ctx context.Context, key string, r io.Reader, size int64, 
 		return err
 	}
 	defer st.Abort() // no-op after publish
-
-	src := cas.ContextReader(ctx, r)
-	if size >= 0 && size < math.MaxInt64 {
-		src = io.LimitReader(src, size+1) // one more byte reveals a long reader
-	}
-	var d hash.Hash
-	dst := io.Writer(st)
-	if !opts.SHA256.IsZero() {
-		d = sha256.New()
-		dst = io.MultiWriter(st, d)
-	}
-	n, err := io.CopyBuffer(dst, src, make([]byte, copyBufferSize))
-	if err != nil {
+	if _, err := io.CopyBuffer(st, r, make([]byte, copyBufferSize)); err != nil {
 		return fmt.Errorf("fsstore: put %q: %w", key, err)
-	}
-	if size >= 0 && n != size {
-		return fmt.Errorf("fsstore: put %q: read %d bytes, want %d", key, n, size)
-	}
-	if d != nil {
-		var got cas.Hash
-		d.Sum(got[:0])
-		if got != opts.SHA256 {
-			return fmt.Errorf("fsstore: put %q: %w: want %s, got %s", key, cas.ErrDigestMismatch, opts.SHA256, got)
-		}
 	}
 	return st.publish(ctx, key, !opts.IfAbsent)
 }
@@ -296,10 +265,7 @@ func (b *Backend) Put(ctx context.Context, key string, r io.Reader, size int64, 
 const copyBufferSize = 256 << 10
 
 // Delete implements cas.Backend.
-func (b *Backend) Delete(ctx context.Context, key string) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
+func (b *Backend) Delete(_ context.Context, key string) error {
 	p, err := b.path(key)
 	if err != nil {
 		return err

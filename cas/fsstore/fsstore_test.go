@@ -92,7 +92,7 @@ func TestHostileKeys(t *testing.T) {
 		"", "/", "//", "/etc/passwd", "..", "../x", "../../etc/passwd", "a/..", "a/../b", "a/../../b",
 		".", "./a", "a/.", "a/./b", "a//b", "a/", "/a", "a\\b", "..\\..\\x", "\\x", "a\x00b", "\x00",
 		"\xff\xfe", "a/\xc3", strings.Repeat("s", 256), "a/" + strings.Repeat("s", 256), strings.Repeat("abcdefg/", 128) + "x",
-		".tmp", ".tmp/put-1", ".tmp/x/y", "cas", "cas/", "cas/x", "cas/" + h[:63], "cas/" + h + "0",
+		".tmp", ".tmp/put-1", ".tmp/x/y", "...", ".hidden", "cas", "cas/", "cas/x", "cas/" + h[:63], "cas/" + h + "0",
 		"cas/" + strings.ToUpper(h), "cas/" + h[:2] + "/" + h, "cas/" + h + "/x",
 	}
 	parent := t.TempDir()
@@ -121,7 +121,7 @@ func TestHostileKeys(t *testing.T) {
 	}
 
 	// Keys that look odd but are safe are accepted.
-	for _, key := range []string{"a..b", "...", ".hidden", "a/.tmp", "a/...", "cassette", "cas-x", "x/cas/y",
+	for _, key := range []string{"a..b", "a/.hidden", "a/.tmp", "a/...", "cassette", "cas-x", "x/cas/y",
 		"x/" + strings.Repeat("s", 255), "sp ace/ünï", "a:b"} {
 		require.NoError(t, b.Put(ctx, key, strings.NewReader(key), int64(len(key)), cas.PutOptions{}), "Put %q", key)
 		info, err := b.Stat(ctx, key)
@@ -252,6 +252,9 @@ func TestNoTempsLeftBehind(t *testing.T) {
 	cancel()
 
 	require.NoError(t, b.Put(ctx, "legacy/exists", strings.NewReader("e"), 1, cas.PutOptions{}))
+	// Sizes, digests and contexts are the checked layer's: those cases
+	// call the Backend through it, as a Store does.
+	cb := cas.Checked(b)
 	cases := []struct {
 		name string
 		run  func() error
@@ -261,22 +264,22 @@ func TestNoTempsLeftBehind(t *testing.T) {
 			return b.Put(ctx, "legacy/a", &failAfter{bytes.NewReader(big), 5 << 20, errBoom}, int64(len(big)), cas.PutOptions{})
 		}, errBoom},
 		{"digest mismatch", func() error {
-			return b.Put(ctx, "legacy/a", bytes.NewReader(big), int64(len(big)), cas.PutOptions{SHA256: cas.SumBytes(nil)})
+			return cb.Put(ctx, "legacy/a", bytes.NewReader(big), int64(len(big)), cas.PutOptions{SHA256: cas.SumBytes(nil)})
 		}, cas.ErrDigestMismatch},
 		{"short body", func() error {
-			return b.Put(ctx, "legacy/a", bytes.NewReader(big), int64(len(big))+1, cas.PutOptions{})
+			return cb.Put(ctx, "legacy/a", bytes.NewReader(big), int64(len(big))+1, cas.PutOptions{})
 		}, nil},
 		{"long body", func() error {
-			return b.Put(ctx, "legacy/a", bytes.NewReader(big), int64(len(big))-1, cas.PutOptions{})
+			return cb.Put(ctx, "legacy/a", bytes.NewReader(big), int64(len(big))-1, cas.PutOptions{})
 		}, nil},
 		{"cancelled", func() error {
-			return b.Put(cancelled, "legacy/a", bytes.NewReader(big), int64(len(big)), cas.PutOptions{})
+			return cb.Put(cancelled, "legacy/a", bytes.NewReader(big), int64(len(big)), cas.PutOptions{})
 		}, context.Canceled},
 		{"cancelled midway", func() error {
 			ctx, cancel := context.WithCancel(ctx)
 			defer cancel()
 			r := &failAfter{bytes.NewReader(big), 3 << 20, nil}
-			return b.Put(ctx, "legacy/a", io.MultiReader(r, readerFunc(func([]byte) (int, error) { cancel(); return 0, io.EOF }), bytes.NewReader(big)), 2*int64(len(big)), cas.PutOptions{})
+			return cb.Put(ctx, "legacy/a", io.MultiReader(r, readerFunc(func([]byte) (int, error) { cancel(); return 0, io.EOF }), bytes.NewReader(big)), 2*int64(len(big)), cas.PutOptions{})
 		}, context.Canceled},
 		{"exists", func() error {
 			return b.Put(ctx, "legacy/exists", bytes.NewReader(big), int64(len(big)), cas.PutOptions{IfAbsent: true})
@@ -547,13 +550,14 @@ func TestEmptyDirectoryDoesNotBlockKey(t *testing.T) {
 }
 
 // TestPutHugeDeclaredSize: a declared size of math.MaxInt64 is reported as
-// a size mismatch, not as a read of zero bytes (the +1 of the over-long
-// check must not wrap around).
+// a short body (io.ErrUnexpectedEOF after 3 bytes), not as a read of zero
+// bytes, and leaves nothing behind.
 func TestPutHugeDeclaredSize(t *testing.T) {
 	t.Parallel()
 	b := newBackend(t)
-	err := b.Put(t.Context(), "legacy/huge", strings.NewReader("abc"), math.MaxInt64, cas.PutOptions{})
-	require.ErrorContains(t, err, "read 3 bytes")
+	err := cas.Checked(b).Put(t.Context(), "legacy/huge", strings.NewReader("abc"), math.MaxInt64, cas.PutOptions{})
+	require.ErrorIs(t, err, io.ErrUnexpectedEOF)
+	require.ErrorContains(t, err, "body of 3 bytes")
 	_, err = b.Stat(t.Context(), "legacy/huge")
 	require.ErrorIs(t, err, cas.ErrNotFound)
 	requireNoTemps(t, b)

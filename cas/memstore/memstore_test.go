@@ -1,6 +1,7 @@
 package memstore_test
 
 import (
+	"io"
 	"math"
 	"strings"
 	"testing"
@@ -17,15 +18,21 @@ func TestConformance(t *testing.T) {
 }
 
 // TestPutHostileSize: a declared size far beyond the bytes the reader holds
-// fails with an error; it must not make Put preallocate it (a panic or an
-// out-of-memory crash) and it stores nothing.
+// must not make Put preallocate it (a panic or an out-of-memory crash).
+// Through the checked layer it fails with io.ErrUnexpectedEOF and stores
+// nothing; the thin Backend alone stores what it read.
 func TestPutHostileSize(t *testing.T) {
 	t.Parallel()
 	b := memstore.New()
 	for _, size := range []int64{1 << 40, math.MaxInt64} {
-		err := b.Put(t.Context(), "legacy/huge", strings.NewReader("small"), size, cas.PutOptions{})
-		require.Error(t, err, "size %d", size)
+		err := cas.Checked(b).Put(t.Context(), "legacy/huge", strings.NewReader("small"), size, cas.PutOptions{})
+		require.ErrorIs(t, err, io.ErrUnexpectedEOF, "size %d", size)
 		_, err = b.Stat(t.Context(), "legacy/huge")
 		require.ErrorIs(t, err, cas.ErrNotFound)
+
+		require.NoError(t, b.Put(t.Context(), "legacy/thin", strings.NewReader("small"), size, cas.PutOptions{}), "size %d", size)
+		info, err := b.Stat(t.Context(), "legacy/thin")
+		require.NoError(t, err)
+		require.Equal(t, int64(len("small")), info.Size)
 	}
 }

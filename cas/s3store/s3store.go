@@ -75,17 +75,17 @@ package s3store
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"iter"
 	"slices"
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
@@ -206,16 +206,12 @@ func New(client *s3.Client, bucket string, opts ...Option) *Backend {
 	return b
 }
 
-// objectKey maps a Backend key to an S3 key, rejecting keys S3 cannot store.
+// objectKey maps a Backend key to an S3 key. Keys are the checked layer's
+// (cas.CheckKey); only the bucket prefix can push one past S3's limit.
 func (b *Backend) objectKey(key string) (string, error) {
 	full := b.prefix + key
-	switch {
-	case key == "":
-		return "", errors.New("s3store: empty key")
-	case len(full) > maxKeyLength:
-		return "", fmt.Errorf("s3store: key %.40q...: longer than %d bytes", key, maxKeyLength)
-	case !utf8.ValidString(full):
-		return "", fmt.Errorf("s3store: key %q: not valid UTF-8", key)
+	if len(full) > maxKeyLength {
+		return "", fmt.Errorf("s3store: key %.40q...: with the prefix, longer than %d bytes: %w", key, maxKeyLength, cas.ErrInvalidKey)
 	}
 	return full, nil
 }
@@ -353,24 +349,25 @@ func (b *Backend) List(ctx context.Context, prefix string) iter.Seq2[cas.Info, e
 	}
 }
 
-// Put implements cas.Backend. r must yield exactly size bytes; fewer or
-// more fail the Put, and nothing is stored. A negative size means unknown:
-// the blob is read to EOF, in parts when it exceeds one part (then the part
-// size is not raised for S3's limit of 10,000 parts, and memory is bounded
-// by one part more than concurrency x part size).
+// Put implements cas.Backend. r yields size bytes (the checked layer,
+// cas.Checked, makes sure of it); when r fails, nothing is stored. A
+// negative size means unknown: the blob is read to EOF, in parts when it
+// exceeds one part (then the part size is not raised for S3's limit of
+// 10,000 parts, and memory is bounded by one part more than concurrency x
+// part size).
 //
 // Blobs up to the multipart threshold go up in one PutObject, streamed
-// from r. When r is an io.ReadSeeker the request can be retried. The SigV4
-// payload hash (a second pass over the bytes) is skipped, sending
-// UNSIGNED-PAYLOAD, when opts.SHA256 is set, because S3 then verifies the
-// bytes against x-amz-checksum-sha256 anyway, and when r cannot be rewound;
-// such a request is not retried. Blobs above the threshold go up in parts,
-// each with its own x-amz-checksum-sha256; Put also hashes the whole blob
-// and completes the upload only if it matches opts.SHA256.
+// from r. When r is an io.ReadSeeker the request can be retried. A known
+// opts.SHA256 is sent as x-amz-checksum-sha256, so S3 verifies the bytes
+// without anyone hashing them again: the SDK computes no checksum of its
+// own when one is set, and the SigV4 payload hash is skipped
+// (UNSIGNED-PAYLOAD). The payload hash is skipped too when r cannot be
+// rewound; such a request is not retried. Blobs above the threshold go up
+// in parts, each with its own CRC32C (S3 keeps no whole-object SHA-256 of
+// a multipart upload); the checked layer verifies opts.SHA256 as the parts
+// are read, and a mismatch fails the read of the last part, which aborts
+// the upload.
 func (b *Backend) Put(ctx context.Context, key string, r io.Reader, size int64, opts cas.PutOptions) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
 	full, err := b.objectKey(key)
 	if err != nil {
 		return err
@@ -421,43 +418,30 @@ func checksum(h cas.Hash) *string {
 }
 
 func (b *Backend) putSingle(ctx context.Context, key, full string, r io.Reader, size int64, opts cas.PutOptions) error {
-	if size == 0 {
-		// The SDK sends no body for ContentLength 0 and never reads r.
-		if err := checkEOF(r); err != nil {
-			return fmt.Errorf("s3store: put %q: declared empty: %w", key, err)
-		}
-	}
 	in := &s3.PutObjectInput{
 		Bucket:        &b.bucket,
 		Key:           &full,
 		ContentLength: aws.Int64(size),
 	}
 	// The PutObject fails once its body has not been read, and no answer
-	// has come, for the stall timeout.
+	// has come, for the stall timeout. Every byte read from r re-arms the
+	// watchdog.
 	c := b.transfer(ctx, "PutObject", full, b.stallTimeout)
 	defer c.end()
 	var optFns []func(*s3.Options)
-	var body *exactReader
-	// Every byte read from r re-arms the watchdog.
-	if rs, ok := r.(io.ReadSeeker); ok {
-		es, err := newExactSeeker(c.ctx, watchBody(rs, c).(io.ReadSeeker), size)
-		if err != nil {
-			return fmt.Errorf("s3store: put %q: %w", key, err)
-		}
-		body, in.Body = &es.exactReader, es
-	} else {
-		body = &exactReader{ctx: c.ctx, r: watchBody(r, c), size: size}
-		in.Body = body
+	in.Body = watchBody(r, c)
+	if _, ok := r.(io.ReadSeeker); !ok {
 		optFns = append(optFns,
 			unsignedPayload,
 			func(o *s3.Options) { o.RetryMaxAttempts = 1 }, // r cannot be rewound
 		)
 	}
 	if !opts.SHA256.IsZero() {
+		// Computed already: S3 verifies the bytes against it, the SDK
+		// computes no checksum when one is set, and the SigV4 payload hash
+		// would only be a second pass over the body.
 		in.ChecksumSHA256 = checksum(opts.SHA256)
 		if len(optFns) == 0 {
-			// S3 verifies the bytes against the checksum: spare the
-			// SigV4 payload hash, a second pass over the body.
 			optFns = append(optFns, unsignedPayload)
 		}
 	}
@@ -471,19 +455,24 @@ func (b *Backend) putSingle(ctx context.Context, key, full string, r io.Reader, 
 		if _, ok := c.timedOut(); ok {
 			return c.err("put", key, err)
 		}
-		if body.err != nil {
-			// The body failed (wrong size, source error): say so first.
-			return fmt.Errorf("s3store: put %q: %w (%w)", key, body.err, err)
-		}
 		return wrap("put", key, err, cas.ErrExists, cas.ErrDigestMismatch)
 	}
 	return nil
 }
 
+// crc32c returns the base64 CRC32C of p, as S3's x-amz-checksum-crc32c.
+func crc32c(p []byte) *string {
+	var sum [4]byte
+	binary.BigEndian.PutUint32(sum[:], crc32.Checksum(p, castagnoli))
+	return aws.String(base64.StdEncoding.EncodeToString(sum[:]))
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
 // putMultipart uploads r in parts, at most b.concurrency at once, each from
-// its own buffer: memory is bounded by concurrency x part size. It hashes
-// the whole blob as it reads and completes the upload only when the digest
-// matches opts.SHA256 (if set). Any failure aborts the upload.
+// its own buffer: memory is bounded by concurrency x part size. Each part
+// carries its CRC32C. Any failure, a read error of r included, aborts the
+// upload.
 func (b *Backend) putMultipart(ctx context.Context, key, full string, r io.Reader, size int64, opts cas.PutOptions) (err error) {
 	partSize := b.partSize
 	if size > 0 && (size+partSize-1)/partSize > maxParts {
@@ -492,7 +481,7 @@ func (b *Backend) putMultipart(ctx context.Context, key, full string, r io.Reade
 	create := &s3.CreateMultipartUploadInput{
 		Bucket:            &b.bucket,
 		Key:               &full,
-		ChecksumAlgorithm: types.ChecksumAlgorithmSha256,
+		ChecksumAlgorithm: types.ChecksumAlgorithmCrc32c,
 	}
 	if opts.ContentType != "" {
 		create.ContentType = aws.String(opts.ContentType)
@@ -525,7 +514,6 @@ func (b *Backend) putMultipart(ctx context.Context, key, full string, r io.Reade
 		parts     []types.CompletedPart
 		free      = make(chan []byte, b.concurrency)
 		allocated int
-		whole     = sha256.New()
 		total     int64
 	)
 	acquire := func() ([]byte, error) {
@@ -549,7 +537,7 @@ func (b *Backend) putMultipart(ctx context.Context, key, full string, r io.Reade
 			if size >= 0 {
 				want = min(partSize, size-total)
 				if want == 0 {
-					return checkEOF(r)
+					return nil
 				}
 			}
 			buf, err := acquire()
@@ -574,11 +562,8 @@ func (b *Backend) putMultipart(ctx context.Context, key, full string, r io.Reade
 				return nil
 			}
 			data := buf
-			if !opts.SHA256.IsZero() {
-				whole.Write(data)
-			}
 			total += int64(n)
-			sum := cas.SumBytes(data)
+			sum := crc32c(data)
 			g.Go(func() error {
 				defer func() { free <- buf }()
 				pc := b.transfer(gctx, "UploadPart", full, b.stallTimeout)
@@ -590,13 +575,13 @@ func (b *Backend) putMultipart(ctx context.Context, key, full string, r io.Reade
 					PartNumber:     aws.Int32(num),
 					Body:           watchBody(bytes.NewReader(data), pc),
 					ContentLength:  aws.Int64(int64(len(data))),
-					ChecksumSHA256: checksum(sum),
+					ChecksumCRC32C: sum,
 				}, unsignedPayload)
 				if err != nil {
 					return pc.err(fmt.Sprintf("put part %d of", num), key, err, cas.ErrDigestMismatch)
 				}
 				mu.Lock()
-				parts = append(parts, types.CompletedPart{PartNumber: aws.Int32(num), ETag: out.ETag, ChecksumSHA256: checksum(sum)})
+				parts = append(parts, types.CompletedPart{PartNumber: aws.Int32(num), ETag: out.ETag, ChecksumCRC32C: sum})
 				mu.Unlock()
 				return nil
 			})
@@ -610,11 +595,6 @@ func (b *Backend) putMultipart(ctx context.Context, key, full string, r io.Reade
 	}
 	if readErr != nil {
 		return fmt.Errorf("s3store: put %q: %w", key, readErr)
-	}
-	if !opts.SHA256.IsZero() {
-		if got := cas.Hash(whole.Sum(nil)); got != opts.SHA256 {
-			return fmt.Errorf("s3store: put %q: %w: want %s, got %s", key, cas.ErrDigestMismatch, opts.SHA256, got)
-		}
 	}
 	if err := ctx.Err(); err != nil {
 		return err
@@ -667,121 +647,4 @@ func readPart(r io.Reader, buf []byte, want, eager int64) ([]byte, error) {
 		}
 	}
 	return buf, nil
-}
-
-// errTooLong: the reader holds more bytes than the declared size.
-var errTooLong = errors.New("s3store: body longer than the declared size")
-
-// checkEOF fails unless r is at EOF.
-func checkEOF(r io.Reader) error {
-	var one [1]byte
-	for {
-		n, err := r.Read(one[:])
-		switch {
-		case n > 0:
-			return errTooLong
-		case errors.Is(err, io.EOF):
-			return nil
-		case err != nil:
-			return err
-		}
-	}
-}
-
-// exactReader yields exactly size bytes of r and fails when r holds fewer
-// (io.ErrUnexpectedEOF) or more (errTooLong). It fails once ctx is done, so
-// that a Put cancelled while its body is sent never delivers the whole body.
-type exactReader struct {
-	ctx  context.Context
-	r    io.Reader
-	size int64
-	pos  int64
-	err  error // the first error other than io.EOF
-}
-
-func (e *exactReader) Read(p []byte) (int, error) {
-	n, err := e.read(p)
-	if err != nil && err != io.EOF && e.err == nil {
-		e.err = err
-	}
-	return n, err
-}
-
-func (e *exactReader) read(p []byte) (int, error) {
-	if err := e.ctx.Err(); err != nil {
-		return 0, err
-	}
-	rest := e.size - e.pos
-	if rest <= 0 {
-		if err := checkEOF(e.r); err != nil {
-			return 0, err
-		}
-		return 0, io.EOF
-	}
-	if int64(len(p)) < rest {
-		n, err := e.r.Read(p)
-		e.pos += int64(n)
-		if errors.Is(err, io.EOF) {
-			return n, e.short()
-		}
-		return n, err
-	}
-	// The last bytes: hold them back until r is known to end here, so that
-	// the server never receives a complete body from an over-long reader.
-	n, err := io.ReadFull(e.r, p[:rest])
-	if err != nil {
-		e.pos += int64(n)
-		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-			return n, e.short()
-		}
-		return n, err
-	}
-	if err := checkEOF(e.r); err != nil {
-		return 0, err
-	}
-	e.pos += int64(n)
-	return n, nil
-}
-
-func (e *exactReader) short() error {
-	return fmt.Errorf("s3store: body of %d bytes, declared %d: %w", e.pos, e.size, io.ErrUnexpectedEOF)
-}
-
-// exactSeeker is an exactReader over an io.ReadSeeker, so the SDK can
-// rewind it for signing and retries. Offsets are relative to where the
-// ReadSeeker was when the Put began.
-type exactSeeker struct {
-	exactReader
-	rs   io.ReadSeeker
-	base int64
-}
-
-func newExactSeeker(ctx context.Context, rs io.ReadSeeker, size int64) (*exactSeeker, error) {
-	base, err := rs.Seek(0, io.SeekCurrent)
-	if err != nil {
-		return nil, fmt.Errorf("seek body: %w", err)
-	}
-	return &exactSeeker{exactReader: exactReader{ctx: ctx, r: rs, size: size}, rs: rs, base: base}, nil
-}
-
-func (e *exactSeeker) Seek(offset int64, whence int) (int64, error) {
-	var abs int64
-	switch whence {
-	case io.SeekStart:
-		abs = offset
-	case io.SeekCurrent:
-		abs = e.pos + offset
-	case io.SeekEnd:
-		abs = e.size + offset
-	default:
-		return 0, errors.New("s3store: seek: invalid whence")
-	}
-	if abs < 0 || abs > e.size {
-		return 0, fmt.Errorf("s3store: seek to %d outside body of %d bytes", abs, e.size)
-	}
-	if _, err := e.rs.Seek(e.base+abs, io.SeekStart); err != nil {
-		return 0, err
-	}
-	e.pos = abs
-	return abs, nil
 }

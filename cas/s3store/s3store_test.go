@@ -399,12 +399,18 @@ func TestPutBodies(t *testing.T) {
 func TestHostileKeys(t *testing.T) {
 	t.Parallel()
 	s := testutil.NewS3(t)
-	b := s3store.New(s.Client, s.Bucket, s3store.WithKeyPrefix("pre/"))
-	for _, key := range []string{"", strings.Repeat("k", 1021), "bad\xffutf8"} {
+	// Through the checked layer, as a Store calls it: the empty and the
+	// invalid UTF-8 key break cas.CheckKey; the long one passes it but not,
+	// with the bucket prefix, S3's limit, which s3store checks itself.
+	raw := s3store.New(s.Client, s.Bucket, s3store.WithKeyPrefix("pre/"))
+	b := cas.Checked(raw)
+	long := strings.Repeat("kkkkkkkkk/", 101) + "kkkkkkkkkkk" // 1021 bytes, valid segments
+	require.ErrorIs(t, raw.Put(t.Context(), long, strings.NewReader("x"), 1, cas.PutOptions{}), cas.ErrInvalidKey, "the thin Backend alone, over S3's limit")
+	for _, key := range []string{"", long, "bad\xffutf8"} {
 		err := b.Put(t.Context(), key, strings.NewReader("x"), 1, cas.PutOptions{})
-		require.Error(t, err, "Put %q", key)
+		require.ErrorIs(t, err, cas.ErrInvalidKey, "Put %q", key)
 		_, err = b.Stat(t.Context(), key)
-		require.Error(t, err)
+		require.ErrorIs(t, err, cas.ErrInvalidKey)
 		require.NotErrorIs(t, err, cas.ErrNotFound)
 		_, err = b.Open(t.Context(), key)
 		require.Error(t, err)
@@ -414,7 +420,7 @@ func TestHostileKeys(t *testing.T) {
 		require.Zero(t, s.Requests(op), "invalid keys never reach S3")
 	}
 	// 1020 bytes plus the 4-byte prefix is S3's limit exactly.
-	require.NoError(t, b.Put(t.Context(), strings.Repeat("k", 1020), strings.NewReader("x"), 1, cas.PutOptions{}))
+	require.NoError(t, b.Put(t.Context(), long[:1020], strings.NewReader("x"), 1, cas.PutOptions{}))
 }
 
 func TestKeyPrefix(t *testing.T) {
@@ -536,7 +542,7 @@ func TestMultipart(t *testing.T) {
 				n := inFlight.Add(1)
 				for m := maxInFlight.Load(); n > m && !maxInFlight.CompareAndSwap(m, n); m = maxInFlight.Load() {
 				}
-				if r.Header.Get("X-Amz-Checksum-Sha256") != "" {
+				if r.Header.Get("X-Amz-Checksum-Crc32c") != "" && r.Header.Get("X-Amz-Checksum-Sha256") == "" {
 					checksums.Add(1)
 				}
 				time.Sleep(5 * time.Millisecond)
@@ -554,7 +560,7 @@ func TestMultipart(t *testing.T) {
 	require.True(t, bytes.Equal(p, readAll(t, b, h.Key())))
 	require.EqualValues(t, 1, s.Requests("CreateMultipartUpload"))
 	require.EqualValues(t, 17, s.Requests("UploadPart"))
-	require.EqualValues(t, 17, checksums.Load(), "every part carries its SHA-256")
+	require.EqualValues(t, 17, checksums.Load(), "every part carries its CRC32C, and no SHA-256")
 	require.EqualValues(t, 1, s.Requests("CompleteMultipartUpload"))
 	require.Zero(t, s.Requests("PutObject"))
 	require.LessOrEqual(t, maxInFlight.Load(), int32(concurrency), "at most WithConcurrency parts in flight")
@@ -591,6 +597,7 @@ func TestMultipartFailuresLeaveNothing(t *testing.T) {
 		body     func() io.Reader
 		ctx      func(t *testing.T) context.Context
 		opts     cas.PutOptions
+		key      string // default h.Key()
 		want     error
 		complete int64 // CompleteMultipartUpload requests expected
 	}{
@@ -598,12 +605,13 @@ func TestMultipartFailuresLeaveNothing(t *testing.T) {
 		{name: "part BadDigest", inject: func(in *injector) { in.set("UploadPart", 400, "BadDigest", partN("5")) }, want: cas.ErrDigestMismatch},
 		{name: "complete fails", inject: func(in *injector) { in.set("CompleteMultipartUpload", 400, "InvalidPart", nil) }, complete: 1},
 		{name: "complete 409 conflict", inject: func(in *injector) { in.set("CompleteMultipartUpload", 409, "ConditionalRequestConflict", nil) }, want: cas.ErrExists, complete: 1},
-		{name: "local digest mismatch", opts: cas.PutOptions{SHA256: wrong}, want: cas.ErrDigestMismatch},
+		{name: "local digest mismatch", key: "legacy/digest", opts: cas.PutOptions{SHA256: wrong}, want: cas.ErrDigestMismatch},
 		{name: "source fails midway", body: func() io.Reader {
 			return io.MultiReader(bytes.NewReader(p[:100<<10]), iotestErrReader{})
 		}},
 		{name: "source too short", body: func() io.Reader { return bytes.NewReader(p[:250<<10]) }, want: io.ErrUnexpectedEOF},
 		{name: "source too long", body: func() io.Reader { return bytes.NewReader(append(p[:len(p):len(p)], 'x')) }},
+		{name: "source too long, no digest", key: "legacy/long", opts: cas.PutOptions{}, body: func() io.Reader { return bytes.NewReader(append(p[:len(p):len(p)], 'x')) }},
 		{name: "context cancelled midway", ctx: func(t *testing.T) context.Context {
 			ctx, cancel := context.WithCancel(t.Context())
 			t.Cleanup(cancel)
@@ -626,11 +634,16 @@ func TestMultipartFailuresLeaveNothing(t *testing.T) {
 			if tc.ctx != nil {
 				ctx = tc.ctx(t)
 			}
-			if tc.opts.SHA256.IsZero() {
+			key := h.Key()
+			if tc.key != "" {
+				key = tc.key
+			} else if tc.opts.SHA256.IsZero() {
 				tc.opts.SHA256 = h
 			}
 			tc.opts.IfAbsent = true
-			err := b.Put(ctx, h.Key(), body, int64(len(p)), tc.opts)
+			// Through the checked layer, as a Store calls it: sizes and
+			// the digest are its checks, a failed read aborts the upload.
+			err := cas.Checked(b).Put(ctx, key, body, int64(len(p)), tc.opts)
 			require.Error(t, err)
 			if tc.want != nil {
 				require.ErrorIs(t, err, tc.want)
