@@ -170,7 +170,7 @@ func (s *Store) put(ctx context.Context, r io.Reader, want *Hash, opts []PutOpti
 		err = ctx.Err()
 	}
 	if err == nil {
-		src := ContextReader(ctx, r)
+		src := contextReader(ctx, r)
 		if s.maxSize > 0 && s.maxSize < math.MaxInt64 {
 			// One byte more reveals a blob over the limit; at MaxInt64
 			// the +1 would wrap to a negative limit that reads nothing.
@@ -335,7 +335,7 @@ func (s *Store) Verify(ctx context.Context, h Hash) error {
 		return err
 	}
 	defer obj.Close()
-	got, _, err := Sum(ContextReader(ctx, obj))
+	got, _, err := Sum(contextReader(ctx, obj))
 	if err != nil {
 		return fmt.Errorf("cas: verify %s: %w", h, err)
 	}
@@ -441,10 +441,10 @@ loop:
 	return n, werr
 }
 
-// ContextReader returns a Reader that reads from r until ctx is done and
-// then fails every Read with ctx's error: a way to make a long copy from a
-// reader that knows no context stop when the context is cancelled.
-func ContextReader(ctx context.Context, r io.Reader) io.Reader {
+// contextReader returns a Reader that reads from r until ctx is done and
+// then fails every Read with ctx's error: a long copy from a reader that
+// knows no context stops when the context is cancelled.
+func contextReader(ctx context.Context, r io.Reader) io.Reader {
 	return &ctxReader{ctx: ctx, r: r}
 }
 

@@ -696,18 +696,39 @@ func TestPutSpoolThreshold(t *testing.T) {
 	require.False(t, ok)
 }
 
-func TestContextReader(t *testing.T) {
+// cancelAfter is a reader that knows no context: it cancels ctx once it
+// has yielded n bytes, then yields zeros forever.
+type cancelAfter struct {
+	n      int
+	cancel context.CancelFunc
+}
+
+func (c *cancelAfter) Read(p []byte) (int, error) {
+	if c.n <= 0 {
+		c.cancel()
+	}
+	clear(p)
+	c.n -= len(p)
+	return len(p), nil
+}
+
+// TestPutStopsReadingOnCancel: a Put from an endless reader that knows no
+// context stops once ctx is cancelled, stores nothing, and wraps ctx's error.
+func TestPutStopsReadingOnCancel(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithCancel(context.Background())
-	r := cas.ContextReader(ctx, bytes.NewReader([]byte("abcdef")))
-	buf := make([]byte, 3)
-	n, err := r.Read(buf)
-	require.NoError(t, err)
-	require.Equal(t, "abc", string(buf[:n]))
-	cancel()
-	n, err = r.Read(buf)
-	require.ErrorIs(t, err, context.Canceled)
-	require.Zero(t, n, "nothing is read once ctx is done")
+	for _, bc := range []backendCase{memCase, fsCase} {
+		t.Run(bc.name, func(t *testing.T) {
+			b, _ := bc.new(t)
+			s := cas.New(b, cas.WithTempDir(t.TempDir()))
+			ctx, cancel := context.WithCancel(t.Context())
+			_, err := s.Put(ctx, &cancelAfter{n: 1 << 20, cancel: cancel})
+			require.ErrorIs(t, err, context.Canceled)
+			for info, err := range s.Walk(t.Context()) {
+				require.NoError(t, err)
+				t.Fatalf("stored %v after a cancelled Put", info)
+			}
+		})
+	}
 }
 
 // TestPutHugeLimits: a maximum size or spool threshold of math.MaxInt64

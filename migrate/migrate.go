@@ -383,7 +383,7 @@ func (r *runner) copy(ctx context.Context, rec Record) (cas.PutResult, int64, er
 
 	var res cas.PutResult
 	if r.opts.DryRun {
-		h, n, err := cas.Sum(cas.ContextReader(ctx, counter))
+		h, n, err := cas.Sum(counter) // Source is cas.Checked: its reads stop with ctx
 		if err != nil {
 			return res, counter.n, fmt.Errorf("migrate: read legacy object: %w", err)
 		}
