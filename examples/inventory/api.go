@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"database/sql"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
+	"net/textproto"
 	"net/url"
 	"strconv"
 	"strings"
@@ -117,17 +119,100 @@ func (a *App) attachmentJSON(at attachment) attachmentJSON {
 
 // --- handlers ---
 
+// listParts answers one page of parts: at most limit (default 100, at
+// most 1000) after the cursor in after, with a Link rel="next" header to
+// the next page while more remain.
 func (a *App) listParts(w http.ResponseWriter, r *http.Request) {
-	parts, err := listParts(r.Context(), a.db)
+	pg, err := a.partsPage(r)
 	if err != nil {
-		a.serverError(w, r, err)
+		a.fail(w, r, err)
 		return
 	}
-	out := make([]partJSON, len(parts))
-	for i, p := range parts {
+	out := make([]partJSON, len(pg.parts))
+	for i, p := range pg.parts {
 		out[i] = a.partJSON(p)
 	}
+	if pg.next != "" {
+		w.Header().Set("Link", "<"+pg.nextURL("/api/parts")+`>; rel="next"`)
+	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// Page sizes of GET /api/parts and GET /.
+const (
+	defaultPageSize = 100
+	maxPageSize     = 1000
+)
+
+// partsPage is one page of parts.
+type partsPage struct {
+	parts []part
+	limit int
+	next  string // cursor of the next page; empty on the last page
+}
+
+// nextURL is the URL of the next page at path.
+func (pg partsPage) nextURL(path string) string {
+	return path + "?" + url.Values{"after": {pg.next}, "limit": {strconv.Itoa(pg.limit)}}.Encode()
+}
+
+// partsPage reads the page that the after and limit query parameters ask
+// for. It fetches one part more than the limit to know whether a next page
+// exists.
+func (a *App) partsPage(r *http.Request) (partsPage, error) {
+	q := r.URL.Query()
+	pg := partsPage{limit: defaultPageSize}
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > maxPageSize {
+			return pg, badRequest(fmt.Sprintf("limit must be a whole number from 1 to %d", maxPageSize))
+		}
+		pg.limit = n
+	}
+	var after partCursor
+	if s := q.Get("after"); s != "" {
+		var err error
+		if after, err = parseCursor(s); err != nil {
+			return pg, err
+		}
+	}
+	parts, err := listParts(r.Context(), a.db, after, pg.limit+1)
+	if err != nil {
+		return pg, err
+	}
+	if len(parts) > pg.limit {
+		parts = parts[:pg.limit]
+		pg.next = encodeCursor(parts[len(parts)-1].cursor())
+	}
+	pg.parts = parts
+	return pg, nil
+}
+
+// encodeCursor is the text form of c in an after parameter: opaque to
+// clients, base64url of created_at and key.
+func encodeCursor(c partCursor) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(c.created + " " + c.key))
+}
+
+// parseCursor parses an after parameter that encodeCursor wrote.
+func parseCursor(s string) (partCursor, error) {
+	bad := badRequest("after is not a cursor from a Link header of this API")
+	if len(s) > 200 {
+		return partCursor{}, bad
+	}
+	b, err := base64.RawURLEncoding.Strict().DecodeString(s)
+	if err != nil {
+		return partCursor{}, bad
+	}
+	created, key, ok := strings.Cut(string(b), " ")
+	if !ok || key == "" || !utf8.ValidString(key) || strings.ContainsFunc(key, unicode.IsSpace) ||
+		strings.ContainsFunc(key, unicode.IsControl) {
+		return partCursor{}, bad
+	}
+	if _, err := time.Parse(time.RFC3339Nano, created); err != nil {
+		return partCursor{}, bad
+	}
+	return partCursor{created: created, key: key}, nil
 }
 
 func (a *App) getPart(w http.ResponseWriter, r *http.Request) {
@@ -143,7 +228,7 @@ func (a *App) createPart(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Description *string `json:"description"`
 	}
-	if err := decodeJSON(w, r, &req); err != nil {
+	if err := a.decodeJSON(w, r, &req); err != nil {
 		a.fail(w, r, err)
 		return
 	}
@@ -221,7 +306,7 @@ func (a *App) urlAttachment(w http.ResponseWriter, r *http.Request, partKey stri
 		Title string `json:"title"`
 		URL   string `json:"url"`
 	}
-	if err := decodeJSON(w, r, &req); err != nil {
+	if err := a.decodeJSON(w, r, &req); err != nil {
 		return attachment{}, err
 	}
 	title, err := cleanText("title", req.Title, maxTitle)
@@ -242,8 +327,17 @@ func (a *App) urlAttachment(w http.ResponseWriter, r *http.Request, partKey stri
 // upload streams the multipart file part into the store, then inserts the
 // row. The body is never held in memory; a failure before the insert can
 // leave at most an orphan CAS object, which is harmless.
+//
+// A declared Content-Length over the limit is refused before the body is
+// read, so a client that sent "Expect: 100-continue" gets 413, never
+// "100 Continue".
 func (a *App) upload(w http.ResponseWriter, r *http.Request, partKey string) (attachment, error) {
-	r.Body = http.MaxBytesReader(w, r.Body, a.maxUpload+multipartSlack)
+	limit := a.maxUpload + multipartSlack
+	if r.ContentLength > limit {
+		refuseBody(w, r)
+		return attachment{}, errUploadTooLarge
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, limit)
 	mr, err := r.MultipartReader()
 	if err != nil {
 		return attachment{}, badRequest("bad multipart body: " + err.Error())
@@ -259,7 +353,7 @@ func (a *App) upload(w http.ResponseWriter, r *http.Request, partKey string) (at
 			break
 		}
 		if err != nil {
-			return attachment{}, uploadError(err)
+			return attachment{}, bodyError(err)
 		}
 		switch p.FormName() {
 		case "file":
@@ -273,7 +367,7 @@ func (a *App) upload(w http.ResponseWriter, r *http.Request, partKey string) (at
 		case "title":
 			b, err := io.ReadAll(io.LimitReader(p, maxTitle*4+1))
 			if err != nil {
-				return attachment{}, uploadError(err)
+				return attachment{}, bodyError(err)
 			}
 			if title, err = cleanText("title", string(b), maxTitle); err != nil {
 				return attachment{}, err
@@ -303,7 +397,7 @@ func (a *App) storeFile(ctx context.Context, p *multipart.Part, at *attachment) 
 	br := bufio.NewReaderSize(p, 512)
 	head, err := br.Peek(512)
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, bufio.ErrBufferFull) {
-		return uploadError(err)
+		return bodyError(err)
 	}
 	res, err := a.uploads.Put(ctx, br)
 	if err != nil {
@@ -357,7 +451,7 @@ func (a *App) setCover(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		AttachmentID *int64 `json:"attachment_id"`
 	}
-	if err := decodeJSON(w, r, &req); err != nil {
+	if err := a.decodeJSON(w, r, &req); err != nil {
 		a.fail(w, r, err)
 		return
 	}
@@ -413,7 +507,7 @@ func (a *App) copyAttachment(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		TargetPartKey string `json:"target_part_key"`
 	}
-	if err := decodeJSON(w, r, &req); err != nil {
+	if err := a.decodeJSON(w, r, &req); err != nil {
 		a.fail(w, r, err)
 		return
 	}
@@ -485,32 +579,82 @@ func (e *apiError) Error() string { return e.msg }
 
 func badRequest(msg string) error { return &apiError{http.StatusBadRequest, msg} }
 
-// uploadError maps an error from reading or storing an upload.
-func uploadError(err error) error {
+// errUploadTooLarge answers an upload over the size limit.
+var errUploadTooLarge error = &apiError{http.StatusRequestEntityTooLarge, "the upload is larger than the limit"}
+
+// bodyError maps an error from reading the multipart body itself (the next
+// part's header, a small field): apart from the size limit, a cut-off body
+// and a cancelled request, it is the client's malformed body. That covers
+// textproto's "malformed MIME header line" for a part header with a NUL.
+func bodyError(err error) error {
 	var mbe *http.MaxBytesError
 	switch {
+	case errors.As(err, &mbe):
+		return errUploadTooLarge
+	case errors.Is(err, errBodyTimeout), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return err
+	}
+	return badRequest("bad multipart body: " + err.Error())
+}
+
+// uploadError maps an error from storing an upload: a failure to read the
+// body (the client's) or to store it (the backend's).
+func uploadError(err error) error {
+	var (
+		mbe *http.MaxBytesError
+		pe  textproto.ProtocolError
+	)
+	switch {
 	case errors.As(err, &mbe), errors.Is(err, cas.ErrTooLarge):
-		return &apiError{http.StatusRequestEntityTooLarge, "the upload is larger than the limit"}
+		return errUploadTooLarge
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return err
 	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, multipart.ErrMessageTooLarge),
-		strings.HasPrefix(err.Error(), "multipart:"):
+		errors.As(err, &pe), strings.HasPrefix(err.Error(), "multipart:"):
 		return badRequest("bad multipart body: " + err.Error())
 	}
 	return err
 }
 
-// fail writes err as a JSON error with the status it calls for.
-func (a *App) fail(w http.ResponseWriter, r *http.Request, err error) {
+// retryAfter is the Retry-After, in seconds, of a 503 for a backend that
+// did not answer in time.
+const retryAfter = "10"
+
+// errorAnswer decides how a failed request is answered: the status and the
+// message the client sees. It logs what an operator needs to know and sets
+// the headers the answer needs (Connection: close, Retry-After).
+func (a *App) errorAnswer(w http.ResponseWriter, r *http.Request, err error) (int, string) {
+	ctx := r.Context()
 	var ae *apiError
 	switch {
+	case bodyTimedOut(r) || errors.Is(err, errBodyTimeout):
+		// The connection's read deadline has passed: it cannot carry
+		// another request.
+		w.Header().Set("Connection", "close")
+		a.log.InfoContext(ctx, "request body timed out", "method", r.Method, "path", r.URL.Path,
+			"remote", r.RemoteAddr, "err", err)
+		return http.StatusRequestTimeout, "the request body stopped arriving or took too long"
 	case errors.As(err, &ae):
-		writeError(w, ae.status, ae.msg)
+		return ae.status, ae.msg
 	case errors.Is(err, errNotFound):
-		writeError(w, http.StatusNotFound, err.Error()+"")
-	default:
-		a.serverError(w, r, err)
+		return http.StatusNotFound, err.Error()
+	case errors.Is(err, cas.ErrNoSpace):
+		a.log.ErrorContext(ctx, "storage full", "method", r.Method, "path", r.URL.Path, "err", err)
+		return http.StatusInsufficientStorage, "insufficient storage: the server has no room for this file; nothing was stored"
+	case errors.Is(err, cas.ErrUnavailable), errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
+		// The backend's error names the backend and the operation.
+		w.Header().Set("Retry-After", retryAfter)
+		a.log.WarnContext(ctx, "storage backend did not answer in time", "method", r.Method, "path", r.URL.Path, "err", err)
+		return http.StatusServiceUnavailable, "the storage backend did not answer in time; nothing was stored; try again later"
 	}
+	a.log.ErrorContext(ctx, "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	return http.StatusInternalServerError, "internal error"
+}
+
+// fail writes err as a JSON error with the status it calls for.
+func (a *App) fail(w http.ResponseWriter, r *http.Request, err error) {
+	status, msg := a.errorAnswer(w, r, err)
+	writeError(w, status, msg)
 }
 
 // serverError logs err and writes a 500 that does not leak it.
@@ -532,17 +676,26 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = enc.Encode(v)        // an error means the client went away
 }
 
-// decodeJSON decodes one JSON object from a small request body.
-func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
+// decodeJSON decodes one JSON object from a small request body, which must
+// arrive whole within the small-body timeout.
+func (a *App) decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
 		return &apiError{http.StatusUnsupportedMediaType, "send application/json"}
 	}
+	if r.ContentLength > maxJSONBody {
+		refuseBody(w, r)
+		return errJSONTooLarge // before reading: no "100 Continue"
+	}
+	wholeBodyWithin(r, a.smallBody)
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxJSONBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return &apiError{http.StatusRequestEntityTooLarge, "the JSON body is too large"}
+			return errJSONTooLarge
+		}
+		if errors.Is(err, errBodyTimeout) {
+			return err
 		}
 		return badRequest("bad JSON body: " + err.Error())
 	}
@@ -551,6 +704,9 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	}
 	return nil
 }
+
+// errJSONTooLarge answers a JSON body over maxJSONBody.
+var errJSONTooLarge error = &apiError{http.StatusRequestEntityTooLarge, "the JSON body is too large"}
 
 func attachmentID(r *http.Request) (int64, error) {
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)

@@ -2,12 +2,17 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
 	"image"
 	_ "image/jpeg" // decode thumbnails
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +23,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/casa-go/casa/cas"
+	"github.com/casa-go/casa/cas/fsstore"
 	"github.com/casa-go/casa/cas/memstore"
 	"github.com/casa-go/casa/casurl"
 	"github.com/casa-go/casa/internal/testutil"
@@ -429,6 +435,110 @@ func TestUploadFailedPutLeavesNoRow(t *testing.T) {
 	require.Equal(t, 1, ta.rowCount("attachments"))
 }
 
+// faultyFS is an app over a real fsstore (so uploads write real temp
+// files) behind a FaultBackend's staging view, logging into a buffer.
+type faultyFS struct {
+	*testApp
+	fault *testutil.FaultBackend
+	dir   string
+	log   *syncBuffer
+}
+
+func newFaultyFS(t *testing.T) *faultyFS {
+	t.Helper()
+	dir := t.TempDir()
+	fs, err := fsstore.New(filepath.Join(dir, "blobs"))
+	require.NoError(t, err)
+	fault := testutil.NewFaultBackend(fs)
+	var log syncBuffer
+	ta := serveApp(t, Config{DataDir: dir, Backend: fault.Staging(), Logger: slog.New(slog.NewTextHandler(&log, nil))})
+	return &faultyFS{testApp: ta, fault: fault, dir: dir, log: &log}
+}
+
+// requireNothingLeft asserts that no row, no object and no temp file is
+// left of the failed uploads.
+func (f *faultyFS) requireNothingLeft(t *testing.T) {
+	t.Helper()
+	require.Equal(t, 0, f.rowCount("attachments"))
+	require.Empty(t, keys(t, f.fault.Inner(), ""))
+	require.Empty(t, tempFiles(t, f.dir))
+}
+
+// TestUploadDiskFull: a backend out of space gets 507 with a clear message
+// (API and page), logged as an error, and leaves nothing behind. Once
+// there is room again the same upload works.
+func TestUploadDiskFull(t *testing.T) {
+	t.Parallel()
+	f := newFaultyFS(t)
+	key := f.createPart("part")
+	full := fmt.Errorf("fsstore: link %s: no space left on device: %w", "cas/…", cas.ErrNoSpace)
+	f.fault.SetError(full)
+	data := testutil.JPEG(300, 200)
+	for _, method := range []string{testutil.MethodCommit, testutil.MethodStage} {
+		f.fault.SetFailRate(1, method)
+		status, b := f.upload(key, "p", "p.jpg", "image/jpeg", data)
+		require.Equal(t, http.StatusInsufficientStorage, status, "%s: body: %s", method, b)
+		require.JSONEq(t, `{"error": "insufficient storage: the server has no room for this file; nothing was stored"}`, string(b))
+		f.requireNothingLeft(t)
+	}
+	// The page's upload form says the same in plain text.
+	body, ct := multipartBody(t, "p", "p.jpg", "image/jpeg", data)
+	status, b := f.do("POST", "/parts/"+key+"/attachments", ct, body)
+	require.Equal(t, http.StatusInsufficientStorage, status)
+	require.Contains(t, string(b), "insufficient storage")
+	f.requireNothingLeft(t)
+	require.Contains(t, f.log.String(), "level=ERROR msg=\"storage full\"")
+	require.Contains(t, f.log.String(), "no space left on device")
+
+	f.fault.ClearFaults()
+	f.uploadOK(key, "p", "p.jpg", "image/jpeg", data)
+	require.Equal(t, 1, f.rowCount("attachments"))
+}
+
+// TestUploadBackendUnavailable: a backend that does not answer in time
+// (an error wrapping cas.ErrUnavailable, or a backend's own deadline) gets
+// 503 with Retry-After, is logged at WARN with the backend's error (which
+// names the backend and the operation), and leaves nothing behind.
+func TestUploadBackendUnavailable(t *testing.T) {
+	t.Parallel()
+	errs := map[string]error{
+		"unavailable": fmt.Errorf("s3store: PutObject bucket b: no answer within 10s: %w", cas.ErrUnavailable),
+		"deadline":    fmt.Errorf("s3store: HeadObject bucket b: %w", context.DeadlineExceeded),
+	}
+	for name, injected := range errs {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			f := newFaultyFS(t)
+			key := f.createPart("part")
+			f.fault.SetError(injected)
+			f.fault.SetFailRate(1, testutil.MethodCommit)
+			body, ct := multipartBody(t, "p", "p.pdf", "application/pdf", testutil.PDF())
+			req, err := http.NewRequestWithContext(t.Context(), "POST", f.srv.URL+"/api/parts/"+key+"/attachments", body)
+			require.NoError(t, err)
+			req.Header.Set("Content-Type", ct)
+			resp, err := f.srv.Client().Do(req)
+			require.NoError(t, err)
+			b, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			require.NoError(t, err)
+			require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, "body: %s", b)
+			require.Equal(t, retryAfter, resp.Header.Get("Retry-After"))
+			require.JSONEq(t, `{"error": "the storage backend did not answer in time; nothing was stored; try again later"}`, string(b))
+			f.requireNothingLeft(t)
+			logs := f.log.String()
+			require.Contains(t, logs, "level=WARN msg=\"storage backend did not answer in time\"")
+			require.Contains(t, logs, injected.Error(), "the log names the backend and the operation")
+			require.NotContains(t, logs, "level=ERROR")
+
+			// The page's upload form answers the same way.
+			body, ct = multipartBody(t, "p", "p.pdf", "application/pdf", testutil.PDF())
+			status, b := f.do("POST", "/parts/"+key+"/attachments", ct, body)
+			require.Equal(t, http.StatusServiceUnavailable, status, "body: %s", b)
+			f.requireNothingLeft(t)
+		})
+	}
+}
+
 func TestHostileRequests(t *testing.T) {
 	t.Parallel()
 	ta := newTestApp(t, Config{})
@@ -449,6 +559,9 @@ func TestHostileRequests(t *testing.T) {
 	twoFiles := "--XX\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a\"\r\n\r\naaa\r\n" +
 		"--XX\r\nContent-Disposition: form-data; name=\"file\"; filename=\"b\"\r\n\r\nbbb\r\n--XX--\r\n"
 	attachments := "/api/parts/" + key + "/attachments"
+	nulPart := func(header string) string {
+		return "--XX\r\n" + header + "\r\n\r\naaa\r\n--XX--\r\n"
+	}
 
 	tests := []struct {
 		name, method, path, contentType, body string
@@ -475,6 +588,25 @@ func TestHostileRequests(t *testing.T) {
 		{"upload: bidi filename", "POST", attachments, bidiType, bidiBody, 400},
 		{"upload: filename over 255 bytes", "POST", attachments, longType, longBody, 400},
 		{"upload: control character in title", "POST", attachments, ctrlType, ctrlTitle, 400},
+		{"upload: NUL in part header name", "POST", attachments, "multipart/form-data; boundary=XX",
+			nulPart("Content-Disposition: form-data; name=\"file\"; filename=\"a\"\r\nX-A\x00: b"), 400},
+		{"upload: NUL in part header value", "POST", attachments, "multipart/form-data; boundary=XX",
+			nulPart("Content-Disposition: form-data; name=\"file\"; filename=\"a\"\r\nContent-Type: image/png\x00"), 400},
+		{"upload: NUL in filename", "POST", attachments, "multipart/form-data; boundary=XX",
+			nulPart("Content-Disposition: form-data; name=\"file\"; filename=\"a\x00b\""), 400},
+		{"upload: NUL in field name", "POST", attachments, "multipart/form-data; boundary=XX",
+			nulPart("Content-Disposition: form-data; name=\"ti\x00tle\""), 400},
+		{"upload: NUL in title part header", "POST", attachments, "multipart/form-data; boundary=XX",
+			"--XX\r\nContent-Disposition: form-data; name=\"title\"\r\n\r\nt\r\n" +
+				nulPart("Content-Disposition: form-data\x00; name=\"file\"; filename=\"a\""), 400},
+		{"parts: limit 0", "GET", "/api/parts?limit=0", "", "", 400},
+		{"parts: limit over 1000", "GET", "/api/parts?limit=1001", "", "", 400},
+		{"parts: limit not a number", "GET", "/api/parts?limit=ten", "", "", 400},
+		{"parts: negative limit", "GET", "/api/parts?limit=-1", "", "", 400},
+		{"parts: cursor not base64", "GET", "/api/parts?after=%25%00", "", "", 400},
+		{"parts: cursor without key", "GET", "/api/parts?after=" + encodeCursor(partCursor{created: "2026-01-01T00:00:00Z"}), "", "", 400},
+		{"parts: cursor with bad time", "GET", "/api/parts?after=" + encodeCursor(partCursor{created: "yesterday", key: "abc"}), "", "", 400},
+		{"parts: cursor with padding", "GET", "/api/parts?after=" + encodeCursor(partCursor{created: "2026-01-01T00:00:00Z", key: "ab"}) + "==", "", "", 400},
 		{"url: javascript", "POST", attachments, "application/json", `{"title":"x","url":"javascript:alert(1)"}`, 400},
 		{"url: relative", "POST", attachments, "application/json", `{"title":"x","url":"/etc/passwd"}`, 400},
 		{"url: missing", "POST", attachments, "application/json", `{"title":"x"}`, 400},
@@ -588,6 +720,49 @@ func FuzzCreatePart(f *testing.F) {
 	})
 }
 
+// FuzzUploadBody sends arbitrary multipart bodies (boundary XX) to the
+// upload endpoint: the answer is 201 with a row, or a JSON 4xx error with
+// no row; never a 500.
+func FuzzUploadBody(f *testing.F) {
+	part := func(header, data string) string {
+		return "--XX\r\n" + header + "\r\n\r\n" + data + "\r\n"
+	}
+	file := `Content-Disposition: form-data; name="file"; filename="a.txt"`
+	for _, s := range []string{
+		part(file, "hello") + "--XX--\r\n",
+		part(`Content-Disposition: form-data; name="title"`, "t") + part(file, "x") + "--XX--\r\n",
+		part(file+"\r\nX-A\x00: b", "x") + "--XX--\r\n",
+		part(file+"\r\nContent-Type: image/png\x00", "x") + "--XX--\r\n",
+		part(`Content-Disposition: form-data; name="file"; filename="a\x00b"`, "x") + "--XX--\r\n",
+		part(file, "x"),
+		"--XX\r\n" + file,
+		"--XX--\r\n",
+		"",
+	} {
+		f.Add(s)
+	}
+	ta := newTestApp(f, Config{MaxUpload: 1024})
+	key := ta.createPart("part")
+	h := ta.Handler()
+	f.Fuzz(func(t *testing.T, body string) {
+		before := countRows(t, ta.db, "attachments")
+		req := httptest.NewRequestWithContext(t.Context(), "POST", "/api/parts/"+key+"/attachments", strings.NewReader(body))
+		req.Header.Set("Content-Type", "multipart/form-data; boundary=XX")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		after := countRows(t, ta.db, "attachments")
+		switch rec.Code {
+		case http.StatusCreated:
+			require.Equal(t, before+1, after)
+		case http.StatusBadRequest, http.StatusRequestEntityTooLarge:
+			requireJSONError(t, rec.Body.Bytes())
+			require.Equal(t, before, after)
+		default:
+			t.Fatalf("status %d for %q: %s", rec.Code, body, rec.Body)
+		}
+	})
+}
+
 func requireJSONError(t *testing.T, b []byte) {
 	t.Helper()
 	var e map[string]string
@@ -604,3 +779,112 @@ func mapKeys(m map[string]any) []string {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// insertParts inserts parts directly, at the given creation times (many
+// equal), in the order given, and returns every part's key in the order
+// the API lists them: created_at, then key.
+func (ta *testApp) insertParts(times []time.Time) []string {
+	ta.t.Helper()
+	for i, at := range times {
+		_, err := insertPart(ta.t.Context(), ta.db, fmt.Sprintf("part %d", i), at)
+		require.NoError(ta.t, err)
+	}
+	rows, err := ta.db.QueryContext(ta.t.Context(), `SELECT key FROM parts ORDER BY created_at, key`)
+	require.NoError(ta.t, err)
+	defer rows.Close()
+	var want []string
+	for rows.Next() {
+		var k string
+		require.NoError(ta.t, rows.Scan(&k))
+		want = append(want, k)
+	}
+	require.NoError(ta.t, rows.Err())
+	return want
+}
+
+// sameTimes returns n creation times drawn from only a few distinct
+// instants, out of order, so that most parts share a timestamp with others.
+func sameTimes(n int) []time.Time {
+	base := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	instants := []time.Time{base.Add(2 * time.Second), base, base.Add(time.Millisecond), base.Add(time.Second)}
+	ts := make([]time.Time, n)
+	for i := range ts {
+		ts[i] = instants[(i*7)%len(instants)]
+	}
+	return ts
+}
+
+var nextLinkRE = regexp.MustCompile(`^<(/api/parts\?[^>]+)>; rel="next"$`)
+
+// pageThrough follows GET /api/parts from first through its Link headers
+// and returns the keys of every page.
+func (ta *testApp) pageThrough(first string, limit int) [][]string {
+	ta.t.Helper()
+	var pages [][]string
+	for u := first; u != ""; {
+		require.Less(ta.t, len(pages), 10000, "the pages do not end")
+		status, hdr, b := ta.get(u)
+		require.Equal(ta.t, http.StatusOK, status, "%s: %s", u, b)
+		var parts []partJSON
+		require.NoError(ta.t, json.Unmarshal(b, &parts))
+		require.LessOrEqual(ta.t, len(parts), limit)
+		var page []string
+		for _, p := range parts {
+			page = append(page, p.Key)
+		}
+		pages = append(pages, page)
+		u = ""
+		if link := hdr.Get("Link"); link != "" {
+			m := nextLinkRE.FindStringSubmatch(link)
+			require.NotNil(ta.t, m, "Link: %s", link)
+			require.Len(ta.t, parts, limit, "a page before the last is full")
+			u = m[1]
+		}
+	}
+	return pages
+}
+
+// TestListPartsPaginated pages through parts with many equal creation
+// times at several page sizes: every part comes once, in order, with no
+// gaps; only the last page has no Link header.
+func TestListPartsPaginated(t *testing.T) {
+	t.Parallel()
+	ta := newTestApp(t, Config{})
+	want := ta.insertParts(sameTimes(23))
+	for _, limit := range []int{1, 2, 4, 7, 22, 23, 24, 1000} {
+		pages := ta.pageThrough("/api/parts?limit="+strconv.Itoa(limit), limit)
+		require.Len(t, pages, (len(want)+limit-1)/limit, "limit %d", limit)
+		var got []string
+		for _, p := range pages {
+			got = append(got, p...)
+		}
+		require.Equal(t, want, got, "limit %d", limit)
+	}
+}
+
+// TestListPartsDefaultPage: without a limit a page holds 100 parts, and a
+// part created while a client pages through comes on a later page, once.
+func TestListPartsDefaultPage(t *testing.T) {
+	t.Parallel()
+	ta := newTestApp(t, Config{})
+	want := ta.insertParts(sameTimes(150))
+
+	status, hdr, b := ta.get("/api/parts")
+	require.Equal(t, http.StatusOK, status)
+	var first []partJSON
+	require.NoError(t, json.Unmarshal(b, &first))
+	require.Len(t, first, defaultPageSize)
+	m := nextLinkRE.FindStringSubmatch(hdr.Get("Link"))
+	require.NotNil(t, m, "Link: %q", hdr.Get("Link"))
+	require.Contains(t, m[1], "limit=100")
+
+	late := ta.createPart("created while paging") // now: after every seeded part
+	rest := ta.pageThrough(m[1], defaultPageSize)
+	require.Len(t, rest, 1)
+	got := make([]string, 0, len(want)+1)
+	for _, p := range first {
+		got = append(got, p.Key)
+	}
+	got = append(got, rest[0]...)
+	require.Equal(t, append(want, late), got)
+}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	_ "modernc.org/sqlite" // database/sql driver "sqlite", pure Go
 
@@ -52,6 +53,16 @@ type Config struct {
 	Progress io.Writer
 	// Logger logs; nil discards.
 	Logger *slog.Logger
+	// BodyStall is how long a request body may send no bytes before it is
+	// cut off (408, connection closed, temp file removed); zero means
+	// DefaultBodyStall.
+	BodyStall time.Duration
+	// SmallBodyTimeout is how long a JSON or form body has to arrive
+	// whole; zero means DefaultSmallBodyTimeout.
+	SmallBodyTimeout time.Duration
+	// ThumbTimeout is the deadline of one thumbnail generation; zero means
+	// thumbnail.DefaultTimeout.
+	ThumbTimeout time.Duration
 }
 
 // App is the inventory application: a SQLite database of parts and
@@ -63,6 +74,8 @@ type App struct {
 	urls      casurl.Builder
 	blobs     http.Handler
 	maxUpload int64
+	bodyStall time.Duration // Config.BodyStall
+	smallBody time.Duration // Config.SmallBodyTimeout
 	log       *slog.Logger
 	page      *template.Template
 	// Migration is the report of the startup migration.
@@ -110,7 +123,8 @@ func NewApp(ctx context.Context, cfg Config) (*App, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("inventory: page template: %w", err)
 	}
-	app := &App{db: db, store: store, uploads: uploads, maxUpload: maxUpload, log: log, page: page}
+	app := &App{db: db, store: store, uploads: uploads, maxUpload: maxUpload, log: log, page: page,
+		bodyStall: positiveOr(cfg.BodyStall, DefaultBodyStall), smallBody: positiveOr(cfg.SmallBodyTimeout, DefaultSmallBodyTimeout)}
 	ok := false
 	defer func() {
 		if !ok {
@@ -134,7 +148,8 @@ func NewApp(ctx context.Context, cfg Config) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("inventory: thumbnail cache: %w", err)
 	}
-	thumbs := thumbnail.NewService(store, thumbnail.WithCache(cache), thumbnail.WithLogger(log))
+	thumbs := thumbnail.NewService(store, thumbnail.WithCache(cache), thumbnail.WithLogger(log),
+		thumbnail.WithTimeout(positiveOr(cfg.ThumbTimeout, thumbnail.DefaultTimeout)))
 	opts := []cashttp.Option{
 		cashttp.WithThumbnails(thumbs),
 		cashttp.WithThumbnailSizes(thumbSize), // the only size the app links to
@@ -148,6 +163,14 @@ func NewApp(ctx context.Context, cfg Config) (*App, error) {
 	app.blobs = cashttp.NewHandler(store, opts...)
 	ok = true
 	return app, nil
+}
+
+// positiveOr is d if it is positive, else def.
+func positiveOr(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
 }
 
 // Close closes the database.
@@ -182,7 +205,8 @@ func (a *App) Handler() http.Handler {
 	mux.HandleFunc("POST /parts/{key}/attachments", a.pageUpload)
 
 	// Forms post from the page itself; refuse cross-site form posts.
-	return http.NewCrossOriginProtection().Handler(jsonNotFound(mux))
+	// Every request body must keep making progress.
+	return guardBodies(http.NewCrossOriginProtection().Handler(jsonNotFound(mux)), a.bodyStall)
 }
 
 // jsonNotFound makes the mux's own 404 and 405 answers under /api/ JSON

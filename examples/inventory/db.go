@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 	"time"
 )
 
@@ -31,6 +32,7 @@ CREATE TABLE IF NOT EXISTS attachments (
 	storage_key  TEXT NULL
 );
 CREATE INDEX IF NOT EXISTS attachments_part_key ON attachments(part_key);
+CREATE INDEX IF NOT EXISTS parts_created_at_key ON parts(created_at, key);
 `
 
 // errNotFound is returned by the queries below for a missing row.
@@ -47,6 +49,9 @@ func openDB(ctx context.Context, path string) (*sql.DB, error) {
 		return nil, fmt.Errorf("inventory: open database: %w", err)
 	}
 	db.SetMaxOpenConns(4)
+	// Keep them all open: a connection (and its WAL files) reopened while
+	// the process is short of file descriptors would fail the request.
+	db.SetMaxIdleConns(4)
 	if _, err := db.ExecContext(ctx, schema); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("inventory: create schema: %w", err)
@@ -60,6 +65,8 @@ type part struct {
 	Description string
 	CoverID     sql.NullInt64
 	CreatedAt   time.Time
+	// created is created_at as stored: the sort key of the parts' order.
+	created string
 	// Cover is the cover attachment, joined in by the queries.
 	Cover *attachment
 }
@@ -93,13 +100,12 @@ const partQuery = `SELECT p.key, p.description, p.cover_attachment_id, p.created
 func scanPart(sc interface{ Scan(...any) error }) (part, error) {
 	var (
 		p       part
-		created string
 		ct, key sql.NullString
 	)
-	if err := sc.Scan(&p.Key, &p.Description, &p.CoverID, &created, &ct, &key); err != nil {
+	if err := sc.Scan(&p.Key, &p.Description, &p.CoverID, &p.created, &ct, &key); err != nil {
 		return p, err
 	}
-	t, err := time.Parse(time.RFC3339Nano, created)
+	t, err := time.Parse(time.RFC3339Nano, p.created)
 	if err != nil {
 		return p, fmt.Errorf("part %s: created_at: %w", p.Key, err)
 	}
@@ -118,8 +124,21 @@ func getPart(ctx context.Context, q querier, key string) (part, error) {
 	return p, err
 }
 
-func listParts(ctx context.Context, q querier) ([]part, error) {
-	rows, err := q.QueryContext(ctx, partQuery+` ORDER BY p.created_at, p.key`)
+// partCursor is a position in the order of parts, which is by created_at
+// (as stored), then key. The zero cursor is before the first part.
+type partCursor struct {
+	created, key string
+}
+
+// cursor is the position of p.
+func (p part) cursor() partCursor { return partCursor{created: p.created, key: p.Key} }
+
+// listParts returns at most limit parts after the cursor, in order: keyset
+// pagination, so a page costs the same however deep it is, and parts
+// created while a client pages through are neither skipped nor repeated.
+func listParts(ctx context.Context, q querier, after partCursor, limit int) ([]part, error) {
+	rows, err := q.QueryContext(ctx, partQuery+` WHERE (p.created_at, p.key) > (?, ?)
+		ORDER BY p.created_at, p.key LIMIT ?`, after.created, after.key, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -142,8 +161,9 @@ const createdAtLayout = "2006-01-02T15:04:05.000000000Z07:00"
 
 func insertPart(ctx context.Context, q querier, description string, now time.Time) (part, error) {
 	p := part{Key: newPartKey(), Description: description, CreatedAt: now.UTC()}
+	p.created = p.CreatedAt.Format(createdAtLayout)
 	_, err := q.ExecContext(ctx, `INSERT INTO parts (key, description, created_at) VALUES (?, ?, ?)`,
-		p.Key, p.Description, p.CreatedAt.Format(createdAtLayout))
+		p.Key, p.Description, p.created)
 	return p, err
 }
 
@@ -172,6 +192,33 @@ func listAttachments(ctx context.Context, q querier, partKey string) ([]attachme
 		atts = append(atts, a)
 	}
 	return atts, rows.Err()
+}
+
+// listAttachmentsOf returns the attachments of the given parts, by part
+// key, each part's in id order: one query for a whole page.
+func listAttachmentsOf(ctx context.Context, q querier, partKeys []string) (map[string][]attachment, error) {
+	out := make(map[string][]attachment, len(partKeys))
+	if len(partKeys) == 0 {
+		return out, nil
+	}
+	args := make([]any, len(partKeys))
+	for i, k := range partKeys {
+		args[i] = k
+	}
+	rows, err := q.QueryContext(ctx, `SELECT `+attachmentColumns+` FROM attachments a
+		WHERE a.part_key IN (?`+strings.Repeat(",?", len(partKeys)-1)+`) ORDER BY a.part_key, a.id`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		a, err := scanAttachment(rows)
+		if err != nil {
+			return nil, err
+		}
+		out[a.PartKey] = append(out[a.PartKey], a)
+	}
+	return out, rows.Err()
 }
 
 // insertAttachment inserts a and sets a.ID. The part must exist.

@@ -23,7 +23,7 @@ func TestListPartsInCreationOrder(t *testing.T) {
 		require.NoError(t, err)
 		want = append(want, p.Key)
 	}
-	parts, err := listParts(t.Context(), db)
+	parts, err := listParts(t.Context(), db, partCursor{}, 100)
 	require.NoError(t, err)
 	var got []string
 	for i, p := range parts {

@@ -23,10 +23,23 @@
 //	               (default: s3store's, 10 s and 30 s)
 //	-sign-key      sign every blob URL with this HMAC key and refuse unsigned ones
 //	-max-upload    largest upload in bytes (default 50 MiB)
+//	-body-stall    cut off a request body that sends nothing for this long
+//	               (default 30s): 408, connection closed, temp file removed
+//	-thumb-timeout give up a thumbnail generation after this long (default 10s)
 //	-seed-legacy N create N parts whose files are stored the pre-CAS way,
 //	               under UUID keys, to show the startup migration
 //	-cleanup       after a complete migration, delete legacy objects no row uses
 //	-migrate-only  migrate, report and exit
+//
+// Request bodies must keep arriving: an upload may take as long as it needs
+// while bytes flow, but one that sends nothing for -body-stall is cut off,
+// and a JSON or form body must arrive whole within 10 s. Request headers
+// must arrive within 10 s. A declared Content-Length over the limit is
+// answered 413 before the body is read (no "100 Continue"). A full disk
+// answers 507 and a storage backend that does not answer in time 503 with
+// Retry-After; neither leaves a row or a temp file behind. GET / and
+// GET /api/parts show a page of parts at a time (100 unless ?limit= says
+// otherwise, at most 1000), with a link to the next page.
 //
 // At startup the app creates its schema, then migrates every attachment
 // still stored under a legacy key, printing progress. If any attachment
@@ -53,6 +66,7 @@ import (
 
 	"github.com/casa-go/casa/cas"
 	"github.com/casa-go/casa/cas/s3store"
+	"github.com/casa-go/casa/thumbnail"
 )
 
 // options are the command-line flags.
@@ -67,6 +81,8 @@ type options struct {
 	s3Stall     time.Duration
 	signKey     string
 	maxUpload   int64
+	bodyStall   time.Duration
+	thumbTime   time.Duration
 	seedLegacy  int
 	cleanup     bool
 	migrateOnly bool
@@ -86,6 +102,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.s3Stall, "s3-stall-timeout", 0, "fail an S3 transfer after this `duration` without progress (0: s3store's default)")
 	fs.StringVar(&o.signKey, "sign-key", "", "HMAC `key` that signs blob URLs; unsigned URLs are refused")
 	fs.Int64Var(&o.maxUpload, "max-upload", DefaultMaxUpload, "largest upload in `bytes`")
+	fs.DurationVar(&o.bodyStall, "body-stall", DefaultBodyStall, "cut off a request body that sends no bytes for this `duration`")
+	fs.DurationVar(&o.thumbTime, "thumb-timeout", thumbnail.DefaultTimeout, "give up a thumbnail generation after this `duration` (500)")
 	fs.IntVar(&o.seedLegacy, "seed-legacy", 0, "create `N` parts with files under legacy UUID keys before migrating")
 	fs.BoolVar(&o.cleanup, "cleanup", false, "after a complete migration, delete every non-CAS object that no row references (the blob store must be this app's alone)")
 	fs.BoolVar(&o.migrateOnly, "migrate-only", false, "run the startup migration, report and exit")
@@ -97,6 +115,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	case o.maxUpload <= 0:
 		return o, errors.New("-max-upload must be positive")
+	case o.bodyStall <= 0:
+		return o, errors.New("-body-stall must be positive")
+	case o.thumbTime <= 0:
+		return o, errors.New("-thumb-timeout must be positive")
 	case o.seedLegacy < 0:
 		return o, errors.New("-seed-legacy must not be negative")
 	case o.s3Bucket == "" && (o.s3Endpoint != "" || o.s3Region != "" || o.s3PathStyle):
@@ -128,13 +150,15 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 
 	cfg := Config{
-		DataDir:    o.data,
-		SignKey:    []byte(o.signKey),
-		MaxUpload:  o.maxUpload,
-		SeedLegacy: o.seedLegacy,
-		Cleanup:    o.cleanup,
-		Progress:   stderr,
-		Logger:     log,
+		DataDir:      o.data,
+		SignKey:      []byte(o.signKey),
+		MaxUpload:    o.maxUpload,
+		BodyStall:    o.bodyStall,
+		ThumbTimeout: o.thumbTime,
+		SeedLegacy:   o.seedLegacy,
+		Cleanup:      o.cleanup,
+		Progress:     stderr,
+		Logger:       log,
 	}
 	if o.s3Bucket != "" {
 		if cfg.Backend, err = s3Backend(ctx, o); err != nil {
@@ -178,6 +202,13 @@ func s3Backend(ctx context.Context, o options) (cas.Backend, error) {
 
 // serve serves h on addr until ctx is cancelled, then shuts down
 // gracefully, giving requests in flight ten seconds to finish.
+//
+// Request headers must arrive within ReadHeaderTimeout; bodies are timed
+// by the handler (guardBodies), not by ReadTimeout, which would cut off a
+// large upload that is still making progress. When the process runs out of
+// file descriptors, http.Server retries accept with a backoff (5 ms up to
+// 1 s) and logs it; connections wait in the listen backlog until stalled
+// bodies are cut off and their descriptors are free again.
 func serve(ctx context.Context, addr string, h http.Handler, log *slog.Logger) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {

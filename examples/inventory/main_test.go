@@ -22,14 +22,14 @@ func TestParseFlags(t *testing.T) {
 	t.Parallel()
 	o, err := parseFlags(nil, io.Discard)
 	require.NoError(t, err)
-	require.Equal(t, options{addr: "127.0.0.1:8080", data: "inventory-data", maxUpload: 50 << 20}, o)
+	require.Equal(t, options{addr: "127.0.0.1:8080", data: "inventory-data", maxUpload: 50 << 20, bodyStall: 30 * time.Second, thumbTime: 10 * time.Second}, o)
 
 	o, err = parseFlags([]string{"-addr", ":0", "-data", "/tmp/x", "-s3-bucket", "b", "-s3-endpoint", "http://localhost:9000",
-		"-s3-region", "eu-west-1", "-s3-path-style", "-sign-key", "k", "-max-upload", "1024", "-seed-legacy", "3",
+		"-s3-region", "eu-west-1", "-s3-path-style", "-sign-key", "k", "-max-upload", "1024", "-body-stall", "1500ms", "-thumb-timeout", "1m", "-seed-legacy", "3",
 		"-cleanup", "-migrate-only"}, io.Discard)
 	require.NoError(t, err)
 	require.Equal(t, options{addr: ":0", data: "/tmp/x", s3Bucket: "b", s3Endpoint: "http://localhost:9000",
-		s3Region: "eu-west-1", s3PathStyle: true, signKey: "k", maxUpload: 1024, seedLegacy: 3,
+		s3Region: "eu-west-1", s3PathStyle: true, signKey: "k", maxUpload: 1024, bodyStall: 1500 * time.Millisecond, thumbTime: time.Minute, seedLegacy: 3,
 		cleanup: true, migrateOnly: true}, o)
 
 	bad := [][]string{
@@ -37,6 +37,11 @@ func TestParseFlags(t *testing.T) {
 		{"-max-upload", "-5"},
 		{"-max-upload", "lots"},
 		{"-seed-legacy", "-1"},
+		{"-body-stall", "0"},
+		{"-body-stall", "-1s"},
+		{"-body-stall", "30"},
+		{"-thumb-timeout", "0"},
+		{"-thumb-timeout", "-2s"},
 		{"-s3-endpoint", "http://x"},
 		{"-s3-path-style"},
 		{"-nope"},

@@ -126,7 +126,10 @@ func startApp(t *testing.T, bin string) *runningApp {
 	require.NoError(t, err)
 	addr := ln.Addr().String()
 	require.NoError(t, ln.Close())
-	cmd := exec.Command(bin, "-addr", addr, "-data", t.TempDir())
+	// A long generation deadline: the test measures memory, and on a loaded
+	// machine (parallel test packages, the race detector) eight queued
+	// progressive decodes can outlast the 10 s default and answer 500.
+	cmd := exec.Command(bin, "-addr", addr, "-data", t.TempDir(), "-thumb-timeout", "3m")
 	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() {

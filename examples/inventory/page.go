@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"embed"
-	"errors"
 	"html/template"
 	"net/http"
 	"net/url"
@@ -23,24 +22,35 @@ type pagePart struct {
 	Attachments []attachmentJSON
 }
 
-// page renders GET /: every part with its cover thumbnail, its attachments
-// with download links and thumbnails, and an upload form.
+// renderPage renders GET /: a page of parts (as GET /api/parts pages them,
+// with the same after and limit parameters), each with its cover
+// thumbnail, its attachments with download links and thumbnails, and an
+// upload form, and a link to the next page while more remain.
 func (a *App) renderPage(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	parts, err := listParts(ctx, a.db)
+	pg, err := a.partsPage(r)
 	if err != nil {
 		a.pageError(w, r, err)
 		return
 	}
-	data := struct{ Parts []pagePart }{}
-	for _, p := range parts {
-		atts, err := listAttachments(ctx, a.db, p.Key)
-		if err != nil {
-			a.pageError(w, r, err)
-			return
-		}
+	keys := make([]string, len(pg.parts))
+	for i, p := range pg.parts {
+		keys[i] = p.Key
+	}
+	atts, err := listAttachmentsOf(r.Context(), a.db, keys)
+	if err != nil {
+		a.pageError(w, r, err)
+		return
+	}
+	data := struct {
+		Parts []pagePart
+		Next  string // URL of the next page, or empty
+	}{}
+	if pg.next != "" {
+		data.Next = pg.nextURL("/")
+	}
+	for _, p := range pg.parts {
 		pp := pagePart{partJSON: a.partJSON(p)}
-		for _, at := range atts {
+		for _, at := range atts[p.Key] {
 			pp.Attachments = append(pp.Attachments, a.attachmentJSON(at))
 		}
 		data.Parts = append(data.Parts, pp)
@@ -57,6 +67,12 @@ func (a *App) renderPage(w http.ResponseWriter, r *http.Request) {
 
 // pageCreatePart handles the "Add part" form.
 func (a *App) pageCreatePart(w http.ResponseWriter, r *http.Request) {
+	if r.ContentLength > maxJSONBody {
+		refuseBody(w, r)
+		a.pageError(w, r, &apiError{http.StatusRequestEntityTooLarge, "the form is too large"})
+		return
+	}
+	wholeBodyWithin(r, a.smallBody)
 	r.Body = http.MaxBytesReader(w, r.Body, maxJSONBody)
 	if err := r.ParseForm(); err != nil {
 		a.pageError(w, r, badRequest("bad form: "+err.Error()))
@@ -87,14 +103,6 @@ func (a *App) pageUpload(w http.ResponseWriter, r *http.Request) {
 
 // pageError answers a page request with a plain-text error.
 func (a *App) pageError(w http.ResponseWriter, r *http.Request, err error) {
-	var ae *apiError
-	switch {
-	case errors.As(err, &ae):
-		http.Error(w, ae.msg, ae.status)
-	case errors.Is(err, errNotFound):
-		http.Error(w, err.Error(), http.StatusNotFound)
-	default:
-		a.log.ErrorContext(r.Context(), "page request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-		http.Error(w, "internal error", http.StatusInternalServerError)
-	}
+	status, msg := a.errorAnswer(w, r, err)
+	http.Error(w, msg, status)
 }

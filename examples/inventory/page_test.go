@@ -4,6 +4,8 @@ import (
 	"html"
 	"net/http"
 	"net/url"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -85,4 +87,53 @@ func TestPageForms(t *testing.T) {
 
 	require.Equal(t, 1, ta.rowCount("parts"))
 	require.Equal(t, 1, ta.rowCount("attachments"))
+}
+
+var (
+	partSectionRE = regexp.MustCompile(`data-part-key="([a-z2-7]+)"`)
+	nextPageRE    = regexp.MustCompile(`<a id="next-page" rel="next" href="([^"]+)">`)
+)
+
+// TestPagePaginated: GET / shows a page of parts at a time, in the API's
+// order, with a next-page link while more remain; every part comes once,
+// with its own attachments.
+func TestPagePaginated(t *testing.T) {
+	t.Parallel()
+	ta := newTestApp(t, Config{})
+	want := ta.insertParts(sameTimes(7))
+	// An attachment on a part of the second page shows there only.
+	pdf := ta.uploadOK(want[3], "Datasheet", "d.pdf", "application/pdf", testutil.PDF())
+
+	var got []string
+	pages := 0
+	for u := "/?limit=3"; u != ""; pages++ {
+		require.Less(t, pages, 10, "the pages do not end")
+		status, _, b := ta.get(u)
+		require.Equal(t, http.StatusOK, status, "%s: %s", u, b)
+		page := string(b)
+		var keys []string
+		for _, m := range partSectionRE.FindAllStringSubmatch(page, -1) {
+			keys = append(keys, m[1])
+		}
+		require.LessOrEqual(t, len(keys), 3)
+		require.Equal(t, slices.Contains(keys, want[3]), strings.Contains(page, html.EscapeString(*pdf.DownloadURL)), "page %d", pages)
+		got = append(got, keys...)
+		u = ""
+		if m := nextPageRE.FindStringSubmatch(page); m != nil {
+			u = html.UnescapeString(m[1])
+			require.True(t, strings.HasPrefix(u, "/?"), u)
+		}
+	}
+	require.Equal(t, 3, pages)
+	require.Equal(t, want, got)
+
+	// The default page holds 100 parts; a bad cursor or limit is a 400.
+	status, _, b := ta.get("/")
+	require.Equal(t, http.StatusOK, status)
+	require.Len(t, partSectionRE.FindAllString(string(b), -1), len(want))
+	require.NotRegexp(t, nextPageRE, string(b))
+	for _, q := range []string{"limit=0", "limit=1001", "after=nope"} {
+		status, _, _ := ta.get("/?" + q)
+		require.Equal(t, http.StatusBadRequest, status, q)
+	}
 }
