@@ -12,7 +12,7 @@ import (
 	"github.com/casa-go/casa/cas/fsstore"
 	"github.com/casa-go/casa/cas/memstore"
 	"github.com/casa-go/casa/cas/s3store"
-	"github.com/casa-go/casa/internal/testutil"
+	"github.com/casa-go/casa/internal/testutil/s3test"
 )
 
 // benchSizes are the blob sizes of BenchmarkSHA256 and BenchmarkPut.
@@ -73,7 +73,7 @@ func BenchmarkPut(b *testing.B) {
 			return fb
 		}},
 		{"s3", func(b *testing.B) cas.Backend {
-			srv := testutil.NewS3(b)
+			srv := s3test.New(b)
 			return s3store.New(srv.Client, srv.Bucket)
 		}},
 	}

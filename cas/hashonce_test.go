@@ -21,7 +21,7 @@ import (
 	"github.com/casa-go/casa/cas/fsstore"
 	"github.com/casa-go/casa/cas/memstore"
 	"github.com/casa-go/casa/cas/s3store"
-	"github.com/casa-go/casa/internal/testutil"
+	"github.com/casa-go/casa/internal/testutil/s3test"
 )
 
 // countingHash is a SHA-256 that counts the bytes it hashes.
@@ -46,7 +46,7 @@ type s3Headers struct {
 func (h *s3Headers) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h.mu.Lock()
-		switch testutil.S3Operation(r) {
+		switch s3test.Operation(r) {
 		case "PutObject":
 			h.puts = append(h.puts, r.Header.Clone())
 		case "UploadPart":
@@ -74,7 +74,7 @@ func TestPutHashesOnce(t *testing.T) {
 	newS3 := func(opts ...s3store.Option) func(t *testing.T) (cas.Backend, *s3Headers) {
 		return func(t *testing.T) (cas.Backend, *s3Headers) {
 			h := &s3Headers{}
-			srv := testutil.NewS3(t, testutil.WithS3Middleware(h.middleware))
+			srv := s3test.New(t, s3test.WithMiddleware(h.middleware))
 			return s3store.New(srv.Client, srv.Bucket, opts...), h
 		}
 	}

@@ -16,7 +16,7 @@ import (
 
 	"github.com/casa-go/casa/cas"
 	"github.com/casa-go/casa/cas/fsstore"
-	"github.com/casa-go/casa/internal/testutil"
+	"github.com/casa-go/casa/internal/testutil/faulty"
 )
 
 // heapSampler records the peak of the live heap while it runs.
@@ -129,7 +129,7 @@ func TestPutMemoryFlat(t *testing.T) {
 			var b cas.Backend = fsb
 			if !staged {
 				// The wrapper hides cas.Stager: Put spools to WithTempDir.
-				b = testutil.NewFaultBackend(fsb)
+				b = faulty.New(fsb)
 			}
 			_, isStager := b.(cas.Stager)
 			require.Equal(t, staged, isStager)

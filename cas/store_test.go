@@ -21,7 +21,7 @@ import (
 
 	"github.com/casa-go/casa/cas"
 	"github.com/casa-go/casa/cas/memstore"
-	"github.com/casa-go/casa/internal/testutil"
+	"github.com/casa-go/casa/internal/testutil/faulty"
 )
 
 // backendCase makes a fresh Backend for a test.
@@ -223,10 +223,10 @@ func TestPutSpooledCleansUp(t *testing.T) {
 	require.Equal(t, want, keys(t, b), "nothing stored")
 
 	// A failing backend Put after spooling.
-	f := testutil.NewFaultBackend(b, testutil.WithFailNth(testutil.MethodPut, 1))
-	faulty := cas.New(f, cas.WithSpoolThreshold(1024), cas.WithTempDir(spool))
-	_, err = faulty.Put(ctx, bytes.NewReader(testData(3, 5000)))
-	require.ErrorIs(t, err, testutil.ErrInjected)
+	f := faulty.New(b, faulty.WithFailNth(faulty.MethodPut, 1))
+	failing := cas.New(f, cas.WithSpoolThreshold(1024), cas.WithTempDir(spool))
+	_, err = failing.Put(ctx, bytes.NewReader(testData(3, 5000)))
+	require.ErrorIs(t, err, faulty.ErrInjected)
 	requireNoFiles(t, spool)
 	require.Equal(t, want, keys(t, b), "nothing stored")
 }
@@ -238,21 +238,21 @@ func TestPutDeduplicates(t *testing.T) {
 		t.Run(bc.name, func(t *testing.T) {
 			t.Parallel()
 			inner, tmps := bc.new(t)
-			f := testutil.NewFaultBackend(inner)
+			f := faulty.New(inner)
 			s := cas.New(f, cas.WithTempDir(t.TempDir()), cas.WithSpoolThreshold(1024))
 			data := testData(7, 10_000)
 
 			first, err := s.Put(ctx, bytes.NewReader(data))
 			require.NoError(t, err)
 			require.False(t, first.Deduplicated)
-			require.Equal(t, 1, f.Calls(testutil.MethodPut))
+			require.Equal(t, 1, f.Calls(faulty.MethodPut))
 
 			second, err := s.Put(ctx, bytes.NewReader(data))
 			require.NoError(t, err)
 			require.True(t, second.Deduplicated)
 			require.Equal(t, first.Hash, second.Hash)
 			require.Equal(t, first.Size, second.Size)
-			require.Equal(t, 1, f.Calls(testutil.MethodPut), "no second backend Put")
+			require.Equal(t, 1, f.Calls(faulty.MethodPut), "no second backend Put")
 			require.Equal(t, []string{first.Hash.Key()}, keys(t, inner))
 			requireNoFiles(t, tmps...)
 		})
@@ -263,7 +263,7 @@ func TestPutDeduplicatesStaged(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	inner, tmps := fsCase.new(t)
-	f := testutil.NewFaultBackend(inner)
+	f := faulty.New(inner)
 	b := f.Staging()
 	_, isStager := b.(cas.Stager)
 	require.True(t, isStager, "fsstore stages")
@@ -277,8 +277,8 @@ func TestPutDeduplicatesStaged(t *testing.T) {
 	require.False(t, first.Deduplicated)
 	require.True(t, second.Deduplicated)
 	require.Equal(t, first.Hash, second.Hash)
-	require.Zero(t, f.Calls(testutil.MethodPut), "staged Puts do not use Backend.Put")
-	require.Equal(t, 2, f.Calls(testutil.MethodStage))
+	require.Zero(t, f.Calls(faulty.MethodPut), "staged Puts do not use Backend.Put")
+	require.Equal(t, 2, f.Calls(faulty.MethodStage))
 	require.Equal(t, []string{first.Hash.Key()}, keys(t, inner))
 	requireNoFiles(t, tmps...)
 }
@@ -581,7 +581,7 @@ func TestBackendErrorsPropagate(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	inner := memstore.New()
-	f := testutil.NewFaultBackend(inner)
+	f := faulty.New(inner)
 	s := cas.New(f, cas.WithTempDir(t.TempDir()))
 	data := testData(50, 3000)
 	h := cas.SumBytes(data)
@@ -589,19 +589,19 @@ func TestBackendErrorsPropagate(t *testing.T) {
 	// Stat fails: Has, Stat and Put report it rather than guessing.
 	f.FailKeys(h.Key())
 	ok, err := s.Has(ctx, h)
-	require.ErrorIs(t, err, testutil.ErrInjected)
+	require.ErrorIs(t, err, faulty.ErrInjected)
 	require.False(t, ok)
 	_, err = s.Stat(ctx, h)
-	require.ErrorIs(t, err, testutil.ErrInjected)
+	require.ErrorIs(t, err, faulty.ErrInjected)
 	_, err = s.Put(ctx, bytes.NewReader(data))
-	require.ErrorIs(t, err, testutil.ErrInjected)
+	require.ErrorIs(t, err, faulty.ErrInjected)
 	require.Empty(t, keys(t, inner))
 
 	// Put fails.
 	f.UnfailKeys(h.Key())
-	f.FailNth(testutil.MethodPut, 1)
+	f.FailNth(faulty.MethodPut, 1)
 	_, err = s.Put(ctx, bytes.NewReader(data))
-	require.ErrorIs(t, err, testutil.ErrInjected)
+	require.ErrorIs(t, err, faulty.ErrInjected)
 	require.Contains(t, err.Error(), h.String(), "the error names the blob")
 	require.Empty(t, keys(t, inner))
 	_, err = s.Put(ctx, bytes.NewReader(data))
@@ -610,30 +610,30 @@ func TestBackendErrorsPropagate(t *testing.T) {
 	// Open, Delete, Verify and Walk.
 	f.FailKeys(h.Key())
 	_, err = s.Open(ctx, h)
-	require.ErrorIs(t, err, testutil.ErrInjected)
-	require.ErrorIs(t, s.Delete(ctx, h), testutil.ErrInjected)
-	require.ErrorIs(t, s.Verify(ctx, h), testutil.ErrInjected)
+	require.ErrorIs(t, err, faulty.ErrInjected)
+	require.ErrorIs(t, s.Delete(ctx, h), faulty.ErrInjected)
+	require.ErrorIs(t, s.Verify(ctx, h), faulty.ErrInjected)
 	f.UnfailKeys(h.Key())
 	f.SetReadFailAfter(1000)
 	err = s.Verify(ctx, h)
-	require.ErrorIs(t, err, testutil.ErrInjected, "a read failing mid-stream")
+	require.ErrorIs(t, err, faulty.ErrInjected, "a read failing mid-stream")
 	require.NotErrorIs(t, err, cas.ErrDigestMismatch)
 	f.SetReadFailAfter(-1)
 	require.NoError(t, s.Verify(ctx, h))
 
-	f.SetFailRate(1, testutil.MethodList)
+	f.SetFailRate(1, faulty.MethodList)
 	var errs []error
 	for _, err := range s.Walk(ctx) {
 		errs = append(errs, err)
 	}
 	require.Len(t, errs, 1)
-	require.ErrorIs(t, errs[0], testutil.ErrInjected)
+	require.ErrorIs(t, errs[0], faulty.ErrInjected)
 
 	// A custom backend error is passed through intact.
 	f.ClearFaults()
 	quota := errors.New("quota exceeded")
 	f.SetError(quota)
-	f.FailNth(testutil.MethodPut, f.Calls(testutil.MethodPut)+1)
+	f.FailNth(faulty.MethodPut, f.Calls(faulty.MethodPut)+1)
 	_, err = s.Put(ctx, bytes.NewReader(testData(51, 10)))
 	require.ErrorIs(t, err, quota)
 }
@@ -642,14 +642,14 @@ func TestBackendErrorsPropagateStaged(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	inner, tmps := fsCase.new(t)
-	f := testutil.NewFaultBackend(inner, testutil.WithFailNth(testutil.MethodStage, 1), testutil.WithFailNth(testutil.MethodCommit, 1))
+	f := faulty.New(inner, faulty.WithFailNth(faulty.MethodStage, 1), faulty.WithFailNth(faulty.MethodCommit, 1))
 	s := cas.New(f.Staging())
 	data := testData(52, 300_000)
 
 	_, err := s.Put(ctx, bytes.NewReader(data))
-	require.ErrorIs(t, err, testutil.ErrInjected, "Stage fails")
+	require.ErrorIs(t, err, faulty.ErrInjected, "Stage fails")
 	_, err = s.Put(ctx, bytes.NewReader(data))
-	require.ErrorIs(t, err, testutil.ErrInjected, "Commit fails")
+	require.ErrorIs(t, err, faulty.ErrInjected, "Commit fails")
 	require.Empty(t, keys(t, inner), "nothing stored")
 	requireNoFiles(t, tmps...)
 
@@ -665,7 +665,7 @@ func TestPutCancelledInBackend(t *testing.T) {
 	// The context ends while the backend is slow: Put returns the
 	// context's error, stores nothing and leaves no spool file.
 	inner := memstore.New()
-	f := testutil.NewFaultBackend(inner, testutil.WithFaultLatency(time.Hour))
+	f := faulty.New(inner, faulty.WithLatency(time.Hour))
 	spool := t.TempDir()
 	s := cas.New(f, cas.WithSpoolThreshold(1024), cas.WithTempDir(spool))
 	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)

@@ -16,7 +16,7 @@ import (
 	"github.com/casa-go/casa/cas"
 	"github.com/casa-go/casa/cas/fsstore"
 	"github.com/casa-go/casa/cashttp"
-	"github.com/casa-go/casa/internal/testutil"
+	"github.com/casa-go/casa/internal/testutil/faulty"
 )
 
 // randReader yields n pseudo-random bytes without holding them.
@@ -151,7 +151,7 @@ func Benchmark304(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	counts := testutil.NewFaultBackend(back)
+	counts := faulty.New(back)
 	store := cas.New(counts)
 	res, err := store.Put(context.Background(), &randReader{r: rand.NewChaCha8([32]byte{2}), n: 1 << 20})
 	if err != nil {

@@ -21,7 +21,8 @@ import (
 	"github.com/casa-go/casa/cas/memstore"
 	"github.com/casa-go/casa/cashttp"
 	"github.com/casa-go/casa/casurl"
-	"github.com/casa-go/casa/internal/testutil"
+	"github.com/casa-go/casa/internal/testutil/faulty"
+	"github.com/casa-go/casa/internal/testutil/imagetest"
 	"github.com/casa-go/casa/thumbnail"
 )
 
@@ -106,7 +107,7 @@ func TestServeContent(t *testing.T) {
 				res := f.do(t, http.MethodGet, urls.Inline(h, "image/png"), "If-None-Match", `"`+cas.SumBytes(nil).String()+`"`)
 				require.Equal(t, http.StatusOK, res.StatusCode)
 				require.True(t, bytes.Equal(data, res.body))
-				require.Equal(t, 1, f.counts.Calls(testutil.MethodOpen))
+				require.Equal(t, 1, f.counts.Calls(faulty.MethodOpen))
 			})
 			t.Run("If-None-Match star", func(t *testing.T) {
 				res := f.do(t, http.MethodGet, urls.Inline(h, "image/png"), "If-None-Match", "*")
@@ -174,9 +175,9 @@ func TestEmptyBlob(t *testing.T) {
 
 func TestThumbnails(t *testing.T) {
 	t.Parallel()
-	photoJPEG := testutil.JPEG(320, 240)
-	bombJPEG := testutil.JPEG(400, 300) // over the 100 kP limit below
-	corruptJPEG := testutil.Corrupt(testutil.JPEG(64, 64))
+	photoJPEG := imagetest.JPEG(320, 240)
+	bombJPEG := imagetest.JPEG(400, 300) // over the 100 kP limit below
+	corruptJPEG := imagetest.Corrupt(imagetest.JPEG(64, 64))
 	for _, be := range backends {
 		t.Run(be.name, func(t *testing.T) {
 			t.Parallel()
@@ -184,7 +185,7 @@ func TestThumbnails(t *testing.T) {
 				return []cashttp.Option{cashttp.WithThumbnails(thumbnail.NewService(s, thumbnail.WithMaxPixels(100_000)))}
 			})
 			photo := f.put(t, photoJPEG)
-			pdf := f.put(t, testutil.PDF())
+			pdf := f.put(t, imagetest.PDF())
 			bomb := f.put(t, bombJPEG)
 			corrupt := f.put(t, corruptJPEG)
 
@@ -246,7 +247,7 @@ func TestThumbnailErrors(t *testing.T) {
 		{fmt.Errorf("x: %w", thumbnail.ErrTooLarge), http.StatusUnsupportedMediaType, false},
 		{fmt.Errorf("x: %w", cas.ErrNotFound), http.StatusNotFound, false},
 		{secret, http.StatusInternalServerError, true},
-		{fmt.Errorf("wrapped: %w", testutil.ErrInjected), http.StatusInternalServerError, true},
+		{fmt.Errorf("wrapped: %w", faulty.ErrInjected), http.StatusInternalServerError, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.err.Error(), func(t *testing.T) {
@@ -281,7 +282,7 @@ func TestThumbnailerPanicIs500(t *testing.T) {
 func TestThumbnailSizes(t *testing.T) {
 	t.Parallel()
 	h := cas.SumBytes([]byte("img"))
-	ok := func(context.Context, cas.Hash, int) ([]byte, error) { return testutil.JPEG(8, 8), nil }
+	ok := func(context.Context, cas.Hash, int) ([]byte, error) { return imagetest.JPEG(8, 8), nil }
 	tests := []struct {
 		name   string
 		opts   []cashttp.Option
@@ -325,7 +326,7 @@ func TestBackendFailure(t *testing.T) {
 			f := newFixture(t, be.new(t))
 			h := f.put(t, blob(2, 5000))
 			f.counts.SetError(errors.New("disk /srv/secret/path on fire"))
-			f.counts.FailNth(testutil.MethodOpen, 1)
+			f.counts.FailNth(faulty.MethodOpen, 1)
 			res := f.do(t, http.MethodGet, urls.Inline(h, "image/png"))
 			requireErrorResponse(t, res.StatusCode, res.Header, res.body, http.StatusInternalServerError)
 			require.NotContains(t, string(res.body), "secret")
@@ -452,7 +453,7 @@ func TestContentDisposition(t *testing.T) {
 func TestSigning(t *testing.T) {
 	t.Parallel()
 	signer := casurl.NewSigner([]byte("new key"), []byte("old key"))
-	tf := &thumbFunc{f: func(context.Context, cas.Hash, int) ([]byte, error) { return testutil.JPEG(8, 8), nil }}
+	tf := &thumbFunc{f: func(context.Context, cas.Hash, int) ([]byte, error) { return imagetest.JPEG(8, 8), nil }}
 	f := newFixture(t, memstore.New(), cashttp.WithSigner(signer), cashttp.WithThumbnails(tf))
 	h := f.put(t, []byte("<b>hi</b>"))
 	signed := testURLs{casurl.Builder{Signer: signer}}
@@ -494,7 +495,7 @@ func TestRealThumbnailServiceCoalescedThroughHandler(t *testing.T) {
 	f := newFixtureFunc(t, memstore.New(), func(s *cas.Store) []cashttp.Option {
 		return []cashttp.Option{cashttp.WithThumbnails(thumbnail.NewService(s))}
 	})
-	h := f.put(t, testutil.PNG(300, 200))
+	h := f.put(t, imagetest.PNG(300, 200))
 	const n = 8
 	bodies := make(chan []byte, n)
 	errs := make(chan error, n)
@@ -569,7 +570,7 @@ func TestSeekFailureIsGeneric500(t *testing.T) {
 
 func TestCanceledRequest(t *testing.T) {
 	t.Parallel()
-	counts := testutil.NewFaultBackend(memstore.New(), testutil.WithFaultLatency(time.Minute))
+	counts := faulty.New(memstore.New(), faulty.WithLatency(time.Minute))
 	hd := cashttp.NewHandler(cas.New(counts))
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -579,5 +580,5 @@ func TestCanceledRequest(t *testing.T) {
 	requireErrorResponse(t, rec.Code, rec.Header(), rec.Body.Bytes(), http.StatusServiceUnavailable)
 	// The store's checked layer sees the dead context before the backend
 	// is called at all.
-	require.Equal(t, 0, counts.Calls(testutil.MethodOpen))
+	require.Equal(t, 0, counts.Calls(faulty.MethodOpen))
 }

@@ -16,7 +16,7 @@ import (
 	"github.com/casa-go/casa/cas"
 	"github.com/casa-go/casa/cas/memstore"
 	"github.com/casa-go/casa/cashttp"
-	"github.com/casa-go/casa/internal/testutil"
+	"github.com/casa-go/casa/internal/testutil/imagetest"
 )
 
 // oneByteRanges is "bytes=0-0,2-2,4-4,..." with n one-byte ranges.
@@ -39,7 +39,7 @@ func oneByteRanges(n int) string {
 func TestRangeAmplification(t *testing.T) {
 	t.Parallel()
 	data := blob(5, 100_000)
-	jpeg := append(testutil.JPEG(64, 64), make([]byte, 100_000)...) // a 100 KB "thumbnail"
+	jpeg := append(imagetest.JPEG(64, 64), make([]byte, 100_000)...) // a 100 KB "thumbnail"
 	tf := &thumbFunc{f: func(context.Context, cas.Hash, int) ([]byte, error) { return jpeg, nil }}
 	f := newFixture(t, memstore.New(), cashttp.WithThumbnails(tf))
 	h := f.put(t, data)
@@ -198,7 +198,7 @@ func TestRangeEmptyBlob(t *testing.T) {
 // TestRangeThumbnailBytesMinusZero: thumbnails go through the same guard.
 func TestRangeThumbnailBytesMinusZero(t *testing.T) {
 	t.Parallel()
-	jpeg := testutil.JPEG(32, 32)
+	jpeg := imagetest.JPEG(32, 32)
 	tf := &thumbFunc{f: func(context.Context, cas.Hash, int) ([]byte, error) { return jpeg, nil }}
 	f := newFixture(t, memstore.New(), cashttp.WithThumbnails(tf))
 	h := cas.SumBytes([]byte("img"))

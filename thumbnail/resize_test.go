@@ -6,7 +6,7 @@ import (
 	"io"
 
 	"fmt"
-	"github.com/casa-go/casa/internal/testutil"
+	"github.com/casa-go/casa/internal/testutil/imagetest"
 	"github.com/disintegration/imaging"
 	"image"
 	"image/color"
@@ -116,7 +116,7 @@ func TestFlatten(t *testing.T) {
 // BenchmarkRender12MP times everything after decoding (pre-shrink, filter,
 // flatten, encode) on a decoded 12 MP photo, split by stage.
 func BenchmarkRender12MP(b *testing.B) {
-	src, err := jpeg.Decode(bytes.NewReader(testutil.JPEG(4000, 3000)))
+	src, err := jpeg.Decode(bytes.NewReader(imagetest.JPEG(4000, 3000)))
 	require.NoError(b, err)
 	y := src.(*image.YCbCr)
 	c := newConfig(nil)

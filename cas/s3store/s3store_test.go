@@ -19,7 +19,7 @@ import (
 
 	"github.com/casa-go/casa/cas"
 	"github.com/casa-go/casa/cas/s3store"
-	"github.com/casa-go/casa/internal/testutil"
+	"github.com/casa-go/casa/internal/testutil/s3test"
 )
 
 // blob returns n deterministic pseudo-random bytes.
@@ -75,7 +75,7 @@ func (in *injector) seen() []http.Header {
 func (in *injector) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		in.mu.Lock()
-		op := testutil.S3Operation(r)
+		op := s3test.Operation(r)
 		hit := op == in.op && (in.match == nil || in.match(r))
 		if op == in.op {
 			in.headers = append(in.headers, r.Header.Clone())
@@ -84,16 +84,16 @@ func (in *injector) middleware(next http.Handler) http.Handler {
 		in.mu.Unlock()
 		if hit && status != 0 {
 			_, _ = io.Copy(io.Discard, r.Body)
-			testutil.WriteS3Error(w, r, status, code, "injected by the test")
+			s3test.WriteError(w, r, status, code, "injected by the test")
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
 }
 
-func newInjected(t *testing.T, opts ...s3store.Option) (*s3store.Backend, *testutil.S3, *injector) {
+func newInjected(t *testing.T, opts ...s3store.Option) (*s3store.Backend, *s3test.Server, *injector) {
 	in := &injector{}
-	s := testutil.NewS3(t, testutil.WithS3Middleware(in.middleware))
+	s := s3test.New(t, s3test.WithMiddleware(in.middleware))
 	return s3store.New(s.Client, s.Bucket, opts...), s, in
 }
 
@@ -168,7 +168,7 @@ func TestErrorMapping(t *testing.T) {
 
 func TestNoSuchBucket(t *testing.T) {
 	t.Parallel()
-	s := testutil.NewS3(t)
+	s := s3test.New(t)
 	b := s3store.New(s.Client, "no-such-bucket")
 	p := []byte("x")
 	err := b.Put(t.Context(), "k", bytes.NewReader(p), 1, cas.PutOptions{})
@@ -185,7 +185,7 @@ func TestNoSuchBucket(t *testing.T) {
 // never a mix of two versions' bytes.
 func TestReadOfReplacedKeyFails(t *testing.T) {
 	t.Parallel()
-	s := testutil.NewS3(t)
+	s := s3test.New(t)
 	b := s3store.New(s.Client, s.Bucket)
 	ctx := t.Context()
 	old, repl := blob(1, 1000), blob(2, 1000)
@@ -217,7 +217,7 @@ func TestReadOfReplacedKeyFails(t *testing.T) {
 
 func TestRangedReadsFetchOnlyWhatIsRead(t *testing.T) {
 	t.Parallel()
-	s := testutil.NewS3(t)
+	s := s3test.New(t)
 	b := s3store.New(s.Client, s.Bucket)
 	const size = 1 << 20
 	p := blob(1, size)
@@ -271,7 +271,7 @@ func TestRangedReadsFetchOnlyWhatIsRead(t *testing.T) {
 
 func TestObjectInvalidSeek(t *testing.T) {
 	t.Parallel()
-	s := testutil.NewS3(t)
+	s := s3test.New(t)
 	b := s3store.New(s.Client, s.Bucket)
 	s.Seed(t, "k", []byte("0123456789"))
 	obj, err := b.Open(t.Context(), "k")
@@ -295,7 +295,7 @@ func TestObjectInvalidSeek(t *testing.T) {
 
 func TestObjectDeletedWhileOpen(t *testing.T) {
 	t.Parallel()
-	s := testutil.NewS3(t)
+	s := s3test.New(t)
 	b := s3store.New(s.Client, s.Bucket)
 	s.Seed(t, "k", []byte("short-lived"))
 	obj, err := b.Open(t.Context(), "k")
@@ -358,7 +358,7 @@ func TestChecksumSentAndVerified(t *testing.T) {
 
 func TestPutBodies(t *testing.T) {
 	t.Parallel()
-	s := testutil.NewS3(t)
+	s := s3test.New(t)
 	b := s3store.New(s.Client, s.Bucket, s3store.WithMultipartThreshold(64<<10), s3store.WithPartSize(32<<10))
 	type onlyReader struct{ io.Reader }
 	small, large := blob(3, 5000), blob(4, 200<<10)
@@ -398,7 +398,7 @@ func TestPutBodies(t *testing.T) {
 
 func TestHostileKeys(t *testing.T) {
 	t.Parallel()
-	s := testutil.NewS3(t)
+	s := s3test.New(t)
 	// Through the checked layer, as a Store calls it: the empty and the
 	// invalid UTF-8 key break cas.CheckKey; the long one passes it but not,
 	// with the bucket prefix, S3's limit, which s3store checks itself.
@@ -425,7 +425,7 @@ func TestHostileKeys(t *testing.T) {
 
 func TestKeyPrefix(t *testing.T) {
 	t.Parallel()
-	s := testutil.NewS3(t)
+	s := s3test.New(t)
 	a := s3store.New(s.Client, s.Bucket, s3store.WithKeyPrefix("tenant-a/"))
 	other := s3store.New(s.Client, s.Bucket, s3store.WithKeyPrefix("tenant-b/"))
 	s.Seed(t, "outside", []byte("o"))
@@ -453,7 +453,7 @@ func TestKeyPrefix(t *testing.T) {
 
 func TestListPaginatesAndStopsOnBreak(t *testing.T) {
 	t.Parallel()
-	s := testutil.NewS3(t)
+	s := s3test.New(t)
 	b := s3store.New(s.Client, s.Bucket)
 	const n = 2345
 	for i := range n {
@@ -538,7 +538,7 @@ func TestMultipart(t *testing.T) {
 	var checksums atomic.Int32
 	track := func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if testutil.S3Operation(r) == "UploadPart" {
+			if s3test.Operation(r) == "UploadPart" {
 				n := inFlight.Add(1)
 				for m := maxInFlight.Load(); n > m && !maxInFlight.CompareAndSwap(m, n); m = maxInFlight.Load() {
 				}
@@ -551,7 +551,7 @@ func TestMultipart(t *testing.T) {
 			next.ServeHTTP(w, r)
 		})
 	}
-	s := testutil.NewS3(t, testutil.WithS3Middleware(track))
+	s := s3test.New(t, s3test.WithMiddleware(track))
 	b := s3store.New(s.Client, s.Bucket, s3store.WithMultipartThreshold(100<<10), s3store.WithPartSize(partSize), s3store.WithConcurrency(concurrency))
 
 	p := blob(6, 1<<20+123) // 17 parts, the last of 123 bytes
@@ -680,7 +680,7 @@ func (c *cancelReader) Read(p []byte) (int, error) {
 
 func TestPutCancelledBeforeStart(t *testing.T) {
 	t.Parallel()
-	s := testutil.NewS3(t)
+	s := s3test.New(t)
 	b := s3store.New(s.Client, s.Bucket)
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
@@ -691,7 +691,7 @@ func TestPutCancelledBeforeStart(t *testing.T) {
 
 func TestOptionsIgnoreNonsense(t *testing.T) {
 	t.Parallel()
-	s := testutil.NewS3(t)
+	s := s3test.New(t)
 	// Zero and negative values keep the defaults instead of breaking Put.
 	b := s3store.New(s.Client, s.Bucket, s3store.WithPartSize(0), s3store.WithConcurrency(-1), s3store.WithMultipartThreshold(-5))
 	p := blob(9, 10<<10)
@@ -723,7 +723,7 @@ func TestMultipartReadAheadIsBounded(t *testing.T) {
 	var held atomic.Int32
 	hold := func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if testutil.S3Operation(r) == "UploadPart" {
+			if s3test.Operation(r) == "UploadPart" {
 				held.Add(1)
 				select {
 				case <-release:
@@ -733,7 +733,7 @@ func TestMultipartReadAheadIsBounded(t *testing.T) {
 			next.ServeHTTP(w, r)
 		})
 	}
-	s := testutil.NewS3(t, testutil.WithS3Middleware(hold))
+	s := s3test.New(t, s3test.WithMiddleware(hold))
 	b := s3store.New(s.Client, s.Bucket, s3store.WithMultipartThreshold(partSize), s3store.WithPartSize(partSize), s3store.WithConcurrency(concurrency))
 	p := blob(10, 2<<20)
 	src := &countingReader{r: bytes.NewReader(p)}

@@ -16,7 +16,7 @@ import (
 
 	"github.com/casa-go/casa/cas"
 	"github.com/casa-go/casa/cas/s3store"
-	"github.com/casa-go/casa/internal/testutil"
+	"github.com/casa-go/casa/internal/testutil/s3test"
 )
 
 // Short timeouts for hung-server tests, and the bound every call must meet:
@@ -26,9 +26,9 @@ const (
 	hungBound   = 3 * time.Second
 )
 
-func newHung(t *testing.T, opts ...s3store.Option) (*s3store.Backend, *testutil.S3) {
+func newHung(t *testing.T, opts ...s3store.Option) (*s3store.Backend, *s3test.Server) {
 	t.Helper()
-	srv := testutil.NewS3(t)
+	srv := s3test.New(t)
 	opts = append([]s3store.Option{
 		s3store.WithOpTimeout(hungTimeout),
 		s3store.WithAttemptTimeout(hungTimeout),
@@ -169,9 +169,9 @@ func TestHungGetBodyStalls(t *testing.T) {
 	t.Parallel()
 	var stall atomic.Bool
 	release := make(chan struct{})
-	srv := testutil.NewS3(t, testutil.WithS3Middleware(func(next http.Handler) http.Handler {
+	srv := s3test.New(t, s3test.WithMiddleware(func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if testutil.S3Operation(r) != "GetObject" || !stall.Load() {
+			if s3test.Operation(r) != "GetObject" || !stall.Load() {
 				next.ServeHTTP(w, r)
 				return
 			}
@@ -248,9 +248,9 @@ func (t *trickle) Read(p []byte) (int, error) {
 func TestHungAttemptIsRetried(t *testing.T) {
 	t.Parallel()
 	var heads atomic.Int32
-	srv := testutil.NewS3(t, testutil.WithS3Middleware(func(next http.Handler) http.Handler {
+	srv := s3test.New(t, s3test.WithMiddleware(func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if testutil.S3Operation(r) == "HeadObject" && heads.Add(1) == 1 {
+			if s3test.Operation(r) == "HeadObject" && heads.Add(1) == 1 {
 				<-r.Context().Done() // hang until the client gives up
 				return
 			}
@@ -301,7 +301,7 @@ func TestTimeoutDefaults(t *testing.T) {
 // then wraps the one attempt instead of failing every call).
 func TestAttemptTimeoutWithoutRetryLoop(t *testing.T) {
 	t.Parallel()
-	srv := testutil.NewS3(t)
+	srv := s3test.New(t)
 	client := s3.New(srv.Client.Options(), func(o *s3.Options) {
 		o.APIOptions = append(o.APIOptions, func(s *middleware.Stack) error {
 			_, err := s.Finalize.Remove("Retry")

@@ -15,7 +15,7 @@ import (
 	"github.com/casa-go/casa/cas/fsstore"
 	"github.com/casa-go/casa/cashttp"
 	"github.com/casa-go/casa/casurl"
-	"github.com/casa-go/casa/internal/testutil"
+	"github.com/casa-go/casa/internal/testutil/faulty"
 )
 
 // newClient returns a client that keeps enough idle connections for n
@@ -60,7 +60,7 @@ func serveSection(cfg *config) ([]row, error) {
 	if err != nil {
 		return nil, err
 	}
-	counted := testutil.NewFaultBackend(fsb)
+	counted := faulty.New(fsb)
 	store := cas.New(counted)
 	plain := filepath.Join(cfg.tmp, "serve-plain")
 	if err := os.MkdirAll(plain, 0o755); err != nil {
