@@ -19,8 +19,8 @@ import (
 
 	"github.com/casa-go/casa/cas"
 	"github.com/casa-go/casa/cas/fsstore"
-	"github.com/casa-go/casa/cas/memstore"
 	"github.com/casa-go/casa/cas/s3store"
+	"github.com/casa-go/casa/internal/testutil/backendtest"
 	"github.com/casa-go/casa/internal/testutil/s3test"
 )
 
@@ -78,16 +78,16 @@ func TestPutHashesOnce(t *testing.T) {
 			return s3store.New(srv.Client, srv.Bucket, opts...), h
 		}
 	}
-	backends := []backend{
-		{"memstore", func(*testing.T) (cas.Backend, *s3Headers) { return memstore.New(), nil }},
-		{"fsstore", func(t *testing.T) (cas.Backend, *s3Headers) {
-			b, err := fsstore.New(t.TempDir(), fsstore.WithoutSync())
-			require.NoError(t, err)
-			return b, nil
-		}},
-		{"s3store", newS3()},
-		{"s3store multipart", newS3(s3store.WithMultipartThreshold(100<<10), s3store.WithPartSize(32<<10))},
+	// backendtest's memstore and fsstore; s3store here records the request
+	// headers, which backendtest's S3 case does not.
+	var backends []backend
+	for _, c := range []backendtest.Case{backendtest.Mem(), backendtest.FS(fsstore.WithoutSync())} {
+		backends = append(backends, backend{c.Name, func(t *testing.T) (cas.Backend, *s3Headers) { return c.New(t), nil }})
 	}
+	backends = append(backends,
+		backend{"s3store", newS3()},
+		backend{"s3store multipart", newS3(s3store.WithMultipartThreshold(100<<10), s3store.WithPartSize(32<<10))},
+	)
 	for _, bc := range backends {
 		for _, size := range []int{0, 1000, spool + 1, 300 << 10} {
 			t.Run(bc.name+"/"+strconv.Itoa(size), func(t *testing.T) {

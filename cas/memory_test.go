@@ -16,6 +16,7 @@ import (
 
 	"github.com/casa-go/casa/cas"
 	"github.com/casa-go/casa/cas/fsstore"
+	"github.com/casa-go/casa/internal/testutil"
 	"github.com/casa-go/casa/internal/testutil/faulty"
 )
 
@@ -72,7 +73,7 @@ type blockReader struct {
 }
 
 func newBlockReader(n int64) *blockReader {
-	return &blockReader{block: testData(99, 64<<10), n: n}
+	return &blockReader{block: testutil.Bytes(99, 64<<10), n: n}
 }
 
 func (r *blockReader) Read(p []byte) (int, error) {
