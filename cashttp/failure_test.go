@@ -18,6 +18,7 @@ import (
 	"github.com/casa-go/casa/cas/memstore"
 	"github.com/casa-go/casa/cas/s3store"
 	"github.com/casa-go/casa/cashttp"
+	"github.com/casa-go/casa/internal/testutil"
 	"github.com/casa-go/casa/internal/testutil/faulty"
 	"github.com/casa-go/casa/internal/testutil/s3test"
 	"github.com/casa-go/casa/thumbnail"
@@ -212,7 +213,7 @@ func TestOpenBoundLeavesReadsAlone(t *testing.T) {
 	s := s3test.New(t)
 	fb := faulty.New(s3store.New(s.Client, s.Bucket))
 	f := newFixture(t, fb, cashttp.WithBackendTimeout(time.Second))
-	data := blob(8, 300_000)
+	data := testutil.Bytes(8, 300_000)
 	h := f.put(t, data)
 	fb.SetLatency(100 * time.Millisecond) // the Open takes a tenth of the bound
 	res := f.do(t, http.MethodGet, urls.Inline(h, "application/octet-stream"), "Range", "bytes=0-9,100000-100009,-10")

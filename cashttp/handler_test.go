@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"image/jpeg"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -21,30 +20,22 @@ import (
 	"github.com/casa-go/casa/cas/memstore"
 	"github.com/casa-go/casa/cashttp"
 	"github.com/casa-go/casa/casurl"
+	"github.com/casa-go/casa/internal/testutil"
+	"github.com/casa-go/casa/internal/testutil/backendtest"
 	"github.com/casa-go/casa/internal/testutil/faulty"
 	"github.com/casa-go/casa/internal/testutil/imagetest"
 	"github.com/casa-go/casa/thumbnail"
 )
 
-// blob returns n deterministic pseudo-random bytes.
-func blob(seed uint64, n int) []byte {
-	r := rand.New(rand.NewPCG(seed, seed))
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(r.Uint32())
-	}
-	return b
-}
-
 var urls = testURLs{}
 
 func TestServeContent(t *testing.T) {
 	t.Parallel()
-	for _, be := range backends {
-		t.Run(be.name, func(t *testing.T) {
+	for _, be := range backendtest.All() {
+		t.Run(be.Name, func(t *testing.T) {
 			t.Parallel()
-			f := newFixture(t, be.new(t))
-			data := blob(1, 100_000)
+			f := newFixture(t, be.New(t))
+			data := testutil.Bytes(1, 100_000)
 			h := f.put(t, data)
 
 			t.Run("200 with headers", func(t *testing.T) {
@@ -178,10 +169,10 @@ func TestThumbnails(t *testing.T) {
 	photoJPEG := imagetest.JPEG(320, 240)
 	bombJPEG := imagetest.JPEG(400, 300) // over the 100 kP limit below
 	corruptJPEG := imagetest.Corrupt(imagetest.JPEG(64, 64))
-	for _, be := range backends {
-		t.Run(be.name, func(t *testing.T) {
+	for _, be := range backendtest.All() {
+		t.Run(be.Name, func(t *testing.T) {
 			t.Parallel()
-			f := newFixtureFunc(t, be.new(t), func(s *cas.Store) []cashttp.Option {
+			f := newFixtureFunc(t, be.New(t), func(s *cas.Store) []cashttp.Option {
 				return []cashttp.Option{cashttp.WithThumbnails(thumbnail.NewService(s, thumbnail.WithMaxPixels(100_000)))}
 			})
 			photo := f.put(t, photoJPEG)
@@ -320,11 +311,11 @@ func TestThumbnailSizes(t *testing.T) {
 
 func TestBackendFailure(t *testing.T) {
 	t.Parallel()
-	for _, be := range backends {
-		t.Run(be.name, func(t *testing.T) {
+	for _, be := range backendtest.All() {
+		t.Run(be.Name, func(t *testing.T) {
 			t.Parallel()
-			f := newFixture(t, be.new(t))
-			h := f.put(t, blob(2, 5000))
+			f := newFixture(t, be.New(t))
+			h := f.put(t, testutil.Bytes(2, 5000))
 			f.counts.SetError(errors.New("disk /srv/secret/path on fire"))
 			f.counts.FailNth(faulty.MethodOpen, 1)
 			res := f.do(t, http.MethodGet, urls.Inline(h, "image/png"))
@@ -343,7 +334,7 @@ func TestBackendFailure(t *testing.T) {
 func TestReadFailureMidResponse(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, memstore.New())
-	data := blob(3, 200_000)
+	data := testutil.Bytes(3, 200_000)
 	h := f.put(t, data)
 	f.counts.SetReadFailAfter(50_000)
 	req, err := http.NewRequest(http.MethodGet, f.srv.URL+urls.Inline(h, "application/octet-stream"), nil)
@@ -556,7 +547,7 @@ func (o seekFaultObject) Seek(off int64, whence int) (int64, error) {
 func TestSeekFailureIsGeneric500(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, seekFaultBackend{memstore.New()})
-	h := f.put(t, blob(4, 4096))
+	h := f.put(t, testutil.Bytes(4, 4096))
 	res := f.do(t, http.MethodGet, urls.Inline(h, "image/png"), "Range", "bytes=100-200")
 	requireErrorResponse(t, res.StatusCode, res.Header, res.body, http.StatusInternalServerError)
 	require.Equal(t, "internal server error\n", string(res.body))

@@ -15,32 +15,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/casa-go/casa/cas"
-	"github.com/casa-go/casa/cas/fsstore"
-	"github.com/casa-go/casa/cas/memstore"
-	"github.com/casa-go/casa/cas/s3store"
 	"github.com/casa-go/casa/cashttp"
 	"github.com/casa-go/casa/internal/testutil/faulty"
-	"github.com/casa-go/casa/internal/testutil/s3test"
 )
-
-// backend is a named constructor of a real Backend for table tests.
-type backend struct {
-	name string
-	new  func(t testing.TB) cas.Backend
-}
-
-var backends = []backend{
-	{"fsstore", func(t testing.TB) cas.Backend {
-		b, err := fsstore.New(t.TempDir(), fsstore.WithoutSync())
-		require.NoError(t, err)
-		return b
-	}},
-	{"s3store", func(t testing.TB) cas.Backend {
-		s := s3test.New(t)
-		return s3store.New(s.Client, s.Bucket)
-	}},
-	{"memstore", func(t testing.TB) cas.Backend { return memstore.New() }},
-}
 
 // fixture is a Store over a real Backend seen through a counting
 // FaultBackend, and a server running a Handler for it.

@@ -16,6 +16,7 @@ import (
 	"github.com/casa-go/casa/cas"
 	"github.com/casa-go/casa/cas/memstore"
 	"github.com/casa-go/casa/cashttp"
+	"github.com/casa-go/casa/internal/testutil"
 	"github.com/casa-go/casa/internal/testutil/imagetest"
 )
 
@@ -38,7 +39,7 @@ func oneByteRanges(n int) string {
 // for more than MaxRanges ranges; MaxRanges ranges are still served.
 func TestRangeAmplification(t *testing.T) {
 	t.Parallel()
-	data := blob(5, 100_000)
+	data := testutil.Bytes(5, 100_000)
 	jpeg := append(imagetest.JPEG(64, 64), make([]byte, 100_000)...) // a 100 KB "thumbnail"
 	tf := &thumbFunc{f: func(context.Context, cas.Hash, int) ([]byte, error) { return jpeg, nil }}
 	f := newFixture(t, memstore.New(), cashttp.WithThumbnails(tf))
@@ -91,7 +92,7 @@ func TestRangeAmplification(t *testing.T) {
 // (200, the whole blob), or served as exactly the canonical ranges.
 func TestRangeHostileHeaders(t *testing.T) {
 	t.Parallel()
-	data := blob(6, 1000)
+	data := testutil.Bytes(6, 1000)
 	f := newFixture(t, memstore.New())
 	h := f.put(t, data)
 	target := urls.Inline(h, "application/octet-stream")
@@ -149,7 +150,7 @@ func TestRangeHostileHeaders(t *testing.T) {
 // match, and not before a 304 or a 412.
 func TestRangeGuardAfterPreconditions(t *testing.T) {
 	t.Parallel()
-	data := blob(7, 1000)
+	data := testutil.Bytes(7, 1000)
 	f := newFixture(t, memstore.New())
 	h := f.put(t, data)
 	etag := `"` + h.String() + `"`

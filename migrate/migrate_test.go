@@ -21,6 +21,8 @@ import (
 
 	"github.com/casa-go/casa/cas"
 	"github.com/casa-go/casa/cas/memstore"
+	"github.com/casa-go/casa/internal/testutil"
+	"github.com/casa-go/casa/internal/testutil/backendtest"
 	"github.com/casa-go/casa/internal/testutil/faulty"
 	"github.com/casa-go/casa/migrate"
 )
@@ -48,15 +50,22 @@ func memEnv() (*memstore.Backend, env) {
 // storeBackend is the store's Backend.
 func (e env) storeBackend() cas.Backend { return e.store.Backend() }
 
-// envs returns the configurations every acceptance test runs in.
+// envs returns the configurations every acceptance test runs in: in place
+// (legacy and CAS objects in one Backend, as in a service migrating in
+// place) on every Backend of backendtest's matrix, and across Backends:
+// memstore to memstore, and legacy files on local disk into a store on S3.
 func envs(t testing.TB) []env {
 	t.Helper()
-	mem := memstore.New()
-	out := []env{
-		{name: "memstore", source: mem, store: cas.New(mem)},
-		{name: "memstore-to-memstore", source: memstore.New(), store: cas.New(memstore.New())},
+	var out []env
+	for _, c := range backendtest.All() {
+		b := c.New(t)
+		out = append(out, env{name: c.Name, source: b, store: cas.New(b)})
 	}
-	return append(out, realEnvs(t)...)
+	mem, fs, s3 := backendtest.Mem(), backendtest.FS(), backendtest.S3()
+	return append(out,
+		env{name: "memstore-to-memstore", source: mem.New(t), store: cas.New(mem.New(t))},
+		env{name: "fs-to-s3", source: fs.New(t), store: cas.New(s3.New(t))},
+	)
 }
 
 // seed stores n legacy objects in e.source and returns a Migrator with one
@@ -68,7 +77,8 @@ func seed(t testing.TB, e env, n int) (*memMigrator, map[string][]byte) {
 	for i := range n {
 		id := fmt.Sprintf("r%04d", i)
 		rows[id] = legacyKey(i)
-		want[id] = payload(i)
+		// Distinct bytes per record, of varied sizes.
+		want[id] = testutil.Bytes(uint64(i), 10*(1+i%7))
 		put(t, e.source, legacyKey(i), want[id])
 	}
 	return newMemMigrator(rows), want

@@ -11,6 +11,7 @@ import (
 
 	"github.com/casa-go/casa/cas"
 	"github.com/casa-go/casa/cas/s3store"
+	"github.com/casa-go/casa/internal/testutil"
 	"github.com/casa-go/casa/internal/testutil/s3test"
 )
 
@@ -45,7 +46,7 @@ func BenchmarkPut(b *testing.B) {
 			}
 			backend := s3store.New(s.Client, s.Bucket, opts...)
 			store := cas.New(backend, cas.WithTempDir(b.TempDir()))
-			p := blob(1, bc.size)
+			p := testutil.Bytes(1, bc.size)
 			b.SetBytes(int64(bc.size))
 			b.ReportAllocs()
 			i := uint64(0)
@@ -76,7 +77,7 @@ func BenchmarkPutObjectRaw(b *testing.B) {
 	for _, bc := range benchSizes {
 		b.Run(bc.name, func(b *testing.B) {
 			s := s3test.New(b)
-			p := blob(1, bc.size)
+			p := testutil.Bytes(1, bc.size)
 			b.SetBytes(int64(bc.size))
 			b.ReportAllocs()
 			for b.Loop() {
@@ -97,7 +98,7 @@ func BenchmarkPutObjectRaw(b *testing.B) {
 func BenchmarkOpenReadTail(b *testing.B) {
 	s := s3test.New(b)
 	backend := s3store.New(s.Client, s.Bucket)
-	s.Seed(b, "big", blob(2, 64<<20))
+	s.Seed(b, "big", testutil.Bytes(2, 64<<20))
 	buf := make([]byte, 1<<10)
 	for b.Loop() {
 		obj, err := backend.Open(b.Context(), "big")

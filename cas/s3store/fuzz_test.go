@@ -10,6 +10,7 @@ import (
 
 	"github.com/casa-go/casa/cas"
 	"github.com/casa-go/casa/cas/s3store"
+	"github.com/casa-go/casa/internal/testutil"
 	"github.com/casa-go/casa/internal/testutil/s3test"
 )
 
@@ -20,7 +21,7 @@ func FuzzObjectSeekRead(f *testing.F) {
 	s := s3test.New(f)
 	b := s3store.New(s.Client, s.Bucket)
 	const size = 3000
-	p := blob(99, size)
+	p := testutil.Bytes(99, size)
 	s.Seed(f, "obj", p)
 	s.Seed(f, "empty", nil)
 

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"strings"
 	"sync"
@@ -19,18 +18,9 @@ import (
 
 	"github.com/casa-go/casa/cas"
 	"github.com/casa-go/casa/cas/s3store"
+	"github.com/casa-go/casa/internal/testutil"
 	"github.com/casa-go/casa/internal/testutil/s3test"
 )
-
-// blob returns n deterministic pseudo-random bytes.
-func blob(seed uint64, n int) []byte {
-	r := rand.New(rand.NewPCG(seed, 42))
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(r.Uint32())
-	}
-	return b
-}
 
 func readAll(t *testing.T, b cas.Backend, key string) []byte {
 	t.Helper()
@@ -188,7 +178,7 @@ func TestReadOfReplacedKeyFails(t *testing.T) {
 	s := s3test.New(t)
 	b := s3store.New(s.Client, s.Bucket)
 	ctx := t.Context()
-	old, repl := blob(1, 1000), blob(2, 1000)
+	old, repl := testutil.Bytes(1, 1000), testutil.Bytes(2, 1000)
 	require.NoError(t, b.Put(ctx, "legacy/x", bytes.NewReader(old), int64(len(old)), cas.PutOptions{}))
 
 	obj, err := b.Open(ctx, "legacy/x")
@@ -220,7 +210,7 @@ func TestRangedReadsFetchOnlyWhatIsRead(t *testing.T) {
 	s := s3test.New(t)
 	b := s3store.New(s.Client, s.Bucket)
 	const size = 1 << 20
-	p := blob(1, size)
+	p := testutil.Bytes(1, size)
 	s.Seed(t, "big", p)
 
 	obj, err := b.Open(t.Context(), "big")
@@ -337,7 +327,7 @@ func TestChecksumSentAndVerified(t *testing.T) {
 	t.Parallel()
 	b, s, in := newInjected(t)
 	in.set("PutObject", 0, "", nil)
-	p := blob(2, 3000)
+	p := testutil.Bytes(2, 3000)
 	h := cas.SumBytes(p)
 	require.NoError(t, b.Put(t.Context(), h.Key(), bytes.NewReader(p), int64(len(p)), cas.PutOptions{SHA256: h}))
 	require.NotEmpty(t, in.seen()[0].Get("X-Amz-Checksum-Sha256"))
@@ -361,7 +351,7 @@ func TestPutBodies(t *testing.T) {
 	s := s3test.New(t)
 	b := s3store.New(s.Client, s.Bucket, s3store.WithMultipartThreshold(64<<10), s3store.WithPartSize(32<<10))
 	type onlyReader struct{ io.Reader }
-	small, large := blob(3, 5000), blob(4, 200<<10)
+	small, large := testutil.Bytes(3, 5000), testutil.Bytes(4, 200<<10)
 	tests := []struct {
 		name string
 		p    []byte
@@ -516,7 +506,7 @@ func TestWithoutConditionalWrites(t *testing.T) {
 	}
 
 	in.set("CompleteMultipartUpload", 0, "", nil)
-	p := blob(5, 30<<10)
+	p := testutil.Bytes(5, 30<<10)
 	require.NoError(t, b.Put(t.Context(), "mp", bytes.NewReader(p), int64(len(p)), cas.PutOptions{IfAbsent: true}))
 	require.ErrorIs(t, b.Put(t.Context(), "mp", bytes.NewReader(p), int64(len(p)), cas.PutOptions{IfAbsent: true}), cas.ErrExists)
 	require.EqualValues(t, 1, s.Requests("CreateMultipartUpload"), "no upload starts when the key exists")
@@ -554,7 +544,7 @@ func TestMultipart(t *testing.T) {
 	s := s3test.New(t, s3test.WithMiddleware(track))
 	b := s3store.New(s.Client, s.Bucket, s3store.WithMultipartThreshold(100<<10), s3store.WithPartSize(partSize), s3store.WithConcurrency(concurrency))
 
-	p := blob(6, 1<<20+123) // 17 parts, the last of 123 bytes
+	p := testutil.Bytes(6, 1<<20+123) // 17 parts, the last of 123 bytes
 	h := cas.SumBytes(p)
 	require.NoError(t, b.Put(t.Context(), h.Key(), bytes.NewReader(p), int64(len(p)), cas.PutOptions{SHA256: h, IfAbsent: true, ContentType: "application/pdf"}))
 	require.True(t, bytes.Equal(p, readAll(t, b, h.Key())))
@@ -568,7 +558,7 @@ func TestMultipart(t *testing.T) {
 	require.Zero(t, s.OpenUploads(t))
 
 	// At the threshold exactly, a single PutObject.
-	q := blob(7, 100<<10)
+	q := testutil.Bytes(7, 100<<10)
 	require.NoError(t, b.Put(t.Context(), "at-threshold", bytes.NewReader(q), int64(len(q)), cas.PutOptions{}))
 	require.EqualValues(t, 1, s.Requests("PutObject"))
 	require.EqualValues(t, 1, s.Requests("CreateMultipartUpload"))
@@ -583,7 +573,7 @@ func TestMultipart(t *testing.T) {
 
 func TestMultipartFailuresLeaveNothing(t *testing.T) {
 	t.Parallel()
-	p := blob(8, 300<<10)
+	p := testutil.Bytes(8, 300<<10)
 	h := cas.SumBytes(p)
 	wrong := cas.SumBytes([]byte("wrong"))
 	opts := []s3store.Option{s3store.WithMultipartThreshold(64 << 10), s3store.WithPartSize(32 << 10), s3store.WithConcurrency(2)}
@@ -694,7 +684,7 @@ func TestOptionsIgnoreNonsense(t *testing.T) {
 	s := s3test.New(t)
 	// Zero and negative values keep the defaults instead of breaking Put.
 	b := s3store.New(s.Client, s.Bucket, s3store.WithPartSize(0), s3store.WithConcurrency(-1), s3store.WithMultipartThreshold(-5))
-	p := blob(9, 10<<10)
+	p := testutil.Bytes(9, 10<<10)
 	require.NoError(t, b.Put(t.Context(), "k", bytes.NewReader(p), int64(len(p)), cas.PutOptions{}))
 	require.EqualValues(t, 1, s.Requests("PutObject"), "the default threshold still applies")
 	require.Equal(t, p, readAll(t, b, "k"))
@@ -735,7 +725,7 @@ func TestMultipartReadAheadIsBounded(t *testing.T) {
 	}
 	s := s3test.New(t, s3test.WithMiddleware(hold))
 	b := s3store.New(s.Client, s.Bucket, s3store.WithMultipartThreshold(partSize), s3store.WithPartSize(partSize), s3store.WithConcurrency(concurrency))
-	p := blob(10, 2<<20)
+	p := testutil.Bytes(10, 2<<20)
 	src := &countingReader{r: bytes.NewReader(p)}
 	done := make(chan error, 1)
 	go func() { done <- b.Put(t.Context(), "big", src, int64(len(p)), cas.PutOptions{}) }()

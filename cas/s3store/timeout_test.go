@@ -16,6 +16,7 @@ import (
 
 	"github.com/casa-go/casa/cas"
 	"github.com/casa-go/casa/cas/s3store"
+	"github.com/casa-go/casa/internal/testutil"
 	"github.com/casa-go/casa/internal/testutil/s3test"
 )
 
@@ -58,8 +59,8 @@ func TestHungServerBoundsEveryCall(t *testing.T) {
 	t.Parallel()
 	b, srv := newHung(t, s3store.WithMultipartThreshold(1<<10), s3store.WithPartSize(1<<10))
 	ctx := t.Context()
-	small := blob(1, 100)
-	large := blob(2, 5<<10) // 5 parts
+	small := testutil.Bytes(1, 100)
+	large := testutil.Bytes(2, 5<<10) // 5 parts
 	require.NoError(t, b.Put(ctx, "exists", bytes.NewReader(small), int64(len(small)), cas.PutOptions{}))
 	obj, err := b.Open(ctx, "exists") // opened before the hang: its GET hangs
 	require.NoError(t, err)
@@ -150,7 +151,7 @@ func TestHungServerBoundsEveryCall(t *testing.T) {
 func TestHungPartsAbortTheUpload(t *testing.T) {
 	t.Parallel()
 	b, srv := newHung(t, s3store.WithMultipartThreshold(1<<10), s3store.WithPartSize(1<<10))
-	large := blob(3, 4<<10)
+	large := testutil.Bytes(3, 4<<10)
 	srv.Hang("UploadPart")
 	start := time.Now()
 	err := b.Put(t.Context(), "multi", bytes.NewReader(large), int64(len(large)), cas.PutOptions{})
@@ -188,7 +189,7 @@ func TestHungGetBodyStalls(t *testing.T) {
 	}))
 	t.Cleanup(func() { close(release) })
 	b := s3store.New(srv.Client, srv.Bucket, s3store.WithStallTimeout(hungTimeout), s3store.WithOpTimeout(hungTimeout))
-	data := blob(4, 1000)
+	data := testutil.Bytes(4, 1000)
 	require.NoError(t, b.Put(t.Context(), "k", bytes.NewReader(data), int64(len(data)), cas.PutOptions{}))
 
 	// A slow reader: pauses longer than the stall timeout between reads of
@@ -220,7 +221,7 @@ func TestHungGetBodyStalls(t *testing.T) {
 func TestSlowTransferIsNoStall(t *testing.T) {
 	t.Parallel()
 	b, _ := newHung(t)
-	data := blob(5, 64<<10)
+	data := testutil.Bytes(5, 64<<10)
 	r := &trickle{r: bytes.NewReader(data), chunk: 4 << 10, pause: hungTimeout / 4}
 	// 16 chunks x 50 ms = 800 ms, four stall timeouts.
 	require.NoError(t, b.Put(t.Context(), "slow", r, int64(len(data)), cas.PutOptions{SHA256: cas.SumBytes(data)}))
