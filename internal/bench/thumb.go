@@ -18,6 +18,7 @@ import (
 	"github.com/casa-go/casa/cas/fsstore"
 	"github.com/casa-go/casa/cashttp"
 	"github.com/casa-go/casa/casurl"
+	"github.com/casa-go/casa/internal/testutil"
 	"github.com/casa-go/casa/internal/testutil/imagetest"
 	"github.com/casa-go/casa/thumbnail"
 )
@@ -70,7 +71,7 @@ func thumbSection(cfg *config) ([]row, error) {
 	if err != nil {
 		return rows, err
 	}
-	same, err := store.Put(ctx, bytes.NewReader(randomBytes(len(thumb), 3)))
+	same, err := store.Put(ctx, bytes.NewReader(testutil.Bytes(3, len(thumb))))
 	if err != nil {
 		return rows, err
 	}
