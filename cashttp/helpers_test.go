@@ -20,7 +20,7 @@ import (
 )
 
 // fixture is a Store over a real Backend seen through a counting
-// FaultBackend, and a server running a Handler for it.
+// faulty.Backend, and a server running a Handler for it.
 type fixture struct {
 	store  *cas.Store
 	counts *faulty.Backend

@@ -26,7 +26,7 @@ func faultPut(t *testing.T, b cas.Backend, key, data string) error {
 	return b.Put(t.Context(), key, strings.NewReader(data), int64(len(data)), cas.PutOptions{})
 }
 
-func TestFaultBackendCountsAndPassesThrough(t *testing.T) {
+func TestBackendCountsAndPassesThrough(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	inner := memstore.New()
@@ -73,7 +73,7 @@ func TestFaultBackendCountsAndPassesThrough(t *testing.T) {
 	require.Equal(t, 0, f.Calls("Put"))
 }
 
-func TestFaultBackendFailNth(t *testing.T) {
+func TestBackendFailNth(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	inner := memstore.New()
@@ -105,7 +105,7 @@ func TestFaultBackendFailNth(t *testing.T) {
 	require.NoError(t, err)
 }
 
-func TestFaultBackendFailKeys(t *testing.T) {
+func TestBackendFailKeys(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	inner := memstore.New()
@@ -146,7 +146,7 @@ func faultPattern(ctx context.Context, f *faulty.Backend, n int) []bool {
 	return out
 }
 
-func TestFaultBackendFailRate(t *testing.T) {
+func TestBackendFailRate(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	inner := memstore.New()
@@ -190,7 +190,7 @@ func TestFaultBackendFailRate(t *testing.T) {
 	}
 }
 
-func TestFaultBackendLatency(t *testing.T) {
+func TestBackendLatency(t *testing.T) {
 	t.Parallel()
 	inner := memstore.New()
 	require.NoError(t, faultPut(t, inner, "k", "v"))
@@ -218,7 +218,7 @@ func TestFaultBackendLatency(t *testing.T) {
 	require.Equal(t, 3, f.Calls("Stat"))
 }
 
-func TestFaultBackendReadFailAfter(t *testing.T) {
+func TestBackendReadFailAfter(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	inner := memstore.New()
@@ -260,7 +260,7 @@ func faultOpen(t *testing.T, b cas.Backend, key string) cas.Object {
 	return obj
 }
 
-func TestFaultBackendCustomErrorAndList(t *testing.T) {
+func TestBackendCustomErrorAndList(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	inner := memstore.New()
@@ -305,7 +305,7 @@ func TestFaultBackendCustomErrorAndList(t *testing.T) {
 	}
 }
 
-func TestFaultBackendWithStore(t *testing.T) {
+func TestBackendWithStore(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	inner := memstore.New()
@@ -329,7 +329,7 @@ func TestFaultBackendWithStore(t *testing.T) {
 	require.Equal(t, 2, f.Calls("Put"))
 }
 
-func TestFaultBackendConcurrent(t *testing.T) {
+func TestBackendConcurrent(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	inner := memstore.New()
@@ -369,7 +369,7 @@ func TestFaultBackendConcurrent(t *testing.T) {
 	require.Less(t, injected, workers*each)
 }
 
-func TestFaultBackendStaging(t *testing.T) {
+func TestBackendStaging(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	dir := t.TempDir()
