@@ -10,9 +10,8 @@ import (
 
 	"github.com/casa-go/casa/cas"
 	"github.com/casa-go/casa/cas/fsstore"
-	"github.com/casa-go/casa/cas/memstore"
-	"github.com/casa-go/casa/cas/s3store"
 	"github.com/casa-go/casa/internal/testutil"
+	"github.com/casa-go/casa/internal/testutil/backendtest"
 )
 
 // benchSizes are the blob sizes of BenchmarkSHA256 and BenchmarkPut.
@@ -30,7 +29,7 @@ var benchSizes = []struct {
 func BenchmarkSHA256(b *testing.B) {
 	for _, size := range benchSizes {
 		b.Run(size.name, func(b *testing.B) {
-			data := testData(1, size.n)
+			data := testutil.Bytes(1, size.n)
 			b.SetBytes(int64(size.n))
 			b.ResetTimer()
 			for i := 0; b.Loop(); i++ {
@@ -53,37 +52,20 @@ func BenchmarkSHA256(b *testing.B) {
 // fraction of that, measured interleaved with the Puts so that the load of
 // a shared machine affects both alike (1 = as fast as hashing alone).
 func BenchmarkPut(b *testing.B) {
-	backends := []struct {
-		name string
-		new  func(b *testing.B) cas.Backend
-	}{
-		{"mem", func(b *testing.B) cas.Backend { return memstore.New() }},
-		{"fs", func(b *testing.B) cas.Backend {
-			fb, err := fsstore.New(b.TempDir())
-			if err != nil {
-				b.Fatal(err)
-			}
-			return fb
-		}},
-		{"fs-nosync", func(b *testing.B) cas.Backend {
-			fb, err := fsstore.New(b.TempDir(), fsstore.WithoutSync())
-			if err != nil {
-				b.Fatal(err)
-			}
-			return fb
-		}},
-		{"s3", func(b *testing.B) cas.Backend {
-			srv := testutil.NewS3(b)
-			return s3store.New(srv.Client, srv.Bucket)
-		}},
+	// The short names predate backendtest's; they keep earlier results
+	// comparable (benchstat).
+	nosync := backendtest.FS(fsstore.WithoutSync())
+	backends := []backendtest.Case{backendtest.Mem(), backendtest.FS(), nosync, backendtest.S3()}
+	for i, name := range []string{"mem", "fs", "fs-nosync", "s3"} {
+		backends[i].Name = name
 	}
 	for _, bk := range backends {
-		b.Run(bk.name, func(b *testing.B) {
+		b.Run(bk.Name, func(b *testing.B) {
 			for _, size := range benchSizes {
 				b.Run(size.name, func(b *testing.B) {
 					ctx := context.Background()
-					s := cas.New(bk.new(b), cas.WithTempDir(b.TempDir()))
-					data := testData(2, size.n)
+					s := cas.New(bk.New(b), cas.WithTempDir(b.TempDir()))
+					data := testutil.Bytes(2, size.n)
 					b.SetBytes(int64(size.n))
 					var hashing time.Duration
 					b.ResetTimer()

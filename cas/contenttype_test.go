@@ -12,7 +12,7 @@ import (
 	"github.com/casa-go/casa/cas"
 	"github.com/casa-go/casa/cas/memstore"
 	"github.com/casa-go/casa/cas/s3store"
-	"github.com/casa-go/casa/internal/testutil"
+	"github.com/casa-go/casa/internal/testutil/s3test"
 )
 
 // TestPutContentType: a content type given to Put reaches the S3 object,
@@ -20,7 +20,7 @@ import (
 // writer's type stays when the bytes are already stored.
 func TestPutContentType(t *testing.T) {
 	t.Parallel()
-	srv := testutil.NewS3(t)
+	srv := s3test.New(t)
 	store := cas.New(s3store.New(srv.Client, srv.Bucket), cas.WithSpoolThreshold(1024))
 	ctx := t.Context()
 	contentType := func(h cas.Hash) string {

@@ -19,9 +19,9 @@ import (
 
 	"github.com/casa-go/casa/cas"
 	"github.com/casa-go/casa/cas/fsstore"
-	"github.com/casa-go/casa/cas/memstore"
 	"github.com/casa-go/casa/cas/s3store"
-	"github.com/casa-go/casa/internal/testutil"
+	"github.com/casa-go/casa/internal/testutil/backendtest"
+	"github.com/casa-go/casa/internal/testutil/s3test"
 )
 
 // countingHash is a SHA-256 that counts the bytes it hashes.
@@ -46,7 +46,7 @@ type s3Headers struct {
 func (h *s3Headers) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h.mu.Lock()
-		switch testutil.S3Operation(r) {
+		switch s3test.Operation(r) {
 		case "PutObject":
 			h.puts = append(h.puts, r.Header.Clone())
 		case "UploadPart":
@@ -74,20 +74,20 @@ func TestPutHashesOnce(t *testing.T) {
 	newS3 := func(opts ...s3store.Option) func(t *testing.T) (cas.Backend, *s3Headers) {
 		return func(t *testing.T) (cas.Backend, *s3Headers) {
 			h := &s3Headers{}
-			srv := testutil.NewS3(t, testutil.WithS3Middleware(h.middleware))
+			srv := s3test.New(t, s3test.WithMiddleware(h.middleware))
 			return s3store.New(srv.Client, srv.Bucket, opts...), h
 		}
 	}
-	backends := []backend{
-		{"memstore", func(*testing.T) (cas.Backend, *s3Headers) { return memstore.New(), nil }},
-		{"fsstore", func(t *testing.T) (cas.Backend, *s3Headers) {
-			b, err := fsstore.New(t.TempDir(), fsstore.WithoutSync())
-			require.NoError(t, err)
-			return b, nil
-		}},
-		{"s3store", newS3()},
-		{"s3store multipart", newS3(s3store.WithMultipartThreshold(100<<10), s3store.WithPartSize(32<<10))},
+	// backendtest's memstore and fsstore; s3store here records the request
+	// headers, which backendtest's S3 case does not.
+	var backends []backend
+	for _, c := range []backendtest.Case{backendtest.Mem(), backendtest.FS(fsstore.WithoutSync())} {
+		backends = append(backends, backend{c.Name, func(t *testing.T) (cas.Backend, *s3Headers) { return c.New(t), nil }})
 	}
+	backends = append(backends,
+		backend{"s3store", newS3()},
+		backend{"s3store multipart", newS3(s3store.WithMultipartThreshold(100<<10), s3store.WithPartSize(32<<10))},
+	)
 	for _, bc := range backends {
 		for _, size := range []int{0, 1000, spool + 1, 300 << 10} {
 			t.Run(bc.name+"/"+strconv.Itoa(size), func(t *testing.T) {

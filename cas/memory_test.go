@@ -17,6 +17,7 @@ import (
 	"github.com/casa-go/casa/cas"
 	"github.com/casa-go/casa/cas/fsstore"
 	"github.com/casa-go/casa/internal/testutil"
+	"github.com/casa-go/casa/internal/testutil/faulty"
 )
 
 // heapSampler records the peak of the live heap while it runs.
@@ -72,7 +73,7 @@ type blockReader struct {
 }
 
 func newBlockReader(n int64) *blockReader {
-	return &blockReader{block: testData(99, 64<<10), n: n}
+	return &blockReader{block: testutil.Bytes(99, 64<<10), n: n}
 }
 
 func (r *blockReader) Read(p []byte) (int, error) {
@@ -129,7 +130,7 @@ func TestPutMemoryFlat(t *testing.T) {
 			var b cas.Backend = fsb
 			if !staged {
 				// The wrapper hides cas.Stager: Put spools to WithTempDir.
-				b = testutil.NewFaultBackend(fsb)
+				b = faulty.New(fsb)
 			}
 			_, isStager := b.(cas.Stager)
 			require.Equal(t, staged, isStager)

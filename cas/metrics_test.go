@@ -13,6 +13,7 @@ import (
 
 	"github.com/casa-go/casa/cas"
 	"github.com/casa-go/casa/cas/memstore"
+	"github.com/casa-go/casa/internal/testutil"
 )
 
 // collectSums returns every int64 sum the reader has, by metric name and
@@ -47,12 +48,12 @@ func TestMetrics(t *testing.T) {
 	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
 	s := cas.New(memstore.New(), cas.WithMeterProvider(mp), cas.WithMaxSize(5000))
 
-	a, b := testData(60, 1000), testData(61, 3000)
+	a, b := testutil.Bytes(60, 1000), testutil.Bytes(61, 3000)
 	for _, data := range [][]byte{a, b, a, a} {
 		_, err := s.Put(ctx, bytes.NewReader(data))
 		require.NoError(t, err)
 	}
-	_, err := s.Put(ctx, bytes.NewReader(testData(62, 6000)))
+	_, err := s.Put(ctx, bytes.NewReader(testutil.Bytes(62, 6000)))
 	require.ErrorIs(t, err, cas.ErrTooLarge)
 	_, err = s.PutVerified(ctx, cas.SumBytes(a), bytes.NewReader(b))
 	require.ErrorIs(t, err, cas.ErrDigestMismatch)
@@ -70,7 +71,7 @@ func TestMetricsDefaultNoop(t *testing.T) {
 	// Without a MeterProvider nothing is recorded and nothing breaks; a nil
 	// MeterProvider keeps the default.
 	s := cas.New(memstore.New(), cas.WithMeterProvider(nil))
-	data := testData(63, 10)
+	data := testutil.Bytes(63, 10)
 	res, err := s.Put(t.Context(), bytes.NewReader(data))
 	require.NoError(t, err)
 	require.Equal(t, cas.SumBytes(data), res.Hash)

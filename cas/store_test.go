@@ -8,7 +8,6 @@ import (
 	"io"
 	"io/fs"
 	"math"
-	"math/rand/v2"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -22,53 +21,9 @@ import (
 	"github.com/casa-go/casa/cas"
 	"github.com/casa-go/casa/cas/memstore"
 	"github.com/casa-go/casa/internal/testutil"
+	"github.com/casa-go/casa/internal/testutil/backendtest"
+	"github.com/casa-go/casa/internal/testutil/faulty"
 )
-
-// backendCase makes a fresh Backend for a test.
-type backendCase struct {
-	name string
-	// new returns the Backend and the directories in which it keeps
-	// temporary files, which must be empty between Puts.
-	new func(t testing.TB) (b cas.Backend, tempDirs []string)
-	// corrupt replaces the stored bytes of key behind the Backend's back.
-	corrupt func(t testing.TB, b cas.Backend, key string, data []byte)
-}
-
-var memCase = backendCase{
-	name: "mem",
-	new: func(t testing.TB) (cas.Backend, []string) {
-		return memstore.New(), nil
-	},
-	corrupt: func(t testing.TB, b cas.Backend, key string, data []byte) {
-		// memstore keeps what it is given: overwrite without IfAbsent.
-		err := b.Put(context.Background(), key, bytes.NewReader(data), int64(len(data)), cas.PutOptions{})
-		require.NoError(t, err)
-	},
-}
-
-// backends lists every Backend the Store is tested over.
-func backends() []backendCase { return []backendCase{memCase, fsCase, s3Case} }
-
-// testData returns n deterministic pseudo-random bytes, different per seed.
-func testData(seed uint64, n int) []byte {
-	b := make([]byte, n)
-	_, _ = rand.NewChaCha8(seedBytes(seed)).Read(b)
-	return b
-}
-
-func seedBytes(seed uint64) [32]byte {
-	var s [32]byte
-	for i := range 8 {
-		s[i] = byte(seed >> (8 * i))
-	}
-	return s
-}
-
-// genReader returns a reader of n deterministic pseudo-random bytes that
-// are generated as they are read: no backing buffer, not a Seeker.
-func genReader(seed uint64, n int64) io.Reader {
-	return io.LimitReader(rand.NewChaCha8(seedBytes(seed)), n)
-}
 
 // onePassReader fails the test if it is read again after it returned EOF,
 // and hides every method but Read (in particular io.Seeker and WriterTo).
@@ -158,17 +113,18 @@ func readAll(t testing.TB, s *cas.Store, h cas.Hash) []byte {
 
 func TestPutStreamsOnePass(t *testing.T) {
 	t.Parallel()
-	for _, bc := range backends() {
-		t.Run(bc.name, func(t *testing.T) {
+	for _, bc := range backendtest.All() {
+		t.Run(bc.Name, func(t *testing.T) {
 			t.Parallel()
 			for _, size := range []int{0, 1, 1000, 4096, 4097, 300_000} {
 				t.Run(fmt.Sprint(size), func(t *testing.T) {
 					t.Parallel()
-					b, tmps := bc.new(t)
+					b := bc.New(t)
+					tmps := bc.TempDirs(b)
 					spool := t.TempDir()
 					// A small threshold sends the larger sizes through the spool file.
 					s := cas.New(b, cas.WithSpoolThreshold(4096), cas.WithTempDir(spool))
-					data := testData(uint64(size), size)
+					data := testutil.Bytes(uint64(size), size)
 					r := &onePassReader{r: iotest.HalfReader(bytes.NewReader(data))}
 					res, err := s.Put(t.Context(), r)
 					require.NoError(t, err)
@@ -198,7 +154,7 @@ func TestPutSpooledCleansUp(t *testing.T) {
 
 	var want []string
 	for i, size := range []int{0, 1023, 1024, 1025, 100 << 10} {
-		data := testData(uint64(100+i), size)
+		data := testutil.Bytes(uint64(100+i), size)
 		res, err := s.Put(ctx, bytes.NewReader(data))
 		require.NoError(t, err)
 		require.Equal(t, cas.SumBytes(data), res.Hash)
@@ -211,22 +167,22 @@ func TestPutSpooledCleansUp(t *testing.T) {
 
 	// A reader that fails after the spool file was created.
 	boom := errors.New("boom")
-	_, err := s.Put(ctx, io.MultiReader(bytes.NewReader(testData(1, 5000)), iotest.ErrReader(boom)))
+	_, err := s.Put(ctx, io.MultiReader(bytes.NewReader(testutil.Bytes(1, 5000)), iotest.ErrReader(boom)))
 	require.ErrorIs(t, err, boom)
 	requireNoFiles(t, spool)
 	require.Equal(t, want, keys(t, b), "nothing stored")
 
 	// A spool directory that cannot be used: a clear error, nothing stored.
 	bad := cas.New(b, cas.WithSpoolThreshold(1024), cas.WithTempDir(filepath.Join(spool, "missing")))
-	_, err = bad.Put(ctx, bytes.NewReader(testData(2, 5000)))
+	_, err = bad.Put(ctx, bytes.NewReader(testutil.Bytes(2, 5000)))
 	require.ErrorIs(t, err, fs.ErrNotExist)
 	require.Equal(t, want, keys(t, b), "nothing stored")
 
 	// A failing backend Put after spooling.
-	f := testutil.NewFaultBackend(b, testutil.WithFailNth(testutil.MethodPut, 1))
-	faulty := cas.New(f, cas.WithSpoolThreshold(1024), cas.WithTempDir(spool))
-	_, err = faulty.Put(ctx, bytes.NewReader(testData(3, 5000)))
-	require.ErrorIs(t, err, testutil.ErrInjected)
+	f := faulty.New(b, faulty.WithFailNth(faulty.MethodPut, 1))
+	failing := cas.New(f, cas.WithSpoolThreshold(1024), cas.WithTempDir(spool))
+	_, err = failing.Put(ctx, bytes.NewReader(testutil.Bytes(3, 5000)))
+	require.ErrorIs(t, err, faulty.ErrInjected)
 	requireNoFiles(t, spool)
 	require.Equal(t, want, keys(t, b), "nothing stored")
 }
@@ -234,25 +190,26 @@ func TestPutSpooledCleansUp(t *testing.T) {
 func TestPutDeduplicates(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	for _, bc := range backends() {
-		t.Run(bc.name, func(t *testing.T) {
+	for _, bc := range backendtest.All() {
+		t.Run(bc.Name, func(t *testing.T) {
 			t.Parallel()
-			inner, tmps := bc.new(t)
-			f := testutil.NewFaultBackend(inner)
+			inner := bc.New(t)
+			tmps := bc.TempDirs(inner)
+			f := faulty.New(inner)
 			s := cas.New(f, cas.WithTempDir(t.TempDir()), cas.WithSpoolThreshold(1024))
-			data := testData(7, 10_000)
+			data := testutil.Bytes(7, 10_000)
 
 			first, err := s.Put(ctx, bytes.NewReader(data))
 			require.NoError(t, err)
 			require.False(t, first.Deduplicated)
-			require.Equal(t, 1, f.Calls(testutil.MethodPut))
+			require.Equal(t, 1, f.Calls(faulty.MethodPut))
 
 			second, err := s.Put(ctx, bytes.NewReader(data))
 			require.NoError(t, err)
 			require.True(t, second.Deduplicated)
 			require.Equal(t, first.Hash, second.Hash)
 			require.Equal(t, first.Size, second.Size)
-			require.Equal(t, 1, f.Calls(testutil.MethodPut), "no second backend Put")
+			require.Equal(t, 1, f.Calls(faulty.MethodPut), "no second backend Put")
 			require.Equal(t, []string{first.Hash.Key()}, keys(t, inner))
 			requireNoFiles(t, tmps...)
 		})
@@ -262,13 +219,15 @@ func TestPutDeduplicates(t *testing.T) {
 func TestPutDeduplicatesStaged(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	inner, tmps := fsCase.new(t)
-	f := testutil.NewFaultBackend(inner)
+	fsCase := backendtest.FS()
+	inner := fsCase.New(t)
+	tmps := fsCase.TempDirs(inner)
+	f := faulty.New(inner)
 	b := f.Staging()
 	_, isStager := b.(cas.Stager)
 	require.True(t, isStager, "fsstore stages")
 	s := cas.New(b)
-	data := testData(8, 10_000)
+	data := testutil.Bytes(8, 10_000)
 
 	first, err := s.Put(ctx, bytes.NewReader(data))
 	require.NoError(t, err)
@@ -277,21 +236,22 @@ func TestPutDeduplicatesStaged(t *testing.T) {
 	require.False(t, first.Deduplicated)
 	require.True(t, second.Deduplicated)
 	require.Equal(t, first.Hash, second.Hash)
-	require.Zero(t, f.Calls(testutil.MethodPut), "staged Puts do not use Backend.Put")
-	require.Equal(t, 2, f.Calls(testutil.MethodStage))
+	require.Zero(t, f.Calls(faulty.MethodPut), "staged Puts do not use Backend.Put")
+	require.Equal(t, 2, f.Calls(faulty.MethodStage))
 	require.Equal(t, []string{first.Hash.Key()}, keys(t, inner))
 	requireNoFiles(t, tmps...)
 }
 
 func TestPutConcurrentIdentical(t *testing.T) {
 	t.Parallel()
-	for _, bc := range backends() {
-		t.Run(bc.name, func(t *testing.T) {
+	for _, bc := range backendtest.All() {
+		t.Run(bc.Name, func(t *testing.T) {
 			t.Parallel()
-			b, tmps := bc.new(t)
+			b := bc.New(t)
+			tmps := bc.TempDirs(b)
 			spool := t.TempDir()
 			s := cas.New(b, cas.WithSpoolThreshold(4096), cas.WithTempDir(spool))
-			data := testData(9, 50_000)
+			data := testutil.Bytes(9, 50_000)
 			want := cas.SumBytes(data)
 
 			const n = 32
@@ -329,17 +289,18 @@ func TestPutConcurrentIdentical(t *testing.T) {
 func TestPutMaxSize(t *testing.T) {
 	t.Parallel()
 	const limit = 10_000
-	for _, bc := range backends() {
-		t.Run(bc.name, func(t *testing.T) {
+	for _, bc := range backendtest.All() {
+		t.Run(bc.Name, func(t *testing.T) {
 			t.Parallel()
 			ctx := t.Context()
-			b, tmps := bc.new(t)
+			b := bc.New(t)
+			tmps := bc.TempDirs(b)
 			spool := t.TempDir()
 			s := cas.New(b, cas.WithMaxSize(limit), cas.WithSpoolThreshold(1024), cas.WithTempDir(spool))
 
 			for _, r := range []io.Reader{
-				bytes.NewReader(testData(10, limit+1)),
-				genReader(11, 1<<40), // a reader that would go on for a TiB
+				bytes.NewReader(testutil.Bytes(10, limit+1)),
+				testutil.Reader(11, 1<<40), // a reader that would go on for a TiB
 			} {
 				res, err := s.Put(ctx, r)
 				require.ErrorIs(t, err, cas.ErrTooLarge)
@@ -349,12 +310,12 @@ func TestPutMaxSize(t *testing.T) {
 			}
 
 			// PutVerified with the right hash is still too large.
-			big := testData(12, limit+1)
+			big := testutil.Bytes(12, limit+1)
 			_, err := s.PutVerified(ctx, cas.SumBytes(big), bytes.NewReader(big))
 			require.ErrorIs(t, err, cas.ErrTooLarge)
 			require.Empty(t, keys(t, b))
 
-			data := testData(13, limit)
+			data := testutil.Bytes(13, limit)
 			res, err := s.Put(ctx, bytes.NewReader(data))
 			require.NoError(t, err, "exactly at the limit")
 			require.Equal(t, int64(limit), res.Size)
@@ -366,16 +327,17 @@ func TestPutMaxSize(t *testing.T) {
 
 func TestPutCancelled(t *testing.T) {
 	t.Parallel()
-	for _, bc := range backends() {
-		t.Run(bc.name, func(t *testing.T) {
+	for _, bc := range backendtest.All() {
+		t.Run(bc.Name, func(t *testing.T) {
 			t.Parallel()
-			b, tmps := bc.new(t)
+			b := bc.New(t)
+			tmps := bc.TempDirs(b)
 			spool := t.TempDir()
 			s := cas.New(b, cas.WithSpoolThreshold(16<<10), cas.WithTempDir(spool))
 
 			for _, after := range []int64{1, 8 << 10, 64 << 10} {
 				ctx, cancel := context.WithCancel(t.Context())
-				r := &cancelReader{r: genReader(uint64(after), 1<<20), after: after, cancel: cancel}
+				r := &cancelReader{r: testutil.Reader(uint64(after), 1<<20), after: after, cancel: cancel}
 				res, err := s.Put(ctx, r)
 				require.ErrorIs(t, err, context.Canceled, "cancelled after %d bytes", after)
 				require.Zero(t, res)
@@ -387,7 +349,7 @@ func TestPutCancelled(t *testing.T) {
 			// Already cancelled: nothing is read.
 			ctx, cancel := context.WithCancel(t.Context())
 			cancel()
-			r := &onePassReader{r: genReader(1, 1000)}
+			r := &onePassReader{r: testutil.Reader(1, 1000)}
 			_, err := s.Put(ctx, r)
 			require.ErrorIs(t, err, context.Canceled)
 			require.Zero(t, r.n)
@@ -398,16 +360,17 @@ func TestPutCancelled(t *testing.T) {
 
 func TestPutVerified(t *testing.T) {
 	t.Parallel()
-	for _, bc := range backends() {
-		t.Run(bc.name, func(t *testing.T) {
+	for _, bc := range backendtest.All() {
+		t.Run(bc.Name, func(t *testing.T) {
 			t.Parallel()
 			ctx := t.Context()
-			b, tmps := bc.new(t)
+			b := bc.New(t)
+			tmps := bc.TempDirs(b)
 			spool := t.TempDir()
 			s := cas.New(b, cas.WithSpoolThreshold(1024), cas.WithTempDir(spool))
 
 			for _, size := range []int{0, 100, 5000} {
-				data := testData(uint64(20+size), size)
+				data := testutil.Bytes(uint64(20+size), size)
 				wrong := cas.SumBytes(append(slices.Clone(data), 'x'))
 				_, err := s.PutVerified(ctx, wrong, bytes.NewReader(data))
 				require.ErrorIs(t, err, cas.ErrDigestMismatch)
@@ -426,13 +389,13 @@ func TestPutVerified(t *testing.T) {
 
 func TestVerify(t *testing.T) {
 	t.Parallel()
-	for _, bc := range backends() {
-		t.Run(bc.name, func(t *testing.T) {
+	for _, bc := range backendtest.All() {
+		t.Run(bc.Name, func(t *testing.T) {
 			t.Parallel()
 			ctx := t.Context()
-			b, _ := bc.new(t)
+			b := bc.New(t)
 			s := cas.New(b)
-			data := testData(30, 70_000)
+			data := testutil.Bytes(30, 70_000)
 			res, err := s.Put(ctx, bytes.NewReader(data))
 			require.NoError(t, err)
 			require.NoError(t, s.Verify(ctx, res.Hash))
@@ -440,7 +403,7 @@ func TestVerify(t *testing.T) {
 			// Flip one bit, same length.
 			rotten := slices.Clone(data)
 			rotten[len(rotten)/2] ^= 1
-			bc.corrupt(t, b, res.Hash.Key(), rotten)
+			bc.Corrupt(t, b, res.Hash.Key(), rotten)
 			err = s.Verify(ctx, res.Hash)
 			require.ErrorIs(t, err, cas.ErrDigestMismatch)
 			require.Contains(t, err.Error(), res.Hash.String())
@@ -453,18 +416,18 @@ func TestVerify(t *testing.T) {
 
 func TestStoreOperations(t *testing.T) {
 	t.Parallel()
-	for _, bc := range backends() {
-		t.Run(bc.name, func(t *testing.T) {
+	for _, bc := range backendtest.All() {
+		t.Run(bc.Name, func(t *testing.T) {
 			t.Parallel()
 			ctx := t.Context()
-			b, _ := bc.new(t)
+			b := bc.New(t)
 			s := cas.New(b)
 			require.Same(t, b, s.Backend())
 
 			var hashes []cas.Hash
 			blobs := map[cas.Hash][]byte{}
 			for i := range 5 {
-				data := testData(uint64(40+i), 1000*i)
+				data := testutil.Bytes(uint64(40+i), 1000*i)
 				res, err := s.Put(ctx, bytes.NewReader(data))
 				require.NoError(t, err)
 				hashes = append(hashes, res.Hash)
@@ -581,27 +544,27 @@ func TestBackendErrorsPropagate(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	inner := memstore.New()
-	f := testutil.NewFaultBackend(inner)
+	f := faulty.New(inner)
 	s := cas.New(f, cas.WithTempDir(t.TempDir()))
-	data := testData(50, 3000)
+	data := testutil.Bytes(50, 3000)
 	h := cas.SumBytes(data)
 
 	// Stat fails: Has, Stat and Put report it rather than guessing.
 	f.FailKeys(h.Key())
 	ok, err := s.Has(ctx, h)
-	require.ErrorIs(t, err, testutil.ErrInjected)
+	require.ErrorIs(t, err, faulty.ErrInjected)
 	require.False(t, ok)
 	_, err = s.Stat(ctx, h)
-	require.ErrorIs(t, err, testutil.ErrInjected)
+	require.ErrorIs(t, err, faulty.ErrInjected)
 	_, err = s.Put(ctx, bytes.NewReader(data))
-	require.ErrorIs(t, err, testutil.ErrInjected)
+	require.ErrorIs(t, err, faulty.ErrInjected)
 	require.Empty(t, keys(t, inner))
 
 	// Put fails.
 	f.UnfailKeys(h.Key())
-	f.FailNth(testutil.MethodPut, 1)
+	f.FailNth(faulty.MethodPut, 1)
 	_, err = s.Put(ctx, bytes.NewReader(data))
-	require.ErrorIs(t, err, testutil.ErrInjected)
+	require.ErrorIs(t, err, faulty.ErrInjected)
 	require.Contains(t, err.Error(), h.String(), "the error names the blob")
 	require.Empty(t, keys(t, inner))
 	_, err = s.Put(ctx, bytes.NewReader(data))
@@ -610,46 +573,48 @@ func TestBackendErrorsPropagate(t *testing.T) {
 	// Open, Delete, Verify and Walk.
 	f.FailKeys(h.Key())
 	_, err = s.Open(ctx, h)
-	require.ErrorIs(t, err, testutil.ErrInjected)
-	require.ErrorIs(t, s.Delete(ctx, h), testutil.ErrInjected)
-	require.ErrorIs(t, s.Verify(ctx, h), testutil.ErrInjected)
+	require.ErrorIs(t, err, faulty.ErrInjected)
+	require.ErrorIs(t, s.Delete(ctx, h), faulty.ErrInjected)
+	require.ErrorIs(t, s.Verify(ctx, h), faulty.ErrInjected)
 	f.UnfailKeys(h.Key())
 	f.SetReadFailAfter(1000)
 	err = s.Verify(ctx, h)
-	require.ErrorIs(t, err, testutil.ErrInjected, "a read failing mid-stream")
+	require.ErrorIs(t, err, faulty.ErrInjected, "a read failing mid-stream")
 	require.NotErrorIs(t, err, cas.ErrDigestMismatch)
 	f.SetReadFailAfter(-1)
 	require.NoError(t, s.Verify(ctx, h))
 
-	f.SetFailRate(1, testutil.MethodList)
+	f.SetFailRate(1, faulty.MethodList)
 	var errs []error
 	for _, err := range s.Walk(ctx) {
 		errs = append(errs, err)
 	}
 	require.Len(t, errs, 1)
-	require.ErrorIs(t, errs[0], testutil.ErrInjected)
+	require.ErrorIs(t, errs[0], faulty.ErrInjected)
 
 	// A custom backend error is passed through intact.
 	f.ClearFaults()
 	quota := errors.New("quota exceeded")
 	f.SetError(quota)
-	f.FailNth(testutil.MethodPut, f.Calls(testutil.MethodPut)+1)
-	_, err = s.Put(ctx, bytes.NewReader(testData(51, 10)))
+	f.FailNth(faulty.MethodPut, f.Calls(faulty.MethodPut)+1)
+	_, err = s.Put(ctx, bytes.NewReader(testutil.Bytes(51, 10)))
 	require.ErrorIs(t, err, quota)
 }
 
 func TestBackendErrorsPropagateStaged(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	inner, tmps := fsCase.new(t)
-	f := testutil.NewFaultBackend(inner, testutil.WithFailNth(testutil.MethodStage, 1), testutil.WithFailNth(testutil.MethodCommit, 1))
+	fsCase := backendtest.FS()
+	inner := fsCase.New(t)
+	tmps := fsCase.TempDirs(inner)
+	f := faulty.New(inner, faulty.WithFailNth(faulty.MethodStage, 1), faulty.WithFailNth(faulty.MethodCommit, 1))
 	s := cas.New(f.Staging())
-	data := testData(52, 300_000)
+	data := testutil.Bytes(52, 300_000)
 
 	_, err := s.Put(ctx, bytes.NewReader(data))
-	require.ErrorIs(t, err, testutil.ErrInjected, "Stage fails")
+	require.ErrorIs(t, err, faulty.ErrInjected, "Stage fails")
 	_, err = s.Put(ctx, bytes.NewReader(data))
-	require.ErrorIs(t, err, testutil.ErrInjected, "Commit fails")
+	require.ErrorIs(t, err, faulty.ErrInjected, "Commit fails")
 	require.Empty(t, keys(t, inner), "nothing stored")
 	requireNoFiles(t, tmps...)
 
@@ -665,12 +630,12 @@ func TestPutCancelledInBackend(t *testing.T) {
 	// The context ends while the backend is slow: Put returns the
 	// context's error, stores nothing and leaves no spool file.
 	inner := memstore.New()
-	f := testutil.NewFaultBackend(inner, testutil.WithFaultLatency(time.Hour))
+	f := faulty.New(inner, faulty.WithLatency(time.Hour))
 	spool := t.TempDir()
 	s := cas.New(f, cas.WithSpoolThreshold(1024), cas.WithTempDir(spool))
 	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 	defer cancel()
-	_, err := s.Put(ctx, bytes.NewReader(testData(70, 5000)))
+	_, err := s.Put(ctx, bytes.NewReader(testutil.Bytes(70, 5000)))
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	require.Empty(t, keys(t, inner))
 	requireNoFiles(t, spool)
@@ -716,9 +681,9 @@ func (c *cancelAfter) Read(p []byte) (int, error) {
 // context stops once ctx is cancelled, stores nothing, and wraps ctx's error.
 func TestPutStopsReadingOnCancel(t *testing.T) {
 	t.Parallel()
-	for _, bc := range []backendCase{memCase, fsCase} {
-		t.Run(bc.name, func(t *testing.T) {
-			b, _ := bc.new(t)
+	for _, bc := range []backendtest.Case{backendtest.Mem(), backendtest.FS()} {
+		t.Run(bc.Name, func(t *testing.T) {
+			b := bc.New(t)
 			s := cas.New(b, cas.WithTempDir(t.TempDir()))
 			ctx, cancel := context.WithCancel(t.Context())
 			_, err := s.Put(ctx, &cancelAfter{n: 1 << 20, cancel: cancel})
@@ -737,7 +702,7 @@ func TestPutStopsReadingOnCancel(t *testing.T) {
 // empty blob instead.
 func TestPutHugeLimits(t *testing.T) {
 	t.Parallel()
-	fsNew := func(t *testing.T) cas.Backend { b, _ := fsCase.new(t); return b }
+	fsNew := backendtest.FS().New
 	p := []byte("the bytes must arrive whole")
 	for _, tc := range []struct {
 		name string

@@ -13,7 +13,7 @@ import (
 	"github.com/casa-go/casa/cas"
 	"github.com/casa-go/casa/cas/memstore"
 	"github.com/casa-go/casa/cashttp"
-	"github.com/casa-go/casa/internal/testutil"
+	"github.com/casa-go/casa/internal/testutil/faulty"
 )
 
 var goodHex = cas.SumBytes([]byte("stored")).String()
@@ -97,7 +97,7 @@ var malformed = []struct{ name, target string }{
 func TestMalformedRequests(t *testing.T) {
 	t.Parallel()
 	require.GreaterOrEqual(t, len(malformed), 40)
-	counts := testutil.NewFaultBackend(memstore.New())
+	counts := faulty.New(memstore.New())
 	store := cas.New(counts)
 	_, err := store.Put(context.Background(), strings.NewReader("stored"))
 	require.NoError(t, err)
@@ -125,7 +125,7 @@ func TestMalformedRequests(t *testing.T) {
 			require.Equal(t, "no-store", res.Header.Get("Cache-Control"))
 		})
 	}
-	require.Zero(t, counts.Calls(testutil.MethodOpen)+counts.Calls(testutil.MethodStat), "malformed requests reach no storage")
+	require.Zero(t, counts.Calls(faulty.MethodOpen)+counts.Calls(faulty.MethodStat), "malformed requests reach no storage")
 	require.Zero(t, tf.Calls(), "malformed requests reach no Thumbnailer")
 }
 

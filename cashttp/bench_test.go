@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -17,25 +16,8 @@ import (
 	"github.com/casa-go/casa/cas/fsstore"
 	"github.com/casa-go/casa/cashttp"
 	"github.com/casa-go/casa/internal/testutil"
+	"github.com/casa-go/casa/internal/testutil/faulty"
 )
-
-// randReader yields n pseudo-random bytes without holding them.
-type randReader struct {
-	r *rand.ChaCha8
-	n int64
-}
-
-func (r *randReader) Read(p []byte) (int, error) {
-	if r.n <= 0 {
-		return 0, io.EOF
-	}
-	if int64(len(p)) > r.n {
-		p = p[:r.n]
-	}
-	n, _ := r.r.Read(p)
-	r.n -= int64(n)
-	return n, nil
-}
 
 // fetch GETs url and discards the body, returning the bytes read.
 func fetch(b *testing.B, c *http.Client, url string, hdr ...string) int64 {
@@ -78,7 +60,7 @@ func BenchmarkServe(b *testing.B) {
 				b.Fatal(err)
 			}
 			store := cas.New(back)
-			res, err := store.Put(context.Background(), &randReader{r: rand.NewChaCha8([32]byte{1}), n: size})
+			res, err := store.Put(context.Background(), testutil.Reader(1, size))
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -151,9 +133,9 @@ func Benchmark304(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	counts := testutil.NewFaultBackend(back)
+	counts := faulty.New(back)
 	store := cas.New(counts)
-	res, err := store.Put(context.Background(), &randReader{r: rand.NewChaCha8([32]byte{2}), n: 1 << 20})
+	res, err := store.Put(context.Background(), testutil.Reader(2, 1<<20))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -19,6 +19,8 @@ import (
 	"github.com/casa-go/casa/cas/s3store"
 	"github.com/casa-go/casa/cashttp"
 	"github.com/casa-go/casa/internal/testutil"
+	"github.com/casa-go/casa/internal/testutil/faulty"
+	"github.com/casa-go/casa/internal/testutil/s3test"
 	"github.com/casa-go/casa/thumbnail"
 )
 
@@ -44,7 +46,7 @@ func TestThumbnailFailureLogLevels(t *testing.T) {
 		{"timeout", fmt.Errorf("thumbnail: generation: %w (deadline 10s)", thumbnail.ErrTimeout), http.StatusInternalServerError, slog.LevelWarn, "cashttp: bad source image"},
 		{"too large", fmt.Errorf("x: %w", thumbnail.ErrTooLarge), http.StatusUnsupportedMediaType, 0, ""},
 		{"unsupported", fmt.Errorf("x: %w", thumbnail.ErrUnsupported), http.StatusUnsupportedMediaType, 0, ""},
-		{"storage failure", fmt.Errorf("read source: %w", testutil.ErrInjected), http.StatusInternalServerError, slog.LevelError, "cashttp: storage failure"},
+		{"storage failure", fmt.Errorf("read source: %w", faulty.ErrInjected), http.StatusInternalServerError, slog.LevelError, "cashttp: storage failure"},
 		{"backend unavailable", fmt.Errorf("open source: %w", errS3Timeout), http.StatusServiceUnavailable, slog.LevelWarn, "cashttp: backend unavailable"},
 		{"unavailable beats timeout", fmt.Errorf("%w: %w", thumbnail.ErrTimeout, errS3Timeout), http.StatusServiceUnavailable, slog.LevelWarn, "cashttp: backend unavailable"},
 		// A Thumbnailer other than thumbnail's speaks the contract through the cas sentinels alone.
@@ -118,14 +120,14 @@ func TestBackendUnavailable(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			logs := &recorder{}
-			fb := testutil.NewFaultBackend(memstore.New(), testutil.WithFaultError(tt.err))
+			fb := faulty.New(memstore.New(), faulty.WithError(tt.err))
 			store := cas.New(fb)
 			res, err := store.Put(context.Background(), bytes.NewReader([]byte("blob")))
 			require.NoError(t, err)
 			srv := httptest.NewServer(cashttp.NewHandler(store, cashttp.WithLogger(slog.New(logs))))
 			t.Cleanup(srv.Close)
 			fb.Reset()
-			fb.FailNth(testutil.MethodOpen, 1)
+			fb.FailNth(faulty.MethodOpen, 1)
 
 			got := doURL(t, srv.Client(), http.MethodGet, srv.URL+urls.Inline(res.Hash, "text/plain"))
 			requireUnavailable(t, got.StatusCode, got.Header, got.body, logs, res.Hash, tt.errText)
@@ -143,7 +145,7 @@ func TestBackendUnavailable(t *testing.T) {
 func TestHungBackendOpenBound(t *testing.T) {
 	t.Parallel()
 	logs := &recorder{}
-	fb := testutil.NewFaultBackend(memstore.New())
+	fb := faulty.New(memstore.New())
 	store := cas.New(fb)
 	res, err := store.Put(context.Background(), bytes.NewReader([]byte("blob")))
 	require.NoError(t, err)
@@ -158,7 +160,7 @@ func TestHungBackendOpenBound(t *testing.T) {
 	requireUnavailable(t, got.StatusCode, got.Header, got.body, logs, res.Hash, "did not open the blob in time: cas: backend unavailable: no answer within 100ms")
 	require.GreaterOrEqual(t, elapsed, 100*time.Millisecond)
 	require.Less(t, elapsed, 5*time.Second)
-	require.Equal(t, 1, fb.Calls(testutil.MethodOpen))
+	require.Equal(t, 1, fb.Calls(faulty.MethodOpen))
 
 	// When the backend answers again, so does the handler.
 	fb.SetLatency(0)
@@ -172,7 +174,7 @@ func TestHungBackendOpenBound(t *testing.T) {
 func TestHungBackendRequestDeadline(t *testing.T) {
 	t.Parallel()
 	logs := &recorder{}
-	fb := testutil.NewFaultBackend(memstore.New(), testutil.WithFaultLatency(time.Hour))
+	fb := faulty.New(memstore.New(), faulty.WithLatency(time.Hour))
 	hd := cashttp.NewHandler(cas.New(fb), cashttp.WithLogger(slog.New(logs)), cashttp.WithBackendTimeout(0))
 	h := cas.SumBytes([]byte("x"))
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
@@ -190,7 +192,7 @@ func TestHungBackendRequestDeadline(t *testing.T) {
 func TestClientGoneIsQuiet(t *testing.T) {
 	t.Parallel()
 	logs := &recorder{}
-	fb := testutil.NewFaultBackend(memstore.New(), testutil.WithFaultLatency(time.Hour))
+	fb := faulty.New(memstore.New(), faulty.WithLatency(time.Hour))
 	hd := cashttp.NewHandler(cas.New(fb), cashttp.WithLogger(slog.New(logs)))
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(20*time.Millisecond, cancel)
@@ -208,10 +210,10 @@ func TestClientGoneIsQuiet(t *testing.T) {
 // cancelling the Open's context once it returned would fail them.
 func TestOpenBoundLeavesReadsAlone(t *testing.T) {
 	t.Parallel()
-	s := testutil.NewS3(t)
-	fb := testutil.NewFaultBackend(s3store.New(s.Client, s.Bucket))
+	s := s3test.New(t)
+	fb := faulty.New(s3store.New(s.Client, s.Bucket))
 	f := newFixture(t, fb, cashttp.WithBackendTimeout(time.Second))
-	data := blob(8, 300_000)
+	data := testutil.Bytes(8, 300_000)
 	h := f.put(t, data)
 	fb.SetLatency(100 * time.Millisecond) // the Open takes a tenth of the bound
 	res := f.do(t, http.MethodGet, urls.Inline(h, "application/octet-stream"), "Range", "bytes=0-9,100000-100009,-10")
@@ -228,7 +230,7 @@ func TestOpenBoundLeavesReadsAlone(t *testing.T) {
 func TestBackendTimeoutDefault(t *testing.T) {
 	t.Parallel()
 	require.Equal(t, 15*time.Second, cashttp.DefaultBackendTimeout)
-	fb := testutil.NewFaultBackend(memstore.New(), testutil.WithFaultLatency(time.Hour))
+	fb := faulty.New(memstore.New(), faulty.WithLatency(time.Hour))
 	hd := cashttp.NewHandler(cas.New(fb), cashttp.WithBackendTimeout(time.Millisecond), cashttp.WithBackendTimeout(-1))
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)

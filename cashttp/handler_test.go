@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"image/jpeg"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -22,28 +21,21 @@ import (
 	"github.com/casa-go/casa/cashttp"
 	"github.com/casa-go/casa/casurl"
 	"github.com/casa-go/casa/internal/testutil"
+	"github.com/casa-go/casa/internal/testutil/backendtest"
+	"github.com/casa-go/casa/internal/testutil/faulty"
+	"github.com/casa-go/casa/internal/testutil/imagetest"
 	"github.com/casa-go/casa/thumbnail"
 )
-
-// blob returns n deterministic pseudo-random bytes.
-func blob(seed uint64, n int) []byte {
-	r := rand.New(rand.NewPCG(seed, seed))
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(r.Uint32())
-	}
-	return b
-}
 
 var urls = testURLs{}
 
 func TestServeContent(t *testing.T) {
 	t.Parallel()
-	for _, be := range backends {
-		t.Run(be.name, func(t *testing.T) {
+	for _, be := range backendtest.All() {
+		t.Run(be.Name, func(t *testing.T) {
 			t.Parallel()
-			f := newFixture(t, be.new(t))
-			data := blob(1, 100_000)
+			f := newFixture(t, be.New(t))
+			data := testutil.Bytes(1, 100_000)
 			h := f.put(t, data)
 
 			t.Run("200 with headers", func(t *testing.T) {
@@ -106,7 +98,7 @@ func TestServeContent(t *testing.T) {
 				res := f.do(t, http.MethodGet, urls.Inline(h, "image/png"), "If-None-Match", `"`+cas.SumBytes(nil).String()+`"`)
 				require.Equal(t, http.StatusOK, res.StatusCode)
 				require.True(t, bytes.Equal(data, res.body))
-				require.Equal(t, 1, f.counts.Calls(testutil.MethodOpen))
+				require.Equal(t, 1, f.counts.Calls(faulty.MethodOpen))
 			})
 			t.Run("If-None-Match star", func(t *testing.T) {
 				res := f.do(t, http.MethodGet, urls.Inline(h, "image/png"), "If-None-Match", "*")
@@ -174,17 +166,17 @@ func TestEmptyBlob(t *testing.T) {
 
 func TestThumbnails(t *testing.T) {
 	t.Parallel()
-	photoJPEG := testutil.JPEG(320, 240)
-	bombJPEG := testutil.JPEG(400, 300) // over the 100 kP limit below
-	corruptJPEG := testutil.Corrupt(testutil.JPEG(64, 64))
-	for _, be := range backends {
-		t.Run(be.name, func(t *testing.T) {
+	photoJPEG := imagetest.JPEG(320, 240)
+	bombJPEG := imagetest.JPEG(400, 300) // over the 100 kP limit below
+	corruptJPEG := imagetest.Corrupt(imagetest.JPEG(64, 64))
+	for _, be := range backendtest.All() {
+		t.Run(be.Name, func(t *testing.T) {
 			t.Parallel()
-			f := newFixtureFunc(t, be.new(t), func(s *cas.Store) []cashttp.Option {
+			f := newFixtureFunc(t, be.New(t), func(s *cas.Store) []cashttp.Option {
 				return []cashttp.Option{cashttp.WithThumbnails(thumbnail.NewService(s, thumbnail.WithMaxPixels(100_000)))}
 			})
 			photo := f.put(t, photoJPEG)
-			pdf := f.put(t, testutil.PDF())
+			pdf := f.put(t, imagetest.PDF())
 			bomb := f.put(t, bombJPEG)
 			corrupt := f.put(t, corruptJPEG)
 
@@ -246,7 +238,7 @@ func TestThumbnailErrors(t *testing.T) {
 		{fmt.Errorf("x: %w", thumbnail.ErrTooLarge), http.StatusUnsupportedMediaType, false},
 		{fmt.Errorf("x: %w", cas.ErrNotFound), http.StatusNotFound, false},
 		{secret, http.StatusInternalServerError, true},
-		{fmt.Errorf("wrapped: %w", testutil.ErrInjected), http.StatusInternalServerError, true},
+		{fmt.Errorf("wrapped: %w", faulty.ErrInjected), http.StatusInternalServerError, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.err.Error(), func(t *testing.T) {
@@ -281,7 +273,7 @@ func TestThumbnailerPanicIs500(t *testing.T) {
 func TestThumbnailSizes(t *testing.T) {
 	t.Parallel()
 	h := cas.SumBytes([]byte("img"))
-	ok := func(context.Context, cas.Hash, int) ([]byte, error) { return testutil.JPEG(8, 8), nil }
+	ok := func(context.Context, cas.Hash, int) ([]byte, error) { return imagetest.JPEG(8, 8), nil }
 	tests := []struct {
 		name   string
 		opts   []cashttp.Option
@@ -319,13 +311,13 @@ func TestThumbnailSizes(t *testing.T) {
 
 func TestBackendFailure(t *testing.T) {
 	t.Parallel()
-	for _, be := range backends {
-		t.Run(be.name, func(t *testing.T) {
+	for _, be := range backendtest.All() {
+		t.Run(be.Name, func(t *testing.T) {
 			t.Parallel()
-			f := newFixture(t, be.new(t))
-			h := f.put(t, blob(2, 5000))
+			f := newFixture(t, be.New(t))
+			h := f.put(t, testutil.Bytes(2, 5000))
 			f.counts.SetError(errors.New("disk /srv/secret/path on fire"))
-			f.counts.FailNth(testutil.MethodOpen, 1)
+			f.counts.FailNth(faulty.MethodOpen, 1)
 			res := f.do(t, http.MethodGet, urls.Inline(h, "image/png"))
 			requireErrorResponse(t, res.StatusCode, res.Header, res.body, http.StatusInternalServerError)
 			require.NotContains(t, string(res.body), "secret")
@@ -342,7 +334,7 @@ func TestBackendFailure(t *testing.T) {
 func TestReadFailureMidResponse(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, memstore.New())
-	data := blob(3, 200_000)
+	data := testutil.Bytes(3, 200_000)
 	h := f.put(t, data)
 	f.counts.SetReadFailAfter(50_000)
 	req, err := http.NewRequest(http.MethodGet, f.srv.URL+urls.Inline(h, "application/octet-stream"), nil)
@@ -452,7 +444,7 @@ func TestContentDisposition(t *testing.T) {
 func TestSigning(t *testing.T) {
 	t.Parallel()
 	signer := casurl.NewSigner([]byte("new key"), []byte("old key"))
-	tf := &thumbFunc{f: func(context.Context, cas.Hash, int) ([]byte, error) { return testutil.JPEG(8, 8), nil }}
+	tf := &thumbFunc{f: func(context.Context, cas.Hash, int) ([]byte, error) { return imagetest.JPEG(8, 8), nil }}
 	f := newFixture(t, memstore.New(), cashttp.WithSigner(signer), cashttp.WithThumbnails(tf))
 	h := f.put(t, []byte("<b>hi</b>"))
 	signed := testURLs{casurl.Builder{Signer: signer}}
@@ -494,7 +486,7 @@ func TestRealThumbnailServiceCoalescedThroughHandler(t *testing.T) {
 	f := newFixtureFunc(t, memstore.New(), func(s *cas.Store) []cashttp.Option {
 		return []cashttp.Option{cashttp.WithThumbnails(thumbnail.NewService(s))}
 	})
-	h := f.put(t, testutil.PNG(300, 200))
+	h := f.put(t, imagetest.PNG(300, 200))
 	const n = 8
 	bodies := make(chan []byte, n)
 	errs := make(chan error, n)
@@ -555,7 +547,7 @@ func (o seekFaultObject) Seek(off int64, whence int) (int64, error) {
 func TestSeekFailureIsGeneric500(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, seekFaultBackend{memstore.New()})
-	h := f.put(t, blob(4, 4096))
+	h := f.put(t, testutil.Bytes(4, 4096))
 	res := f.do(t, http.MethodGet, urls.Inline(h, "image/png"), "Range", "bytes=100-200")
 	requireErrorResponse(t, res.StatusCode, res.Header, res.body, http.StatusInternalServerError)
 	require.Equal(t, "internal server error\n", string(res.body))
@@ -569,7 +561,7 @@ func TestSeekFailureIsGeneric500(t *testing.T) {
 
 func TestCanceledRequest(t *testing.T) {
 	t.Parallel()
-	counts := testutil.NewFaultBackend(memstore.New(), testutil.WithFaultLatency(time.Minute))
+	counts := faulty.New(memstore.New(), faulty.WithLatency(time.Minute))
 	hd := cashttp.NewHandler(cas.New(counts))
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -579,5 +571,5 @@ func TestCanceledRequest(t *testing.T) {
 	requireErrorResponse(t, rec.Code, rec.Header(), rec.Body.Bytes(), http.StatusServiceUnavailable)
 	// The store's checked layer sees the dead context before the backend
 	// is called at all.
-	require.Equal(t, 0, counts.Calls(testutil.MethodOpen))
+	require.Equal(t, 0, counts.Calls(faulty.MethodOpen))
 }

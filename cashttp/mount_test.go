@@ -16,7 +16,7 @@ import (
 	"github.com/casa-go/casa/cas/memstore"
 	"github.com/casa-go/casa/cashttp"
 	"github.com/casa-go/casa/casurl"
-	"github.com/casa-go/casa/internal/testutil"
+	"github.com/casa-go/casa/internal/testutil/imagetest"
 )
 
 func storeWith(t *testing.T, data []byte) (*cas.Store, cas.Hash) {
@@ -87,7 +87,7 @@ func TestMetrics(t *testing.T) {
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	data := []byte("0123456789")
 	store, h := storeWith(t, data)
-	thumbJPEG := testutil.JPEG(8, 8)
+	thumbJPEG := imagetest.JPEG(8, 8)
 	tf := &thumbFunc{f: func(context.Context, cas.Hash, int) ([]byte, error) { return thumbJPEG, nil }}
 	hd := cashttp.NewHandler(store, cashttp.WithMeterProvider(mp), cashttp.WithThumbnails(tf))
 

@@ -17,6 +17,7 @@ import (
 	"github.com/casa-go/casa/cas/memstore"
 	"github.com/casa-go/casa/cashttp"
 	"github.com/casa-go/casa/internal/testutil"
+	"github.com/casa-go/casa/internal/testutil/imagetest"
 )
 
 // oneByteRanges is "bytes=0-0,2-2,4-4,..." with n one-byte ranges.
@@ -38,8 +39,8 @@ func oneByteRanges(n int) string {
 // for more than MaxRanges ranges; MaxRanges ranges are still served.
 func TestRangeAmplification(t *testing.T) {
 	t.Parallel()
-	data := blob(5, 100_000)
-	jpeg := append(testutil.JPEG(64, 64), make([]byte, 100_000)...) // a 100 KB "thumbnail"
+	data := testutil.Bytes(5, 100_000)
+	jpeg := append(imagetest.JPEG(64, 64), make([]byte, 100_000)...) // a 100 KB "thumbnail"
 	tf := &thumbFunc{f: func(context.Context, cas.Hash, int) ([]byte, error) { return jpeg, nil }}
 	f := newFixture(t, memstore.New(), cashttp.WithThumbnails(tf))
 	h := f.put(t, data)
@@ -91,7 +92,7 @@ func TestRangeAmplification(t *testing.T) {
 // (200, the whole blob), or served as exactly the canonical ranges.
 func TestRangeHostileHeaders(t *testing.T) {
 	t.Parallel()
-	data := blob(6, 1000)
+	data := testutil.Bytes(6, 1000)
 	f := newFixture(t, memstore.New())
 	h := f.put(t, data)
 	target := urls.Inline(h, "application/octet-stream")
@@ -149,7 +150,7 @@ func TestRangeHostileHeaders(t *testing.T) {
 // match, and not before a 304 or a 412.
 func TestRangeGuardAfterPreconditions(t *testing.T) {
 	t.Parallel()
-	data := blob(7, 1000)
+	data := testutil.Bytes(7, 1000)
 	f := newFixture(t, memstore.New())
 	h := f.put(t, data)
 	etag := `"` + h.String() + `"`
@@ -198,7 +199,7 @@ func TestRangeEmptyBlob(t *testing.T) {
 // TestRangeThumbnailBytesMinusZero: thumbnails go through the same guard.
 func TestRangeThumbnailBytesMinusZero(t *testing.T) {
 	t.Parallel()
-	jpeg := testutil.JPEG(32, 32)
+	jpeg := imagetest.JPEG(32, 32)
 	tf := &thumbFunc{f: func(context.Context, cas.Hash, int) ([]byte, error) { return jpeg, nil }}
 	f := newFixture(t, memstore.New(), cashttp.WithThumbnails(tf))
 	h := cas.SumBytes([]byte("img"))

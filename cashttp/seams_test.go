@@ -18,6 +18,7 @@ import (
 	"github.com/casa-go/casa/cas/memstore"
 	"github.com/casa-go/casa/cashttp"
 	"github.com/casa-go/casa/casurl"
+	"github.com/casa-go/casa/internal/testutil"
 	"github.com/casa-go/casa/thumbnail"
 )
 
@@ -113,7 +114,7 @@ func TestSendfileThroughFileObject(t *testing.T) {
 	_, isConn := obj.(syscall.Conn)
 	require.False(t, isConn, "the Object itself offers no syscall.Conn")
 	store := cas.New(fileBackend{memstore.New()})
-	data := blob(11, 40<<10)
+	data := testutil.Bytes(11, 40<<10)
 	res, err := store.Put(context.Background(), bytes.NewReader(data))
 	require.NoError(t, err)
 	w := &readFromRecorder{ResponseRecorder: httptest.NewRecorder()}

@@ -15,6 +15,7 @@ import (
 	"github.com/casa-go/casa/cas/fsstore"
 	"github.com/casa-go/casa/cas/memstore"
 	"github.com/casa-go/casa/cashttp"
+	"github.com/casa-go/casa/internal/testutil"
 )
 
 // readFromRecorder is a ResponseWriter with ReadFrom, like net/http's, that
@@ -47,7 +48,7 @@ func TestSendfilePath(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			store := cas.New(tt.b)
-			data := blob(9, 64<<10)
+			data := testutil.Bytes(9, 64<<10)
 			res, err := store.Put(context.Background(), bytes.NewReader(data))
 			require.NoError(t, err)
 			for _, rng := range []string{"", "bytes=10-20000"} {

@@ -13,7 +13,7 @@ import (
 
 	"github.com/casa-go/casa/cas"
 	"github.com/casa-go/casa/cas/s3store"
-	"github.com/casa-go/casa/internal/testutil"
+	"github.com/casa-go/casa/internal/testutil/s3test"
 	"github.com/casa-go/casa/migrate"
 )
 
@@ -47,7 +47,7 @@ func BenchmarkRun(b *testing.B) {
 			var elapsed time.Duration
 			for b.Loop() {
 				b.StopTimer()
-				srv := testutil.NewS3(b, testutil.WithS3Latency(latency))
+				srv := s3test.New(b, s3test.WithLatency(latency))
 				backend := s3store.New(srv.Client, srv.Bucket)
 				m := seedS3(b, backend, n)
 				store := cas.New(backend)

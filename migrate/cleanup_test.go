@@ -13,7 +13,7 @@ import (
 
 	"github.com/casa-go/casa/cas"
 	"github.com/casa-go/casa/cas/memstore"
-	"github.com/casa-go/casa/internal/testutil"
+	"github.com/casa-go/casa/internal/testutil/faulty"
 	"github.com/casa-go/casa/migrate"
 )
 
@@ -251,10 +251,10 @@ func TestCleanupDeleteFailure(t *testing.T) {
 	ctx := context.Background()
 	b, e := memEnv()
 	f := newCleanupFixture(t, e, 3)
-	src := testutil.NewFaultBackend(b, testutil.WithFailKeys(f.legacy[1]))
+	src := faulty.New(b, faulty.WithFailKeys(f.legacy[1]))
 
 	rep, err := migrate.Cleanup(ctx, e.store, f.m, migrate.CleanupOptions{Source: src, Prefix: "uploads/"})
-	require.ErrorIs(t, err, testutil.ErrInjected)
+	require.ErrorIs(t, err, faulty.ErrInjected)
 	require.Contains(t, err.Error(), f.legacy[1])
 	require.Equal(t, []string{f.legacy[0], f.legacy[2], f.stray}, rep.Keys, "the other deletions go on")
 	require.Equal(t, 3, rep.Deleted)
@@ -267,10 +267,10 @@ func TestCleanupListFailure(t *testing.T) {
 	ctx := context.Background()
 	b, e := memEnv()
 	f := newCleanupFixture(t, e, 2)
-	src := testutil.NewFaultBackend(b, testutil.WithFailNth(testutil.MethodList, 1))
+	src := faulty.New(b, faulty.WithFailNth(faulty.MethodList, 1))
 	before := keys(t, b, "")
 	rep, err := migrate.Cleanup(ctx, e.store, f.m, migrate.CleanupOptions{Source: src})
-	require.ErrorIs(t, err, testutil.ErrInjected)
+	require.ErrorIs(t, err, faulty.ErrInjected)
 	require.Zero(t, rep.Deleted)
 	require.Equal(t, before, keys(t, b, ""))
 }

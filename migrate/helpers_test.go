@@ -154,11 +154,6 @@ func legacyKey(i int) string {
 	return fmt.Sprintf("uploads/%08x-0000-4000-8000-%012x", i, i)
 }
 
-// payload returns distinct bytes for record i (size varies with i).
-func payload(i int) []byte {
-	return []byte(strings.Repeat(fmt.Sprintf("record %d;", i), 1+i%7))
-}
-
 // requireIntact checks the migration invariant: every record points at an
 // object in its backend (CAS keys in store, legacy keys in source) that
 // holds the record's original bytes.

@@ -22,6 +22,8 @@ import (
 	"github.com/casa-go/casa/cas"
 	"github.com/casa-go/casa/cas/memstore"
 	"github.com/casa-go/casa/internal/testutil"
+	"github.com/casa-go/casa/internal/testutil/backendtest"
+	"github.com/casa-go/casa/internal/testutil/faulty"
 	"github.com/casa-go/casa/migrate"
 )
 
@@ -48,15 +50,22 @@ func memEnv() (*memstore.Backend, env) {
 // storeBackend is the store's Backend.
 func (e env) storeBackend() cas.Backend { return e.store.Backend() }
 
-// envs returns the configurations every acceptance test runs in.
+// envs returns the configurations every acceptance test runs in: in place
+// (legacy and CAS objects in one Backend, as in a service migrating in
+// place) on every Backend of backendtest's matrix, and across Backends:
+// memstore to memstore, and legacy files on local disk into a store on S3.
 func envs(t testing.TB) []env {
 	t.Helper()
-	mem := memstore.New()
-	out := []env{
-		{name: "memstore", source: mem, store: cas.New(mem)},
-		{name: "memstore-to-memstore", source: memstore.New(), store: cas.New(memstore.New())},
+	var out []env
+	for _, c := range backendtest.All() {
+		b := c.New(t)
+		out = append(out, env{name: c.Name, source: b, store: cas.New(b)})
 	}
-	return append(out, realEnvs(t)...)
+	mem, fs, s3 := backendtest.Mem(), backendtest.FS(), backendtest.S3()
+	return append(out,
+		env{name: "memstore-to-memstore", source: mem.New(t), store: cas.New(mem.New(t))},
+		env{name: "fs-to-s3", source: fs.New(t), store: cas.New(s3.New(t))},
+	)
 }
 
 // seed stores n legacy objects in e.source and returns a Migrator with one
@@ -68,7 +77,8 @@ func seed(t testing.TB, e env, n int) (*memMigrator, map[string][]byte) {
 	for i := range n {
 		id := fmt.Sprintf("r%04d", i)
 		rows[id] = legacyKey(i)
-		want[id] = payload(i)
+		// Distinct bytes per record, of varied sizes.
+		want[id] = testutil.Bytes(uint64(i), 10*(1+i%7))
 		put(t, e.source, legacyKey(i), want[id])
 	}
 	return newMemMigrator(rows), want
@@ -108,7 +118,7 @@ func TestRunSkipsCASAndEmptyRecords(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	inner := memstore.New()
-	src := testutil.NewFaultBackend(inner)
+	src := faulty.New(inner)
 	store := cas.New(inner)
 	res, err := store.Put(ctx, bytes.NewReader([]byte("already migrated")))
 	require.NoError(t, err)
@@ -126,7 +136,7 @@ func TestRunSkipsCASAndEmptyRecords(t *testing.T) {
 	require.Equal(t, 0, rep.Seen)
 	require.Equal(t, 0, m.commits)
 	require.Empty(t, cmp.Diff(rows, m.snapshot()))
-	require.Zero(t, src.Calls(testutil.MethodOpen), "no legacy object is opened")
+	require.Zero(t, src.Calls(faulty.MethodOpen), "no legacy object is opened")
 }
 
 // copyRows copies rows so the test keeps the original for comparison.
@@ -245,8 +255,8 @@ func TestRunFaultsConverge(t *testing.T) {
 			const n = 120
 			m, want := seed(t, e, n)
 			// 20% of every backend call fails, on both sides, reads included.
-			src := testutil.NewFaultBackend(e.source, testutil.WithFailRate(0.2), testutil.WithFaultSeed(7))
-			dst := testutil.NewFaultBackend(e.storeBackend(), testutil.WithFailRate(0.2), testutil.WithFaultSeed(11))
+			src := faulty.New(e.source, faulty.WithFailRate(0.2), faulty.WithSeed(7))
+			dst := faulty.New(e.storeBackend(), faulty.WithFailRate(0.2), faulty.WithSeed(11))
 			store := cas.New(dst)
 			// And 20% of the commits fail too, as a flaky database would.
 			var (
@@ -257,7 +267,7 @@ func TestRunFaultsConverge(t *testing.T) {
 				rngMu.Lock()
 				defer rngMu.Unlock()
 				if rng.Float64() < 0.2 {
-					return testutil.ErrInjected
+					return faulty.ErrInjected
 				}
 				return nil
 			}
@@ -269,7 +279,7 @@ func TestRunFaultsConverge(t *testing.T) {
 				require.NoError(t, err)
 				failures += rep.Failed
 				for _, f := range rep.Failures {
-					require.ErrorIs(t, f.Err, testutil.ErrInjected, "only injected faults fail records")
+					require.ErrorIs(t, f.Err, faulty.ErrInjected, "only injected faults fail records")
 				}
 				// The invariant holds after every run, failed records
 				// included; rows already checked on the same key are
@@ -345,14 +355,14 @@ func TestRunFailedPutCommitsNothing(t *testing.T) {
 	inner := memstore.New()
 	e := env{source: inner, store: cas.New(inner)}
 	m, want := seed(t, e, 3)
-	dst := testutil.NewFaultBackend(inner, testutil.WithFailKeys(cas.SumBytes(want["r0001"]).Key()))
+	dst := faulty.New(inner, faulty.WithFailKeys(cas.SumBytes(want["r0001"]).Key()))
 
 	rep, err := migrate.Run(ctx, cas.New(dst), m, migrate.Options{Source: inner})
 	require.NoError(t, err)
 	require.Equal(t, 2, rep.Migrated)
 	require.Len(t, rep.Failures, 1)
 	require.Equal(t, "r0001", rep.Failures[0].Record.ID)
-	require.ErrorIs(t, rep.Failures[0].Err, testutil.ErrInjected)
+	require.ErrorIs(t, rep.Failures[0].Err, faulty.ErrInjected)
 	require.Equal(t, legacyKey(1), m.key("r0001"), "no commit without stored bytes")
 	require.Equal(t, 2, m.commits)
 	requireIntact(t, m, inner, inner, want)
@@ -364,13 +374,13 @@ func TestRunTruncatedReadCommitsNothing(t *testing.T) {
 	inner := memstore.New()
 	e := env{source: inner, store: cas.New(inner)}
 	m, want := seed(t, e, 3)
-	src := testutil.NewFaultBackend(inner, testutil.WithReadFailAfter(5))
+	src := faulty.New(inner, faulty.WithReadFailAfter(5))
 
 	rep, err := migrate.Run(ctx, e.store, m, migrate.Options{Source: src})
 	require.NoError(t, err)
 	require.Equal(t, 3, rep.Failed)
 	for _, f := range rep.Failures {
-		require.ErrorIs(t, f.Err, testutil.ErrInjected)
+		require.ErrorIs(t, f.Err, faulty.ErrInjected)
 	}
 	require.Zero(t, m.commits)
 	require.Empty(t, sortedCAS(t, e.store), "a failed read stores nothing")
@@ -381,7 +391,7 @@ func TestRunDryRun(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	inner := memstore.New()
-	dst := testutil.NewFaultBackend(inner)
+	dst := faulty.New(inner)
 	e := env{source: inner, store: cas.New(dst)}
 	m, want := seed(t, e, 6)
 	put(t, inner, "uploads/copy-of-0", want["r0000"])
@@ -402,8 +412,8 @@ func TestRunDryRun(t *testing.T) {
 	require.Equal(t, total+int64(len(want["r0000"])), rep.Bytes)
 
 	require.Equal(t, before, keys(t, inner, ""), "DryRun writes nothing")
-	require.Zero(t, dst.Calls(testutil.MethodPut))
-	require.Zero(t, dst.Calls(testutil.MethodDelete))
+	require.Zero(t, dst.Calls(faulty.MethodPut))
+	require.Zero(t, dst.Calls(faulty.MethodDelete))
 	require.Zero(t, m.commits, "DryRun commits nothing")
 	require.Empty(t, cmp.Diff(rows, m.snapshot()))
 }
@@ -497,7 +507,7 @@ func TestRunCancelStopsBetweenRecordsAndResumes(t *testing.T) {
 	m, want := seed(t, e, 40)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	src := testutil.NewFaultBackend(b, testutil.WithFaultLatency(time.Millisecond))
+	src := faulty.New(b, faulty.WithLatency(time.Millisecond))
 
 	rep, err := migrate.Run(ctx, e.store, m, migrate.Options{Source: src, Concurrency: 2, Progress: func(p migrate.Progress) {
 		if p.Done == 10 {

@@ -10,11 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/casa-go/casa/internal/testutil"
+	"github.com/casa-go/casa/internal/testutil/imagetest"
 	"github.com/casa-go/casa/thumbnail"
 )
 
-// The benchmarks use a 4000 x 3000 photo-like JPEG (testutil.JPEG),
+// The benchmarks use a 4000 x 3000 photo-like JPEG (imagetest.JPEG),
 // generated in each run (about a second) rather than kept in package
 // state.
 //
@@ -52,7 +52,7 @@ func peakHeap(f func()) float64 {
 
 // BenchmarkDecode12MP is the floor: image/jpeg.Decode of the 12 MP JPEG.
 func BenchmarkDecode12MP(b *testing.B) {
-	src := testutil.JPEG(4000, 3000)
+	src := imagetest.JPEG(4000, 3000)
 	decode := func() {
 		if _, err := jpeg.Decode(bytes.NewReader(src)); err != nil {
 			b.Fatal(err)
@@ -75,7 +75,7 @@ func BenchmarkDecode12MP(b *testing.B) {
 // CPU time (which counts the work imaging spreads over several cores);
 // the target is <= 1.3.
 func BenchmarkThumbnail12MP(b *testing.B) {
-	src := testutil.JPEG(4000, 3000)
+	src := imagetest.JPEG(4000, 3000)
 	for _, size := range []int{150, 300, 800, 1000} {
 		b.Run("size="+strconv.Itoa(size), func(b *testing.B) {
 			gen := func() {

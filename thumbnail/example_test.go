@@ -9,13 +9,13 @@ import (
 
 	"github.com/casa-go/casa/cas"
 	"github.com/casa-go/casa/cas/memstore"
-	"github.com/casa-go/casa/internal/testutil"
+	"github.com/casa-go/casa/internal/testutil/imagetest"
 	"github.com/casa-go/casa/thumbnail"
 )
 
 // Generate makes a thumbnail from any reader; a PDF is refused.
 func ExampleGenerate() {
-	photo := testutil.JPEG(640, 480)
+	photo := imagetest.JPEG(640, 480)
 	out, err := thumbnail.Generate(bytes.NewReader(photo), 150)
 	if err != nil {
 		fmt.Println(err)
@@ -24,7 +24,7 @@ func ExampleGenerate() {
 	cfg, _ := jpeg.DecodeConfig(bytes.NewReader(out))
 	fmt.Printf("%dx%d JPEG\n", cfg.Width, cfg.Height)
 
-	_, err = thumbnail.Generate(bytes.NewReader(testutil.PDF()), 150)
+	_, err = thumbnail.Generate(bytes.NewReader(imagetest.PDF()), 150)
 	fmt.Println(err)
 	// Output:
 	// 150x113 JPEG
@@ -36,7 +36,7 @@ func ExampleGenerate() {
 func ExampleService() {
 	ctx := context.Background()
 	store := cas.New(memstore.New())
-	res, err := store.Put(ctx, bytes.NewReader(testutil.JPEG(400, 300)))
+	res, err := store.Put(ctx, bytes.NewReader(imagetest.JPEG(400, 300)))
 	if err != nil {
 		panic(err)
 	}

@@ -6,7 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/casa-go/casa/internal/testutil"
+	"github.com/casa-go/casa/internal/testutil/imagetest"
 )
 
 // tiff builds a TIFF structure with IFD0 at offset 8 holding entries of
@@ -60,7 +60,7 @@ func TestJPEGOrientation(t *testing.T) {
 		{"not a jpeg", []byte("GIF89a...."), 1},
 		{"soi only", []byte{0xff, 0xd8}, 1},
 		{"no exif", jpegWith(xmp), 1},
-		{"fixture 6", testutil.JPEGWithOrientation(8, 8, 6), 6},
+		{"fixture 6", imagetest.JPEGWithOrientation(8, 8, 6), 6},
 		{"big endian 3", jpegWith(exif(tiff(be, orient(3)))), 3},
 		{"little endian 8", jpegWith(exif(tiff(le, orient(8)))), 8},
 		{"after another tag", jpegWith(exif(tiff(le, other, orient(5)))), 5},
@@ -92,7 +92,7 @@ func TestJPEGOrientation(t *testing.T) {
 
 func FuzzJPEGOrientation(f *testing.F) {
 	f.Add([]byte{})
-	f.Add(testutil.JPEGWithOrientation(8, 8, 6))
+	f.Add(imagetest.JPEGWithOrientation(8, 8, 6))
 	f.Add(jpegWith(app1(append([]byte("Exif\x00\x00"), tiff(binary.LittleEndian, [4]uint32{0x0112, 3, 1, 8})...))))
 	f.Add([]byte{0xff, 0xd8, 0xff, 0xe1, 0x00, 0x10, 'E', 'x', 'i', 'f', 0, 0, 'M', 'M', 0, '*', 0, 0, 0, 8})
 	f.Fuzz(func(t *testing.T, b []byte) {

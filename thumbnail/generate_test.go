@@ -14,7 +14,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/casa-go/casa/internal/testutil"
+	"github.com/casa-go/casa/internal/testutil/imagetest"
 	"github.com/casa-go/casa/thumbnail"
 )
 
@@ -56,22 +56,22 @@ func TestGenerateDimensions(t *testing.T) {
 		size       int
 		wantW, wan int
 	}{
-		{"jpeg landscape", testutil.JPEG(400, 300), 150, 150, 113},
-		{"jpeg pre-shrunk", testutil.JPEG(640, 480), 150, 150, 113},
-		{"jpeg portrait", testutil.JPEG(300, 400), 150, 113, 150},
-		{"jpeg small never upscaled", testutil.JPEG(60, 40), 150, 60, 40},
-		{"jpeg exact", testutil.JPEG(150, 150), 150, 150, 150},
-		{"jpeg size 1", testutil.JPEG(64, 48), 1, 1, 1},
-		{"jpeg sliver", testutil.JPEG(8, 1000), 100, 1, 100},
+		{"jpeg landscape", imagetest.JPEG(400, 300), 150, 150, 113},
+		{"jpeg pre-shrunk", imagetest.JPEG(640, 480), 150, 150, 113},
+		{"jpeg portrait", imagetest.JPEG(300, 400), 150, 113, 150},
+		{"jpeg small never upscaled", imagetest.JPEG(60, 40), 150, 60, 40},
+		{"jpeg exact", imagetest.JPEG(150, 150), 150, 150, 150},
+		{"jpeg size 1", imagetest.JPEG(64, 48), 1, 1, 1},
+		{"jpeg sliver", imagetest.JPEG(8, 1000), 100, 1, 100},
 		{"jpeg gray", grayJPEG(t, 320, 200), 100, 100, 63},
-		{"png", testutil.PNG(300, 400), 100, 75, 100},
-		{"png pre-shrunk", testutil.PNG(400, 200), 100, 100, 50},
-		{"png alpha", testutil.PNGWithAlpha(200, 100), 100, 100, 50},
-		{"gif", testutil.GIF(120, 60), 60, 60, 30},
-		{"webp", testutil.WebP(300, 200, green), 150, 150, 100},
-		{"webp small", testutil.WebP(3, 2, green), 150, 3, 2},
-		{"progressive jpeg 4:2:0", testutil.ProgressiveJPEG(300, 200, testutil.LayoutYCbCr420, 10, false), 150, 150, 100},
-		{"progressive jpeg cmyk", testutil.ProgressiveJPEG(300, 200, testutil.LayoutCMYK, 8, false), 150, 150, 100},
+		{"png", imagetest.PNG(300, 400), 100, 75, 100},
+		{"png pre-shrunk", imagetest.PNG(400, 200), 100, 100, 50},
+		{"png alpha", imagetest.PNGWithAlpha(200, 100), 100, 100, 50},
+		{"gif", imagetest.GIF(120, 60), 60, 60, 30},
+		{"webp", imagetest.WebP(300, 200, green), 150, 150, 100},
+		{"webp small", imagetest.WebP(3, 2, green), 150, 3, 2},
+		{"progressive jpeg 4:2:0", imagetest.ProgressiveJPEG(300, 200, imagetest.LayoutYCbCr420, 10, false), 150, 150, 100},
+		{"progressive jpeg cmyk", imagetest.ProgressiveJPEG(300, 200, imagetest.LayoutCMYK, 8, false), 150, 150, 100},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -87,7 +87,7 @@ func TestGenerateDimensions(t *testing.T) {
 
 func TestGenerateOrientation(t *testing.T) {
 	t.Parallel()
-	r, g, b, w := testutil.Red, testutil.Green, testutil.Blue, testutil.White
+	r, g, b, w := imagetest.Red, imagetest.Green, imagetest.Blue, imagetest.White
 	// Corners of the displayed image (TL, TR, BL, BR) for each EXIF
 	// orientation of a stored image with corners Red, Green, Blue, White,
 	// as the EXIF specification defines them.
@@ -111,7 +111,7 @@ func TestGenerateOrientation(t *testing.T) {
 		for _, size := range []int{50, 1000} { // pre-shrink path and no resize at all
 			t.Run("", func(t *testing.T) {
 				t.Parallel()
-				out, err := thumbnail.Generate(bytes.NewReader(testutil.JPEGWithOrientation(400, 200, tt.orient)), size)
+				out, err := thumbnail.Generate(bytes.NewReader(imagetest.JPEGWithOrientation(400, 200, tt.orient)), size)
 				require.NoError(t, err)
 				m := decodeJPEG(t, out)
 				long, short := min(size, 400), min(size, 400)/2
@@ -133,25 +133,25 @@ func TestGenerateOrientation(t *testing.T) {
 func TestGenerateFlattensAlphaOnWhite(t *testing.T) {
 	t.Parallel()
 	for _, size := range []int{40, 1000} {
-		out, err := thumbnail.Generate(bytes.NewReader(testutil.PNGWithAlpha(200, 100)), size)
+		out, err := thumbnail.Generate(bytes.NewReader(imagetest.PNGWithAlpha(200, 100)), size)
 		require.NoError(t, err)
 		m := decodeJPEG(t, out)
 		dx := m.Bounds().Dx()
-		requireNear(t, m, dx/8, 5, testutil.White)
-		requireNear(t, m, dx-1-dx/8, 5, testutil.Red)
+		requireNear(t, m, dx/8, 5, imagetest.White)
+		requireNear(t, m, dx-1-dx/8, 5, imagetest.Red)
 	}
 }
 
 func TestGenerateGIFFirstFrame(t *testing.T) {
 	t.Parallel()
-	out, err := thumbnail.Generate(bytes.NewReader(testutil.GIF(120, 60)), 60)
+	out, err := thumbnail.Generate(bytes.NewReader(imagetest.GIF(120, 60)), 60)
 	require.NoError(t, err)
-	requireNear(t, decodeJPEG(t, out), 30, 15, testutil.Green)
+	requireNear(t, decodeJPEG(t, out), 30, 15, imagetest.Green)
 }
 
 func TestGenerateQuality(t *testing.T) {
 	t.Parallel()
-	src := testutil.JPEG(320, 240)
+	src := imagetest.JPEG(320, 240)
 	lo, err := thumbnail.Generate(bytes.NewReader(src), 150, thumbnail.WithQuality(20))
 	require.NoError(t, err)
 	def, err := thumbnail.Generate(bytes.NewReader(src), 150)
@@ -192,7 +192,7 @@ func (f *failingReader) Read(p []byte) (int, error) {
 
 func TestGenerateHostileInputs(t *testing.T) {
 	t.Parallel()
-	jpg, png, gif := testutil.JPEG(64, 48), testutil.PNG(64, 48), testutil.GIF(64, 48)
+	jpg, png, gif := imagetest.JPEG(64, 48), imagetest.PNG(64, 48), imagetest.GIF(64, 48)
 	errRead := errors.New("backend went away")
 	tests := []struct {
 		name string
@@ -202,38 +202,38 @@ func TestGenerateHostileInputs(t *testing.T) {
 	}{
 		{"empty", bytes.NewReader(nil), nil, thumbnail.ErrUnsupported},
 		{"text", bytes.NewReader([]byte("hello, world")), nil, thumbnail.ErrUnsupported},
-		{"pdf", bytes.NewReader(testutil.PDF()), nil, thumbnail.ErrUnsupported},
+		{"pdf", bytes.NewReader(imagetest.PDF()), nil, thumbnail.ErrUnsupported},
 		{"tiff", bytes.NewReader([]byte("II*\x00\x08\x00\x00\x00\x00\x00")), nil, thumbnail.ErrUnsupported},
 		{"bmp", bytes.NewReader([]byte("BM\x3e\x00\x00\x00\x00\x00\x00\x00\x3e\x00\x00\x00")), nil, thumbnail.ErrUnsupported},
 		{"svg", bytes.NewReader([]byte(`<svg xmlns="http://www.w3.org/2000/svg"/>`)), nil, thumbnail.ErrUnsupported},
 		{"riff not webp", bytes.NewReader([]byte("RIFF\x10\x00\x00\x00WAVEfmt ")), nil, thumbnail.ErrUnsupported},
-		{"png bomb 100000x100000", bytes.NewReader(testutil.PNGBomb(100000, 100000)), nil, thumbnail.ErrTooLarge},
-		{"png bomb under a lower limit", bytes.NewReader(testutil.PNGBomb(2000, 2000)), []thumbnail.GenerateOption{thumbnail.WithMaxPixels(1_000_000)}, thumbnail.ErrTooLarge},
-		{"png bomb within limit", bytes.NewReader(testutil.PNGBomb(500, 500)), nil, thumbnail.ErrCorrupt},
+		{"png bomb 100000x100000", bytes.NewReader(imagetest.PNGBomb(100000, 100000)), nil, thumbnail.ErrTooLarge},
+		{"png bomb under a lower limit", bytes.NewReader(imagetest.PNGBomb(2000, 2000)), []thumbnail.GenerateOption{thumbnail.WithMaxPixels(1_000_000)}, thumbnail.ErrTooLarge},
+		{"png bomb within limit", bytes.NewReader(imagetest.PNGBomb(500, 500)), nil, thumbnail.ErrCorrupt},
 		{"jpeg claiming 65535x65535", bytes.NewReader(withSOF(t, jpg, 65535, 65535)), nil, thumbnail.ErrTooLarge},
 		{"jpeg claiming 0 wide", bytes.NewReader(withSOF(t, jpg, 0, 48)), nil, thumbnail.ErrCorrupt},
-		{"webp bomb", bytes.NewReader(testutil.WebP(16384, 16384, testutil.Red)), nil, thumbnail.ErrTooLarge},
+		{"webp bomb", bytes.NewReader(imagetest.WebP(16384, 16384, imagetest.Red)), nil, thumbnail.ErrTooLarge},
 		{"jpeg over byte limit", bytes.NewReader(jpg), []thumbnail.GenerateOption{thumbnail.WithMaxSourceBytes(int64(len(jpg)) / 2)}, thumbnail.ErrTooLarge},
 		{"jpeg header over byte limit", bytes.NewReader(jpg), []thumbnail.GenerateOption{thumbnail.WithMaxSourceBytes(10)}, thumbnail.ErrTooLarge},
-		{"truncated jpeg", bytes.NewReader(testutil.Truncated(jpg)), nil, thumbnail.ErrCorrupt},
-		{"corrupt jpeg", bytes.NewReader(testutil.Corrupt(jpg)), nil, thumbnail.ErrCorrupt},
+		{"truncated jpeg", bytes.NewReader(imagetest.Truncated(jpg)), nil, thumbnail.ErrCorrupt},
+		{"corrupt jpeg", bytes.NewReader(imagetest.Corrupt(jpg)), nil, thumbnail.ErrCorrupt},
 		{"jpeg soi only", bytes.NewReader([]byte{0xff, 0xd8, 0xff}), nil, thumbnail.ErrCorrupt},
-		{"truncated png", bytes.NewReader(testutil.Truncated(png)), nil, thumbnail.ErrCorrupt},
-		{"corrupt png", bytes.NewReader(testutil.Corrupt(png)), nil, thumbnail.ErrCorrupt},
+		{"truncated png", bytes.NewReader(imagetest.Truncated(png)), nil, thumbnail.ErrCorrupt},
+		{"corrupt png", bytes.NewReader(imagetest.Corrupt(png)), nil, thumbnail.ErrCorrupt},
 		{"png signature only", bytes.NewReader([]byte("\x89PNG\r\n\x1a\n")), nil, thumbnail.ErrCorrupt},
-		{"truncated gif", bytes.NewReader(testutil.Truncated(gif)), nil, thumbnail.ErrCorrupt},
-		{"truncated webp", bytes.NewReader(testutil.Truncated(testutil.WebP(30, 30, testutil.Red))), nil, thumbnail.ErrCorrupt},
-		{"progressive cmyk 7000x7000", bytes.NewReader(testutil.ProgressiveJPEG(7000, 7000, testutil.LayoutCMYK, 4, false)), nil, thumbnail.ErrTooLarge},
-		{"truncated progressive cmyk 7000x7000", bytes.NewReader(testutil.ProgressiveJPEG(7000, 7000, testutil.LayoutCMYK, 4, true)), nil, thumbnail.ErrTooLarge},
-		{"progressive ycbcr 4:4:4 7000x7000", bytes.NewReader(testutil.ProgressiveJPEG(7000, 7000, testutil.LayoutYCbCr444, 3, false)), nil, thumbnail.ErrTooLarge},
-		{"progressive under a memory limit", bytes.NewReader(testutil.ProgressiveJPEG(1000, 1000, testutil.LayoutGray, 1, false)), []thumbnail.GenerateOption{thumbnail.WithMaxMemory(4 << 20)}, thumbnail.ErrTooLarge},
-		{"progressive with 2000 scans", bytes.NewReader(testutil.ProgressiveJPEG(500, 500, testutil.LayoutGray, 2000, false)), nil, thumbnail.ErrTooLarge},
-		{"truncated progressive", bytes.NewReader(testutil.ProgressiveJPEG(500, 500, testutil.LayoutYCbCr420, 3, true)), nil, thumbnail.ErrCorrupt},
-		{"jpeg lossless frame (SOF3)", bytes.NewReader(bytes.Replace(testutil.ProgressiveJPEG(64, 48, testutil.LayoutGray, 1, false), []byte{0xff, 0xc2}, []byte{0xff, 0xc3}, 1)), nil, thumbnail.ErrUnsupported},
+		{"truncated gif", bytes.NewReader(imagetest.Truncated(gif)), nil, thumbnail.ErrCorrupt},
+		{"truncated webp", bytes.NewReader(imagetest.Truncated(imagetest.WebP(30, 30, imagetest.Red))), nil, thumbnail.ErrCorrupt},
+		{"progressive cmyk 7000x7000", bytes.NewReader(imagetest.ProgressiveJPEG(7000, 7000, imagetest.LayoutCMYK, 4, false)), nil, thumbnail.ErrTooLarge},
+		{"truncated progressive cmyk 7000x7000", bytes.NewReader(imagetest.ProgressiveJPEG(7000, 7000, imagetest.LayoutCMYK, 4, true)), nil, thumbnail.ErrTooLarge},
+		{"progressive ycbcr 4:4:4 7000x7000", bytes.NewReader(imagetest.ProgressiveJPEG(7000, 7000, imagetest.LayoutYCbCr444, 3, false)), nil, thumbnail.ErrTooLarge},
+		{"progressive under a memory limit", bytes.NewReader(imagetest.ProgressiveJPEG(1000, 1000, imagetest.LayoutGray, 1, false)), []thumbnail.GenerateOption{thumbnail.WithMaxMemory(4 << 20)}, thumbnail.ErrTooLarge},
+		{"progressive with 2000 scans", bytes.NewReader(imagetest.ProgressiveJPEG(500, 500, imagetest.LayoutGray, 2000, false)), nil, thumbnail.ErrTooLarge},
+		{"truncated progressive", bytes.NewReader(imagetest.ProgressiveJPEG(500, 500, imagetest.LayoutYCbCr420, 3, true)), nil, thumbnail.ErrCorrupt},
+		{"jpeg lossless frame (SOF3)", bytes.NewReader(bytes.Replace(imagetest.ProgressiveJPEG(64, 48, imagetest.LayoutGray, 1, false), []byte{0xff, 0xc2}, []byte{0xff, 0xc3}, 1)), nil, thumbnail.ErrUnsupported},
 		{"jpeg scan before frame", bytes.NewReader([]byte{0xff, 0xd8, 0xff, 0xda, 0x00, 0x08, 1, 1, 0, 0, 63, 0}), nil, thumbnail.ErrCorrupt},
-		{"png 16-bit interlaced 7000x7000", bytes.NewReader(testutil.PNGInterlaced16(7000, 7000)), nil, thumbnail.ErrTooLarge},
-		{"png 16-bit interlaced, truncated data", bytes.NewReader(testutil.PNGInterlaced16(300, 300)), nil, thumbnail.ErrCorrupt},
-		{"webp lossless 7000x7000 under a memory limit", bytes.NewReader(testutil.WebP(7000, 7000, testutil.Red)), []thumbnail.GenerateOption{thumbnail.WithMaxMemory(64 << 20)}, thumbnail.ErrTooLarge},
+		{"png 16-bit interlaced 7000x7000", bytes.NewReader(imagetest.PNGInterlaced16(7000, 7000)), nil, thumbnail.ErrTooLarge},
+		{"png 16-bit interlaced, truncated data", bytes.NewReader(imagetest.PNGInterlaced16(300, 300)), nil, thumbnail.ErrCorrupt},
+		{"webp lossless 7000x7000 under a memory limit", bytes.NewReader(imagetest.WebP(7000, 7000, imagetest.Red)), []thumbnail.GenerateOption{thumbnail.WithMaxMemory(64 << 20)}, thumbnail.ErrTooLarge},
 		{"read error in header", &failingReader{data: jpg[:4], err: errRead}, nil, errRead},
 		{"read error in data", &failingReader{data: jpg[:len(jpg)/2], err: errRead}, nil, errRead},
 	}
@@ -255,7 +255,7 @@ func TestGenerateHostileInputs(t *testing.T) {
 func TestGenerateInvalidSize(t *testing.T) {
 	t.Parallel()
 	for _, size := range []int{0, -1} {
-		_, err := thumbnail.Generate(bytes.NewReader(testutil.JPEG(8, 8)), size)
+		_, err := thumbnail.Generate(bytes.NewReader(imagetest.JPEG(8, 8)), size)
 		require.ErrorIs(t, err, thumbnail.ErrInvalidSize)
 	}
 }
@@ -263,7 +263,7 @@ func TestGenerateInvalidSize(t *testing.T) {
 func TestGenerateDecoderPanicIsAnError(t *testing.T) {
 	t.Parallel()
 	panicky := thumbnail.WithDecoder(func(string, io.Reader) (image.Image, error) { panic("boom") })
-	out, err := thumbnail.Generate(bytes.NewReader(testutil.JPEG(16, 16)), 8, panicky)
+	out, err := thumbnail.Generate(bytes.NewReader(imagetest.JPEG(16, 16)), 8, panicky)
 	require.ErrorIs(t, err, thumbnail.ErrCorrupt)
 	require.ErrorContains(t, err, "boom")
 	require.Nil(t, out)
@@ -273,9 +273,9 @@ func TestGenerateDecoderPanicIsAnError(t *testing.T) {
 // allocated by the process while refusing decompression bombs.
 func TestGenerateBombBoundedMemory(t *testing.T) {
 	bombs := map[string][]byte{
-		"png":  testutil.PNGBomb(100000, 100000),
-		"webp": testutil.WebP(16384, 16384, testutil.Red),
-		"jpeg": withSOF(t, testutil.JPEG(16, 16), 65535, 65535),
+		"png":  imagetest.PNGBomb(100000, 100000),
+		"webp": imagetest.WebP(16384, 16384, imagetest.Red),
+		"jpeg": withSOF(t, imagetest.JPEG(16, 16), 65535, 65535),
 	}
 	for name, b := range bombs {
 		var before, after runtime.MemStats
@@ -292,15 +292,15 @@ func TestGenerateBombBoundedMemory(t *testing.T) {
 // and, when it succeeds, return a JPEG that fits.
 func FuzzGenerate(f *testing.F) {
 	for _, b := range [][]byte{
-		nil, testutil.PDF(), testutil.JPEG(32, 24), testutil.JPEGWithOrientation(24, 32, 6),
-		testutil.PNG(20, 10), testutil.PNGWithAlpha(10, 20), testutil.GIF(16, 8),
-		testutil.WebP(9, 7, testutil.Blue), testutil.PNGBomb(100000, 100000),
-		testutil.Truncated(testutil.JPEG(32, 24)), testutil.Corrupt(testutil.PNG(20, 10)),
-		testutil.ProgressiveJPEG(40, 30, testutil.LayoutYCbCr420, 6, false),
-		testutil.ProgressiveJPEG(40, 30, testutil.LayoutCMYK, 4, true),
-		testutil.ProgressiveJPEG(7000, 7000, testutil.LayoutYCbCr444, 3, false),
-		testutil.ProgressiveJPEG(16, 16, testutil.LayoutGray, thumbnail.MaxJPEGScans+1, false),
-		testutil.PNGInterlaced16(30, 20), testutil.PNGInterlaced16(7000, 7000),
+		nil, imagetest.PDF(), imagetest.JPEG(32, 24), imagetest.JPEGWithOrientation(24, 32, 6),
+		imagetest.PNG(20, 10), imagetest.PNGWithAlpha(10, 20), imagetest.GIF(16, 8),
+		imagetest.WebP(9, 7, imagetest.Blue), imagetest.PNGBomb(100000, 100000),
+		imagetest.Truncated(imagetest.JPEG(32, 24)), imagetest.Corrupt(imagetest.PNG(20, 10)),
+		imagetest.ProgressiveJPEG(40, 30, imagetest.LayoutYCbCr420, 6, false),
+		imagetest.ProgressiveJPEG(40, 30, imagetest.LayoutCMYK, 4, true),
+		imagetest.ProgressiveJPEG(7000, 7000, imagetest.LayoutYCbCr444, 3, false),
+		imagetest.ProgressiveJPEG(16, 16, imagetest.LayoutGray, thumbnail.MaxJPEGScans+1, false),
+		imagetest.PNGInterlaced16(30, 20), imagetest.PNGInterlaced16(7000, 7000),
 	} {
 		f.Add(b)
 	}

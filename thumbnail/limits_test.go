@@ -15,7 +15,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/casa-go/casa/internal/testutil"
+	"github.com/casa-go/casa/internal/testutil/imagetest"
 	"github.com/casa-go/casa/thumbnail"
 )
 
@@ -36,10 +36,10 @@ func allocated(f func()) uint64 {
 // next to nothing. Not parallel: it measures the process's allocations.
 func TestProgressiveBombsRefusedBeforeAllocating(t *testing.T) {
 	bombs := map[string][]byte{
-		"cmyk":                  testutil.ProgressiveJPEG(7000, 7000, testutil.LayoutCMYK, 4, false),
-		"cmyk truncated":        testutil.ProgressiveJPEG(7000, 7000, testutil.LayoutCMYK, 4, true),
-		"ycbcr 4:4:4":           testutil.ProgressiveJPEG(7000, 7000, testutil.LayoutYCbCr444, 3, false),
-		"png 16-bit interlaced": testutil.PNGInterlaced16(7000, 7000),
+		"cmyk":                  imagetest.ProgressiveJPEG(7000, 7000, imagetest.LayoutCMYK, 4, false),
+		"cmyk truncated":        imagetest.ProgressiveJPEG(7000, 7000, imagetest.LayoutCMYK, 4, true),
+		"ycbcr 4:4:4":           imagetest.ProgressiveJPEG(7000, 7000, imagetest.LayoutYCbCr444, 3, false),
+		"png 16-bit interlaced": imagetest.PNGInterlaced16(7000, 7000),
 	}
 	for name, b := range bombs {
 		require.Less(t, len(b), 1000, name)
@@ -50,7 +50,7 @@ func TestProgressiveBombsRefusedBeforeAllocating(t *testing.T) {
 	}
 	// The memory check refuses the 16-bit PNG even with the pixel limit
 	// raised out of the way.
-	_, err := thumbnail.Generate(bytes.NewReader(testutil.PNGInterlaced16(7000, 7000)), 150, thumbnail.WithMaxPixels(1<<40))
+	_, err := thumbnail.Generate(bytes.NewReader(imagetest.PNGInterlaced16(7000, 7000)), 150, thumbnail.WithMaxPixels(1<<40))
 	require.ErrorIs(t, err, thumbnail.ErrTooLarge)
 	require.ErrorContains(t, err, "needs about")
 }
@@ -59,7 +59,7 @@ func TestProgressiveBombsRefusedBeforeAllocating(t *testing.T) {
 // limit, names what the image needs, and can be raised.
 func TestMemoryLimitOption(t *testing.T) {
 	t.Parallel()
-	prog := testutil.ProgressiveJPEG(1000, 1000, testutil.LayoutYCbCr420, 3, false)
+	prog := imagetest.ProgressiveJPEG(1000, 1000, imagetest.LayoutYCbCr420, 3, false)
 	need, err := thumbnail.Estimate(bytes.NewReader(prog), 100)
 	require.NoError(t, err)
 	_, err = thumbnail.Generate(bytes.NewReader(prog), 100, thumbnail.WithMaxMemory(need-1))
@@ -81,22 +81,22 @@ func TestMemoryEstimateCoversAllocation(t *testing.T) {
 		return b.Bytes()
 	}
 	var gifBuf bytes.Buffer
-	require.NoError(t, gif.Encode(&gifBuf, testutil.Quadrants(900, 700), nil))
+	require.NoError(t, gif.Encode(&gifBuf, imagetest.Quadrants(900, 700), nil))
 	tests := []struct {
 		name string
 		src  []byte
 	}{
-		{"baseline jpeg 4:2:0", testutil.JPEG(1600, 1200)},
-		{"progressive gray", testutil.ProgressiveJPEG(1600, 1200, testutil.LayoutGray, 6, false)},
-		{"progressive 4:2:0", testutil.ProgressiveJPEG(1600, 1200, testutil.LayoutYCbCr420, 10, false)},
-		{"progressive 4:4:4", testutil.ProgressiveJPEG(1600, 1200, testutil.LayoutYCbCr444, 10, false)},
-		{"progressive cmyk", testutil.ProgressiveJPEG(1600, 1200, testutil.LayoutCMYK, 8, false)},
-		{"truncated progressive cmyk", testutil.ProgressiveJPEG(1600, 1200, testutil.LayoutCMYK, 4, true)},
-		{"png rgba", testutil.PNG(1600, 1200)},
+		{"baseline jpeg 4:2:0", imagetest.JPEG(1600, 1200)},
+		{"progressive gray", imagetest.ProgressiveJPEG(1600, 1200, imagetest.LayoutGray, 6, false)},
+		{"progressive 4:2:0", imagetest.ProgressiveJPEG(1600, 1200, imagetest.LayoutYCbCr420, 10, false)},
+		{"progressive 4:4:4", imagetest.ProgressiveJPEG(1600, 1200, imagetest.LayoutYCbCr444, 10, false)},
+		{"progressive cmyk", imagetest.ProgressiveJPEG(1600, 1200, imagetest.LayoutCMYK, 8, false)},
+		{"truncated progressive cmyk", imagetest.ProgressiveJPEG(1600, 1200, imagetest.LayoutCMYK, 4, true)},
+		{"png rgba", imagetest.PNG(1600, 1200)},
 		{"png 16-bit", enc(image.NewNRGBA64(image.Rect(0, 0, 1200, 900)))},
-		{"png 16-bit interlaced", testutil.PNGInterlaced16(1200, 900)},
+		{"png 16-bit interlaced", imagetest.PNGInterlaced16(1200, 900)},
 		{"gif", gifBuf.Bytes()},
-		{"webp lossless", testutil.WebP(1600, 1200, testutil.Red)},
+		{"webp lossless", imagetest.WebP(1600, 1200, imagetest.Red)},
 	}
 	for _, tt := range tests {
 		need, err := thumbnail.Estimate(bytes.NewReader(tt.src), 150)
@@ -115,12 +115,12 @@ func TestMemoryEstimateCoversAllocation(t *testing.T) {
 // scans' work.
 func TestJPEGScanLimit(t *testing.T) {
 	t.Parallel()
-	at := testutil.ProgressiveJPEG(64, 48, testutil.LayoutYCbCr420, thumbnail.MaxJPEGScans, false)
+	at := imagetest.ProgressiveJPEG(64, 48, imagetest.LayoutYCbCr420, thumbnail.MaxJPEGScans, false)
 	out, err := thumbnail.Generate(bytes.NewReader(at), 32)
 	require.NoError(t, err)
 	require.Equal(t, 32, decodeJPEG(t, out).Bounds().Dx())
 
-	over := testutil.ProgressiveJPEG(64, 48, testutil.LayoutYCbCr420, thumbnail.MaxJPEGScans+1, false)
+	over := imagetest.ProgressiveJPEG(64, 48, imagetest.LayoutYCbCr420, thumbnail.MaxJPEGScans+1, false)
 	_, err = thumbnail.Generate(bytes.NewReader(over), 32)
 	require.ErrorIs(t, err, thumbnail.ErrTooLarge)
 	require.ErrorContains(t, err, "scans")
@@ -132,7 +132,7 @@ func TestJPEGScanLimit(t *testing.T) {
 	require.NoError(t, err)
 
 	// 2000 scans over 2000x2000 pixels: 62,500 blocks walked per scan.
-	bomb := testutil.ProgressiveJPEG(2000, 2000, testutil.LayoutGray, 2000, false)
+	bomb := imagetest.ProgressiveJPEG(2000, 2000, imagetest.LayoutGray, 2000, false)
 	cpu := cpuTime()
 	_, err = thumbnail.Generate(bytes.NewReader(bomb), 150)
 	used := cpuTime() - cpu
@@ -149,7 +149,7 @@ func TestGenerateDeadline(t *testing.T) {
 	t.Parallel()
 	// 90 scans (under the limit) of 250,000 blocks each: seconds of work
 	// in a few KB.
-	slow := testutil.ProgressiveJPEG(4000, 4000, testutil.LayoutGray, 90, false)
+	slow := imagetest.ProgressiveJPEG(4000, 4000, imagetest.LayoutGray, 90, false)
 	start := time.Now()
 	_, err := thumbnail.Generate(bytes.NewReader(slow), 100, thumbnail.WithTimeout(50*time.Millisecond))
 	took := time.Since(start)
@@ -161,7 +161,7 @@ func TestGenerateDeadline(t *testing.T) {
 	// A cancelled context is the caller's cause, not a timeout.
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err = thumbnail.GenerateContext(ctx, bytes.NewReader(testutil.JPEG(64, 48)), 32)
+	_, err = thumbnail.GenerateContext(ctx, bytes.NewReader(imagetest.JPEG(64, 48)), 32)
 	require.ErrorIs(t, err, context.Canceled)
 	require.NotErrorIs(t, err, thumbnail.ErrTimeout)
 	require.NotErrorIs(t, err, thumbnail.ErrCorrupt)
@@ -171,7 +171,7 @@ func TestGenerateDeadline(t *testing.T) {
 // at the deadline.
 func TestGenerateDeadlineStopsSlowSource(t *testing.T) {
 	t.Parallel()
-	src := &trickle{r: bytes.NewReader(testutil.PNG(400, 300)), delay: 20 * time.Millisecond}
+	src := &trickle{r: bytes.NewReader(imagetest.PNG(400, 300)), delay: 20 * time.Millisecond}
 	_, err := thumbnail.Generate(src, 100, thumbnail.WithTimeout(100*time.Millisecond))
 	require.ErrorIs(t, err, thumbnail.ErrTimeout)
 }

@@ -7,10 +7,10 @@ import (
 
 	"fmt"
 	"github.com/casa-go/casa/internal/testutil"
+	"github.com/casa-go/casa/internal/testutil/imagetest"
 	"github.com/disintegration/imaging"
 	"image"
 	"image/color"
-	"math/rand/v2"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -77,17 +77,15 @@ func TestBoxYCbCrMatchesReference(t *testing.T) {
 		image.YCbCrSubsampleRatio444, image.YCbCrSubsampleRatio422, image.YCbCrSubsampleRatio420,
 		image.YCbCrSubsampleRatio440, image.YCbCrSubsampleRatio411, image.YCbCrSubsampleRatio410,
 	}
-	rng := rand.New(rand.NewPCG(7, 8))
+	var seed uint64
 	for _, r := range ratios {
 		for _, dims := range [][3]int{{37, 23, 2}, {40, 40, 4}, {41, 17, 3}, {9, 9, 13}, {64, 48, 5}} {
 			t.Run(fmt.Sprintf("%v/%dx%d/f%d", r, dims[0], dims[1], dims[2]), func(t *testing.T) {
 				m := image.NewYCbCr(image.Rect(0, 0, dims[0], dims[1]), r)
-				for i := range m.Y {
-					m.Y[i] = uint8(rng.Uint32())
-				}
-				for i := range m.Cb {
-					m.Cb[i], m.Cr[i] = uint8(rng.Uint32()), uint8(rng.Uint32())
-				}
+				seed++
+				copy(m.Y, testutil.Bytes(3*seed, len(m.Y)))
+				copy(m.Cb, testutil.Bytes(3*seed+1, len(m.Cb)))
+				copy(m.Cr, testutil.Bytes(3*seed+2, len(m.Cr)))
 				got := boxYCbCr(m, dims[2])
 				want := naiveBox(m, dims[2])
 				require.Equal(t, want.Rect, got.Rect)
@@ -116,7 +114,7 @@ func TestFlatten(t *testing.T) {
 // BenchmarkRender12MP times everything after decoding (pre-shrink, filter,
 // flatten, encode) on a decoded 12 MP photo, split by stage.
 func BenchmarkRender12MP(b *testing.B) {
-	src, err := jpeg.Decode(bytes.NewReader(testutil.JPEG(4000, 3000)))
+	src, err := jpeg.Decode(bytes.NewReader(imagetest.JPEG(4000, 3000)))
 	require.NoError(b, err)
 	y := src.(*image.YCbCr)
 	c := newConfig(nil)

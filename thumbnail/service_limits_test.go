@@ -14,7 +14,8 @@ import (
 
 	"github.com/casa-go/casa/cas"
 	"github.com/casa-go/casa/cas/memstore"
-	"github.com/casa-go/casa/internal/testutil"
+	"github.com/casa-go/casa/internal/testutil/faulty"
+	"github.com/casa-go/casa/internal/testutil/imagetest"
 	"github.com/casa-go/casa/thumbnail"
 )
 
@@ -26,10 +27,10 @@ func TestServiceCachesPermanentFailures(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	store, hs := newStore(t,
-		testutil.ProgressiveJPEG(500, 500, testutil.LayoutYCbCr420, 3, true), // corrupt (truncated), after allocating
-		testutil.ProgressiveJPEG(7000, 7000, testutil.LayoutCMYK, 4, false),  // too large
-		testutil.PDF(),
-		testutil.JPEG(64, 48),
+		imagetest.ProgressiveJPEG(500, 500, imagetest.LayoutYCbCr420, 3, true), // corrupt (truncated), after allocating
+		imagetest.ProgressiveJPEG(7000, 7000, imagetest.LayoutCMYK, 4, false),  // too large
+		imagetest.PDF(),
+		imagetest.JPEG(64, 48),
 	)
 	m, mo := newMetrics()
 	svc := thumbnail.NewService(store, mo)
@@ -64,7 +65,7 @@ func TestServiceFailureCacheBounded(t *testing.T) {
 	ctx := context.Background()
 	var blobs [][]byte
 	for i := range 5 {
-		blobs = append(blobs, append(testutil.PDF(), byte(i)))
+		blobs = append(blobs, append(imagetest.PDF(), byte(i)))
 	}
 	store, hs := newStore(t, blobs...)
 	svc := thumbnail.NewService(store, thumbnail.WithFailureCacheSize(2))
@@ -95,16 +96,16 @@ func TestServiceFailureCacheBounded(t *testing.T) {
 func TestServiceDoesNotCacheTransientFailures(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	jpg := testutil.JPEG(64, 48)
+	jpg := imagetest.JPEG(64, 48)
 
 	// Backend error on the first Open.
-	fault := testutil.NewFaultBackend(memstore.New(), testutil.WithFailNth(testutil.MethodOpen, 1))
+	fault := faulty.New(memstore.New(), faulty.WithFailNth(faulty.MethodOpen, 1))
 	store := cas.New(fault)
 	res, err := store.Put(ctx, bytes.NewReader(jpg))
 	require.NoError(t, err)
 	svc := thumbnail.NewService(store)
 	_, err = svc.Get(ctx, res.Hash, 32)
-	require.ErrorIs(t, err, testutil.ErrInjected)
+	require.ErrorIs(t, err, faulty.ErrInjected)
 	out, err := svc.Get(ctx, res.Hash, 32)
 	require.NoError(t, err, "a backend error is not remembered")
 	require.Equal(t, 32, decodeJPEG(t, out).Bounds().Dx())
@@ -161,9 +162,9 @@ func TestServiceDoesNotCacheTransientFailures(t *testing.T) {
 // its context.
 func TestServiceMemoryBudget(t *testing.T) {
 	t.Parallel()
-	a := testutil.ProgressiveJPEG(1000, 1000, testutil.LayoutGray, 1, false)
-	b := testutil.ProgressiveJPEG(1000, 1001, testutil.LayoutGray, 1, false)
-	big := testutil.ProgressiveJPEG(3000, 3000, testutil.LayoutGray, 1, false)
+	a := imagetest.ProgressiveJPEG(1000, 1000, imagetest.LayoutGray, 1, false)
+	b := imagetest.ProgressiveJPEG(1000, 1001, imagetest.LayoutGray, 1, false)
+	big := imagetest.ProgressiveJPEG(3000, 3000, imagetest.LayoutGray, 1, false)
 	need := estimate(t, a, b)
 	store, hs := newStore(t, a, b, big)
 
@@ -220,8 +221,8 @@ func TestServiceMemoryBudget(t *testing.T) {
 // memory returns when its context ends, and the generation is dropped.
 func TestServiceMemoryWaitHonoursContext(t *testing.T) {
 	t.Parallel()
-	a := testutil.ProgressiveJPEG(1000, 1000, testutil.LayoutGray, 1, false)
-	b := testutil.ProgressiveJPEG(1000, 1001, testutil.LayoutGray, 1, false)
+	a := imagetest.ProgressiveJPEG(1000, 1000, imagetest.LayoutGray, 1, false)
+	b := imagetest.ProgressiveJPEG(1000, 1001, imagetest.LayoutGray, 1, false)
 	need := estimate(t, a, b)
 	store, hs := newStore(t, a, b)
 	var decodes atomic.Int32

@@ -20,7 +20,7 @@ import (
 
 	"github.com/casa-go/casa/cas"
 	"github.com/casa-go/casa/cas/memstore"
-	"github.com/casa-go/casa/internal/testutil"
+	"github.com/casa-go/casa/internal/testutil/imagetest"
 	"github.com/casa-go/casa/thumbnail"
 )
 
@@ -83,7 +83,7 @@ func newStore(t *testing.T, blobs ...[]byte) (*cas.Store, []cas.Hash) {
 func TestServiceGeneratesThenServesFromCaches(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	store, hs := newStore(t, testutil.JPEG(320, 240))
+	store, hs := newStore(t, imagetest.JPEG(320, 240))
 	h := hs[0]
 	dir := t.TempDir()
 	dc, err := thumbnail.NewDirCache(dir, 1<<20)
@@ -98,7 +98,7 @@ func TestServiceGeneratesThenServesFromCaches(t *testing.T) {
 	first, err := svc.Get(ctx, h, 100)
 	require.NoError(t, err)
 	require.Equal(t, 100, decodeJPEG(t, first).Bounds().Dx())
-	want, err := thumbnail.Generate(bytes.NewReader(testutil.JPEG(320, 240)), 100)
+	want, err := thumbnail.Generate(bytes.NewReader(imagetest.JPEG(320, 240)), 100)
 	require.NoError(t, err)
 	require.Equal(t, want, first, "the Service returns what Generate makes")
 
@@ -143,7 +143,7 @@ func TestServiceGeneratesThenServesFromCaches(t *testing.T) {
 func TestServiceFillsEarlierCachesOnHit(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	store, hs := newStore(t, testutil.JPEG(64, 48))
+	store, hs := newStore(t, imagetest.JPEG(64, 48))
 	dc, err := thumbnail.NewDirCache(t.TempDir(), 0)
 	require.NoError(t, err)
 	bc := thumbnail.NewBackendCache(memstore.New())
@@ -167,7 +167,7 @@ func TestServiceFillsEarlierCachesOnHit(t *testing.T) {
 func TestServiceKeyIncludesOutputSettings(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	store, hs := newStore(t, testutil.JPEG(320, 240))
+	store, hs := newStore(t, imagetest.JPEG(320, 240))
 	bc := thumbnail.NewBackendCache(store.Backend())
 	def := thumbnail.NewService(store, thumbnail.WithCache(bc))
 	q90 := thumbnail.NewService(store, thumbnail.WithCache(bc), thumbnail.WithQuality(90))
@@ -185,8 +185,8 @@ func TestServiceKeyIncludesOutputSettings(t *testing.T) {
 func TestServiceErrors(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	jpg := testutil.JPEG(64, 48)
-	store, hs := newStore(t, testutil.PDF(), testutil.PNGBomb(100000, 100000), testutil.Corrupt(jpg), jpg)
+	jpg := imagetest.JPEG(64, 48)
+	store, hs := newStore(t, imagetest.PDF(), imagetest.PNGBomb(100000, 100000), imagetest.Corrupt(jpg), jpg)
 	m, mo := newMetrics()
 	dc, err := thumbnail.NewDirCache(t.TempDir(), 0)
 	require.NoError(t, err)
@@ -225,7 +225,7 @@ func TestServiceErrors(t *testing.T) {
 // generation ran and everybody got the same bytes.
 func TestServiceCoalesces64(t *testing.T) {
 	t.Parallel()
-	store, hs := newStore(t, testutil.JPEG(320, 240))
+	store, hs := newStore(t, imagetest.JPEG(320, 240))
 	m, mo := newMetrics()
 	svc := thumbnail.NewService(store, mo, thumbnail.WithCache(thumbnail.NewBackendCache(memstore.New())))
 	var calls atomic.Int32
@@ -258,7 +258,7 @@ func TestServiceCoalesces64(t *testing.T) {
 
 func TestServiceWaiterCancelDoesNotCancelOthers(t *testing.T) {
 	t.Parallel()
-	store, hs := newStore(t, testutil.JPEG(64, 48))
+	store, hs := newStore(t, imagetest.JPEG(64, 48))
 	svc := thumbnail.NewService(store)
 	release := make(chan struct{})
 	genCtxErr := make(chan error, 1)
@@ -294,7 +294,7 @@ func TestServiceWaiterCancelDoesNotCancelOthers(t *testing.T) {
 
 func TestServiceCancelsGenerationWhenAllWaitersLeave(t *testing.T) {
 	t.Parallel()
-	store, hs := newStore(t, testutil.JPEG(64, 48))
+	store, hs := newStore(t, imagetest.JPEG(64, 48))
 	m, mo := newMetrics()
 	svc := thumbnail.NewService(store, mo)
 	started := make(chan struct{})
@@ -330,7 +330,7 @@ func TestServiceSemaphore(t *testing.T) {
 	t.Parallel()
 	var blobs [][]byte
 	for i := range 6 {
-		blobs = append(blobs, testutil.JPEG(40+i, 30))
+		blobs = append(blobs, imagetest.JPEG(40+i, 30))
 	}
 	store, hs := newStore(t, blobs...)
 	svc := thumbnail.NewService(store, thumbnail.WithConcurrency(2))
@@ -389,7 +389,7 @@ func TestServiceSemaphore(t *testing.T) {
 
 func TestServiceRecoversPanic(t *testing.T) {
 	t.Parallel()
-	store, hs := newStore(t, testutil.JPEG(64, 48))
+	store, hs := newStore(t, imagetest.JPEG(64, 48))
 	m, mo := newMetrics()
 	svc := thumbnail.NewService(store, mo, thumbnail.WithConcurrency(1))
 	var calls atomic.Int32
@@ -411,7 +411,7 @@ func TestServiceRecoversPanic(t *testing.T) {
 
 func TestServiceDecoderPanic(t *testing.T) {
 	t.Parallel()
-	store, hs := newStore(t, testutil.JPEG(64, 48))
+	store, hs := newStore(t, imagetest.JPEG(64, 48))
 	svc := thumbnail.NewService(store, thumbnail.WithDecoder(func(string, io.Reader) (image.Image, error) { panic("decoder bug") }))
 	_, err := svc.Get(context.Background(), hs[0], 32)
 	require.ErrorIs(t, err, thumbnail.ErrCorrupt)
@@ -432,7 +432,7 @@ func (b *brokenCache) Put(context.Context, string, []byte) error {
 
 func TestServiceSurvivesBrokenCache(t *testing.T) {
 	t.Parallel()
-	store, hs := newStore(t, testutil.JPEG(64, 48))
+	store, hs := newStore(t, imagetest.JPEG(64, 48))
 	broken := &brokenCache{}
 	good := thumbnail.NewBackendCache(memstore.New())
 	svc := thumbnail.NewService(store, thumbnail.WithCache(broken), thumbnail.WithCache(good))

@@ -4,34 +4,20 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"math"
-	"math/rand/v2"
 	"testing"
 	"time"
 
 	"github.com/casa-go/casa/cas"
 	"github.com/casa-go/casa/cas/fsstore"
+	"github.com/casa-go/casa/internal/testutil"
 )
 
 const benchSize = 64 << 20
 
-// benchData returns benchSize random bytes; seed makes each blob distinct
-// so that Put never deduplicates.
-func benchData(seed uint64) []byte {
-	p := make([]byte, benchSize)
-	r := rand.New(rand.NewPCG(seed, 1))
-	for i := 0; i+8 <= len(p); i += 8 {
-		v := r.Uint64()
-		for j := range 8 {
-			p[i+j] = byte(v >> (8 * j))
-		}
-	}
-	return p
-}
-
 // BenchmarkSHA256_64MiB is the limit BenchmarkStorePut64MiB is measured
 // against: hashing the same bytes, in memory.
 func BenchmarkSHA256_64MiB(b *testing.B) {
-	p := benchData(1)
+	p := testutil.Bytes(1, benchSize)
 	b.SetBytes(benchSize)
 	for b.Loop() {
 		sha256.Sum256(p)
@@ -52,7 +38,7 @@ func BenchmarkStorePut64MiB(b *testing.B) {
 		b.Fatal(err)
 	}
 	s := cas.New(be)
-	p := benchData(1)
+	p := testutil.Bytes(1, benchSize)
 	b.SetBytes(benchSize)
 	var (
 		i                 uint64

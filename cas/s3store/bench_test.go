@@ -12,6 +12,7 @@ import (
 	"github.com/casa-go/casa/cas"
 	"github.com/casa-go/casa/cas/s3store"
 	"github.com/casa-go/casa/internal/testutil"
+	"github.com/casa-go/casa/internal/testutil/s3test"
 )
 
 var benchSizes = []struct {
@@ -38,14 +39,14 @@ func BenchmarkPut(b *testing.B) {
 	}{"64MiB-multipart", 64 << 20})
 	for _, bc := range cases {
 		b.Run(bc.name, func(b *testing.B) {
-			s := testutil.NewS3(b)
+			s := s3test.New(b)
 			var opts []s3store.Option
 			if bc.name == "64MiB-multipart" {
 				opts = append(opts, s3store.WithMultipartThreshold(32<<20))
 			}
 			backend := s3store.New(s.Client, s.Bucket, opts...)
 			store := cas.New(backend, cas.WithTempDir(b.TempDir()))
-			p := blob(1, bc.size)
+			p := testutil.Bytes(1, bc.size)
 			b.SetBytes(int64(bc.size))
 			b.ReportAllocs()
 			i := uint64(0)
@@ -75,8 +76,8 @@ func BenchmarkPut(b *testing.B) {
 func BenchmarkPutObjectRaw(b *testing.B) {
 	for _, bc := range benchSizes {
 		b.Run(bc.name, func(b *testing.B) {
-			s := testutil.NewS3(b)
-			p := blob(1, bc.size)
+			s := s3test.New(b)
+			p := testutil.Bytes(1, bc.size)
 			b.SetBytes(int64(bc.size))
 			b.ReportAllocs()
 			for b.Loop() {
@@ -95,9 +96,9 @@ func BenchmarkPutObjectRaw(b *testing.B) {
 // BenchmarkOpenReadTail measures Open + Seek near the end + a 1 KiB Read of
 // a 64 MiB object: it must cost two small requests, not 64 MiB.
 func BenchmarkOpenReadTail(b *testing.B) {
-	s := testutil.NewS3(b)
+	s := s3test.New(b)
 	backend := s3store.New(s.Client, s.Bucket)
-	s.Seed(b, "big", blob(2, 64<<20))
+	s.Seed(b, "big", testutil.Bytes(2, 64<<20))
 	buf := make([]byte, 1<<10)
 	for b.Loop() {
 		obj, err := backend.Open(b.Context(), "big")

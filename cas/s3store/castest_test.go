@@ -6,13 +6,13 @@ import (
 	"github.com/casa-go/casa/cas"
 	"github.com/casa-go/casa/cas/castest"
 	"github.com/casa-go/casa/cas/s3store"
-	"github.com/casa-go/casa/internal/testutil"
+	"github.com/casa-go/casa/internal/testutil/s3test"
 )
 
 func TestConformance(t *testing.T) {
 	t.Parallel()
 	castest.Run(t, func(t *testing.T) cas.Backend {
-		s := testutil.NewS3(t)
+		s := s3test.New(t)
 		return s3store.New(s.Client, s.Bucket)
 	})
 }
@@ -24,7 +24,7 @@ func TestConformance(t *testing.T) {
 func TestConformancePrefixMultipart(t *testing.T) {
 	t.Parallel()
 	castest.Run(t, func(t *testing.T) cas.Backend {
-		s := testutil.NewS3(t)
+		s := s3test.New(t)
 		return s3store.New(s.Client, s.Bucket, s3store.WithKeyPrefix("tenant-a/"),
 			s3store.WithMultipartThreshold(1<<10), s3store.WithPartSize(16<<10))
 	})
@@ -33,7 +33,7 @@ func TestConformancePrefixMultipart(t *testing.T) {
 func TestConformanceWithoutConditionalWrites(t *testing.T) {
 	t.Parallel()
 	castest.Run(t, func(t *testing.T) cas.Backend {
-		s := testutil.NewS3(t)
+		s := s3test.New(t)
 		return s3store.New(s.Client, s.Bucket, s3store.WithoutConditionalWrites())
 	})
 }

@@ -11,16 +11,17 @@ import (
 	"github.com/casa-go/casa/cas"
 	"github.com/casa-go/casa/cas/s3store"
 	"github.com/casa-go/casa/internal/testutil"
+	"github.com/casa-go/casa/internal/testutil/s3test"
 )
 
 // FuzzObjectSeekRead drives an Object with a fuzzed sequence of Seek and
 // Read calls and checks every result against bytes.Reader, the model of
 // io.ReadSeeker semantics.
 func FuzzObjectSeekRead(f *testing.F) {
-	s := testutil.NewS3(f)
+	s := s3test.New(f)
 	b := s3store.New(s.Client, s.Bucket)
 	const size = 3000
-	p := blob(99, size)
+	p := testutil.Bytes(99, size)
 	s.Seed(f, "obj", p)
 	s.Seed(f, "empty", nil)
 
@@ -82,7 +83,7 @@ func FuzzObjectSeekRead(f *testing.F) {
 // when the declared size matches (or is unknown, -1) and then stores the
 // body; otherwise it fails and stores nothing.
 func FuzzPutSize(f *testing.F) {
-	s := testutil.NewS3(f)
+	s := s3test.New(f)
 	b := s3store.New(s.Client, s.Bucket, s3store.WithMultipartThreshold(256), s3store.WithPartSize(100))
 	f.Add([]byte("hello"), int64(5), true)
 	f.Add([]byte("hello"), int64(4), true)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"strings"
 	"sync"
@@ -20,17 +19,8 @@ import (
 	"github.com/casa-go/casa/cas"
 	"github.com/casa-go/casa/cas/s3store"
 	"github.com/casa-go/casa/internal/testutil"
+	"github.com/casa-go/casa/internal/testutil/s3test"
 )
-
-// blob returns n deterministic pseudo-random bytes.
-func blob(seed uint64, n int) []byte {
-	r := rand.New(rand.NewPCG(seed, 42))
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(r.Uint32())
-	}
-	return b
-}
 
 func readAll(t *testing.T, b cas.Backend, key string) []byte {
 	t.Helper()
@@ -75,7 +65,7 @@ func (in *injector) seen() []http.Header {
 func (in *injector) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		in.mu.Lock()
-		op := testutil.S3Operation(r)
+		op := s3test.Operation(r)
 		hit := op == in.op && (in.match == nil || in.match(r))
 		if op == in.op {
 			in.headers = append(in.headers, r.Header.Clone())
@@ -84,16 +74,16 @@ func (in *injector) middleware(next http.Handler) http.Handler {
 		in.mu.Unlock()
 		if hit && status != 0 {
 			_, _ = io.Copy(io.Discard, r.Body)
-			testutil.WriteS3Error(w, r, status, code, "injected by the test")
+			s3test.WriteError(w, r, status, code, "injected by the test")
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
 }
 
-func newInjected(t *testing.T, opts ...s3store.Option) (*s3store.Backend, *testutil.S3, *injector) {
+func newInjected(t *testing.T, opts ...s3store.Option) (*s3store.Backend, *s3test.Server, *injector) {
 	in := &injector{}
-	s := testutil.NewS3(t, testutil.WithS3Middleware(in.middleware))
+	s := s3test.New(t, s3test.WithMiddleware(in.middleware))
 	return s3store.New(s.Client, s.Bucket, opts...), s, in
 }
 
@@ -168,7 +158,7 @@ func TestErrorMapping(t *testing.T) {
 
 func TestNoSuchBucket(t *testing.T) {
 	t.Parallel()
-	s := testutil.NewS3(t)
+	s := s3test.New(t)
 	b := s3store.New(s.Client, "no-such-bucket")
 	p := []byte("x")
 	err := b.Put(t.Context(), "k", bytes.NewReader(p), 1, cas.PutOptions{})
@@ -185,10 +175,10 @@ func TestNoSuchBucket(t *testing.T) {
 // never a mix of two versions' bytes.
 func TestReadOfReplacedKeyFails(t *testing.T) {
 	t.Parallel()
-	s := testutil.NewS3(t)
+	s := s3test.New(t)
 	b := s3store.New(s.Client, s.Bucket)
 	ctx := t.Context()
-	old, repl := blob(1, 1000), blob(2, 1000)
+	old, repl := testutil.Bytes(1, 1000), testutil.Bytes(2, 1000)
 	require.NoError(t, b.Put(ctx, "legacy/x", bytes.NewReader(old), int64(len(old)), cas.PutOptions{}))
 
 	obj, err := b.Open(ctx, "legacy/x")
@@ -217,10 +207,10 @@ func TestReadOfReplacedKeyFails(t *testing.T) {
 
 func TestRangedReadsFetchOnlyWhatIsRead(t *testing.T) {
 	t.Parallel()
-	s := testutil.NewS3(t)
+	s := s3test.New(t)
 	b := s3store.New(s.Client, s.Bucket)
 	const size = 1 << 20
-	p := blob(1, size)
+	p := testutil.Bytes(1, size)
 	s.Seed(t, "big", p)
 
 	obj, err := b.Open(t.Context(), "big")
@@ -271,7 +261,7 @@ func TestRangedReadsFetchOnlyWhatIsRead(t *testing.T) {
 
 func TestObjectInvalidSeek(t *testing.T) {
 	t.Parallel()
-	s := testutil.NewS3(t)
+	s := s3test.New(t)
 	b := s3store.New(s.Client, s.Bucket)
 	s.Seed(t, "k", []byte("0123456789"))
 	obj, err := b.Open(t.Context(), "k")
@@ -295,7 +285,7 @@ func TestObjectInvalidSeek(t *testing.T) {
 
 func TestObjectDeletedWhileOpen(t *testing.T) {
 	t.Parallel()
-	s := testutil.NewS3(t)
+	s := s3test.New(t)
 	b := s3store.New(s.Client, s.Bucket)
 	s.Seed(t, "k", []byte("short-lived"))
 	obj, err := b.Open(t.Context(), "k")
@@ -337,7 +327,7 @@ func TestChecksumSentAndVerified(t *testing.T) {
 	t.Parallel()
 	b, s, in := newInjected(t)
 	in.set("PutObject", 0, "", nil)
-	p := blob(2, 3000)
+	p := testutil.Bytes(2, 3000)
 	h := cas.SumBytes(p)
 	require.NoError(t, b.Put(t.Context(), h.Key(), bytes.NewReader(p), int64(len(p)), cas.PutOptions{SHA256: h}))
 	require.NotEmpty(t, in.seen()[0].Get("X-Amz-Checksum-Sha256"))
@@ -358,10 +348,10 @@ func TestChecksumSentAndVerified(t *testing.T) {
 
 func TestPutBodies(t *testing.T) {
 	t.Parallel()
-	s := testutil.NewS3(t)
+	s := s3test.New(t)
 	b := s3store.New(s.Client, s.Bucket, s3store.WithMultipartThreshold(64<<10), s3store.WithPartSize(32<<10))
 	type onlyReader struct{ io.Reader }
-	small, large := blob(3, 5000), blob(4, 200<<10)
+	small, large := testutil.Bytes(3, 5000), testutil.Bytes(4, 200<<10)
 	tests := []struct {
 		name string
 		p    []byte
@@ -398,7 +388,7 @@ func TestPutBodies(t *testing.T) {
 
 func TestHostileKeys(t *testing.T) {
 	t.Parallel()
-	s := testutil.NewS3(t)
+	s := s3test.New(t)
 	// Through the checked layer, as a Store calls it: the empty and the
 	// invalid UTF-8 key break cas.CheckKey; the long one passes it but not,
 	// with the bucket prefix, S3's limit, which s3store checks itself.
@@ -425,7 +415,7 @@ func TestHostileKeys(t *testing.T) {
 
 func TestKeyPrefix(t *testing.T) {
 	t.Parallel()
-	s := testutil.NewS3(t)
+	s := s3test.New(t)
 	a := s3store.New(s.Client, s.Bucket, s3store.WithKeyPrefix("tenant-a/"))
 	other := s3store.New(s.Client, s.Bucket, s3store.WithKeyPrefix("tenant-b/"))
 	s.Seed(t, "outside", []byte("o"))
@@ -453,7 +443,7 @@ func TestKeyPrefix(t *testing.T) {
 
 func TestListPaginatesAndStopsOnBreak(t *testing.T) {
 	t.Parallel()
-	s := testutil.NewS3(t)
+	s := s3test.New(t)
 	b := s3store.New(s.Client, s.Bucket)
 	const n = 2345
 	for i := range n {
@@ -516,7 +506,7 @@ func TestWithoutConditionalWrites(t *testing.T) {
 	}
 
 	in.set("CompleteMultipartUpload", 0, "", nil)
-	p := blob(5, 30<<10)
+	p := testutil.Bytes(5, 30<<10)
 	require.NoError(t, b.Put(t.Context(), "mp", bytes.NewReader(p), int64(len(p)), cas.PutOptions{IfAbsent: true}))
 	require.ErrorIs(t, b.Put(t.Context(), "mp", bytes.NewReader(p), int64(len(p)), cas.PutOptions{IfAbsent: true}), cas.ErrExists)
 	require.EqualValues(t, 1, s.Requests("CreateMultipartUpload"), "no upload starts when the key exists")
@@ -538,7 +528,7 @@ func TestMultipart(t *testing.T) {
 	var checksums atomic.Int32
 	track := func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if testutil.S3Operation(r) == "UploadPart" {
+			if s3test.Operation(r) == "UploadPart" {
 				n := inFlight.Add(1)
 				for m := maxInFlight.Load(); n > m && !maxInFlight.CompareAndSwap(m, n); m = maxInFlight.Load() {
 				}
@@ -551,10 +541,10 @@ func TestMultipart(t *testing.T) {
 			next.ServeHTTP(w, r)
 		})
 	}
-	s := testutil.NewS3(t, testutil.WithS3Middleware(track))
+	s := s3test.New(t, s3test.WithMiddleware(track))
 	b := s3store.New(s.Client, s.Bucket, s3store.WithMultipartThreshold(100<<10), s3store.WithPartSize(partSize), s3store.WithConcurrency(concurrency))
 
-	p := blob(6, 1<<20+123) // 17 parts, the last of 123 bytes
+	p := testutil.Bytes(6, 1<<20+123) // 17 parts, the last of 123 bytes
 	h := cas.SumBytes(p)
 	require.NoError(t, b.Put(t.Context(), h.Key(), bytes.NewReader(p), int64(len(p)), cas.PutOptions{SHA256: h, IfAbsent: true, ContentType: "application/pdf"}))
 	require.True(t, bytes.Equal(p, readAll(t, b, h.Key())))
@@ -568,7 +558,7 @@ func TestMultipart(t *testing.T) {
 	require.Zero(t, s.OpenUploads(t))
 
 	// At the threshold exactly, a single PutObject.
-	q := blob(7, 100<<10)
+	q := testutil.Bytes(7, 100<<10)
 	require.NoError(t, b.Put(t.Context(), "at-threshold", bytes.NewReader(q), int64(len(q)), cas.PutOptions{}))
 	require.EqualValues(t, 1, s.Requests("PutObject"))
 	require.EqualValues(t, 1, s.Requests("CreateMultipartUpload"))
@@ -583,7 +573,7 @@ func TestMultipart(t *testing.T) {
 
 func TestMultipartFailuresLeaveNothing(t *testing.T) {
 	t.Parallel()
-	p := blob(8, 300<<10)
+	p := testutil.Bytes(8, 300<<10)
 	h := cas.SumBytes(p)
 	wrong := cas.SumBytes([]byte("wrong"))
 	opts := []s3store.Option{s3store.WithMultipartThreshold(64 << 10), s3store.WithPartSize(32 << 10), s3store.WithConcurrency(2)}
@@ -680,7 +670,7 @@ func (c *cancelReader) Read(p []byte) (int, error) {
 
 func TestPutCancelledBeforeStart(t *testing.T) {
 	t.Parallel()
-	s := testutil.NewS3(t)
+	s := s3test.New(t)
 	b := s3store.New(s.Client, s.Bucket)
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
@@ -691,10 +681,10 @@ func TestPutCancelledBeforeStart(t *testing.T) {
 
 func TestOptionsIgnoreNonsense(t *testing.T) {
 	t.Parallel()
-	s := testutil.NewS3(t)
+	s := s3test.New(t)
 	// Zero and negative values keep the defaults instead of breaking Put.
 	b := s3store.New(s.Client, s.Bucket, s3store.WithPartSize(0), s3store.WithConcurrency(-1), s3store.WithMultipartThreshold(-5))
-	p := blob(9, 10<<10)
+	p := testutil.Bytes(9, 10<<10)
 	require.NoError(t, b.Put(t.Context(), "k", bytes.NewReader(p), int64(len(p)), cas.PutOptions{}))
 	require.EqualValues(t, 1, s.Requests("PutObject"), "the default threshold still applies")
 	require.Equal(t, p, readAll(t, b, "k"))
@@ -723,7 +713,7 @@ func TestMultipartReadAheadIsBounded(t *testing.T) {
 	var held atomic.Int32
 	hold := func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if testutil.S3Operation(r) == "UploadPart" {
+			if s3test.Operation(r) == "UploadPart" {
 				held.Add(1)
 				select {
 				case <-release:
@@ -733,9 +723,9 @@ func TestMultipartReadAheadIsBounded(t *testing.T) {
 			next.ServeHTTP(w, r)
 		})
 	}
-	s := testutil.NewS3(t, testutil.WithS3Middleware(hold))
+	s := s3test.New(t, s3test.WithMiddleware(hold))
 	b := s3store.New(s.Client, s.Bucket, s3store.WithMultipartThreshold(partSize), s3store.WithPartSize(partSize), s3store.WithConcurrency(concurrency))
-	p := blob(10, 2<<20)
+	p := testutil.Bytes(10, 2<<20)
 	src := &countingReader{r: bytes.NewReader(p)}
 	done := make(chan error, 1)
 	go func() { done <- b.Put(t.Context(), "big", src, int64(len(p)), cas.PutOptions{}) }()

@@ -17,6 +17,7 @@ import (
 	"github.com/casa-go/casa/cas"
 	"github.com/casa-go/casa/cas/s3store"
 	"github.com/casa-go/casa/internal/testutil"
+	"github.com/casa-go/casa/internal/testutil/s3test"
 )
 
 // Short timeouts for hung-server tests, and the bound every call must meet:
@@ -26,9 +27,9 @@ const (
 	hungBound   = 3 * time.Second
 )
 
-func newHung(t *testing.T, opts ...s3store.Option) (*s3store.Backend, *testutil.S3) {
+func newHung(t *testing.T, opts ...s3store.Option) (*s3store.Backend, *s3test.Server) {
 	t.Helper()
-	srv := testutil.NewS3(t)
+	srv := s3test.New(t)
 	opts = append([]s3store.Option{
 		s3store.WithOpTimeout(hungTimeout),
 		s3store.WithAttemptTimeout(hungTimeout),
@@ -58,8 +59,8 @@ func TestHungServerBoundsEveryCall(t *testing.T) {
 	t.Parallel()
 	b, srv := newHung(t, s3store.WithMultipartThreshold(1<<10), s3store.WithPartSize(1<<10))
 	ctx := t.Context()
-	small := blob(1, 100)
-	large := blob(2, 5<<10) // 5 parts
+	small := testutil.Bytes(1, 100)
+	large := testutil.Bytes(2, 5<<10) // 5 parts
 	require.NoError(t, b.Put(ctx, "exists", bytes.NewReader(small), int64(len(small)), cas.PutOptions{}))
 	obj, err := b.Open(ctx, "exists") // opened before the hang: its GET hangs
 	require.NoError(t, err)
@@ -150,7 +151,7 @@ func TestHungServerBoundsEveryCall(t *testing.T) {
 func TestHungPartsAbortTheUpload(t *testing.T) {
 	t.Parallel()
 	b, srv := newHung(t, s3store.WithMultipartThreshold(1<<10), s3store.WithPartSize(1<<10))
-	large := blob(3, 4<<10)
+	large := testutil.Bytes(3, 4<<10)
 	srv.Hang("UploadPart")
 	start := time.Now()
 	err := b.Put(t.Context(), "multi", bytes.NewReader(large), int64(len(large)), cas.PutOptions{})
@@ -169,9 +170,9 @@ func TestHungGetBodyStalls(t *testing.T) {
 	t.Parallel()
 	var stall atomic.Bool
 	release := make(chan struct{})
-	srv := testutil.NewS3(t, testutil.WithS3Middleware(func(next http.Handler) http.Handler {
+	srv := s3test.New(t, s3test.WithMiddleware(func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if testutil.S3Operation(r) != "GetObject" || !stall.Load() {
+			if s3test.Operation(r) != "GetObject" || !stall.Load() {
 				next.ServeHTTP(w, r)
 				return
 			}
@@ -188,7 +189,7 @@ func TestHungGetBodyStalls(t *testing.T) {
 	}))
 	t.Cleanup(func() { close(release) })
 	b := s3store.New(srv.Client, srv.Bucket, s3store.WithStallTimeout(hungTimeout), s3store.WithOpTimeout(hungTimeout))
-	data := blob(4, 1000)
+	data := testutil.Bytes(4, 1000)
 	require.NoError(t, b.Put(t.Context(), "k", bytes.NewReader(data), int64(len(data)), cas.PutOptions{}))
 
 	// A slow reader: pauses longer than the stall timeout between reads of
@@ -220,7 +221,7 @@ func TestHungGetBodyStalls(t *testing.T) {
 func TestSlowTransferIsNoStall(t *testing.T) {
 	t.Parallel()
 	b, _ := newHung(t)
-	data := blob(5, 64<<10)
+	data := testutil.Bytes(5, 64<<10)
 	r := &trickle{r: bytes.NewReader(data), chunk: 4 << 10, pause: hungTimeout / 4}
 	// 16 chunks x 50 ms = 800 ms, four stall timeouts.
 	require.NoError(t, b.Put(t.Context(), "slow", r, int64(len(data)), cas.PutOptions{SHA256: cas.SumBytes(data)}))
@@ -248,9 +249,9 @@ func (t *trickle) Read(p []byte) (int, error) {
 func TestHungAttemptIsRetried(t *testing.T) {
 	t.Parallel()
 	var heads atomic.Int32
-	srv := testutil.NewS3(t, testutil.WithS3Middleware(func(next http.Handler) http.Handler {
+	srv := s3test.New(t, s3test.WithMiddleware(func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if testutil.S3Operation(r) == "HeadObject" && heads.Add(1) == 1 {
+			if s3test.Operation(r) == "HeadObject" && heads.Add(1) == 1 {
 				<-r.Context().Done() // hang until the client gives up
 				return
 			}
@@ -301,7 +302,7 @@ func TestTimeoutDefaults(t *testing.T) {
 // then wraps the one attempt instead of failing every call).
 func TestAttemptTimeoutWithoutRetryLoop(t *testing.T) {
 	t.Parallel()
-	srv := testutil.NewS3(t)
+	srv := s3test.New(t)
 	client := s3.New(srv.Client.Options(), func(o *s3.Options) {
 		o.APIOptions = append(o.APIOptions, func(s *middleware.Stack) error {
 			_, err := s.Finalize.Remove("Retry")

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
-	"math/rand/v2"
 	"runtime"
 	"runtime/metrics"
 	"sync/atomic"
@@ -12,6 +10,7 @@ import (
 
 	"github.com/casa-go/casa/cas"
 	"github.com/casa-go/casa/cas/fsstore"
+	"github.com/casa-go/casa/internal/testutil"
 )
 
 // heapSampler tracks the peak of live heap bytes while it runs.
@@ -76,9 +75,7 @@ func heapSection(cfg *config) ([]row, error) {
 		return nil, err
 	}
 	store := cas.New(fsb)
-	var seed [32]byte
-	seed[0] = 42
-	src := io.LimitReader(rand.NewChaCha8(seed), size)
+	src := testutil.Reader(42, size)
 
 	h := startHeapSampler()
 	t0 := time.Now()

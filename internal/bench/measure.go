@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"time"
 )
 
@@ -55,16 +54,6 @@ func paired(d time.Duration, a, b op) (ra, rb float64, err error) {
 		ra, rb = max(ra, x), max(rb, y)
 	}
 	return ra, rb, nil
-}
-
-// randomBytes returns n pseudo-random bytes from a fixed seed.
-func randomBytes(n int, seed uint64) []byte {
-	b := make([]byte, n)
-	var s [32]byte
-	s[0] = byte(seed)
-	s[1] = byte(seed >> 8)
-	_, _ = rand.NewChaCha8(s).Read(b)
-	return b
 }
 
 func mbps(bytesPerSec float64) string { return fmt.Sprintf("%.0f MB/s", bytesPerSec/1e6) }

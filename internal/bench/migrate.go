@@ -13,6 +13,7 @@ import (
 
 	"github.com/casa-go/casa/cas"
 	"github.com/casa-go/casa/cas/s3store"
+	"github.com/casa-go/casa/internal/testutil"
 	"github.com/casa-go/casa/migrate"
 	"github.com/casa-go/casa/migrate/sqlmigrator"
 )
@@ -87,7 +88,7 @@ func migrateOnce(cfg *config, n, concurrency int, latency time.Duration) (float6
 	g.SetLimit(64)
 	for i := range n {
 		g.Go(func() error {
-			data := randomBytes(4<<10, uint64(i)+1000)
+			data := testutil.Bytes(uint64(i)+1000, 4<<10)
 			return backend.Put(ctx, legacyKey(i), bytes.NewReader(data), int64(len(data)), cas.PutOptions{})
 		})
 	}

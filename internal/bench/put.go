@@ -12,6 +12,7 @@ import (
 	"github.com/casa-go/casa/cas/fsstore"
 	"github.com/casa-go/casa/cas/memstore"
 	"github.com/casa-go/casa/cas/s3store"
+	"github.com/casa-go/casa/internal/testutil"
 )
 
 // putSection: Store.Put throughput per backend and size beside raw SHA-256
@@ -39,7 +40,7 @@ func putSection(cfg *config) ([]row, error) {
 	// 128 MiB is above s3store's multipart threshold (64 MiB): the S3 row
 	// shows the multipart path; the other backends have no such threshold.
 	for _, size := range []int{4 << 10, 1 << 20, 64 << 20, 128 << 20} {
-		data := randomBytes(size, uint64(size))
+		data := testutil.Bytes(uint64(size), size)
 		limit := func(i int) (time.Duration, error) {
 			binary.LittleEndian.PutUint64(data, uint64(i))
 			return timed(func() error { sha256.Sum256(data); return nil })

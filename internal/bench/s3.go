@@ -3,15 +3,15 @@ package main
 import (
 	"time"
 
-	"github.com/casa-go/casa/internal/testutil"
+	"github.com/casa-go/casa/internal/testutil/s3test"
 )
 
 // startS3 starts the S3 test server (gofakes3 behind a real HTTP server,
 // with a real aws-sdk-go-v2 client), optionally with latency per request.
-func startS3(cfg *config, latency time.Duration) (*testutil.S3, error) {
-	var opts []testutil.S3Option
+func startS3(cfg *config, latency time.Duration) (*s3test.Server, error) {
+	var opts []s3test.Option
 	if latency > 0 {
-		opts = append(opts, testutil.WithS3Latency(latency))
+		opts = append(opts, s3test.WithLatency(latency))
 	}
-	return testutil.StartS3(opts...)
+	return s3test.Start(opts...)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/casa-go/casa/cashttp"
 	"github.com/casa-go/casa/casurl"
 	"github.com/casa-go/casa/internal/testutil"
+	"github.com/casa-go/casa/internal/testutil/faulty"
 )
 
 // newClient returns a client that keeps enough idle connections for n
@@ -60,7 +61,7 @@ func serveSection(cfg *config) ([]row, error) {
 	if err != nil {
 		return nil, err
 	}
-	counted := testutil.NewFaultBackend(fsb)
+	counted := faulty.New(fsb)
 	store := cas.New(counted)
 	plain := filepath.Join(cfg.tmp, "serve-plain")
 	if err := os.MkdirAll(plain, 0o755); err != nil {
@@ -79,7 +80,7 @@ func serveSection(cfg *config) ([]row, error) {
 	var rows []row
 	var last cas.Hash
 	for _, size := range []int{1 << 20, 64 << 20} {
-		data := randomBytes(size, uint64(size)+7)
+		data := testutil.Bytes(uint64(size)+7, size)
 		res, err := store.Put(ctx, bytes.NewReader(data))
 		if err != nil {
 			return rows, err

@@ -19,6 +19,7 @@ import (
 	"github.com/casa-go/casa/cashttp"
 	"github.com/casa-go/casa/casurl"
 	"github.com/casa-go/casa/internal/testutil"
+	"github.com/casa-go/casa/internal/testutil/imagetest"
 	"github.com/casa-go/casa/thumbnail"
 )
 
@@ -26,7 +27,7 @@ import (
 // GET beside a plain blob GET, and coalescing of concurrent requests.
 func thumbSection(cfg *config) ([]row, error) {
 	ctx := context.Background()
-	src := testutil.JPEG(4000, 3000) // 12 megapixels, photo-like content
+	src := imagetest.JPEG(4000, 3000) // 12 megapixels, photo-like content
 	var rows []row
 
 	// Generation vs decode-only, both from the same bytes in memory.
@@ -70,7 +71,7 @@ func thumbSection(cfg *config) ([]row, error) {
 	if err != nil {
 		return rows, err
 	}
-	same, err := store.Put(ctx, bytes.NewReader(randomBytes(len(thumb), 3)))
+	same, err := store.Put(ctx, bytes.NewReader(testutil.Bytes(3, len(thumb))))
 	if err != nil {
 		return rows, err
 	}

@@ -1,4 +1,9 @@
-package testutil
+// Package s3test runs an in-process S3 server for tests and benchmarks:
+// gofakes3 behind an httptest.Server, reached with the real aws-sdk-go-v2
+// client, plus the AWS behaviours gofakes3 lacks (checksums, conditional
+// multipart completion), request counting, latency, a hung mode and
+// direct seeding and inspection of the stored objects.
+package s3test
 
 import (
 	"bytes"
@@ -29,21 +34,21 @@ import (
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 )
 
-// DefaultS3Bucket is the bucket NewS3 creates unless WithS3Bucket says otherwise.
-const DefaultS3Bucket = "casa-test"
+// DefaultBucket is the bucket New creates unless WithBucket says otherwise.
+const DefaultBucket = "casa-test"
 
-// S3 is an in-process S3 server for tests and benchmarks: gofakes3 with its
+// Server is an in-process S3 server for tests and benchmarks: gofakes3 with its
 // in-memory backend behind an httptest.Server, plus a real aws-sdk-go-v2
 // client pointed at it.
 //
-// gofakes3 v1.2.0 already implements, and S3 therefore serves natively:
+// gofakes3 v1.2.0 already implements, and Server therefore serves natively:
 // PutObject with If-None-Match "*" (atomic in the s3mem backend, 412
 // PreconditionFailed), ranged GetObject (206, Content-Range), HeadObject
 // (404 without a body), ListObjectsV2 with max-keys clamped to 1000 and
 // continuation tokens, multipart uploads (create, upload part, complete,
 // abort, list uploads) and DeleteObject of a missing key (204).
 //
-// In front of gofakes3, S3 adds a middleware that emulates what AWS S3 does
+// In front of gofakes3, Server adds a middleware that emulates what AWS S3 does
 // and gofakes3 v1.2.0 does not:
 //
 //   - x-amz-checksum-sha256 on PutObject and UploadPart: the value must be the
@@ -53,7 +58,7 @@ const DefaultS3Bucket = "casa-test"
 //     gofakes3 reads it, and a mismatch fails the read before gofakes3 stores
 //     anything, so a rejected object or part is never stored. Bodies in
 //     aws-chunked encoding (x-amz-content-sha256: STREAMING-...) are not
-//     checked; the client NewS3Client builds never sends them.
+//     checked; the client NewClient builds never sends them.
 //   - If-None-Match "*" on CompleteMultipartUpload: when the key exists the
 //     request fails with 412 PreconditionFailed and the object is untouched
 //     (the upload stays open, as on AWS, until it is aborted). Conditional
@@ -61,15 +66,15 @@ const DefaultS3Bucket = "casa-test"
 //     serialised under a per-key lock, so concurrent create-only writers of
 //     one key see exactly one winner.
 //
-// S3 also counts requests and body bytes per S3 operation (see Requests,
+// Server also counts requests and body bytes per S3 operation (see Requests,
 // BytesIn and BytesOut) and can inject latency into every request
-// (WithS3Latency) or wrap the handler with a fault injector (WithS3Middleware).
+// (WithLatency) or wrap the handler with a fault injector (WithMiddleware).
 // Hang and Resume make it a hung server: connections accepted, no answers.
-type S3 struct {
+type Server struct {
 	// Client is a real S3 client for the server: static credentials,
 	// region us-east-1, path-style addressing, checksums only when required.
 	Client *s3.Client
-	// Bucket is the bucket NewS3 created.
+	// Bucket is the bucket New created.
 	Bucket string
 	// URL is the server's base URL, e.g. http://127.0.0.1:12345.
 	URL string
@@ -89,35 +94,35 @@ type opStats struct {
 	requests, bytesIn, bytesOut atomic.Int64
 }
 
-// S3Option configures NewS3.
-type S3Option func(*s3Config)
+// Option configures New.
+type Option func(*config)
 
-type s3Config struct {
+type config struct {
 	bucket      string
 	latency     time.Duration
 	middlewares []func(http.Handler) http.Handler
 }
 
-// WithS3Bucket sets the name of the bucket NewS3 creates.
-func WithS3Bucket(name string) S3Option { return func(c *s3Config) { c.bucket = name } }
+// WithBucket sets the name of the bucket New creates.
+func WithBucket(name string) Option { return func(c *config) { c.bucket = name } }
 
-// WithS3Latency delays every HTTP request by d before the server handles it,
+// WithLatency delays every HTTP request by d before the server handles it,
 // to emulate a remote S3. The delay ends early when the request is cancelled.
-func WithS3Latency(d time.Duration) S3Option { return func(c *s3Config) { c.latency = d } }
+func WithLatency(d time.Duration) Option { return func(c *config) { c.latency = d } }
 
-// WithS3Middleware wraps the S3 handler (inside request counting and latency,
+// WithMiddleware wraps the S3 handler (inside request counting and latency,
 // outside the AWS emulation) with mw, for fault injection: mw can answer a
-// request itself, for example with WriteS3Error. Use S3Operation to tell
+// request itself, for example with WriteError. Use Operation to tell
 // requests apart. Several middlewares apply in order, the first outermost.
-func WithS3Middleware(mw func(http.Handler) http.Handler) S3Option {
-	return func(c *s3Config) { c.middlewares = append(c.middlewares, mw) }
+func WithMiddleware(mw func(http.Handler) http.Handler) Option {
+	return func(c *config) { c.middlewares = append(c.middlewares, mw) }
 }
 
-// NewS3 starts an S3 server, creates a bucket in it and returns the server
+// New starts an S3 server, creates a bucket in it and returns the server
 // with a client for it. The server is closed when the test ends.
-func NewS3(t testing.TB, opts ...S3Option) *S3 {
+func New(t testing.TB, opts ...Option) *Server {
 	t.Helper()
-	s, err := StartS3(opts...)
+	s, err := Start(opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,15 +130,15 @@ func NewS3(t testing.TB, opts ...S3Option) *S3 {
 	return s
 }
 
-// StartS3 is NewS3 for code that has no testing.TB, such as the benchmark
+// Start is New for code that has no testing.TB, such as the benchmark
 // report: it starts the server and creates the bucket; the caller closes the
 // server with Close.
-func StartS3(opts ...S3Option) (*S3, error) {
-	cfg := s3Config{bucket: DefaultS3Bucket}
+func Start(opts ...Option) (*Server, error) {
+	cfg := config{bucket: DefaultBucket}
 	for _, o := range opts {
 		o(&cfg)
 	}
-	s := &S3{Bucket: cfg.bucket, backend: s3mem.New()}
+	s := &Server{Bucket: cfg.bucket, backend: s3mem.New()}
 	fake := gofakes3.New(s.backend, gofakes3.WithoutVersioning())
 
 	var h http.Handler = s.emulate(fake.Server())
@@ -152,31 +157,31 @@ func StartS3(opts ...S3Option) (*S3, error) {
 	srv.Start()
 	s.srv = srv
 	s.URL = srv.URL
-	s.Client = NewS3Client(srv.URL)
+	s.Client = NewClient(srv.URL)
 
 	if err := s.backend.CreateBucket(s.Bucket); err != nil {
 		srv.Close()
-		return nil, fmt.Errorf("testutil: create bucket %q: %w", s.Bucket, err)
+		return nil, fmt.Errorf("s3test: create bucket %q: %w", s.Bucket, err)
 	}
 	return s, nil
 }
 
 // Close shuts the server down, first resuming a hung server so that the
-// requests it holds can end. NewS3 arranges it through t.Cleanup.
-func (s *S3) Close() {
+// requests it holds can end. New arranges it through t.Cleanup.
+func (s *Server) Close() {
 	s.Resume()
 	s.srv.Close()
 }
 
 // Hang makes the server stop answering, as a stopped process or a network
 // partition would: from now on, every request for one of the S3 operations
-// ops (as named by S3Operation; all operations when ops is empty) is
+// ops (as named by Operation; all operations when ops is empty) is
 // accepted and then held, unanswered and its body unread, until Resume or
 // until the request's context ends (the client hung up; for a request with
 // an unread body net/http notices only at Resume). A request released by
 // Resume is then served normally, as a resumed process would. Requests
 // already being served are not affected.
-func (s *S3) Hang(ops ...string) {
+func (s *Server) Hang(ops ...string) {
 	s.hangMu.Lock()
 	defer s.hangMu.Unlock()
 	if s.release == nil {
@@ -189,7 +194,7 @@ func (s *S3) Hang(ops ...string) {
 }
 
 // Resume ends Hang: held requests go on and new ones are served at once.
-func (s *S3) Resume() {
+func (s *Server) Resume() {
 	s.hangMu.Lock()
 	defer s.hangMu.Unlock()
 	if s.release != nil {
@@ -199,11 +204,11 @@ func (s *S3) Resume() {
 }
 
 // Held returns how many requests a hung server is holding right now.
-func (s *S3) Held() int { return int(s.held.Load()) }
+func (s *Server) Held() int { return int(s.held.Load()) }
 
 // hanging returns the channel that Resume closes when requests for op must
 // hang, else nil.
-func (s *S3) hanging(op string) <-chan struct{} {
+func (s *Server) hanging(op string) <-chan struct{} {
 	s.hangMu.Lock()
 	defer s.hangMu.Unlock()
 	if s.release == nil || (len(s.hangOps) > 0 && !s.hangOps[op]) {
@@ -212,9 +217,9 @@ func (s *S3) hanging(op string) <-chan struct{} {
 	return s.release
 }
 
-func (s *S3) hang(next http.Handler) http.Handler {
+func (s *Server) hang(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if release := s.hanging(S3Operation(r)); release != nil {
+		if release := s.hanging(Operation(r)); release != nil {
 			s.held.Add(1)
 			select {
 			case <-release:
@@ -228,11 +233,11 @@ func (s *S3) hang(next http.Handler) http.Handler {
 	})
 }
 
-// NewS3Client returns an aws-sdk-go-v2 S3 client for an S3-compatible
-// endpoint such as the one NewS3 starts: static test credentials, region
+// NewClient returns an aws-sdk-go-v2 S3 client for an S3-compatible
+// endpoint such as the one New starts: static test credentials, region
 // us-east-1, path-style addressing, and request checksums and response
 // checksum validation only when an operation requires them.
-func NewS3Client(endpoint string) *s3.Client {
+func NewClient(endpoint string) *s3.Client {
 	cfg := aws.Config{
 		Region:                     "us-east-1",
 		Credentials:                credentials.NewStaticCredentialsProvider("AKIDTEST", "SECRETTEST", ""),
@@ -246,32 +251,32 @@ func NewS3Client(endpoint string) *s3.Client {
 }
 
 // Requests returns how many requests for the S3 operation op (as named by
-// S3Operation, e.g. "GetObject") the server has received.
-func (s *S3) Requests(op string) int64 { return s.op(op).requests.Load() }
+// Operation, e.g. "GetObject") the server has received.
+func (s *Server) Requests(op string) int64 { return s.op(op).requests.Load() }
 
 // BytesIn returns how many request body bytes the handler has read for op.
-func (s *S3) BytesIn(op string) int64 { return s.op(op).bytesIn.Load() }
+func (s *Server) BytesIn(op string) int64 { return s.op(op).bytesIn.Load() }
 
 // BytesOut returns how many response body bytes the server has written for op.
-func (s *S3) BytesOut(op string) int64 { return s.op(op).bytesOut.Load() }
+func (s *Server) BytesOut(op string) int64 { return s.op(op).bytesOut.Load() }
 
 // ResetStats sets every request and byte count to zero.
-func (s *S3) ResetStats() {
+func (s *Server) ResetStats() {
 	s.stats.Range(func(k, _ any) bool {
 		s.stats.Delete(k)
 		return true
 	})
 }
 
-func (s *S3) op(name string) *opStats {
+func (s *Server) op(name string) *opStats {
 	v, _ := s.stats.LoadOrStore(name, new(opStats))
 	return v.(*opStats)
 }
 
-// S3Operation names the S3 API operation of a path-style request, e.g.
+// Operation names the S3 API operation of a path-style request, e.g.
 // "PutObject", "UploadPart", "CompleteMultipartUpload", "GetObject",
 // "HeadObject", "ListObjectsV2", "DeleteObject", or "Unknown".
-func S3Operation(r *http.Request) string {
+func Operation(r *http.Request) string {
 	bucket, key := splitPath(r.URL.Path)
 	q := r.URL.Query()
 	has := func(k string) bool { _, ok := q[k]; return ok }
@@ -346,8 +351,8 @@ func splitPath(p string) (bucket, key string) {
 	return bucket, key
 }
 
-// WriteS3Error writes an S3 XML error response, as AWS S3 does.
-func WriteS3Error(w http.ResponseWriter, r *http.Request, status int, code, message string) {
+// WriteError writes an S3 XML error response, as AWS S3 does.
+func WriteError(w http.ResponseWriter, r *http.Request, status int, code, message string) {
 	w.Header().Set("Content-Type", "application/xml")
 	w.WriteHeader(status)
 	if r.Method == http.MethodHead {
@@ -378,9 +383,9 @@ func latency(d time.Duration, next http.Handler) http.Handler {
 	})
 }
 
-func (s *S3) count(next http.Handler) http.Handler {
+func (s *Server) count(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		st := s.op(S3Operation(r))
+		st := s.op(Operation(r))
 		st.requests.Add(1)
 		r.Body = &countingBody{ReadCloser: r.Body, n: &st.bytesIn}
 		next.ServeHTTP(&countingWriter{ResponseWriter: w, n: &st.bytesOut}, r)
@@ -412,10 +417,10 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (c *countingWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }
 
-// emulate adds the AWS behaviours gofakes3 lacks (see the S3 doc comment).
-func (s *S3) emulate(next http.Handler) http.Handler {
+// emulate adds the AWS behaviours gofakes3 lacks (see the Server doc comment).
+func (s *Server) emulate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		op := S3Operation(r)
+		op := Operation(r)
 		bucket, key := splitPath(r.URL.Path)
 		conditional := r.Header.Get("If-None-Match") == "*"
 
@@ -423,7 +428,7 @@ func (s *S3) emulate(next http.Handler) http.Handler {
 		if (op == "PutObject" || op == "UploadPart") && r.Header.Get("X-Amz-Checksum-Sha256") != "" && !streaming {
 			want, err := base64.StdEncoding.DecodeString(r.Header.Get("X-Amz-Checksum-Sha256"))
 			if err != nil || len(want) != sha256.Size {
-				WriteS3Error(w, r, http.StatusBadRequest, "InvalidRequest", "Value for x-amz-checksum-sha256 header is invalid.")
+				WriteError(w, r, http.StatusBadRequest, "InvalidRequest", "Value for x-amz-checksum-sha256 header is invalid.")
 				return
 			}
 			vb := &verifyingBody{ReadCloser: r.Body, h: sha256.New(), want: want}
@@ -436,10 +441,10 @@ func (s *S3) emulate(next http.Handler) http.Handler {
 			unlock := s.locks.Lock(bucket + "/" + key)
 			defer unlock()
 			if _, err := s.backend.HeadObject(bucket, key); err == nil {
-				WriteS3Error(w, r, http.StatusPreconditionFailed, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold")
+				WriteError(w, r, http.StatusPreconditionFailed, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold")
 				return
 			} else if !gofakes3.HasErrorCode(err, gofakes3.ErrNoSuchKey) {
-				WriteS3Error(w, r, http.StatusInternalServerError, "InternalError", "head before conditional complete failed")
+				WriteError(w, r, http.StatusInternalServerError, "InternalError", "head before conditional complete failed")
 				return
 			}
 		case conditional && op == "PutObject":
@@ -452,7 +457,7 @@ func (s *S3) emulate(next http.Handler) http.Handler {
 				break // gofakes3 answers NoSuchKey itself
 			}
 			if etag := `"` + hex.EncodeToString(obj.Hash) + `"`; r.Header.Get("If-Match") != etag && r.Header.Get("If-Match") != "*" {
-				WriteS3Error(w, r, http.StatusPreconditionFailed, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold")
+				WriteError(w, r, http.StatusPreconditionFailed, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold")
 				return
 			}
 		}
@@ -461,7 +466,7 @@ func (s *S3) emulate(next http.Handler) http.Handler {
 }
 
 // errBadDigest fails gofakes3's read of a body whose SHA-256 does not match.
-var errBadDigest = errors.New("testutil: x-amz-checksum-sha256 mismatch")
+var errBadDigest = errors.New("s3test: x-amz-checksum-sha256 mismatch")
 
 // verifyingBody hashes a request body as it is read and fails the final
 // read when the digest does not match.
@@ -499,7 +504,7 @@ func (d *digestWriter) decide() {
 	d.decided = true
 	if d.body.mismatch.Load() {
 		d.swallow = true
-		WriteS3Error(d.ResponseWriter, d.r, http.StatusBadRequest, "BadDigest", "The SHA256 you specified did not match the calculated checksum.")
+		WriteError(d.ResponseWriter, d.r, http.StatusBadRequest, "BadDigest", "The SHA256 you specified did not match the calculated checksum.")
 	}
 }
 
@@ -521,21 +526,21 @@ func (d *digestWriter) Write(p []byte) (int, error) {
 // Seed stores body under key straight in the server's storage backend,
 // bypassing HTTP (and the request counters): a fast way to fill the bucket
 // with many objects before a test or benchmark.
-func (s *S3) Seed(t testing.TB, key string, body []byte) {
+func (s *Server) Seed(t testing.TB, key string, body []byte) {
 	t.Helper()
 	meta := map[string]string{"Last-Modified": time.Now().UTC().Format(http.TimeFormat)}
 	if _, err := s.backend.PutObject(s.Bucket, key, meta, bytes.NewReader(body), int64(len(body)), nil); err != nil {
-		t.Fatalf("testutil: seed %q: %v", key, err)
+		t.Fatalf("s3test: seed %q: %v", key, err)
 	}
 }
 
 // ObjectKeys returns every key in the server's bucket, straight from the
 // storage backend (not through the S3 API), in lexical order.
-func (s *S3) ObjectKeys(t testing.TB) []string {
+func (s *Server) ObjectKeys(t testing.TB) []string {
 	t.Helper()
 	res, err := s.backend.ListBucket(s.Bucket, &gofakes3.Prefix{}, gofakes3.ListBucketPage{})
 	if err != nil {
-		t.Fatalf("testutil: list %q: %v", s.Bucket, err)
+		t.Fatalf("s3test: list %q: %v", s.Bucket, err)
 	}
 	keys := make([]string, 0, len(res.Contents))
 	for _, c := range res.Contents {
@@ -546,7 +551,7 @@ func (s *S3) ObjectKeys(t testing.TB) []string {
 
 // OpenUploads returns how many multipart uploads are open (neither
 // completed nor aborted) in the server's bucket.
-func (s *S3) OpenUploads(t testing.TB) int {
+func (s *Server) OpenUploads(t testing.TB) int {
 	t.Helper()
 	n := 0
 	var keyMarker, idMarker *string
@@ -559,7 +564,7 @@ func (s *S3) OpenUploads(t testing.TB) int {
 			if errors.As(err, &ae) && ae.ErrorCode() == "NoSuchUpload" {
 				return n // gofakes3's answer when the bucket never had one
 			}
-			t.Fatalf("testutil: list uploads: %v", err)
+			t.Fatalf("s3test: list uploads: %v", err)
 		}
 		n += len(out.Uploads)
 		if !aws.ToBool(out.IsTruncated) {

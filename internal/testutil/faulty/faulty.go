@@ -1,4 +1,8 @@
-package testutil
+// Package faulty wraps a cas.Backend to inject faults and count calls: a
+// failure rate, the nth call of a method, chosen keys, latency, and reads
+// that fail part-way, all deterministic under WithSeed. Tests use it to drive
+// the error paths of Store, cashttp, thumbnail and migrate over real Backends.
+package faulty
 
 import (
 	"context"
@@ -14,12 +18,12 @@ import (
 	"github.com/casa-go/casa/cas"
 )
 
-// ErrInjected is the default error a FaultBackend injects. Injected errors
-// wrap it (or the error set with WithFaultError or SetError); test for them with
+// ErrInjected is the default error a Backend injects. Injected errors
+// wrap it (or the error set with WithError or SetError); test for them with
 // errors.Is.
-var ErrInjected = errors.New("testutil: injected fault")
+var ErrInjected = errors.New("faulty: injected fault")
 
-// Method names, as counted by FaultBackend.Calls and selected by FailNth
+// Method names, as counted by Backend.Calls and selected by FailNth
 // and SetFailRate.
 const (
 	MethodStat   = "Stat"
@@ -32,7 +36,7 @@ const (
 	MethodAbort  = "Abort"  // cas.Staged.Abort, through Staging only; never faulted
 )
 
-// FaultBackend is a cas.Backend that wraps another and injects faults: the
+// Backend is a cas.Backend that wraps another and injects faults: the
 // Nth call of a method, a seeded random fraction of calls, every call on
 // chosen keys, latency per call, and reads that fail mid-stream. It counts
 // calls per method. Faults can be changed at any time, also while calls are
@@ -41,11 +45,11 @@ const (
 // A call that is faulted does not reach the inner Backend. Injected errors
 // wrap ErrInjected unless another error was set.
 //
-// FaultBackend itself does not implement cas.Stager, so a cas.Store over it
+// Backend itself does not implement cas.Stager, so a cas.Store over it
 // always uses the Backend's Put (for a Stager such as fsstore this means a
 // spooled Put). Use Staging for a view that forwards cas.Stager, with faults
 // applied to Stage and Commit.
-type FaultBackend struct {
+type Backend struct {
 	inner cas.Backend
 
 	mu          sync.Mutex
@@ -60,55 +64,55 @@ type FaultBackend struct {
 	err         error
 }
 
-var _ cas.Backend = (*FaultBackend)(nil)
+var _ cas.Backend = (*Backend)(nil)
 
-// FaultOption configures a FaultBackend.
-type FaultOption func(*FaultBackend)
+// Option configures a Backend.
+type Option func(*Backend)
 
-// WithFaultSeed seeds the generator that picks which calls fail under a fail
+// WithSeed seeds the generator that picks which calls fail under a fail
 // rate. The default seed is 1, so runs are reproducible.
-func WithFaultSeed(seed uint64) FaultOption {
-	return func(f *FaultBackend) { f.rng = rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)) }
+func WithSeed(seed uint64) Option {
+	return func(f *Backend) { f.rng = rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)) }
 }
 
 // WithFailRate is SetFailRate at construction.
-func WithFailRate(rate float64, methods ...string) FaultOption {
-	return func(f *FaultBackend) { f.setFailRate(rate, methods) }
+func WithFailRate(rate float64, methods ...string) Option {
+	return func(f *Backend) { f.setFailRate(rate, methods) }
 }
 
 // WithFailNth is FailNth at construction.
-func WithFailNth(method string, n ...int) FaultOption {
-	return func(f *FaultBackend) { f.failNth(method, n) }
+func WithFailNth(method string, n ...int) Option {
+	return func(f *Backend) { f.failNth(method, n) }
 }
 
 // WithFailKeys is FailKeys at construction.
-func WithFailKeys(keys ...string) FaultOption {
-	return func(f *FaultBackend) { f.failKeys(keys) }
+func WithFailKeys(keys ...string) Option {
+	return func(f *Backend) { f.failKeys(keys) }
 }
 
-// WithFaultLatency is SetLatency at construction.
-func WithFaultLatency(d time.Duration) FaultOption {
-	return func(f *FaultBackend) { f.latency = d }
+// WithLatency is SetLatency at construction.
+func WithLatency(d time.Duration) Option {
+	return func(f *Backend) { f.latency = d }
 }
 
 // WithReadFailAfter is SetReadFailAfter at construction.
-func WithReadFailAfter(n int64) FaultOption {
-	return func(f *FaultBackend) { f.readAfter = n }
+func WithReadFailAfter(n int64) Option {
+	return func(f *Backend) { f.readAfter = n }
 }
 
-// WithFaultError sets the error injected faults wrap, instead of ErrInjected.
-func WithFaultError(err error) FaultOption {
-	return func(f *FaultBackend) {
+// WithError sets the error injected faults wrap, instead of ErrInjected.
+func WithError(err error) Option {
+	return func(f *Backend) {
 		if err != nil {
 			f.err = err
 		}
 	}
 }
 
-// NewFaultBackend returns a FaultBackend over inner. Without options it
+// New returns a Backend over inner. Without options it
 // injects nothing and only counts calls.
-func NewFaultBackend(inner cas.Backend, opts ...FaultOption) *FaultBackend {
-	f := &FaultBackend{
+func New(inner cas.Backend, opts ...Option) *Backend {
+	f := &Backend{
 		inner:     inner,
 		calls:     make(map[string]int),
 		nth:       make(map[string]map[int]bool),
@@ -116,7 +120,7 @@ func NewFaultBackend(inner cas.Backend, opts ...FaultOption) *FaultBackend {
 		readAfter: -1,
 		err:       ErrInjected,
 	}
-	WithFaultSeed(1)(f)
+	WithSeed(1)(f)
 	for _, o := range opts {
 		o(f)
 	}
@@ -124,18 +128,18 @@ func NewFaultBackend(inner cas.Backend, opts ...FaultOption) *FaultBackend {
 }
 
 // Inner returns the wrapped Backend.
-func (f *FaultBackend) Inner() cas.Backend { return f.inner }
+func (f *Backend) Inner() cas.Backend { return f.inner }
 
 // SetFailRate makes a fraction rate (0 to 1) of the calls of the given
 // methods fail, chosen by the seeded generator; with no methods it applies
 // to every method. A rate of 0 turns random faults off.
-func (f *FaultBackend) SetFailRate(rate float64, methods ...string) {
+func (f *Backend) SetFailRate(rate float64, methods ...string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.setFailRate(rate, methods)
 }
 
-func (f *FaultBackend) setFailRate(rate float64, methods []string) {
+func (f *Backend) setFailRate(rate float64, methods []string) {
 	f.rate = min(max(rate, 0), 1)
 	f.rateMethods = nil
 	if len(methods) > 0 {
@@ -148,13 +152,13 @@ func (f *FaultBackend) setFailRate(rate float64, methods []string) {
 
 // FailNth makes the nth calls (1-based, counted as Calls counts them) of
 // method fail.
-func (f *FaultBackend) FailNth(method string, n ...int) {
+func (f *Backend) FailNth(method string, n ...int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.failNth(method, n)
 }
 
-func (f *FaultBackend) failNth(method string, n []int) {
+func (f *Backend) failNth(method string, n []int) {
 	set := f.nth[method]
 	if set == nil {
 		set = make(map[int]bool)
@@ -167,20 +171,20 @@ func (f *FaultBackend) failNth(method string, n []int) {
 
 // FailKeys makes every call on the given keys fail: Stat, Open, Put,
 // Delete and Commit. List is not affected.
-func (f *FaultBackend) FailKeys(keys ...string) {
+func (f *Backend) FailKeys(keys ...string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.failKeys(keys)
 }
 
-func (f *FaultBackend) failKeys(keys []string) {
+func (f *Backend) failKeys(keys []string) {
 	for _, k := range keys {
 		f.keys[k] = true
 	}
 }
 
 // UnfailKeys undoes FailKeys for the given keys.
-func (f *FaultBackend) UnfailKeys(keys ...string) {
+func (f *Backend) UnfailKeys(keys ...string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, k := range keys {
@@ -190,7 +194,7 @@ func (f *FaultBackend) UnfailKeys(keys ...string) {
 
 // SetLatency delays every call by d before it proceeds (or fails). The
 // delay ends early, with the context's error, when the context is done.
-func (f *FaultBackend) SetLatency(d time.Duration) {
+func (f *Backend) SetLatency(d time.Duration) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.latency = d
@@ -200,14 +204,14 @@ func (f *FaultBackend) SetLatency(d time.Duration) {
 // once n bytes have been read from them (counted over all reads, whatever
 // Seeks came between): the first n bytes arrive, then every Read fails,
 // even at the end of the object. n < 0 turns this off.
-func (f *FaultBackend) SetReadFailAfter(n int64) {
+func (f *Backend) SetReadFailAfter(n int64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.readAfter = n
 }
 
 // SetError sets the error injected faults wrap; nil restores ErrInjected.
-func (f *FaultBackend) SetError(err error) {
+func (f *Backend) SetError(err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err == nil {
@@ -218,7 +222,7 @@ func (f *FaultBackend) SetError(err error) {
 
 // ClearFaults removes every fault: Nth calls, fail rate, keys, latency and
 // read faults. Counts and the injected error are kept.
-func (f *FaultBackend) ClearFaults() {
+func (f *Backend) ClearFaults() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.nth = make(map[string]map[int]bool)
@@ -230,14 +234,14 @@ func (f *FaultBackend) ClearFaults() {
 
 // Calls returns how many times method was called since creation or the
 // last Reset, faulted calls included.
-func (f *FaultBackend) Calls(method string) int {
+func (f *Backend) Calls(method string) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.calls[method]
 }
 
 // Counts returns a copy of the call counts by method.
-func (f *FaultBackend) Counts() map[string]int {
+func (f *Backend) Counts() map[string]int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return maps.Clone(f.calls)
@@ -245,7 +249,7 @@ func (f *FaultBackend) Counts() map[string]int {
 
 // Reset sets every call count to zero. Nth-call faults count from the
 // reset.
-func (f *FaultBackend) Reset() {
+func (f *Backend) Reset() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	clear(f.calls)
@@ -253,7 +257,7 @@ func (f *FaultBackend) Reset() {
 
 // enter counts a call, waits for the latency, and returns the fault to
 // inject, if any.
-func (f *FaultBackend) enter(ctx context.Context, method, key string, hasKey bool) error {
+func (f *Backend) enter(ctx context.Context, method, key string, hasKey bool) error {
 	f.mu.Lock()
 	f.calls[method]++
 	n := f.calls[method]
@@ -277,13 +281,13 @@ func (f *FaultBackend) enter(ctx context.Context, method, key string, hasKey boo
 		return nil
 	}
 	if hasKey {
-		return fmt.Errorf("testutil: %s %q (call %d): %w", method, key, n, injected)
+		return fmt.Errorf("faulty: %s %q (call %d): %w", method, key, n, injected)
 	}
-	return fmt.Errorf("testutil: %s (call %d): %w", method, n, injected)
+	return fmt.Errorf("faulty: %s (call %d): %w", method, n, injected)
 }
 
 // Stat implements cas.Backend.
-func (f *FaultBackend) Stat(ctx context.Context, key string) (cas.Info, error) {
+func (f *Backend) Stat(ctx context.Context, key string) (cas.Info, error) {
 	if err := f.enter(ctx, MethodStat, key, true); err != nil {
 		return cas.Info{}, err
 	}
@@ -292,7 +296,7 @@ func (f *FaultBackend) Stat(ctx context.Context, key string) (cas.Info, error) {
 
 // Open implements cas.Backend. With SetReadFailAfter in effect the object's
 // reads fail once that many bytes have been read.
-func (f *FaultBackend) Open(ctx context.Context, key string) (cas.Object, error) {
+func (f *Backend) Open(ctx context.Context, key string) (cas.Object, error) {
 	if err := f.enter(ctx, MethodOpen, key, true); err != nil {
 		return nil, err
 	}
@@ -310,7 +314,7 @@ func (f *FaultBackend) Open(ctx context.Context, key string) (cas.Object, error)
 }
 
 // Put implements cas.Backend.
-func (f *FaultBackend) Put(ctx context.Context, key string, r io.Reader, size int64, opts cas.PutOptions) error {
+func (f *Backend) Put(ctx context.Context, key string, r io.Reader, size int64, opts cas.PutOptions) error {
 	if err := f.enter(ctx, MethodPut, key, true); err != nil {
 		return err
 	}
@@ -318,7 +322,7 @@ func (f *FaultBackend) Put(ctx context.Context, key string, r io.Reader, size in
 }
 
 // Delete implements cas.Backend.
-func (f *FaultBackend) Delete(ctx context.Context, key string) error {
+func (f *Backend) Delete(ctx context.Context, key string) error {
 	if err := f.enter(ctx, MethodDelete, key, true); err != nil {
 		return err
 	}
@@ -327,7 +331,7 @@ func (f *FaultBackend) Delete(ctx context.Context, key string) error {
 
 // List implements cas.Backend. A faulted List yields the error first and
 // then stops.
-func (f *FaultBackend) List(ctx context.Context, prefix string) iter.Seq2[cas.Info, error] {
+func (f *Backend) List(ctx context.Context, prefix string) iter.Seq2[cas.Info, error] {
 	return func(yield func(cas.Info, error) bool) {
 		if err := f.enter(ctx, MethodList, prefix, false); err != nil {
 			yield(cas.Info{}, err)
@@ -345,16 +349,16 @@ func (f *FaultBackend) List(ctx context.Context, prefix string) iter.Seq2[cas.In
 // implements cas.Stager when the inner Backend does; otherwise it returns
 // f. Faults apply to Stage and Commit (key faults to Commit's key); a
 // faulted Commit aborts the inner staged object, so nothing is published.
-func (f *FaultBackend) Staging() cas.Backend {
+func (f *Backend) Staging() cas.Backend {
 	st, ok := f.inner.(cas.Stager)
 	if !ok {
 		return f
 	}
-	return &stagingFault{FaultBackend: f, st: st}
+	return &stagingFault{Backend: f, st: st}
 }
 
 type stagingFault struct {
-	*FaultBackend
+	*Backend
 	st cas.Stager
 }
 
@@ -368,11 +372,11 @@ func (s *stagingFault) Stage(ctx context.Context) (cas.Staged, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &faultStaged{f: s.FaultBackend, Staged: obj}, nil
+	return &faultStaged{f: s.Backend, Staged: obj}, nil
 }
 
 type faultStaged struct {
-	f *FaultBackend
+	f *Backend
 	cas.Staged
 }
 
@@ -401,7 +405,7 @@ type faultObject struct {
 
 func (o *faultObject) Read(p []byte) (int, error) {
 	if o.left <= 0 {
-		return 0, fmt.Errorf("testutil: read %q: %w", o.key, o.err)
+		return 0, fmt.Errorf("faulty: read %q: %w", o.key, o.err)
 	}
 	if int64(len(p)) > o.left {
 		p = p[:o.left]

@@ -1,4 +1,4 @@
-package testutil_test
+package s3test_test
 
 import (
 	"bytes"
@@ -22,7 +22,7 @@ import (
 	"github.com/aws/smithy-go"
 	"github.com/stretchr/testify/require"
 
-	"github.com/casa-go/casa/internal/testutil"
+	"github.com/casa-go/casa/internal/testutil/s3test"
 )
 
 func s3sum(b []byte) *string {
@@ -37,7 +37,7 @@ func s3code(t *testing.T, err error) string {
 	return ae.ErrorCode()
 }
 
-func s3put(ctx context.Context, s *testutil.S3, key string, body []byte, mod func(*s3.PutObjectInput)) error {
+func s3put(ctx context.Context, s *s3test.Server, key string, body []byte, mod func(*s3.PutObjectInput)) error {
 	in := &s3.PutObjectInput{Bucket: aws.String(s.Bucket), Key: aws.String(key), Body: bytes.NewReader(body), ContentLength: aws.Int64(int64(len(body)))}
 	if mod != nil {
 		mod(in)
@@ -46,7 +46,7 @@ func s3put(ctx context.Context, s *testutil.S3, key string, body []byte, mod fun
 	return err
 }
 
-func s3get(t *testing.T, s *testutil.S3, key, rng string) []byte {
+func s3get(t *testing.T, s *s3test.Server, key, rng string) []byte {
 	t.Helper()
 	in := &s3.GetObjectInput{Bucket: aws.String(s.Bucket), Key: aws.String(key)}
 	if rng != "" {
@@ -62,8 +62,8 @@ func s3get(t *testing.T, s *testutil.S3, key, rng string) []byte {
 
 func TestS3RoundTripAndCounters(t *testing.T) {
 	t.Parallel()
-	s := testutil.NewS3(t)
-	require.Equal(t, testutil.DefaultS3Bucket, s.Bucket)
+	s := s3test.New(t)
+	require.Equal(t, s3test.DefaultBucket, s.Bucket)
 	require.True(t, strings.HasPrefix(s.URL, "http://"))
 
 	body := []byte("hello, content-addressed world")
@@ -84,7 +84,7 @@ func TestS3RoundTripAndCounters(t *testing.T) {
 
 func TestS3ConditionalPut(t *testing.T) {
 	t.Parallel()
-	s := testutil.NewS3(t)
+	s := s3test.New(t)
 	ifAbsent := func(in *s3.PutObjectInput) { in.IfNoneMatch = aws.String("*") }
 	require.NoError(t, s3put(t.Context(), s, "k", []byte("first"), ifAbsent))
 	err := s3put(t.Context(), s, "k", []byte("second"), ifAbsent)
@@ -94,7 +94,7 @@ func TestS3ConditionalPut(t *testing.T) {
 
 func TestS3ConcurrentCreateOnlyHasOneWinner(t *testing.T) {
 	t.Parallel()
-	s := testutil.NewS3(t)
+	s := s3test.New(t)
 	const writers = 16
 	var wins atomic.Int32
 	var wg sync.WaitGroup
@@ -123,7 +123,7 @@ func TestS3ConcurrentCreateOnlyHasOneWinner(t *testing.T) {
 
 // s3multipart runs a whole multipart upload; on failure of Complete it leaves
 // the upload open, as a careless client would.
-func s3multipart(ctx context.Context, s *testutil.S3, key string, parts [][]byte, ifNoneMatch *string) error {
+func s3multipart(ctx context.Context, s *s3test.Server, key string, parts [][]byte, ifNoneMatch *string) error {
 	c, err := s.Client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
 		Bucket: aws.String(s.Bucket), Key: aws.String(key), ChecksumAlgorithm: types.ChecksumAlgorithmSha256,
 	})
@@ -151,7 +151,7 @@ func s3multipart(ctx context.Context, s *testutil.S3, key string, parts [][]byte
 
 func TestS3ConditionalCompleteMultipart(t *testing.T) {
 	t.Parallel()
-	s := testutil.NewS3(t)
+	s := s3test.New(t)
 	part1 := bytes.Repeat([]byte("x"), 5<<20)
 	part2 := []byte("tail")
 	require.NoError(t, s3multipart(t.Context(), s, "mp", [][]byte{part1, part2}, aws.String("*")))
@@ -187,7 +187,7 @@ func TestS3ChecksumSHA256(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			s := testutil.NewS3(t)
+			s := s3test.New(t)
 			err := s3put(t.Context(), s, "obj", body, func(in *s3.PutObjectInput) { in.ChecksumSHA256 = tc.checksum })
 			if tc.code == "" {
 				require.NoError(t, err)
@@ -205,7 +205,7 @@ func TestS3ChecksumSHA256(t *testing.T) {
 
 func TestS3UploadPartChecksumMismatch(t *testing.T) {
 	t.Parallel()
-	s := testutil.NewS3(t)
+	s := s3test.New(t)
 	ctx := t.Context()
 	c, err := s.Client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
 		Bucket: aws.String(s.Bucket), Key: aws.String("mp"), ChecksumAlgorithm: types.ChecksumAlgorithmSha256,
@@ -224,7 +224,7 @@ func TestS3UploadPartChecksumMismatch(t *testing.T) {
 func TestS3Latency(t *testing.T) {
 	t.Parallel()
 	const d = 30 * time.Millisecond
-	s := testutil.NewS3(t, testutil.WithS3Latency(d))
+	s := s3test.New(t, s3test.WithLatency(d))
 	start := time.Now()
 	_, err := s.Client.HeadObject(t.Context(), &s3.HeadObjectInput{Bucket: aws.String(s.Bucket), Key: aws.String("missing")})
 	var nf *types.NotFound
@@ -234,7 +234,7 @@ func TestS3Latency(t *testing.T) {
 	// A cancelled request does not wait out the latency.
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Millisecond)
 	defer cancel()
-	slow := testutil.NewS3(t, testutil.WithS3Latency(time.Hour))
+	slow := s3test.New(t, s3test.WithLatency(time.Hour))
 	start = time.Now()
 	_, err = slow.Client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(slow.Bucket), Key: aws.String("k")})
 	require.ErrorIs(t, err, context.DeadlineExceeded)
@@ -248,16 +248,16 @@ func TestS3Middleware(t *testing.T) {
 	fail := func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			mu.Lock()
-			seen = append(seen, testutil.S3Operation(r))
+			seen = append(seen, s3test.Operation(r))
 			mu.Unlock()
-			if testutil.S3Operation(r) == "DeleteObject" {
-				testutil.WriteS3Error(w, r, http.StatusForbidden, "AccessDenied", "no deletes today")
+			if s3test.Operation(r) == "DeleteObject" {
+				s3test.WriteError(w, r, http.StatusForbidden, "AccessDenied", "no deletes today")
 				return
 			}
 			next.ServeHTTP(w, r)
 		})
 	}
-	s := testutil.NewS3(t, testutil.WithS3Middleware(fail), testutil.WithS3Bucket("other-bucket"))
+	s := s3test.New(t, s3test.WithMiddleware(fail), s3test.WithBucket("other-bucket"))
 	require.Equal(t, "other-bucket", s.Bucket)
 	require.NoError(t, s3put(t.Context(), s, "k", []byte("v"), nil))
 	_, err := s.Client.DeleteObject(t.Context(), &s3.DeleteObjectInput{Bucket: aws.String(s.Bucket), Key: aws.String("k")})
@@ -306,12 +306,12 @@ func TestS3Operation(t *testing.T) {
 		for k, v := range tc.header {
 			r.Header[k] = v
 		}
-		require.Equal(t, tc.want, testutil.S3Operation(r), "%s %s", tc.method, tc.target)
+		require.Equal(t, tc.want, s3test.Operation(r), "%s %s", tc.method, tc.target)
 	}
 }
 
 func BenchmarkS3PutObject(b *testing.B) {
-	s := testutil.NewS3(b)
+	s := s3test.New(b)
 	body := bytes.Repeat([]byte("b"), 64<<10)
 	b.SetBytes(int64(len(body)))
 	for b.Loop() {
@@ -323,7 +323,7 @@ func BenchmarkS3PutObject(b *testing.B) {
 
 func TestS3Seed(t *testing.T) {
 	t.Parallel()
-	s := testutil.NewS3(t)
+	s := s3test.New(t)
 	s.Seed(t, "seeded/b", []byte("bee"))
 	s.Seed(t, "seeded/a", []byte("a"))
 	require.Equal(t, []string{"seeded/a", "seeded/b"}, s.ObjectKeys(t))
@@ -356,7 +356,7 @@ func FuzzS3Operation(f *testing.F) {
 		if copySource != "" {
 			r.Header.Set("X-Amz-Copy-Source", copySource)
 		}
-		if op := testutil.S3Operation(r); !known[op] {
+		if op := s3test.Operation(r); !known[op] {
 			t.Fatalf("S3Operation(%q %q?%q) = %q", method, path, query, op)
 		}
 	})
@@ -364,7 +364,7 @@ func FuzzS3Operation(f *testing.F) {
 
 func TestStartS3AndClose(t *testing.T) {
 	t.Parallel()
-	s, err := testutil.StartS3(testutil.WithS3Bucket("started"))
+	s, err := s3test.Start(s3test.WithBucket("started"))
 	require.NoError(t, err)
 	require.Equal(t, "started", s.Bucket)
 	require.NoError(t, s3put(t.Context(), s, "k", []byte("v"), nil))
@@ -378,7 +378,7 @@ func TestStartS3AndClose(t *testing.T) {
 // until Resume; Hang(ops...) holds only those operations.
 func TestS3HangAndResume(t *testing.T) {
 	t.Parallel()
-	s := testutil.NewS3(t)
+	s := s3test.New(t)
 	require.NoError(t, s3put(t.Context(), s, "k", []byte("v"), nil))
 	head := func(timeout time.Duration) error {
 		ctx, cancel := context.WithTimeout(t.Context(), timeout)

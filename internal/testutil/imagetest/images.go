@@ -1,4 +1,8 @@
-package testutil
+// Package imagetest builds image fixtures for tests: small JPEG, PNG, GIF and
+// WebP files with known colours and EXIF orientations, a PDF, damaged
+// copies, and hostile files (decompression bombs, hand-built progressive
+// JPEGs and interlaced PNGs) that cost a decoder far more than their size.
+package imagetest
 
 import (
 	"bytes"
@@ -117,10 +121,10 @@ func ExifOrientation(orient int) []byte {
 // start with SOI or payload does not fit in one segment.
 func InsertAPP1(jpg, payload []byte) []byte {
 	if len(jpg) < 2 || jpg[0] != 0xff || jpg[1] != 0xd8 {
-		panic("testutil: InsertAPP1: not a JPEG")
+		panic("imagetest: InsertAPP1: not a JPEG")
 	}
 	if len(payload)+2 > 0xffff {
-		panic("testutil: InsertAPP1: payload too large")
+		panic("imagetest: InsertAPP1: payload too large")
 	}
 	out := make([]byte, 0, len(jpg)+4+len(payload))
 	out = append(out, 0xff, 0xd8, 0xff, 0xe1)

@@ -1,4 +1,4 @@
-package testutil_test
+package faulty_test
 
 import (
 	"bytes"
@@ -18,7 +18,7 @@ import (
 	"github.com/casa-go/casa/cas"
 	"github.com/casa-go/casa/cas/fsstore"
 	"github.com/casa-go/casa/cas/memstore"
-	"github.com/casa-go/casa/internal/testutil"
+	"github.com/casa-go/casa/internal/testutil/faulty"
 )
 
 func faultPut(t *testing.T, b cas.Backend, key, data string) error {
@@ -26,11 +26,11 @@ func faultPut(t *testing.T, b cas.Backend, key, data string) error {
 	return b.Put(t.Context(), key, strings.NewReader(data), int64(len(data)), cas.PutOptions{})
 }
 
-func TestFaultBackendCountsAndPassesThrough(t *testing.T) {
+func TestBackendCountsAndPassesThrough(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	inner := memstore.New()
-	f := testutil.NewFaultBackend(inner)
+	f := faulty.New(inner)
 	require.Same(t, inner, f.Inner())
 
 	require.NoError(t, faultPut(t, f, "a", "alpha"))
@@ -60,8 +60,8 @@ func TestFaultBackendCountsAndPassesThrough(t *testing.T) {
 
 	want := map[string]int{"Put": 2, "Stat": 2, "Open": 1, "List": 1, "Delete": 1}
 	require.Empty(t, cmp.Diff(want, f.Counts()))
-	require.Equal(t, 2, f.Calls(testutil.MethodStat))
-	require.Equal(t, 0, f.Calls(testutil.MethodCommit))
+	require.Equal(t, 2, f.Calls(faulty.MethodStat))
+	require.Equal(t, 0, f.Calls(faulty.MethodCommit))
 
 	// Counts is a copy.
 	c := f.Counts()
@@ -73,16 +73,16 @@ func TestFaultBackendCountsAndPassesThrough(t *testing.T) {
 	require.Equal(t, 0, f.Calls("Put"))
 }
 
-func TestFaultBackendFailNth(t *testing.T) {
+func TestBackendFailNth(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	inner := memstore.New()
-	f := testutil.NewFaultBackend(inner, testutil.WithFailNth(testutil.MethodPut, 2))
-	f.FailNth(testutil.MethodStat, 1, 3)
+	f := faulty.New(inner, faulty.WithFailNth(faulty.MethodPut, 2))
+	f.FailNth(faulty.MethodStat, 1, 3)
 
 	require.NoError(t, faultPut(t, f, "k1", "1"))
 	err := faultPut(t, f, "k2", "2")
-	require.ErrorIs(t, err, testutil.ErrInjected)
+	require.ErrorIs(t, err, faulty.ErrInjected)
 	require.Contains(t, err.Error(), `"k2"`)
 	_, err = inner.Stat(ctx, "k2")
 	require.ErrorIs(t, err, cas.ErrNotFound, "a faulted call does not reach the inner backend")
@@ -91,36 +91,36 @@ func TestFaultBackendFailNth(t *testing.T) {
 	var errs []bool
 	for range 4 {
 		_, err := f.Stat(ctx, "k1")
-		errs = append(errs, errors.Is(err, testutil.ErrInjected))
+		errs = append(errs, errors.Is(err, faulty.ErrInjected))
 	}
 	require.Equal(t, []bool{true, false, true, false}, errs)
 
 	// After Reset the call numbers start again.
 	f.Reset()
 	_, err = f.Stat(ctx, "k1")
-	require.ErrorIs(t, err, testutil.ErrInjected)
+	require.ErrorIs(t, err, faulty.ErrInjected)
 	f.ClearFaults()
 	f.Reset()
 	_, err = f.Stat(ctx, "k1")
 	require.NoError(t, err)
 }
 
-func TestFaultBackendFailKeys(t *testing.T) {
+func TestBackendFailKeys(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	inner := memstore.New()
 	require.NoError(t, faultPut(t, inner, "bad", "x"))
-	f := testutil.NewFaultBackend(inner, testutil.WithFailKeys("bad"))
+	f := faulty.New(inner, faulty.WithFailKeys("bad"))
 	f.FailKeys("worse")
 
 	_, err := f.Stat(ctx, "bad")
-	require.ErrorIs(t, err, testutil.ErrInjected)
+	require.ErrorIs(t, err, faulty.ErrInjected)
 	_, err = f.Open(ctx, "bad")
-	require.ErrorIs(t, err, testutil.ErrInjected)
-	require.ErrorIs(t, f.Delete(ctx, "bad"), testutil.ErrInjected)
+	require.ErrorIs(t, err, faulty.ErrInjected)
+	require.ErrorIs(t, f.Delete(ctx, "bad"), faulty.ErrInjected)
 	_, err = inner.Stat(ctx, "bad")
 	require.NoError(t, err, "the faulted Delete did not delete")
-	require.ErrorIs(t, faultPut(t, f, "worse", "y"), testutil.ErrInjected)
+	require.ErrorIs(t, faultPut(t, f, "worse", "y"), faulty.ErrInjected)
 	require.NoError(t, faultPut(t, f, "good", "z"))
 
 	// List is not affected by key faults.
@@ -134,27 +134,27 @@ func TestFaultBackendFailKeys(t *testing.T) {
 	f.UnfailKeys("bad")
 	_, err = f.Stat(ctx, "bad")
 	require.NoError(t, err)
-	require.ErrorIs(t, faultPut(t, f, "worse", "y"), testutil.ErrInjected)
+	require.ErrorIs(t, faultPut(t, f, "worse", "y"), faulty.ErrInjected)
 }
 
-func faultPattern(ctx context.Context, f *testutil.FaultBackend, n int) []bool {
+func faultPattern(ctx context.Context, f *faulty.Backend, n int) []bool {
 	out := make([]bool, n)
 	for i := range out {
 		_, err := f.Stat(ctx, "k")
-		out[i] = errors.Is(err, testutil.ErrInjected)
+		out[i] = errors.Is(err, faulty.ErrInjected)
 	}
 	return out
 }
 
-func TestFaultBackendFailRate(t *testing.T) {
+func TestBackendFailRate(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	inner := memstore.New()
 	require.NoError(t, faultPut(t, inner, "k", "v"))
 
-	a := testutil.NewFaultBackend(inner, testutil.WithFaultSeed(7), testutil.WithFailRate(0.2, testutil.MethodStat))
-	b := testutil.NewFaultBackend(inner, testutil.WithFaultSeed(7))
-	b.SetFailRate(0.2, testutil.MethodStat)
+	a := faulty.New(inner, faulty.WithSeed(7), faulty.WithFailRate(0.2, faulty.MethodStat))
+	b := faulty.New(inner, faulty.WithSeed(7))
+	b.SetFailRate(0.2, faulty.MethodStat)
 	pa, pb := faultPattern(ctx, a, 2000), faultPattern(ctx, b, 2000)
 	require.Equal(t, pa, pb, "the same seed gives the same faults")
 
@@ -167,7 +167,7 @@ func TestFaultBackendFailRate(t *testing.T) {
 	// Binomial(2000, 0.2): mean 400, sd ~18.
 	require.InDelta(t, 400, failed, 100)
 
-	c := testutil.NewFaultBackend(inner, testutil.WithFaultSeed(8), testutil.WithFailRate(0.2, testutil.MethodStat))
+	c := faulty.New(inner, faulty.WithSeed(8), faulty.WithFailRate(0.2, faulty.MethodStat))
 	require.NotEqual(t, pa, faultPattern(ctx, c, 2000), "another seed gives other faults")
 
 	// Methods not chosen are not faulted.
@@ -180,8 +180,8 @@ func TestFaultBackendFailRate(t *testing.T) {
 	// Rate 1 fails everything; no methods means every method.
 	a.SetFailRate(1)
 	_, err := a.Open(ctx, "k")
-	require.ErrorIs(t, err, testutil.ErrInjected)
-	require.ErrorIs(t, faultPut(t, a, "n", "v"), testutil.ErrInjected)
+	require.ErrorIs(t, err, faulty.ErrInjected)
+	require.ErrorIs(t, faultPut(t, a, "n", "v"), faulty.ErrInjected)
 
 	// Rate 0 turns faults off at runtime.
 	a.SetFailRate(0)
@@ -190,12 +190,12 @@ func TestFaultBackendFailRate(t *testing.T) {
 	}
 }
 
-func TestFaultBackendLatency(t *testing.T) {
+func TestBackendLatency(t *testing.T) {
 	t.Parallel()
 	inner := memstore.New()
 	require.NoError(t, faultPut(t, inner, "k", "v"))
 	const d = 30 * time.Millisecond
-	f := testutil.NewFaultBackend(inner, testutil.WithFaultLatency(d))
+	f := faulty.New(inner, faulty.WithLatency(d))
 
 	start := time.Now()
 	_, err := f.Stat(t.Context(), "k")
@@ -218,24 +218,24 @@ func TestFaultBackendLatency(t *testing.T) {
 	require.Equal(t, 3, f.Calls("Stat"))
 }
 
-func TestFaultBackendReadFailAfter(t *testing.T) {
+func TestBackendReadFailAfter(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	inner := memstore.New()
 	data := bytes.Repeat([]byte("0123456789"), 100)
 	require.NoError(t, inner.Put(ctx, "k", bytes.NewReader(data), int64(len(data)), cas.PutOptions{}))
 
-	f := testutil.NewFaultBackend(inner, testutil.WithReadFailAfter(25))
+	f := faulty.New(inner, faulty.WithReadFailAfter(25))
 	obj, err := f.Open(ctx, "k")
 	require.NoError(t, err)
 	require.Equal(t, int64(len(data)), obj.Info().Size, "Info passes through")
 	got, err := io.ReadAll(obj)
-	require.ErrorIs(t, err, testutil.ErrInjected)
+	require.ErrorIs(t, err, faulty.ErrInjected)
 	require.Equal(t, data[:25], got, "exactly the first 25 bytes arrive")
 	require.NoError(t, obj.Close())
 
 	_, _, err = cas.Sum(faultOpen(t, f, "k"))
-	require.ErrorIs(t, err, testutil.ErrInjected)
+	require.ErrorIs(t, err, faulty.ErrInjected)
 
 	f.SetReadFailAfter(-1)
 	h, n, err := cas.Sum(faultOpen(t, f, "k"))
@@ -248,7 +248,7 @@ func TestFaultBackendReadFailAfter(t *testing.T) {
 	sum := cas.SumBytes(data)
 	require.NoError(t, inner.Put(ctx, sum.Key(), bytes.NewReader(data), int64(len(data)), cas.PutOptions{}))
 	err = cas.New(f).Verify(ctx, sum)
-	require.ErrorIs(t, err, testutil.ErrInjected)
+	require.ErrorIs(t, err, faulty.ErrInjected)
 	require.NotErrorIs(t, err, cas.ErrDigestMismatch)
 }
 
@@ -260,14 +260,14 @@ func faultOpen(t *testing.T, b cas.Backend, key string) cas.Object {
 	return obj
 }
 
-func TestFaultBackendCustomErrorAndList(t *testing.T) {
+func TestBackendCustomErrorAndList(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	inner := memstore.New()
 	require.NoError(t, faultPut(t, inner, "a", "1"))
 	require.NoError(t, faultPut(t, inner, "b", "2"))
 	custom := errors.New("disk on fire")
-	f := testutil.NewFaultBackend(inner, testutil.WithFaultError(custom), testutil.WithFailNth(testutil.MethodList, 1))
+	f := faulty.New(inner, faulty.WithError(custom), faulty.WithFailNth(faulty.MethodList, 1))
 
 	var errs []error
 	var keys []string
@@ -280,7 +280,7 @@ func TestFaultBackendCustomErrorAndList(t *testing.T) {
 	}
 	require.Len(t, errs, 1)
 	require.ErrorIs(t, errs[0], custom)
-	require.NotErrorIs(t, errs[0], testutil.ErrInjected)
+	require.NotErrorIs(t, errs[0], faulty.ErrInjected)
 	require.Empty(t, keys, "a faulted List yields only the error")
 
 	keys = nil
@@ -299,17 +299,17 @@ func TestFaultBackendCustomErrorAndList(t *testing.T) {
 	require.Equal(t, 1, n)
 
 	f.SetError(nil)
-	f.FailNth(testutil.MethodList, 4)
+	f.FailNth(faulty.MethodList, 4)
 	for _, err := range f.List(ctx, "") {
-		require.ErrorIs(t, err, testutil.ErrInjected)
+		require.ErrorIs(t, err, faulty.ErrInjected)
 	}
 }
 
-func TestFaultBackendWithStore(t *testing.T) {
+func TestBackendWithStore(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	inner := memstore.New()
-	f := testutil.NewFaultBackend(inner, testutil.WithFailNth(testutil.MethodPut, 1))
+	f := faulty.New(inner, faulty.WithFailNth(faulty.MethodPut, 1))
 	require.Same(t, f, f.Staging(), "memstore is no Stager: Staging is f itself")
 	_, isStager := cas.Backend(f).(cas.Stager)
 	require.False(t, isStager)
@@ -317,7 +317,7 @@ func TestFaultBackendWithStore(t *testing.T) {
 	s := cas.New(f, cas.WithTempDir(t.TempDir()))
 	data := []byte("some blob")
 	_, err := s.Put(ctx, bytes.NewReader(data))
-	require.ErrorIs(t, err, testutil.ErrInjected)
+	require.ErrorIs(t, err, faulty.ErrInjected)
 	has, err := s.Has(ctx, cas.SumBytes(data))
 	require.NoError(t, err)
 	require.False(t, has)
@@ -329,12 +329,12 @@ func TestFaultBackendWithStore(t *testing.T) {
 	require.Equal(t, 2, f.Calls("Put"))
 }
 
-func TestFaultBackendConcurrent(t *testing.T) {
+func TestBackendConcurrent(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	inner := memstore.New()
 	require.NoError(t, faultPut(t, inner, "k", "v"))
-	f := testutil.NewFaultBackend(inner, testutil.WithFailRate(0.5))
+	f := faulty.New(inner, faulty.WithFailRate(0.5))
 
 	const workers, each = 16, 200
 	var wg sync.WaitGroup
@@ -352,7 +352,7 @@ func TestFaultBackendConcurrent(t *testing.T) {
 				_, err := f.Stat(ctx, "k")
 				if err != nil {
 					mu.Lock()
-					if errors.Is(err, testutil.ErrInjected) {
+					if errors.Is(err, faulty.ErrInjected) {
 						injected++
 					} else {
 						other++
@@ -369,13 +369,13 @@ func TestFaultBackendConcurrent(t *testing.T) {
 	require.Less(t, injected, workers*each)
 }
 
-func TestFaultBackendStaging(t *testing.T) {
+func TestBackendStaging(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	dir := t.TempDir()
 	inner, err := fsstore.New(dir)
 	require.NoError(t, err)
-	f := testutil.NewFaultBackend(inner)
+	f := faulty.New(inner)
 	b := f.Staging()
 	st, ok := b.(cas.Stager)
 	require.True(t, ok, "Staging forwards fsstore's cas.Stager")
@@ -391,7 +391,7 @@ func TestFaultBackendStaging(t *testing.T) {
 	require.NoError(t, err)
 	_, err = obj.Write(data)
 	require.NoError(t, err)
-	require.ErrorIs(t, obj.Commit(ctx, h.Key()), testutil.ErrInjected)
+	require.ErrorIs(t, obj.Commit(ctx, h.Key()), faulty.ErrInjected)
 	_, err = inner.Stat(ctx, h.Key())
 	require.ErrorIs(t, err, cas.ErrNotFound)
 	entries, err := os.ReadDir(filepath.Join(dir, ".tmp"))
@@ -399,9 +399,9 @@ func TestFaultBackendStaging(t *testing.T) {
 	require.Empty(t, entries, "the faulted Commit left no temp file")
 
 	f.UnfailKeys(h.Key())
-	f.FailNth(testutil.MethodStage, f.Calls(testutil.MethodStage)+1)
+	f.FailNth(faulty.MethodStage, f.Calls(faulty.MethodStage)+1)
 	_, err = st.Stage(ctx)
-	require.ErrorIs(t, err, testutil.ErrInjected)
+	require.ErrorIs(t, err, faulty.ErrInjected)
 
 	obj, err = st.Stage(ctx)
 	require.NoError(t, err)
@@ -420,7 +420,7 @@ func TestFaultBackendStaging(t *testing.T) {
 	require.Empty(t, cmp.Diff(want, f.Counts()))
 
 	// The view shares faults with f, also for the plain methods.
-	f.FailNth(testutil.MethodStat, 1)
+	f.FailNth(faulty.MethodStat, 1)
 	_, err = b.Stat(ctx, h.Key())
-	require.ErrorIs(t, err, testutil.ErrInjected)
+	require.ErrorIs(t, err, faulty.ErrInjected)
 }
