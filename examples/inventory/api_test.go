@@ -26,7 +26,8 @@ import (
 	"github.com/casa-go/casa/cas/fsstore"
 	"github.com/casa-go/casa/cas/memstore"
 	"github.com/casa-go/casa/casurl"
-	"github.com/casa-go/casa/internal/testutil"
+	"github.com/casa-go/casa/internal/testutil/faulty"
+	"github.com/casa-go/casa/internal/testutil/imagetest"
 )
 
 func ptr[T any](v T) *T { return &v }
@@ -84,9 +85,9 @@ func TestListPartsEmptyIsArray(t *testing.T) {
 
 func TestUploadURLFields(t *testing.T) {
 	t.Parallel()
-	jpg := testutil.JPEG(400, 300)
-	png := testutil.PNG(300, 200)
-	pdf := testutil.PDF()
+	jpg := imagetest.JPEG(400, 300)
+	png := imagetest.PNG(300, 200)
+	pdf := imagetest.PDF()
 	text := []byte("resistor colour codes\n")
 	html := []byte("<!DOCTYPE html><html><script>alert(1)</script></html>")
 
@@ -173,7 +174,7 @@ func TestUploadTitleDefaultsToFilename(t *testing.T) {
 	t.Parallel()
 	ta := newTestApp(t, Config{})
 	key := ta.createPart("part")
-	at := ta.uploadOK(key, "", "pinout.pdf", "application/pdf", testutil.PDF())
+	at := ta.uploadOK(key, "", "pinout.pdf", "application/pdf", imagetest.PDF())
 	require.Equal(t, "pinout.pdf", at.Title)
 }
 
@@ -181,7 +182,7 @@ func TestUploadDeduplicates(t *testing.T) {
 	t.Parallel()
 	ta := newTestApp(t, Config{})
 	a, b := ta.createPart("first"), ta.createPart("second")
-	data := testutil.JPEG(120, 90)
+	data := imagetest.JPEG(120, 90)
 
 	at1 := ta.uploadOK(a, "front", "front.jpg", "image/jpeg", data)
 	at2 := ta.uploadOK(b, "same bytes", "other-name.jpg", "image/jpeg", data)
@@ -203,7 +204,7 @@ func TestConcurrentIdenticalUploads(t *testing.T) {
 	t.Parallel()
 	ta := serveApp(t, Config{})
 	key := ta.createPart("part")
-	data := testutil.JPEG(200, 150)
+	data := imagetest.JPEG(200, 150)
 	const n = 8
 	var wg sync.WaitGroup
 	statuses := make([]int, n)
@@ -252,12 +253,12 @@ func TestURLAttachment(t *testing.T) {
 
 func TestCopyAttachmentReusesObject(t *testing.T) {
 	t.Parallel()
-	fault := testutil.NewFaultBackend(memstore.New())
+	fault := faulty.New(memstore.New())
 	ta := newTestApp(t, Config{Backend: fault})
 	src, dst := ta.createPart("source"), ta.createPart("target")
-	orig := ta.uploadOK(src, "photo", "photo.jpg", "image/jpeg", testutil.JPEG(80, 60))
-	putsBefore := fault.Calls(testutil.MethodPut)
-	openBefore := fault.Calls(testutil.MethodOpen)
+	orig := ta.uploadOK(src, "photo", "photo.jpg", "image/jpeg", imagetest.JPEG(80, 60))
+	putsBefore := fault.Calls(faulty.MethodPut)
+	openBefore := fault.Calls(faulty.MethodOpen)
 
 	var cp attachmentJSON
 	ta.doJSON("POST", "/api/parts/"+src+"/attachments/"+itoa(orig.ID)+"/copy",
@@ -266,8 +267,8 @@ func TestCopyAttachmentReusesObject(t *testing.T) {
 	want := orig
 	want.ID = cp.ID
 	require.Empty(t, cmp.Diff(want, cp), "same fields and URLs, new id")
-	require.Equal(t, putsBefore, fault.Calls(testutil.MethodPut), "no new object")
-	require.Equal(t, openBefore, fault.Calls(testutil.MethodOpen), "no bytes read")
+	require.Equal(t, putsBefore, fault.Calls(faulty.MethodPut), "no new object")
+	require.Equal(t, openBefore, fault.Calls(faulty.MethodOpen), "no bytes read")
 	require.Len(t, keys(t, fault, cas.KeyPrefix), 1)
 	require.Empty(t, cmp.Diff([]attachmentJSON{cp}, ta.attachments(dst)))
 	require.Len(t, ta.attachments(src), 1)
@@ -288,10 +289,10 @@ func TestCover(t *testing.T) {
 	t.Parallel()
 	ta := newTestApp(t, Config{})
 	key, other := ta.createPart("part"), ta.createPart("other")
-	img := testutil.PNG(200, 100)
+	img := imagetest.PNG(200, 100)
 	photo := ta.uploadOK(key, "photo", "photo.png", "image/png", img)
-	pdf := ta.uploadOK(key, "datasheet", "d.pdf", "application/pdf", testutil.PDF())
-	foreign := ta.uploadOK(other, "foreign", "f.png", "image/png", testutil.PNG(10, 10))
+	pdf := ta.uploadOK(key, "datasheet", "d.pdf", "application/pdf", imagetest.PDF())
+	foreign := ta.uploadOK(other, "foreign", "f.png", "image/png", imagetest.PNG(10, 10))
 
 	var p partJSON
 	ta.doJSON("PUT", "/api/parts/"+key+"/cover", map[string]any{"attachment_id": photo.ID}, http.StatusOK, &p)
@@ -333,7 +334,7 @@ func TestDeleteAttachment(t *testing.T) {
 	t.Parallel()
 	ta := newTestApp(t, Config{})
 	key := ta.createPart("part")
-	data := testutil.PDF()
+	data := imagetest.PDF()
 	a := ta.uploadOK(key, "a", "a.pdf", "application/pdf", data)
 	b := ta.uploadOK(key, "b", "b.pdf", "application/pdf", data)
 
@@ -353,7 +354,7 @@ func TestGoneEndpoints(t *testing.T) {
 	t.Parallel()
 	ta := newTestApp(t, Config{})
 	key := ta.createPart("part")
-	at := ta.uploadOK(key, "p", "p.png", "image/png", testutil.PNG(20, 20))
+	at := ta.uploadOK(key, "p", "p.png", "image/png", imagetest.PNG(20, 20))
 	tests := map[string]string{
 		"/api/parts/" + key + "/attachments/" + itoa(at.ID) + "/download":  "download_url",
 		"/api/parts/" + key + "/attachments/" + itoa(at.ID) + "/thumbnail": "thumbnail_url",
@@ -374,7 +375,7 @@ func TestSignedURLs(t *testing.T) {
 	t.Parallel()
 	ta := newTestApp(t, Config{SignKey: []byte("test key")})
 	key := ta.createPart("part")
-	data := testutil.JPEG(64, 64)
+	data := imagetest.JPEG(64, 64)
 	at := ta.uploadOK(key, "p", "p.jpg", "image/jpeg", data)
 	signed := casurl.Builder{Signer: casurl.NewSigner([]byte("test key"))}
 	h := cas.SumBytes(data)
@@ -420,18 +421,18 @@ func TestUploadTooLarge(t *testing.T) {
 // 500 and no row points at a missing object.
 func TestUploadFailedPutLeavesNoRow(t *testing.T) {
 	t.Parallel()
-	fault := testutil.NewFaultBackend(memstore.New())
+	fault := faulty.New(memstore.New())
 	ta := newTestApp(t, Config{Backend: fault})
 	key := ta.createPart("part")
-	fault.SetFailRate(1, testutil.MethodPut)
-	status, b := ta.upload(key, "p", "p.jpg", "image/jpeg", testutil.JPEG(30, 30))
+	fault.SetFailRate(1, faulty.MethodPut)
+	status, b := ta.upload(key, "p", "p.jpg", "image/jpeg", imagetest.JPEG(30, 30))
 	require.Equal(t, http.StatusInternalServerError, status)
 	require.JSONEq(t, `{"error": "internal error"}`, string(b), "backend errors do not leak")
 	require.Equal(t, 0, ta.rowCount("attachments"))
 	require.Empty(t, keys(t, fault.Inner(), ""))
 
 	fault.ClearFaults()
-	ta.uploadOK(key, "p", "p.jpg", "image/jpeg", testutil.JPEG(30, 30))
+	ta.uploadOK(key, "p", "p.jpg", "image/jpeg", imagetest.JPEG(30, 30))
 	require.Equal(t, 1, ta.rowCount("attachments"))
 }
 
@@ -439,7 +440,7 @@ func TestUploadFailedPutLeavesNoRow(t *testing.T) {
 // files) behind a FaultBackend's staging view, logging into a buffer.
 type faultyFS struct {
 	*testApp
-	fault *testutil.FaultBackend
+	fault *faulty.Backend
 	dir   string
 	log   *syncBuffer
 }
@@ -449,7 +450,7 @@ func newFaultyFS(t *testing.T) *faultyFS {
 	dir := t.TempDir()
 	fs, err := fsstore.New(filepath.Join(dir, "blobs"))
 	require.NoError(t, err)
-	fault := testutil.NewFaultBackend(fs)
+	fault := faulty.New(fs)
 	var log syncBuffer
 	ta := serveApp(t, Config{DataDir: dir, Backend: fault.Staging(), Logger: slog.New(slog.NewTextHandler(&log, nil))})
 	return &faultyFS{testApp: ta, fault: fault, dir: dir, log: &log}
@@ -473,8 +474,8 @@ func TestUploadDiskFull(t *testing.T) {
 	key := f.createPart("part")
 	full := fmt.Errorf("fsstore: link %s: no space left on device: %w", "cas/…", cas.ErrNoSpace)
 	f.fault.SetError(full)
-	data := testutil.JPEG(300, 200)
-	for _, method := range []string{testutil.MethodCommit, testutil.MethodStage} {
+	data := imagetest.JPEG(300, 200)
+	for _, method := range []string{faulty.MethodCommit, faulty.MethodStage} {
 		f.fault.SetFailRate(1, method)
 		status, b := f.upload(key, "p", "p.jpg", "image/jpeg", data)
 		require.Equal(t, http.StatusInsufficientStorage, status, "%s: body: %s", method, b)
@@ -511,8 +512,8 @@ func TestUploadBackendUnavailable(t *testing.T) {
 			f := newFaultyFS(t)
 			key := f.createPart("part")
 			f.fault.SetError(injected)
-			f.fault.SetFailRate(1, testutil.MethodCommit)
-			body, ct := multipartBody(t, "p", "p.pdf", "application/pdf", testutil.PDF())
+			f.fault.SetFailRate(1, faulty.MethodCommit)
+			body, ct := multipartBody(t, "p", "p.pdf", "application/pdf", imagetest.PDF())
 			req, err := http.NewRequestWithContext(t.Context(), "POST", f.srv.URL+"/api/parts/"+key+"/attachments", body)
 			require.NoError(t, err)
 			req.Header.Set("Content-Type", ct)
@@ -531,7 +532,7 @@ func TestUploadBackendUnavailable(t *testing.T) {
 			require.NotContains(t, logs, "level=ERROR")
 
 			// The page's upload form answers the same way.
-			body, ct = multipartBody(t, "p", "p.pdf", "application/pdf", testutil.PDF())
+			body, ct = multipartBody(t, "p", "p.pdf", "application/pdf", imagetest.PDF())
 			status, b := f.do("POST", "/parts/"+key+"/attachments", ct, body)
 			require.Equal(t, http.StatusServiceUnavailable, status, "body: %s", b)
 			f.requireNothingLeft(t)
@@ -543,7 +544,7 @@ func TestHostileRequests(t *testing.T) {
 	t.Parallel()
 	ta := newTestApp(t, Config{})
 	key := ta.createPart("part")
-	pdf := testutil.PDF()
+	pdf := imagetest.PDF()
 
 	mp := func(title, filename, ct string, data []byte) (string, string) {
 		body, typ := multipartBody(t, title, filename, ct, data)
@@ -637,7 +638,7 @@ func TestHostileRequests(t *testing.T) {
 
 func TestContentType(t *testing.T) {
 	t.Parallel()
-	png := testutil.PNG(4, 4)
+	png := imagetest.PNG(4, 4)
 	tests := []struct {
 		declared string
 		head     []byte

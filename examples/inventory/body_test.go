@@ -19,7 +19,8 @@ import (
 
 	"github.com/casa-go/casa/cas"
 	"github.com/casa-go/casa/cas/fsstore"
-	"github.com/casa-go/casa/internal/testutil"
+	"github.com/casa-go/casa/internal/testutil/faulty"
+	"github.com/casa-go/casa/internal/testutil/imagetest"
 )
 
 // rawConn dials the test server and writes a request head and the first
@@ -195,12 +196,12 @@ func TestSlowBackendAfterBodyIsNotCutOff(t *testing.T) {
 	dir := t.TempDir()
 	fs, err := fsstore.New(filepath.Join(dir, "blobs"))
 	require.NoError(t, err)
-	fault := testutil.NewFaultBackend(fs)
+	fault := faulty.New(fs)
 	ta := serveApp(t, Config{DataDir: dir, Backend: fault.Staging(), BodyStall: stall})
 	key := ta.createPart("part")
 	fault.SetLatency(4 * stall) // every call, Commit included, after the body is read
-	ta.uploadOK(key, "slow commit", "f.pdf", "application/pdf", testutil.PDF())
-	require.Equal(t, 1, fault.Calls(testutil.MethodCommit))
+	ta.uploadOK(key, "slow commit", "f.pdf", "application/pdf", imagetest.PDF())
+	require.Equal(t, 1, fault.Calls(faulty.MethodCommit))
 	require.Empty(t, tempFiles(t, dir))
 }
 

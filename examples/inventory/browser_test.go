@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/casa-go/casa/internal/testutil"
+	"github.com/casa-go/casa/internal/testutil/imagetest"
 )
 
 // findChromium returns the path of a Chromium or Chrome binary, or "".
@@ -45,7 +46,7 @@ func TestBrowserUploadShowsThumbnail(t *testing.T) {
 	key := ta.createPart("NE555 timer, DIP-8")
 
 	photo := filepath.Join(t.TempDir(), "ne555.jpg")
-	require.NoError(t, os.WriteFile(photo, testutil.JPEG(640, 480), 0o600))
+	require.NoError(t, os.WriteFile(photo, imagetest.JPEG(640, 480), 0o600))
 
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()

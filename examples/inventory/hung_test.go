@@ -13,7 +13,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/casa-go/casa/internal/testutil"
+	"github.com/casa-go/casa/internal/testutil/s3test"
 )
 
 // TestHungS3Backend is the hung-backend defect end to end: the command runs
@@ -23,7 +23,7 @@ import (
 // -s3-stall-timeout, instead of hanging until the client gives up; once the
 // server answers again the same requests succeed.
 func TestHungS3Backend(t *testing.T) {
-	srv := testutil.NewS3(t)
+	srv := s3test.New(t)
 	t.Setenv("AWS_ACCESS_KEY_ID", "test")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
 	t.Setenv("AWS_CONFIG_FILE", "/nonexistent")

@@ -15,7 +15,8 @@ import (
 
 	"github.com/casa-go/casa/cas"
 	"github.com/casa-go/casa/cas/s3store"
-	"github.com/casa-go/casa/internal/testutil"
+	"github.com/casa-go/casa/internal/testutil/imagetest"
+	"github.com/casa-go/casa/internal/testutil/s3test"
 )
 
 func TestParseFlags(t *testing.T) {
@@ -131,7 +132,7 @@ func TestRunRefusesBadFlags(t *testing.T) {
 // startup, then uploads and downloads through the API.
 func TestS3Backend(t *testing.T) {
 	t.Parallel()
-	srv := testutil.NewS3(t)
+	srv := s3test.New(t)
 	b := s3store.New(srv.Client, srv.Bucket)
 	dir := t.TempDir()
 	seed(t, dir, b, 2)
@@ -140,7 +141,7 @@ func TestS3Backend(t *testing.T) {
 	require.Equal(t, 4, ta.Migration.Cleanup.Deleted)
 
 	key := ta.createPart("in S3")
-	data := testutil.JPEG(300, 200)
+	data := imagetest.JPEG(300, 200)
 	at := ta.uploadOK(key, "photo", "photo.jpg", "image/jpeg", data)
 	status, _, body := ta.get(*at.DownloadURL)
 	require.Equal(t, http.StatusOK, status)
@@ -161,7 +162,7 @@ func TestS3Backend(t *testing.T) {
 // -s3-path-style with credentials from the standard AWS environment
 // variables, as a user would against MinIO.
 func TestS3Flags(t *testing.T) {
-	srv := testutil.NewS3(t)
+	srv := s3test.New(t)
 	t.Setenv("AWS_ACCESS_KEY_ID", "test")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
 	t.Setenv("AWS_CONFIG_FILE", "/nonexistent")

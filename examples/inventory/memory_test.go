@@ -18,7 +18,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/casa-go/casa/internal/testutil"
+	"github.com/casa-go/casa/internal/testutil/imagetest"
 )
 
 // hostileImage is a fixture of the hardening issue and the status its
@@ -36,14 +36,14 @@ func hostileImages(variant int) []hostileImage {
 	w := 7000 - variant
 	return []hostileImage{
 		// 4:2:0 fits the default 384 MiB per generation: it is decoded.
-		{"progressive ycbcr 4:2:0", testutil.ProgressiveJPEG(w, 7000, testutil.LayoutYCbCr420, 3, false), http.StatusOK},
-		{"progressive ycbcr 4:4:4", testutil.ProgressiveJPEG(w, 7000, testutil.LayoutYCbCr444, 3, false), http.StatusUnsupportedMediaType},
-		{"progressive cmyk", testutil.ProgressiveJPEG(w, 7000, testutil.LayoutCMYK, 4, false), http.StatusUnsupportedMediaType},
-		{"progressive cmyk truncated", testutil.ProgressiveJPEG(w, 7000, testutil.LayoutCMYK, 4, true), http.StatusUnsupportedMediaType},
+		{"progressive ycbcr 4:2:0", imagetest.ProgressiveJPEG(w, 7000, imagetest.LayoutYCbCr420, 3, false), http.StatusOK},
+		{"progressive ycbcr 4:4:4", imagetest.ProgressiveJPEG(w, 7000, imagetest.LayoutYCbCr444, 3, false), http.StatusUnsupportedMediaType},
+		{"progressive cmyk", imagetest.ProgressiveJPEG(w, 7000, imagetest.LayoutCMYK, 4, false), http.StatusUnsupportedMediaType},
+		{"progressive cmyk truncated", imagetest.ProgressiveJPEG(w, 7000, imagetest.LayoutCMYK, 4, true), http.StatusUnsupportedMediaType},
 		// Gray fits the budget (233 MiB): decoded up to the scan limit.
-		{"progressive 2000 scans", testutil.ProgressiveJPEG(w, 7000, testutil.LayoutGray, 2000, false), http.StatusUnsupportedMediaType},
-		{"png 16-bit interlaced", testutil.PNGInterlaced16(w, 7000), http.StatusUnsupportedMediaType},
-		{"webp lossless", testutil.WebP(w, 7000, testutil.Red), http.StatusOK},
+		{"progressive 2000 scans", imagetest.ProgressiveJPEG(w, 7000, imagetest.LayoutGray, 2000, false), http.StatusUnsupportedMediaType},
+		{"png 16-bit interlaced", imagetest.PNGInterlaced16(w, 7000), http.StatusUnsupportedMediaType},
+		{"webp lossless", imagetest.WebP(w, 7000, imagetest.Red), http.StatusOK},
 	}
 }
 

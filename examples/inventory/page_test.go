@@ -11,7 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/casa-go/casa/internal/testutil"
+	"github.com/casa-go/casa/internal/testutil/imagetest"
 )
 
 func TestPageShowsPartsAndAttachments(t *testing.T) {
@@ -22,8 +22,8 @@ func TestPageShowsPartsAndAttachments(t *testing.T) {
 	require.Contains(t, string(body), "No parts yet")
 
 	key := ta.createPart(`<script>alert("x")</script> NE555`)
-	img := ta.uploadOK(key, "Top", "top.png", "image/png", testutil.PNG(300, 300))
-	pdf := ta.uploadOK(key, "Datasheet", "d.pdf", "application/pdf", testutil.PDF())
+	img := ta.uploadOK(key, "Top", "top.png", "image/png", imagetest.PNG(300, 300))
+	pdf := ta.uploadOK(key, "Datasheet", "d.pdf", "application/pdf", imagetest.PDF())
 	ta.doJSON("PUT", "/api/parts/"+key+"/cover", map[string]any{"attachment_id": img.ID}, http.StatusOK, nil)
 
 	status, hdr, body := ta.get("/")
@@ -57,7 +57,7 @@ func TestPageForms(t *testing.T) {
 	require.Equal(t, "LM7805", parts[0].Description)
 	require.Equal(t, "/#part-"+parts[0].Key, resp.Header.Get("Location"))
 
-	body, ct := multipartBody(t, "front", "front.jpg", "image/jpeg", testutil.JPEG(50, 50))
+	body, ct := multipartBody(t, "front", "front.jpg", "image/jpeg", imagetest.JPEG(50, 50))
 	resp, err = client.Post(ta.srv.URL+"/parts/"+parts[0].Key+"/attachments", ct, body)
 	require.NoError(t, err)
 	resp.Body.Close()
@@ -69,7 +69,7 @@ func TestPageForms(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusBadRequest, resp.StatusCode)
-	body, ct = multipartBody(t, "x", "x.jpg", "image/jpeg", testutil.JPEG(50, 50))
+	body, ct = multipartBody(t, "x", "x.jpg", "image/jpeg", imagetest.JPEG(50, 50))
 	resp, err = client.Post(ta.srv.URL+"/parts/nosuchpart/attachments", ct, body)
 	require.NoError(t, err)
 	resp.Body.Close()
@@ -102,7 +102,7 @@ func TestPagePaginated(t *testing.T) {
 	ta := newTestApp(t, Config{})
 	want := ta.insertParts(sameTimes(7))
 	// An attachment on a part of the second page shows there only.
-	pdf := ta.uploadOK(want[3], "Datasheet", "d.pdf", "application/pdf", testutil.PDF())
+	pdf := ta.uploadOK(want[3], "Datasheet", "d.pdf", "application/pdf", imagetest.PDF())
 
 	var got []string
 	pages := 0

@@ -17,7 +17,7 @@ import (
 	"github.com/casa-go/casa/cas"
 	"github.com/casa-go/casa/cas/memstore"
 	"github.com/casa-go/casa/cas/s3store"
-	"github.com/casa-go/casa/internal/testutil"
+	"github.com/casa-go/casa/internal/testutil/s3test"
 	"github.com/casa-go/casa/migrate"
 	"github.com/casa-go/casa/migrate/sqlmigrator"
 )
@@ -345,7 +345,7 @@ func TestRunOnSQLite(t *testing.T) {
 	backends := map[string]func(t *testing.T) cas.Backend{
 		"memstore": func(*testing.T) cas.Backend { return memstore.New() },
 		"s3": func(t *testing.T) cas.Backend {
-			srv := testutil.NewS3(t)
+			srv := s3test.New(t)
 			return s3store.New(srv.Client, srv.Bucket)
 		},
 	}
