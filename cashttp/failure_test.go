@@ -231,7 +231,7 @@ func TestBackendTimeoutDefault(t *testing.T) {
 	t.Parallel()
 	require.Equal(t, 15*time.Second, cashttp.DefaultBackendTimeout)
 	fb := faulty.New(memstore.New(), faulty.WithLatency(time.Hour))
-	hd := cashttp.NewHandler(cas.New(fb), cashttp.WithBackendTimeout(time.Millisecond), cashttp.WithBackendTimeout(-1))
+	hd := cashttp.NewHandler(cas.New(fb), cashttp.WithBackendTimeout(time.Millisecond), cashttp.WithBackendTimeout(0))
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()

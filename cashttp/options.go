@@ -1,6 +1,7 @@
 package cashttp
 
 import (
+	"fmt"
 	"log/slog"
 	"slices"
 	"time"
@@ -20,30 +21,30 @@ type Option func(*Handler)
 func WithThumbnails(t Thumbnailer) Option { return func(h *Handler) { h.thumbs = t } }
 
 // WithMaxThumbnailSize sets the largest thumbnail size served (default
-// DefaultMaxThumbnailSize); larger sizes get 400. Zero or negative keeps
-// the default.
+// DefaultMaxThumbnailSize); larger sizes get 400. n must be positive.
 func WithMaxThumbnailSize(n int) Option {
-	return func(h *Handler) {
-		if n > 0 {
-			h.maxThumb = n
-		}
+	if n < 1 {
+		badOption("WithMaxThumbnailSize", n, "want at least 1")
 	}
+	return func(h *Handler) { h.maxThumb = n }
 }
 
 // WithThumbnailSizes restricts thumbnails to the given sizes: any other
-// size gets 400, whatever WithMaxThumbnailSize says. Sizes below 1 are
-// ignored. An allow-list bounds the work (and cache space) a client can
-// cause to the sizes the application actually uses.
+// size gets 400, whatever WithMaxThumbnailSize says. Every size must be at
+// least 1, and at least one size must be given. An allow-list bounds the
+// work (and cache space) a client can cause to the sizes the application
+// actually uses.
 func WithThumbnailSizes(sizes ...int) Option {
-	return func(h *Handler) {
-		h.thumbSizes = nil
-		for _, s := range sizes {
-			if s > 0 {
-				h.thumbSizes = append(h.thumbSizes, s)
-			}
-		}
-		slices.Sort(h.thumbSizes)
+	if len(sizes) == 0 {
+		badOption("WithThumbnailSizes", "no sizes", "want at least one size")
 	}
+	for _, s := range sizes {
+		if s < 1 {
+			badOption("WithThumbnailSizes", sizes, "want sizes of at least 1")
+		}
+	}
+	sorted := slices.Sorted(slices.Values(sizes))
+	return func(h *Handler) { h.thumbSizes = sorted }
 }
 
 // WithSigner requires every URL to carry a valid signature by s (see
@@ -56,10 +57,19 @@ func WithSigner(s *casurl.Signer) Option { return func(h *Handler) { h.signer = 
 // with Retry-After and the wait is logged at Warn level. It bounds only
 // the Open: once the blob has started to arrive, a large one may take as
 // long as the transfer needs (the backend bounds a stalled transfer).
-// Thumbnail requests are bounded by the Thumbnailer, not by this. A zero
-// or negative d turns the bound off.
+// Thumbnail requests are bounded by the Thumbnailer, not by this. Zero
+// turns the bound off; negative panics.
 func WithBackendTimeout(d time.Duration) Option {
-	return func(h *Handler) { h.openTimeout = max(d, 0) }
+	if d < 0 {
+		badOption("WithBackendTimeout", d, "want 0 (no bound) or a positive duration")
+	}
+	return func(h *Handler) { h.openTimeout = d }
+}
+
+// badOption panics for an option given a nonsense value: a programmer
+// error, caught where the Handler is built.
+func badOption(name string, v any, want string) {
+	panic(fmt.Sprintf("cashttp: %s(%v): %s", name, v, want))
 }
 
 // WithLogger sets the logger. Storage failures answered with 500 are

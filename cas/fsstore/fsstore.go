@@ -74,10 +74,15 @@ func WithoutSync() Option { return func(b *Backend) { b.noSync = true } }
 
 // WithStaleTempAge sets how old a temporary file must be for New to remove
 // it when its lock cannot tell (see the package doc); an unlocked file is
-// removed whatever its age. Zero or negative turns the whole sweep off,
-// for a directory shared with processes of a casa version that took no
-// locks. The default is DefaultStaleTempAge.
-func WithStaleTempAge(d time.Duration) Option { return func(b *Backend) { b.staleAge = d } }
+// removed whatever its age. Zero turns the whole sweep off, for a directory
+// shared with processes of a casa version that took no locks; negative
+// panics, naming the option. The default is DefaultStaleTempAge.
+func WithStaleTempAge(d time.Duration) Option {
+	if d < 0 {
+		panic(fmt.Sprintf("fsstore: WithStaleTempAge(%v): want 0 (no sweep) or a positive age", d))
+	}
+	return func(b *Backend) { b.staleAge = d }
+}
 
 // New returns a Backend storing objects under dir, creating dir when it
 // does not exist, and removes the temporary files of crashed writes: every

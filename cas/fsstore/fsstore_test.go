@@ -562,3 +562,11 @@ func TestPutHugeDeclaredSize(t *testing.T) {
 	require.ErrorIs(t, err, cas.ErrNotFound)
 	requireNoTemps(t, b)
 }
+
+// TestWithStaleTempAgeRejectsNegative: a negative age panics at
+// construction, naming the option; zero (no sweep) is accepted.
+func TestWithStaleTempAgeRejectsNegative(t *testing.T) {
+	t.Parallel()
+	require.PanicsWithValue(t, "fsstore: WithStaleTempAge(-1s): want 0 (no sweep) or a positive age", func() { fsstore.WithStaleTempAge(-time.Second) })
+	require.NotPanics(t, func() { fsstore.WithStaleTempAge(0) })
+}

@@ -145,12 +145,13 @@ func WithKeyPrefix(p string) Option { return func(b *Backend) { b.prefix = p } }
 // WithMultipartThreshold sets the size above which Put uses a multipart
 // upload; the default is DefaultMultipartThreshold. Blobs of unknown size
 // (size < 0) that exceed one part are always uploaded in parts.
+//
+// A negative n panics, naming the option (a programmer error).
 func WithMultipartThreshold(n int64) Option {
-	return func(b *Backend) {
-		if n >= 0 {
-			b.threshold = n
-		}
+	if n < 0 {
+		badOption("WithMultipartThreshold", n, "want 0 or more bytes")
 	}
+	return func(b *Backend) { b.threshold = n }
 }
 
 // WithPartSize sets the size of the parts of a multipart upload; the default
@@ -158,22 +159,29 @@ func WithMultipartThreshold(n int64) Option {
 // last; smaller sizes are accepted here for services and tests that allow
 // them. Put raises the part size when a blob would need more than 10,000
 // parts. Memory per upload is bounded by part size times concurrency.
+//
+// An n below 1 panics, naming the option (a programmer error).
 func WithPartSize(n int64) Option {
-	return func(b *Backend) {
-		if n >= minPartSize {
-			b.partSize = n
-		}
+	if n < minPartSize {
+		badOption("WithPartSize", n, fmt.Sprintf("want at least %d bytes", minPartSize))
 	}
+	return func(b *Backend) { b.partSize = n }
 }
 
 // WithConcurrency sets how many parts of one multipart upload are sent at
-// once; the default is DefaultConcurrency.
+// once; the default is DefaultConcurrency. n below 1 panics, naming the
+// option (a programmer error).
 func WithConcurrency(n int) Option {
-	return func(b *Backend) {
-		if n > 0 {
-			b.concurrency = n
-		}
+	if n < 1 {
+		badOption("WithConcurrency", n, "want at least 1")
 	}
+	return func(b *Backend) { b.concurrency = n }
+}
+
+// badOption panics for an option given a nonsense value: a programmer
+// error, caught where the Backend is built.
+func badOption(name string, v any, want string) {
+	panic(fmt.Sprintf("s3store: %s(%v): %s", name, v, want))
 }
 
 // WithoutConditionalWrites is for S3-compatible services that do not

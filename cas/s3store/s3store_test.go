@@ -679,15 +679,37 @@ func TestPutCancelledBeforeStart(t *testing.T) {
 	require.Zero(t, s.Requests("PutObject"))
 }
 
-func TestOptionsIgnoreNonsense(t *testing.T) {
+// TestOptionsRejectNonsense: an option given a value outside its
+// documented range panics at construction, naming itself and the value.
+func TestOptionsRejectNonsense(t *testing.T) {
 	t.Parallel()
+	for _, tc := range []struct {
+		want string
+		make func()
+	}{
+		{"s3store: WithPartSize(0)", func() { s3store.WithPartSize(0) }},
+		{"s3store: WithConcurrency(-1)", func() { s3store.WithConcurrency(-1) }},
+		{"s3store: WithMultipartThreshold(-5)", func() { s3store.WithMultipartThreshold(-5) }},
+		{"s3store: WithOpTimeout(0s)", func() { s3store.WithOpTimeout(0) }},
+		{"s3store: WithAttemptTimeout(-1s)", func() { s3store.WithAttemptTimeout(-time.Second) }},
+		{"s3store: WithStallTimeout(0s)", func() { s3store.WithStallTimeout(0) }},
+	} {
+		t.Run(tc.want, func(t *testing.T) {
+			defer func() {
+				p := recover()
+				require.NotNil(t, p, "no panic")
+				require.Contains(t, fmt.Sprint(p), tc.want)
+			}()
+			tc.make()
+		})
+	}
+	// The edges of each range are accepted, and a Put works with them.
 	s := s3test.New(t)
-	// Zero and negative values keep the defaults instead of breaking Put.
-	b := s3store.New(s.Client, s.Bucket, s3store.WithPartSize(0), s3store.WithConcurrency(-1), s3store.WithMultipartThreshold(-5))
-	p := testutil.Bytes(9, 10<<10)
+	b := s3store.New(s.Client, s.Bucket, s3store.WithPartSize(1), s3store.WithConcurrency(1), s3store.WithMultipartThreshold(0))
+	p := testutil.Bytes(9, 8)
 	require.NoError(t, b.Put(t.Context(), "k", bytes.NewReader(p), int64(len(p)), cas.PutOptions{}))
-	require.EqualValues(t, 1, s.Requests("PutObject"), "the default threshold still applies")
 	require.Equal(t, p, readAll(t, b, "k"))
+	require.EqualValues(t, 8, s.Requests("UploadPart"), "eight parts of one byte")
 }
 
 // countingReader counts the bytes read from it.

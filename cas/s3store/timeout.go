@@ -35,41 +35,38 @@ const (
 // WithOpTimeout sets how long a metadata call (HeadObject, one
 // ListObjectsV2 page, DeleteObject, Create/Complete/AbortMultipartUpload)
 // may take, all SDK retries included, and how long a GetObject may wait for
-// its response headers. The default is DefaultOpTimeout; d <= 0 is ignored.
+// its response headers. The default is DefaultOpTimeout; d must be positive.
 // A call that runs out fails with an error wrapping cas.ErrUnavailable and
 // context.DeadlineExceeded.
 func WithOpTimeout(d time.Duration) Option {
-	return func(b *Backend) {
-		if d > 0 {
-			b.opTimeout = d
-		}
+	if d <= 0 {
+		badOption("WithOpTimeout", d, "want a positive duration")
 	}
+	return func(b *Backend) { b.opTimeout = d }
 }
 
 // WithAttemptTimeout sets how long one attempt of a metadata call may take
 // before the SDK's retryer tries again (within the operation timeout of
-// WithOpTimeout). The default is DefaultAttemptTimeout; d <= 0 is ignored.
+// WithOpTimeout). The default is DefaultAttemptTimeout; d must be positive.
 func WithAttemptTimeout(d time.Duration) Option {
-	return func(b *Backend) {
-		if d > 0 {
-			b.attemptTimeout = d
-		}
+	if d <= 0 {
+		badOption("WithAttemptTimeout", d, "want a positive duration")
 	}
+	return func(b *Backend) { b.attemptTimeout = d }
 }
 
 // WithStallTimeout sets how long a transfer may go without progress: a
 // PutObject or UploadPart whose body is not read and that gets no answer,
 // or a GetObject body that yields no byte, fails after d. Each byte moved
 // starts the period again, so a slow but moving transfer of any size never
-// times out. The default is DefaultStallTimeout; d <= 0 is ignored. A stall
+// times out. The default is DefaultStallTimeout; d must be positive. A stall
 // fails with an error wrapping cas.ErrUnavailable and
 // context.DeadlineExceeded.
 func WithStallTimeout(d time.Duration) Option {
-	return func(b *Backend) {
-		if d > 0 {
-			b.stallTimeout = d
-		}
+	if d <= 0 {
+		badOption("WithStallTimeout", d, "want a positive duration")
 	}
+	return func(b *Backend) { b.stallTimeout = d }
 }
 
 // timeoutCause is the cancellation cause of a call whose time ran out.

@@ -196,8 +196,14 @@ func s3Backend(ctx context.Context, o options) (cas.Backend, error) {
 		}
 		so.UsePathStyle = o.s3PathStyle
 	})
-	return s3store.New(client, o.s3Bucket,
-		s3store.WithOpTimeout(o.s3OpTimeout), s3store.WithStallTimeout(o.s3Stall)), nil
+	var opts []s3store.Option
+	if o.s3OpTimeout > 0 {
+		opts = append(opts, s3store.WithOpTimeout(o.s3OpTimeout))
+	}
+	if o.s3Stall > 0 {
+		opts = append(opts, s3store.WithStallTimeout(o.s3Stall))
+	}
+	return s3store.New(client, o.s3Bucket, opts...), nil
 }
 
 // serve serves h on addr until ctx is cancelled, then shuts down
