@@ -12,7 +12,6 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
-	"net/textproto"
 	"net/url"
 	"strconv"
 	"strings"
@@ -394,7 +393,7 @@ func (a *App) storeFile(ctx context.Context, p *multipart.Part, at *attachment) 
 	}
 	// Peek at the first 512 bytes to sniff the type; the buffered reader
 	// then streams them and the rest into the store.
-	br := bufio.NewReaderSize(p, 512)
+	br := bufio.NewReaderSize(&clientReader{r: p}, 512)
 	head, err := br.Peek(512)
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, bufio.ErrBufferFull) {
 		return bodyError(err)
@@ -597,21 +596,37 @@ func bodyError(err error) error {
 	return badRequest("bad multipart body: " + err.Error())
 }
 
+// clientReader tags the errors of reading the client's body, so that
+// uploadError can tell them from the store's: only the client's own
+// malformed body is a 400 whose message quotes the error. A backend's error
+// (which can name a bucket, an endpoint or a path, and may itself wrap
+// io.ErrUnexpectedEOF) never reaches the client's message.
+type clientReader struct{ r io.Reader }
+
+func (c *clientReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = &clientBodyError{err}
+	}
+	return n, err
+}
+
+// clientBodyError is an error from reading the client's request body.
+type clientBodyError struct{ err error }
+
+func (e *clientBodyError) Error() string { return e.err.Error() }
+func (e *clientBodyError) Unwrap() error { return e.err }
+
 // uploadError maps an error from storing an upload: a failure to read the
-// body (the client's) or to store it (the backend's).
+// body (the client's, tagged by clientReader) or to store it (the
+// backend's, answered by errorAnswer without its text).
 func uploadError(err error) error {
-	var (
-		mbe *http.MaxBytesError
-		pe  textproto.ProtocolError
-	)
+	var cbe *clientBodyError
 	switch {
-	case errors.As(err, &mbe), errors.Is(err, cas.ErrTooLarge):
+	case errors.Is(err, cas.ErrTooLarge):
 		return errUploadTooLarge
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return err
-	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, multipart.ErrMessageTooLarge),
-		errors.As(err, &pe), strings.HasPrefix(err.Error(), "multipart:"):
-		return badRequest("bad multipart body: " + err.Error())
+	case errors.As(err, &cbe):
+		return bodyError(cbe.err)
 	}
 	return err
 }

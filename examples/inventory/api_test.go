@@ -889,3 +889,36 @@ func TestListPartsDefaultPage(t *testing.T) {
 	got = append(got, rest[0]...)
 	require.Equal(t, append(want, late), got)
 }
+
+// TestUploadBackendErrorIsNotTheClients: a store error that wraps
+// io.ErrUnexpectedEOF or reads like a multipart error (an S3 transport's
+// "unexpected EOF", the checked layer's short read) is the backend's: a 500
+// whose body never quotes it, not a 400 "bad multipart body" naming the
+// bucket.
+func TestUploadBackendErrorIsNotTheClients(t *testing.T) {
+	t.Parallel()
+	f := newFaultyFS(t)
+	key := f.createPart("part")
+	data := imagetest.JPEG(300, 200)
+	for _, injected := range []error{
+		fmt.Errorf("s3store: PutObject secret-bucket/cas/x: %w", io.ErrUnexpectedEOF),
+		fmt.Errorf("multipart: secret-bucket said no"),
+	} {
+		f.fault.SetError(injected)
+		f.fault.SetFailRate(1, faulty.MethodStage)
+		status, b := f.upload(key, "p", "p.jpg", "image/jpeg", data)
+		require.Equal(t, http.StatusInternalServerError, status, "%v: body: %s", injected, b)
+		require.NotContains(t, string(b), "secret-bucket")
+		require.NotContains(t, string(b), "multipart")
+		f.requireNothingLeft(t)
+		f.fault.ClearFaults()
+	}
+	// A body the client cuts off is still the client's 400.
+	body, ct := multipartBody(t, "p", "p.jpg", "image/jpeg", data)
+	whole, err := io.ReadAll(body)
+	require.NoError(t, err)
+	status, b := f.do("POST", "/api/parts/"+key+"/attachments", ct, bytes.NewReader(whole[:len(whole)-100]))
+	require.Equal(t, http.StatusBadRequest, status, "body: %s", b)
+	require.Contains(t, string(b), "bad multipart body")
+	f.requireNothingLeft(t)
+}
