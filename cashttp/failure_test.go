@@ -226,7 +226,7 @@ func TestOpenBoundLeavesReadsAlone(t *testing.T) {
 }
 
 // TestBackendTimeoutDefault: the default bound is DefaultBackendTimeout,
-// and a negative duration turns it off like zero.
+// and zero turns it off.
 func TestBackendTimeoutDefault(t *testing.T) {
 	t.Parallel()
 	require.Equal(t, 15*time.Second, cashttp.DefaultBackendTimeout)

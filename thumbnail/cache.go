@@ -75,10 +75,13 @@ type dirEntry struct {
 }
 
 // NewDirCache opens (creating it if needed) a DirCache in dir holding at
-// most maxBytes bytes of thumbnails; zero or negative means no bound.
-// Existing entries are indexed oldest first and leftover temporary files
-// from an interrupted write are removed.
+// most maxBytes bytes of thumbnails; zero means no bound, and a negative
+// maxBytes is an error. Existing entries are indexed oldest first and
+// leftover temporary files from an interrupted write are removed.
 func NewDirCache(dir string, maxBytes int64) (*DirCache, error) {
+	if maxBytes < 0 {
+		return nil, fmt.Errorf("thumbnail: NewDirCache(%q, %d): want 0 (no bound) or a positive number of bytes", dir, maxBytes)
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("thumbnail: dir cache: %w", err)
 	}

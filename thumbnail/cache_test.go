@@ -255,3 +255,15 @@ func TestDirCacheGetRacingPut(t *testing.T) {
 	}
 	require.Equal(t, onDisk, c.Size(), "the index matches the directory")
 }
+
+// TestNewDirCacheRejectsNegativeBound: a negative size bound is an error
+// that names it, and creates nothing.
+func TestNewDirCacheRejectsNegativeBound(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "cache")
+	_, err := thumbnail.NewDirCache(dir, -1)
+	require.ErrorContains(t, err, "NewDirCache")
+	require.ErrorContains(t, err, "-1")
+	_, statErr := os.Stat(dir)
+	require.ErrorIs(t, statErr, os.ErrNotExist)
+}
