@@ -152,7 +152,7 @@ func TestEnginesRun(t *testing.T) {
 					ids = append(ids[:n-6], "'; DROP TABLE parts_text; --", `" OR 1=1 --`, "ünïcødé", "a b", "Z", "10")
 				}
 				data := map[string][]byte{} // legacy key -> bytes
-				var pending []string       // IDs of rows on legacy keys
+				var pending []string        // IDs of rows on legacy keys
 				for i, id := range ids {
 					var key any
 					switch {
