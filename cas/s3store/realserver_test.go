@@ -35,16 +35,51 @@ func TestConformanceRealS3(t *testing.T) {
 	})
 }
 
-// TestConformanceRealS3Multipart runs the suite with multipart uploads of
-// 16 KiB parts for every Put over 1 KiB.
+// minPartSize is S3's minimum size of a multipart upload's parts (but the
+// last). Real servers enforce it at CompleteMultipartUpload
+// (EntityTooSmall); gofakes3 does not.
+const minPartSize = 5 << 20
+
+// TestConformanceRealS3Multipart runs the suite with every Put over 1 KiB
+// a multipart upload (of one part: the suite's blobs are smaller than
+// S3's minimum part size).
 func TestConformanceRealS3Multipart(t *testing.T) {
 	t.Parallel()
 	testutil.NewRealS3(t) // skip here, not in every case, when there is no server
 	castest.Run(t, func(t *testing.T) cas.Backend {
 		s := testutil.NewRealS3(t)
 		return s3store.New(s.Client, s.Bucket, s3store.WithKeyPrefix(s.Prefix),
-			s3store.WithMultipartThreshold(1<<10), s3store.WithPartSize(16<<10))
+			s3store.WithMultipartThreshold(1<<10), s3store.WithPartSize(minPartSize))
 	})
+}
+
+// TestRealS3MultipartParts uploads blobs of several minimum-size parts
+// (the last one shorter) to the real server, create-only and verified, and
+// reads them back whole and from an offset.
+func TestRealS3MultipartParts(t *testing.T) {
+	t.Parallel()
+	s := testutil.NewRealS3(t)
+	b := s3store.New(s.Client, s.Bucket, s3store.WithKeyPrefix(s.Prefix),
+		s3store.WithMultipartThreshold(minPartSize), s3store.WithPartSize(minPartSize), s3store.WithConcurrency(2))
+	store := cas.New(b)
+	ctx := t.Context()
+	data := blob(11, 2*minPartSize+12345)
+	res, err := store.Put(ctx, bytes.NewReader(data))
+	require.NoError(t, err)
+	require.False(t, res.Deduplicated)
+	require.Equal(t, data, readAll(t, b, res.Hash.Key()))
+	obj, err := b.Open(ctx, res.Hash.Key())
+	require.NoError(t, err)
+	defer obj.Close()
+	_, err = obj.Seek(minPartSize+7, io.SeekStart)
+	require.NoError(t, err)
+	p, err := io.ReadAll(obj)
+	require.NoError(t, err)
+	require.Equal(t, data[minPartSize+7:], p)
+
+	// Create-only: a second multipart upload of the key fails with ErrExists.
+	err = b.Put(ctx, res.Hash.Key(), bytes.NewReader(data), int64(len(data)), cas.PutOptions{IfAbsent: true})
+	require.ErrorIs(t, err, cas.ErrExists)
 }
 
 // s3Server is an S3 endpoint, an existing bucket on it and a key prefix of
