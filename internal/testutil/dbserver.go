@@ -55,6 +55,7 @@ func NewPostgres(t testing.TB) *DB {
 		t.Fatalf("testutil: %s: %v", PostgresDSNEnv, err)
 	}
 	admin := open(t, "pgx", dsn)
+	admin.SetMaxOpenConns(1) // creates and drops the schema only
 	schema := schemaName(t)
 	if _, err := admin.Exec("CREATE SCHEMA " + schema); err != nil {
 		t.Fatalf("testutil: create schema %s: %v", schema, err)
@@ -86,6 +87,7 @@ func NewMySQL(t testing.TB) *DB {
 		t.Fatalf("testutil: %s: %v", MySQLDSNEnv, err)
 	}
 	admin := open(t, "mysql", dsn)
+	admin.SetMaxOpenConns(1) // creates and drops the schema only
 	schema := schemaName(t)
 	if _, err := admin.Exec("CREATE DATABASE " + schema + " CHARACTER SET utf8mb4"); err != nil {
 		t.Fatalf("testutil: create database %s: %v", schema, err)
