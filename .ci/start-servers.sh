@@ -150,7 +150,8 @@ start)
   chmod 755 "$DIR"
   EXPORTS=("CASA_SERVERS_DIR=$DIR")
   # On failure, stop what was started.
-  trap 'stop_all "$DIR"' ERR
+  started=
+  trap '[[ -n "$started" ]] || stop_all "$DIR"' EXIT
   for s in ${CASA_SERVERS:-postgres mysql s3}; do
     case $s in
     postgres) start_postgres ;;
@@ -159,7 +160,7 @@ start)
     *) log "unknown server $s"; exit 2 ;;
     esac
   done
-  trap - ERR
+  started=1
   for e in "${EXPORTS[@]}"; do printf 'export %q\n' "$e"; done
   ;;
 stop)
