@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -52,9 +51,9 @@ func TestRangeAmplification(t *testing.T) {
 			size = len(jpeg)
 		}
 		// Without a network: no header size limit in the way.
-		start := time.Now()
+		// (The work is bounded by the answer: a 416 of under 100 bytes, not
+		// 85,000 parts; no wall-clock bound, which a loaded CI would break.)
 		rec := serve(hd, http.MethodGet, target, "Range", oneByteRanges(85_000))
-		require.Less(t, time.Since(start), 2*time.Second)
 		requireErrorResponse(t, rec.Code, rec.Header(), rec.Body.Bytes(), http.StatusRequestedRangeNotSatisfiable)
 		require.Equal(t, fmt.Sprintf("bytes */%d", size), rec.Header().Get("Content-Range"))
 		require.Less(t, rec.Body.Len(), 100)

@@ -69,7 +69,7 @@ func (o *object) Read(p []byte) (int, error) {
 		// watchdog runs only while a Read waits for S3: a caller that
 		// reads slowly (a slow HTTP client downstream) is no stall.
 		c := o.b.transfer(o.ctx, "GetObject", o.full, o.b.opTimeout)
-		out, err := o.b.client.GetObject(c.ctx, in)
+		out, err := o.b.client.GetObject(c.ctx, in, quietChecksumLog)
 		if err != nil {
 			err = c.err("read", o.info.Key, err, cas.ErrNotFound)
 			c.end()

@@ -12,7 +12,10 @@
 // and Commit returns migrate.ErrConflict.
 //
 // Table and column names are validated as plain SQL identifiers, so they
-// cannot carry SQL; values always travel as query parameters. The SQL is
+// cannot carry SQL, and are quoted in the SQL (`name` by default, "name"
+// lower-cased with WithDollarPlaceholders, which keeps PostgreSQL's folding
+// of unquoted names), so that reserved words such as key, order or user
+// work as column names. Values always travel as query parameters. The SQL is
 // portable across SQLite, PostgreSQL and MySQL (LIMIT, ? or $n
 // placeholders). The ID column must be unique and non-NULL; integer IDs are
 // ordered and compared as integers, text IDs as text.
@@ -63,8 +66,9 @@ type config struct {
 	pageSize int
 }
 
-// WithDollarPlaceholders makes the Migrator write $1, $2, ... placeholders
-// (PostgreSQL) instead of ? (SQLite, MySQL).
+// WithDollarPlaceholders makes the Migrator write PostgreSQL's SQL: $1,
+// $2, ... placeholders instead of ? (SQLite, MySQL), and identifiers
+// quoted as "name" instead of `name`. Use it with pgx or lib/pq.
 func WithDollarPlaceholders() Option { return func(c *config) { c.dollar = true } }
 
 // WithPageSize sets how many rows one page query reads. The default is
@@ -132,7 +136,11 @@ func New(db *sql.DB, t Table, opts ...Option) (*Migrator, error) {
 	if c.dollar {
 		ph = func(i int) string { return "$" + strconv.Itoa(i) }
 	}
-	id, key, name := t.IDColumn, t.KeyColumn, t.Name
+	quote := quoteBacktick
+	if c.dollar {
+		quote = quoteDouble
+	}
+	id, key, name := quote(t.IDColumn), quote(t.KeyColumn), quoteName(t.Name, quote)
 	hasKey := key + " IS NOT NULL AND " + key + " <> ''"
 	order := " ORDER BY " + id + " LIMIT " + strconv.Itoa(c.pageSize)
 	return &Migrator{
@@ -144,6 +152,29 @@ func New(db *sql.DB, t Table, opts ...Option) (*Migrator, error) {
 		update:     "UPDATE " + name + " SET " + key + " = " + ph(1) + " WHERE " + id + " = " + ph(2) + " AND " + key + " = " + ph(3),
 		probeQuery: "SELECT " + id + " FROM " + name + " LIMIT 1",
 	}, nil
+}
+
+// quoteBacktick quotes a validated identifier for SQLite and MySQL, which
+// both accept `name` and keep their usual case rules for it. Quoting lets
+// a column be called key, order or user, words that are reserved in SQL.
+func quoteBacktick(s string) string { return "`" + s + "`" }
+
+// quoteDouble quotes a validated identifier for PostgreSQL. Unquoted
+// names are folded to lower case there, and quoted names are not, so the
+// name is lowered first: "Parts" still means the table created as Parts
+// (that is, parts), while "user" now means the column and not
+// CURRENT_USER. SQLite, which accepts $N placeholders too, ignores case
+// in either form.
+func quoteDouble(s string) string { return `"` + strings.ToLower(s) + `"` }
+
+// quoteName quotes each part of a validated, possibly schema-qualified
+// name.
+func quoteName(s string, quote func(string) string) string {
+	parts := strings.Split(s, ".")
+	for i, p := range parts {
+		parts[i] = quote(p)
+	}
+	return strings.Join(parts, ".")
 }
 
 // validateName checks a table or column name; dotted reports whether

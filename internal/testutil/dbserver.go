@@ -1,0 +1,139 @@
+package testutil
+
+import (
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+)
+
+// Environment variables that locate the real database servers. .ci/run
+// (through .ci/start-servers.sh) starts the servers and sets them; run
+// `eval "$(.ci/start-servers.sh start)"` to do the same locally.
+const (
+	// PostgresDSNEnv holds a PostgreSQL URL for the pgx driver, e.g.
+	// postgres://casa@127.0.0.1:5432/casa_test?sslmode=disable. The role
+	// must be allowed to create schemas in the database.
+	PostgresDSNEnv = "CASA_TEST_POSTGRES_DSN"
+	// MySQLDSNEnv holds a go-sql-driver/mysql DSN for MySQL or MariaDB,
+	// e.g. casa:casa@tcp(127.0.0.1:3306)/casa_test. The user must be
+	// allowed to create databases.
+	MySQLDSNEnv = "CASA_TEST_MYSQL_DSN"
+)
+
+// DB is a database on a real server that belongs to one test: a fresh
+// PostgreSQL schema (on the connection's search_path) or a fresh MySQL
+// database, dropped when the test ends.
+type DB struct {
+	*sql.DB
+	// Driver is the database/sql driver name: "pgx" or "mysql".
+	Driver string
+	// Schema is the test's own schema (PostgreSQL) or database (MySQL):
+	// unqualified table names resolve to it, and "<Schema>.<table>"
+	// qualifies them.
+	Schema string
+}
+
+// NewPostgres returns a fresh schema on the PostgreSQL server named by
+// CASA_TEST_POSTGRES_DSN, or skips t (fails it under CI=true) when the
+// variable is unset.
+func NewPostgres(t testing.TB) *DB {
+	t.Helper()
+	dsn := os.Getenv(PostgresDSNEnv)
+	if dsn == "" {
+		SkipMissing(t, "no PostgreSQL server: set %s (eval \"$(.ci/start-servers.sh start)\" starts one)", PostgresDSNEnv)
+	}
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatalf("testutil: %s: %v", PostgresDSNEnv, err)
+	}
+	admin := open(t, "pgx", dsn)
+	admin.SetMaxOpenConns(1) // creates and drops the schema only
+	schema := schemaName(t)
+	if _, err := admin.Exec("CREATE SCHEMA " + schema); err != nil {
+		t.Fatalf("testutil: create schema %s: %v", schema, err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema) // pgx sends unknown parameters as run-time settings
+	u.RawQuery = q.Encode()
+	db := open(t, "pgx", u.String())
+	t.Cleanup(func() {
+		db.Close()
+		if _, err := admin.Exec("DROP SCHEMA " + schema + " CASCADE"); err != nil {
+			t.Errorf("testutil: drop schema %s: %v", schema, err)
+		}
+	})
+	return &DB{DB: db, Driver: "pgx", Schema: schema}
+}
+
+// NewMySQL returns a fresh database on the MySQL or MariaDB server named by
+// CASA_TEST_MYSQL_DSN, or skips t (fails it under CI=true) when the
+// variable is unset.
+func NewMySQL(t testing.TB) *DB {
+	t.Helper()
+	dsn := os.Getenv(MySQLDSNEnv)
+	if dsn == "" {
+		SkipMissing(t, "no MySQL/MariaDB server: set %s (eval \"$(.ci/start-servers.sh start)\" starts one)", MySQLDSNEnv)
+	}
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		t.Fatalf("testutil: %s: %v", MySQLDSNEnv, err)
+	}
+	admin := open(t, "mysql", dsn)
+	admin.SetMaxOpenConns(1) // creates and drops the schema only
+	schema := schemaName(t)
+	if _, err := admin.Exec("CREATE DATABASE " + schema + " CHARACTER SET utf8mb4"); err != nil {
+		t.Fatalf("testutil: create database %s: %v", schema, err)
+	}
+	cfg.DBName = schema
+	db := open(t, "mysql", cfg.FormatDSN())
+	t.Cleanup(func() {
+		db.Close()
+		if _, err := admin.Exec("DROP DATABASE " + schema); err != nil {
+			t.Errorf("testutil: drop database %s: %v", schema, err)
+		}
+	})
+	return &DB{DB: db, Driver: "mysql", Schema: schema}
+}
+
+// open opens and pings a database, closed when t ends.
+func open(t testing.TB, driver, dsn string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open(driver, dsn)
+	if err != nil {
+		t.Fatalf("testutil: open %s: %v", driver, err)
+	}
+	t.Cleanup(func() { db.Close() })
+	db.SetMaxOpenConns(8)
+	db.SetConnMaxIdleTime(time.Minute)
+	if err := db.PingContext(t.Context()); err != nil {
+		t.Fatalf("testutil: %s server did not answer: %v", driver, err)
+	}
+	return db
+}
+
+// schemaName returns a unique, valid, unquoted identifier for t's schema:
+// t_<test name, sanitised and shortened>_<random>.
+func schemaName(t testing.TB) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(t.Name()) {
+		if b.Len() >= 36 {
+			break
+		}
+		if 'a' <= r && r <= 'z' || '0' <= r && r <= '9' {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('_')
+		}
+	}
+	var rnd [6]byte
+	_, _ = rand.Read(rnd[:])
+	return "t_" + b.String() + "_" + hex.EncodeToString(rnd[:])
+}
