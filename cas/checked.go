@@ -10,6 +10,8 @@ import (
 	"iter"
 	"os"
 	"strings"
+	"sync"
+	"unicode/utf8"
 )
 
 // Checked returns b behind the checked layer: the one place in casa that
@@ -18,9 +20,16 @@ import (
 //
 //   - fails at once with ctx's error once ctx is done, and a read of an
 //     opened Object fails once the ctx given to Open is done;
-//   - validates its key with CheckKey (one rule for every Backend), and
-//     a Put under a derived prefix (IsDerivedKey) is refused unless its key
-//     is a DerivedKey: prefix, 64 lowercase hex, "_" and a name;
+//   - validates its key. There is one rule for what may be written, and
+//     any key a Backend holds can be read, migrated and deleted: Put (and
+//     a Staged's Commit) apply CheckKey, and a key under a derived prefix
+//     (IsDerivedKey) must be a DerivedKey: prefix, 64 lowercase hex, "_"
+//     and a name. Stat, Open and Delete take any key that is non-empty,
+//     at most MaxKeyLen bytes and valid UTF-8, so that legacy keys written
+//     before casa ("/uploads/a.pdf", "a//b", "C:\scans\c.pdf", ".well-known/x")
+//     can be migrated and cleaned up; a Backend may still refuse a key it
+//     cannot address (fsstore applies CheckKey to every key, for path
+//     safety), with an error wrapping ErrInvalidKey;
 //   - for Put, yields the Backend exactly size bytes (a reader that holds
 //     fewer or more fails the Put: the Backend sees a read error and stores
 //     nothing), and verifies PutOptions.SHA256 while the Backend reads: the
@@ -28,23 +37,47 @@ import (
 //     ErrDigestMismatch instead, so the Backend never sees a complete body
 //     that does not match. A Put under a blob key cas/<hex> carries
 //     SHA256 = <hex>: filled in when unset, ErrDigestMismatch when it
-//     differs. A negative size fails;
+//     differs. A negative size fails. A reader that returns no bytes and
+//     no error 100 times in a row fails with io.ErrNoProgress. Put returns
+//     only once no Read of r is in progress, and never reads r after it
+//     returns, even when the Backend left a goroutine reading the body (as
+//     net/http's transport may after an early response);
 //   - for Open, returns an Object whose reads end at exactly Info().Size:
 //     a body that ends early fails with io.ErrUnexpectedEOF, never a short
 //     read that looks complete. When the Backend's Object is a FileObject,
 //     so is the checked Object (its file holds exactly Size bytes by the
-//     FileObject contract).
+//     FileObject contract). The checked Object has no WriteTo or ReadAt:
+//     io.Copy reads it through Read; a caller that wants the kernel to
+//     send the bytes uses FileObject's File.
 //
-// The returned Backend implements Stager when b does; a Staged's Commit
-// validates its key and context the same way. Checked of a checked Backend
-// returns it unchanged. Store, thumbnail.NewBackendCache and migrate call
-// their Backends through Checked.
+// The returned Backend implements Stager when b does. Its Staged hashes
+// the bytes written to it, and its Commit validates the key and context as
+// Put does and, under a blob key cas/<hex>, fails with ErrDigestMismatch
+// and publishes nothing unless the bytes hash to <hex>. Checked of a
+// checked Backend returns it unchanged. Store, thumbnail.NewBackendCache
+// and migrate call their Backends through Checked.
 func Checked(b Backend) Backend {
 	switch b.(type) {
 	case *checked, *checkedStager:
 		return b
 	}
 	return checkedOf(b).wrap()
+}
+
+// checkHeldKey reports why key cannot be a key that a Backend holds, or
+// nil: it must be non-empty, at most MaxKeyLen bytes and valid UTF-8. It is
+// the rule for reads and Deletes, which must reach every key a Backend
+// holds; CheckKey, the rule for writes, is stricter.
+func checkHeldKey(key string) error {
+	switch {
+	case key == "":
+		return fmt.Errorf("%w: empty key", ErrInvalidKey)
+	case len(key) > MaxKeyLen:
+		return fmt.Errorf("%w: key longer than %d bytes", ErrInvalidKey, MaxKeyLen)
+	case !utf8.ValidString(key):
+		return fmt.Errorf("%w: %q is not valid UTF-8", ErrInvalidKey, key)
+	}
+	return nil
 }
 
 // checkedOf returns the checked layer over b, reusing b when it is one.
@@ -80,17 +113,33 @@ var (
 	_ Stager  = (*checkedStager)(nil)
 )
 
-// checkCall validates ctx and key before a call.
-func checkCall(ctx context.Context, key string) error {
+// checkWrite validates ctx and key before a write: CheckKey, and the shape
+// of a derived key.
+func checkWrite(ctx context.Context, key string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return CheckKey(key)
+	if err := CheckKey(key); err != nil {
+		return err
+	}
+	if IsDerivedKey(key) && !isDerivedKeyShape(key) {
+		return fmt.Errorf("%w: %q: a key under a derived prefix must be prefix + <64 lowercase hex> + \"_\" + name", ErrInvalidKey, key)
+	}
+	return nil
+}
+
+// checkRead validates ctx and key before a read or a Delete: any key a
+// Backend can hold passes (see checkHeldKey).
+func checkRead(ctx context.Context, key string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return checkHeldKey(key)
 }
 
 // Stat implements Backend.
 func (c *checked) Stat(ctx context.Context, key string) (Info, error) {
-	if err := checkCall(ctx, key); err != nil {
+	if err := checkRead(ctx, key); err != nil {
 		return Info{}, err
 	}
 	return c.b.Stat(ctx, key)
@@ -98,7 +147,7 @@ func (c *checked) Stat(ctx context.Context, key string) (Info, error) {
 
 // Open implements Backend.
 func (c *checked) Open(ctx context.Context, key string) (Object, error) {
-	if err := checkCall(ctx, key); err != nil {
+	if err := checkRead(ctx, key); err != nil {
 		return nil, err
 	}
 	obj, err := c.b.Open(ctx, key)
@@ -114,7 +163,7 @@ func (c *checked) Open(ctx context.Context, key string) (Object, error) {
 
 // Delete implements Backend.
 func (c *checked) Delete(ctx context.Context, key string) error {
-	if err := checkCall(ctx, key); err != nil {
+	if err := checkRead(ctx, key); err != nil {
 		return err
 	}
 	return c.b.Delete(ctx, key)
@@ -151,11 +200,8 @@ func (c *checked) Put(ctx context.Context, key string, r io.Reader, size int64, 
 // put is Put; with hashed, the caller (Store) has already hashed the bytes
 // r yields to opts.SHA256, and the layer does not hash them again.
 func (c *checked) put(ctx context.Context, key string, r io.Reader, size int64, opts PutOptions, hashed bool) error {
-	if err := checkCall(ctx, key); err != nil {
+	if err := checkWrite(ctx, key); err != nil {
 		return err
-	}
-	if IsDerivedKey(key) && !isDerivedKeyShape(key) {
-		return fmt.Errorf("%w: %q: a key under a derived prefix must be prefix + <64 lowercase hex> + \"_\" + name", ErrInvalidKey, key)
 	}
 	if h, err := ParseKey(key); err == nil {
 		switch {
@@ -171,7 +217,7 @@ func (c *checked) put(ctx context.Context, key string, r io.Reader, size int64, 
 	if opts.SHA256.IsZero() {
 		hashed = true // nothing to verify
 	}
-	cr := &checkedReader{ctx: ctx, r: r, size: size, want: opts.SHA256}
+	cr := &checkedReader{ctx: ctx, r: &progressReader{r: r}, size: size, want: opts.SHA256}
 	if !hashed {
 		cr.d = c.newHash()
 	}
@@ -190,16 +236,20 @@ func (c *checked) put(ctx context.Context, key string, r io.Reader, size int64, 
 		body = &checkedSeeker{checkedReader: cr, rs: rs, base: base}
 	}
 	err := c.b.Put(ctx, key, body, size, opts)
-	if cr.err != nil {
+	// The Backend may have left a goroutine reading the body (net/http's
+	// transport does after an early response): detach the body from r
+	// before reading its state.
+	st := cr.detach()
+	if st.err != nil {
 		// The body failed (short, long, wrong digest, cancelled): say so
 		// first, whatever the Backend made of it.
 		if err == nil {
-			return fmt.Errorf("cas: put %q: %w (the backend reported success: it stored a body that failed)", key, cr.err)
+			return fmt.Errorf("cas: put %q: %w (the backend reported success: it stored a body that failed)", key, st.err)
 		}
-		return fmt.Errorf("cas: put %q: %w (%w)", key, cr.err, err)
+		return fmt.Errorf("cas: put %q: %w (%w)", key, st.err, err)
 	}
-	if err == nil && !cr.done {
-		return fmt.Errorf("cas: put %q: the backend returned before reading %d bytes (read %d)", key, size, cr.pos)
+	if err == nil && !st.done {
+		return fmt.Errorf("cas: put %q: the backend returned before reading %d bytes (read %d)", key, size, st.pos)
 	}
 	return err
 }
@@ -222,6 +272,13 @@ func isDerivedKeyShape(key string) bool {
 
 // Stage implements Stager.
 func (c *checkedStager) Stage(ctx context.Context) (Staged, error) {
+	return c.stage(ctx, false)
+}
+
+// stage is Stage; with hashed, the caller (Store) hashes the bytes it
+// writes and commits them under their own blob key, and the layer does not
+// hash them again. c's Backend must be a Stager.
+func (c *checked) stage(ctx context.Context, hashed bool) (Staged, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -229,27 +286,106 @@ func (c *checkedStager) Stage(ctx context.Context) (Staged, error) {
 	if err != nil {
 		return nil, err
 	}
-	return checkedStaged{st}, nil
+	s := &checkedStaged{ctx: ctx, st: st}
+	if !hashed {
+		s.d = c.newHash()
+	}
+	return s, nil
 }
 
-// checkedStaged validates the key and context of a Commit.
-type checkedStaged struct{ Staged }
+// checkedStaged is a Staged behind the checked layer: its Writes fail once
+// the ctx given to Stage is done, and its Commit validates the key and
+// context as a Put does and checks a blob key against the hash of the
+// bytes written.
+type checkedStaged struct {
+	ctx context.Context // Stage's
+	st  Staged
+	d   hash.Hash // the bytes written; nil: the caller hashes them (Store)
+	n   int64     // bytes written
+}
 
-func (s checkedStaged) Commit(ctx context.Context, key string) error {
-	if err := checkCall(ctx, key); err != nil {
-		_ = s.Abort()
+func (s *checkedStaged) Write(p []byte) (int, error) {
+	if err := s.ctx.Err(); err != nil {
+		return 0, err
+	}
+	n, err := s.st.Write(p)
+	if n < 0 || n > len(p) {
+		return 0, fmt.Errorf("cas: stage: the backend's Write of %d bytes returned %d", len(p), n)
+	}
+	if s.d != nil {
+		s.d.Write(p[:n])
+	}
+	s.n += int64(n)
+	return n, err
+}
+
+// Commit implements Staged. A Commit that fails its checks aborts the
+// staged bytes: nothing is published.
+func (s *checkedStaged) Commit(ctx context.Context, key string) error {
+	if err := s.check(ctx, key); err != nil {
+		_ = s.st.Abort()
 		return err
 	}
-	return s.Staged.Commit(ctx, key)
+	return s.st.Commit(ctx, key)
 }
+
+func (s *checkedStaged) check(ctx context.Context, key string) error {
+	if err := checkWrite(ctx, key); err != nil {
+		return err
+	}
+	if h, err := ParseKey(key); err == nil && s.d != nil {
+		var got Hash
+		s.d.Sum(got[:0])
+		if got != h {
+			return fmt.Errorf("cas: commit %q: %w: the %d bytes staged hash to %s", key, ErrDigestMismatch, s.n, got)
+		}
+	}
+	return nil
+}
+
+// Abort implements Staged.
+func (s *checkedStaged) Abort() error { return s.st.Abort() }
 
 // errTooLong: a Put's reader holds more bytes than the declared size.
 var errTooLong = errors.New("cas: body longer than the declared size")
+
+// errDetached: the Backend read a Put's body after its Put returned.
+var errDetached = errors.New("cas: body read after the backend's Put returned")
+
+// maxEmptyReads is how many Reads in a row may return no bytes and no
+// error before the body fails with io.ErrNoProgress (bufio.Reader's
+// limit).
+const maxEmptyReads = 100
+
+// progressReader fails with io.ErrNoProgress once r has returned no bytes
+// and no error maxEmptyReads times in a row, so that no loop over it
+// (io.ReadFull, checkEOF, a Backend's copy) spins forever.
+type progressReader struct {
+	r     io.Reader
+	empty int
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	if n != 0 || err != nil || len(b) == 0 {
+		p.empty = 0
+		return n, err
+	}
+	p.empty++
+	if p.empty >= maxEmptyReads {
+		return 0, fmt.Errorf("cas: body returned nothing %d times in a row: %w", p.empty, io.ErrNoProgress)
+	}
+	return 0, nil
+}
 
 // checkedReader yields exactly size bytes of r to a Backend, hashing them
 // into d (when set) and checking the digest before it yields the last
 // bytes. Every failure is remembered in err and returned by every later
 // Read, so a Backend that retries cannot get past it.
+//
+// Read and Seek hold mu for their whole call, r's Read included, and detach
+// takes it to read the outcome: a goroutine the Backend left reading races
+// neither with the Put nor, once detached, with the caller's next use of r.
 type checkedReader struct {
 	ctx  context.Context
 	r    io.Reader
@@ -257,15 +393,43 @@ type checkedReader struct {
 	want Hash
 	d    hash.Hash // nil: do not hash
 
-	pos    int64 // bytes yielded
-	hashed int64 // bytes hashed, from offset 0
-	done   bool  // the last byte was yielded, r ended there, the digest matched
-	err    error // the first failure
+	mu       sync.Mutex
+	pos      int64 // bytes yielded
+	hashed   int64 // bytes hashed, from offset 0
+	done     bool  // the last byte was yielded, r ended there, the digest matched
+	err      error // the first failure
+	detached bool  // the Put returned: r is the caller's again
+}
+
+// readState is the outcome of a checkedReader, read by detach.
+type readState struct {
+	pos  int64
+	done bool
+	err  error
+}
+
+// detach ends the body's use of r, waiting for a Read in progress, and
+// returns its state: every later Read and Seek fails.
+func (c *checkedReader) detach() readState {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.detached = true
+	return readState{pos: c.pos, done: c.done, err: c.err}
+}
+
+// failed returns the error every call fails with, if any. c.mu is held.
+func (c *checkedReader) failed() error {
+	if c.detached {
+		return errDetached
+	}
+	return c.err
 }
 
 func (c *checkedReader) Read(p []byte) (int, error) {
-	if c.err != nil {
-		return 0, c.err
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.failed(); err != nil {
+		return 0, err
 	}
 	n, err := c.read(p)
 	if err != nil && err != io.EOF {
@@ -350,10 +514,11 @@ func (c *checkedReader) short() error {
 	return fmt.Errorf("cas: body of %d bytes, declared %d: %w", c.pos, c.size, io.ErrUnexpectedEOF)
 }
 
-// checkEOF fails unless r is at EOF.
+// checkEOF fails unless r is at EOF. A reader that returns no bytes and no
+// error maxEmptyReads times in a row fails with io.ErrNoProgress.
 func checkEOF(r io.Reader) error {
 	var one [1]byte
-	for {
+	for range maxEmptyReads {
 		n, err := r.Read(one[:])
 		switch {
 		case n > 0:
@@ -364,6 +529,7 @@ func checkEOF(r io.Reader) error {
 			return err
 		}
 	}
+	return fmt.Errorf("cas: body returned nothing %d times in a row at its end: %w", maxEmptyReads, io.ErrNoProgress)
 }
 
 // checkedSeeker is a checkedReader over an io.ReadSeeker, so that a
@@ -377,8 +543,10 @@ type checkedSeeker struct {
 }
 
 func (c *checkedSeeker) Seek(offset int64, whence int) (int64, error) {
-	if c.err != nil {
-		return 0, c.err
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.failed(); err != nil {
+		return 0, err
 	}
 	var abs int64
 	switch whence {

@@ -21,7 +21,9 @@ var (
 	// ErrCorrupt: content that claims a format but does not decode, or
 	// that is too costly to process (a decode past its deadline).
 	ErrCorrupt = errors.New("cas: corrupt content")
-	// ErrInvalidKey: a Backend key breaks the key rules of CheckKey.
+	// ErrInvalidKey: a key that may not be written (it breaks CheckKey's
+	// rules), or one no Backend can hold (empty, longer than MaxKeyLen, or
+	// not valid UTF-8), or one a Backend cannot address.
 	ErrInvalidKey = errors.New("cas: invalid key")
 	// ErrNoSpace: the backend has no room for the write (a full disk or
 	// quota). Nothing was stored; the write may succeed once space is freed.

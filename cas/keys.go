@@ -3,7 +3,6 @@ package cas
 import (
 	"fmt"
 	"strings"
-	"unicode/utf8"
 )
 
 // The key space of a Backend that a Store uses has three parts, and every
@@ -56,9 +55,10 @@ func DerivedKey(prefix string, h Hash, name string) string {
 	return prefix + h.String() + "_" + name
 }
 
-// CheckKey reports why key cannot be a Backend key, wrapping ErrInvalidKey,
-// or nil. It is the one key rule for every Backend, so that a key stored in
-// one backend can be copied to any other:
+// CheckKey reports why key cannot be written to a Backend, wrapping
+// ErrInvalidKey, or nil. It is the one rule for what may be written, for
+// every Backend, so that a key stored in one backend can be copied to any
+// other:
 //
 //   - a slash-separated sequence of non-empty segments other than "." and
 //     "..", without a leading or trailing slash;
@@ -67,14 +67,19 @@ func DerivedKey(prefix string, h Hash, name string) string {
 //   - a first segment that does not start with "." (reserved for backends);
 //   - under KeyPrefix, in any letter case, only blob keys (KeyPrefix and
 //     64 lowercase hex).
+//
+// Any key a Backend holds can be read, migrated and deleted: keys written
+// before casa often break this rule ("/uploads/a.pdf", "a//b.pdf",
+// ".well-known/x"), so Checked applies CheckKey to writes only (Put and a
+// Staged's Commit) and to Stat, Open and Delete only the rule that every
+// stored key keeps: non-empty, at most MaxKeyLen bytes, valid UTF-8. A
+// Backend may still refuse a key it cannot address (fsstore applies
+// CheckKey to every key, because its paths depend on it).
 func CheckKey(key string) error {
+	if err := checkHeldKey(key); err != nil {
+		return err
+	}
 	switch {
-	case key == "":
-		return fmt.Errorf("%w: empty key", ErrInvalidKey)
-	case len(key) > MaxKeyLen:
-		return fmt.Errorf("%w: key longer than %d bytes", ErrInvalidKey, MaxKeyLen)
-	case !utf8.ValidString(key):
-		return fmt.Errorf("%w: %q is not valid UTF-8", ErrInvalidKey, key)
 	case key[0] == '/' || key[len(key)-1] == '/':
 		return fmt.Errorf("%w: %q starts or ends with a slash", ErrInvalidKey, key)
 	}

@@ -177,7 +177,7 @@ func (s *Store) put(ctx context.Context, r io.Reader, want *Hash, opts []PutOpti
 			src = io.LimitReader(src, s.maxSize+1)
 		}
 		if _, ok := s.c.b.(Stager); ok {
-			res, err = s.putStaged(ctx, &checkedStager{*s.c}, src, want)
+			res, err = s.putStaged(ctx, src, want)
 		} else {
 			res, err = s.putSpooled(ctx, src, want, cfg)
 		}
@@ -206,8 +206,12 @@ func (s *Store) check(ctx context.Context, d hash.Hash, n int64, want *Hash) (Ha
 	return h, ctx.Err()
 }
 
-func (s *Store) putStaged(ctx context.Context, st Stager, src io.Reader, want *Hash) (res PutResult, err error) {
-	obj, err := st.Stage(ctx)
+// putStaged writes src into a Staged of the Backend, which must be a
+// Stager, and commits it under its hash. The Store hashes the bytes: it
+// stages through the checked layer's hashed route, which checks the key
+// and context of the Commit but does not hash them again.
+func (s *Store) putStaged(ctx context.Context, src io.Reader, want *Hash) (res PutResult, err error) {
+	obj, err := s.c.stage(ctx, true)
 	if err != nil {
 		return res, fmt.Errorf("cas: stage: %w", err)
 	}

@@ -67,7 +67,7 @@ func Cleanup(ctx context.Context, store *cas.Store, m Migrator, opts CleanupOpti
 	if src == nil {
 		src = store.Backend()
 	}
-	src = cas.Checked(src) // one key rule, contexts checked
+	src = cas.Checked(src) // any held key can be read and deleted; contexts checked
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

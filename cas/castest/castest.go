@@ -11,7 +11,10 @@
 // that leave nothing behind, ranged reads through Seek, ordered and
 // prefix-filtered listing across pages, non-CAS keys, concurrent use, and a
 // cas.Store round trip over the Backend. When the Backend implements
-// cas.Stager the Stage/Commit/Abort contract is checked too, and when its
+// cas.Stager the Stage/Commit/Abort contract is checked too (through
+// cas.Checked: a Commit under a blob key whose bytes do not hash to it, or
+// under a derived prefix without a cas.DerivedKey, publishes nothing), and
+// when its
 // Objects implement cas.FileObject, that the file holds exactly the
 // object's bytes and is closed with the Object.
 //
@@ -57,41 +60,45 @@ func Run(t *testing.T, newBackend func(t *testing.T) cas.Backend) {
 	type test struct {
 		name string
 		fn   func(t *testing.T, b cas.Backend)
+		// raw, instead of fn: also given the Backend unwrapped.
+		raw func(t *testing.T, raw, b cas.Backend)
 	}
 	thin := []test{
-		{"Missing", testMissing},
-		{"RoundTrip", testRoundTrip},
-		{"Empty", testEmpty},
-		{"Delete", testDelete},
-		{"IfAbsent", testIfAbsent},
-		{"Replace", testReplace},
-		{"FailingReader", testFailingReader},
-		{"Seek", testSeek},
-		{"List", testList},
-		{"ListBreak", testListBreak},
-		{"ListMany", testListMany},
-		{"NonCASKeys", testNonCASKeys},
-		{"Concurrent", testConcurrent},
-		{"ConcurrentIfAbsent", testConcurrentIfAbsent},
-		{"Stager", testStager},
-		{"FileObject", testFileObject},
+		{"Missing", testMissing, nil},
+		{"RoundTrip", testRoundTrip, nil},
+		{"Empty", testEmpty, nil},
+		{"Delete", testDelete, nil},
+		{"IfAbsent", testIfAbsent, nil},
+		{"Replace", testReplace, nil},
+		{"FailingReader", testFailingReader, nil},
+		{"Seek", testSeek, nil},
+		{"List", testList, nil},
+		{"ListBreak", testListBreak, nil},
+		{"ListMany", testListMany, nil},
+		{"NonCASKeys", testNonCASKeys, nil},
+		{"Concurrent", testConcurrent, nil},
+		{"ConcurrentIfAbsent", testConcurrentIfAbsent, nil},
+		{"Stager", testStager, nil},
+		{"FileObject", testFileObject, nil},
 	}
 	checked := []test{
-		{"RoundTrip", testRoundTrip},
-		{"Empty", testEmpty},
-		{"IfAbsent", testIfAbsent},
-		{"FailingReader", testFailingReader},
-		{"Seek", testSeek},
-		{"NonCASKeys", testNonCASKeys},
-		{"DigestMismatch", testDigestMismatch},
-		{"BlobKeyDigest", testBlobKeyDigest},
-		{"SizeMismatch", testSizeMismatch},
-		{"CancelledPut", testCancelledPut},
-		{"CancelledContext", testCancelledContext},
-		{"InvalidKeys", testInvalidKeys},
-		{"Stager", testStager},
-		{"FileObject", testFileObject},
-		{"Store", testStore},
+		{"RoundTrip", testRoundTrip, nil},
+		{"Empty", testEmpty, nil},
+		{"IfAbsent", testIfAbsent, nil},
+		{"FailingReader", testFailingReader, nil},
+		{"Seek", testSeek, nil},
+		{"NonCASKeys", testNonCASKeys, nil},
+		{"DigestMismatch", testDigestMismatch, nil},
+		{"BlobKeyDigest", testBlobKeyDigest, nil},
+		{"SizeMismatch", testSizeMismatch, nil},
+		{"CancelledPut", testCancelledPut, nil},
+		{"CancelledContext", testCancelledContext, nil},
+		{"InvalidKeys", testInvalidKeys, nil},
+		{"HeldKeys", nil, testHeldKeys},
+		{"Stager", testStager, nil},
+		{"CheckedStager", testCheckedStager, nil},
+		{"FileObject", testFileObject, nil},
+		{"Store", testStore, nil},
 	}
 	for _, part := range []struct {
 		name  string
@@ -109,6 +116,10 @@ func Run(t *testing.T, newBackend func(t *testing.T) cas.Backend) {
 					b := newBackend(t)
 					if b == nil {
 						t.Fatal("newBackend returned nil")
+					}
+					if tc.raw != nil {
+						tc.raw(t, b, part.wrap(b))
+						return
 					}
 					tc.fn(t, part.wrap(b))
 				})
@@ -503,17 +514,26 @@ func testBlobKeyDigest(t *testing.T, b cas.Backend) {
 	mustListCount(t, b, "", 1, "after Puts under a blob key")
 }
 
-// testInvalidKeys: every call with a key that cas.CheckKey refuses fails
+// writeRefusedKeys are keys that cas.CheckKey refuses but that a Backend
+// may hold: written before casa, they must stay readable and deletable.
+func writeRefusedKeys(h cas.Hash) []string {
+	return []string{
+		"/abs", "trailing/", "a//b", "a/../b", "./a", "..", ".tmp/x", ".hidden",
+		"back\\slash", "nul\x00", "ctl\x01", "cas/notahash", "CAS/" + h.String(), "cas/" + strings.ToUpper(h.String()),
+		"a/" + strings.Repeat("s", cas.MaxSegmentLen+1),
+	}
+}
+
+// testInvalidKeys: every write with a key that cas.CheckKey refuses fails
 // with ErrInvalidKey and stores nothing, and a Put under a derived prefix
-// must be a cas.DerivedKey.
+// must be a cas.DerivedKey. Reads and Deletes refuse only keys that no
+// Backend can hold (empty, longer than cas.MaxKeyLen, invalid UTF-8); other
+// keys are not found, or refused by a Backend that cannot address them.
 func testInvalidKeys(t *testing.T, b cas.Backend) {
 	ctx := t.Context()
 	h := cas.SumBytes([]byte("blob"))
-	for _, key := range []string{
-		"", "/abs", "trailing/", "a//b", "a/../b", "./a", "..", ".tmp/x", ".hidden",
-		"back\\slash", "nul\x00", "ctl\x01", "cas/notahash", "CAS/" + h.String(), "cas/" + strings.ToUpper(h.String()),
-		"\xff\xfe", strings.Repeat("k", cas.MaxKeyLen+1), "a/" + strings.Repeat("s", cas.MaxSegmentLen+1),
-	} {
+	never := []string{"", "\xff\xfe", "a/\xc0", strings.Repeat("k", cas.MaxKeyLen+1)}
+	for _, key := range never {
 		_, err := b.Stat(ctx, key)
 		mustErrorIs(t, err, cas.ErrInvalidKey, "Stat %q", key)
 		obj, err := b.Open(ctx, key)
@@ -521,11 +541,29 @@ func testInvalidKeys(t *testing.T, b cas.Backend) {
 			_ = obj.Close()
 		}
 		mustErrorIs(t, err, cas.ErrInvalidKey, "Open %q", key)
+		mustErrorIs(t, b.Delete(ctx, key), cas.ErrInvalidKey, "Delete %q", key)
+	}
+	for _, key := range append(never, writeRefusedKeys(h)...) {
 		for _, opts := range []cas.PutOptions{{}, {IfAbsent: true}} {
-			err = b.Put(ctx, key, strings.NewReader("x"), 1, opts)
+			err := b.Put(ctx, key, strings.NewReader("x"), 1, opts)
 			mustErrorIs(t, err, cas.ErrInvalidKey, "Put %q (IfAbsent %v)", key, opts.IfAbsent)
 		}
-		mustErrorIs(t, b.Delete(ctx, key), cas.ErrInvalidKey, "Delete %q", key)
+	}
+	for _, key := range writeRefusedKeys(h) {
+		_, err := b.Stat(ctx, key)
+		if !errors.Is(err, cas.ErrNotFound) && !errors.Is(err, cas.ErrInvalidKey) {
+			t.Fatalf("Stat %q of a key never written: %v, want an error wrapping cas.ErrNotFound (or cas.ErrInvalidKey from a Backend that cannot address it)", key, err)
+		}
+		obj, err := b.Open(ctx, key)
+		if err == nil {
+			_ = obj.Close()
+		}
+		if !errors.Is(err, cas.ErrNotFound) && !errors.Is(err, cas.ErrInvalidKey) {
+			t.Fatalf("Open %q of a key never written: %v, want an error wrapping cas.ErrNotFound (or cas.ErrInvalidKey from a Backend that cannot address it)", key, err)
+		}
+		if err := b.Delete(ctx, key); err != nil && !errors.Is(err, cas.ErrInvalidKey) {
+			t.Fatalf("Delete %q of a key never written: %v, want nil (or cas.ErrInvalidKey from a Backend that cannot address it)", key, err)
+		}
 	}
 	for _, key := range []string{cas.ThumbnailPrefix + "loose.jpg", cas.ThumbnailPrefix + h.String(), cas.ThumbnailPrefix + h.String() + "_"} {
 		err := b.Put(ctx, key, strings.NewReader("x"), 1, cas.PutOptions{})
@@ -535,6 +573,46 @@ func testInvalidKeys(t *testing.T, b cas.Backend) {
 	good := cas.DerivedKey(cas.ThumbnailPrefix, h, "150.jpg")
 	put(t, b, good, []byte("jpeg"), cas.PutOptions{})
 	mustEqualBytes(t, readKey(t, b, good), []byte("jpeg"), "bytes of %q", good)
+}
+
+// legacyKeys are keys found in real buckets written before casa, which
+// cas.CheckKey refuses for a write.
+func legacyKeys() []string {
+	return []string{
+		"/uploads/a.pdf", "uploads//b.pdf", `C:\scans\c.pdf`, ".well-known/x", "Cas/readme.txt",
+		"uploads/" + strings.Repeat("n", cas.MaxSegmentLen+1) + ".pdf",
+	}
+}
+
+// testHeldKeys: any key the Backend holds can be read, listed and deleted
+// through cas.Checked, though CheckKey refuses to write it. Each key is
+// written to the Backend directly; keys the Backend itself refuses (fsstore
+// refuses all of these, for path safety) are skipped.
+func testHeldKeys(t *testing.T, raw, b cas.Backend) {
+	ctx := t.Context()
+	for i, key := range legacyKeys() {
+		p := data(uint64(200+i), 100+i)
+		if err := raw.Put(ctx, key, bytes.NewReader(p), int64(len(p)), cas.PutOptions{}); err != nil {
+			if !errors.Is(err, cas.ErrInvalidKey) {
+				t.Fatalf("Put %q to the Backend directly: %v, want success or an error wrapping cas.ErrInvalidKey", key, err)
+			}
+			t.Logf("the Backend cannot hold %q: %v", key, err)
+			continue
+		}
+		info, err := b.Stat(ctx, key)
+		mustNoError(t, err, "Stat of held key %q", key)
+		if info.Size != int64(len(p)) {
+			t.Fatalf("Stat of held key %q: Size %d, want %d", key, info.Size, len(p))
+		}
+		mustEqualBytes(t, readKey(t, b, key), p, "bytes of held key %q", key)
+		if keys := listKeys(t, b, ""); !slices.Contains(keys, key) {
+			t.Fatalf("List does not yield held key %q: %q", key, keys)
+		}
+		mustErrorIs(t, b.Put(ctx, key, bytes.NewReader(p), int64(len(p)), cas.PutOptions{}), cas.ErrInvalidKey, "Put of held key %q", key)
+		mustNoError(t, b.Delete(ctx, key), "Delete of held key %q", key)
+		requireNotFound(t, b, key)
+	}
+	mustListNothing(t, b, "", "after deleting every held key")
 }
 
 func testCancelledContext(t *testing.T, b cas.Backend) {
@@ -1003,7 +1081,7 @@ func testStager(t *testing.T, b cas.Backend) {
 	// Commit over an existing key: ErrExists, original intact.
 	obj, err = st.Stage(ctx)
 	mustNoError(t, err, "Stage")
-	_, err = obj.Write([]byte("other bytes"))
+	_, err = obj.Write(p)
 	mustNoError(t, err, "Write of staged bytes")
 	mustErrorIs(t, obj.Commit(ctx, h.Key()), cas.ErrExists, "Commit over existing %q", h.Key())
 	mustEqualBytes(t, readKey(t, b, h.Key()), p, "bytes of %q after a refused Commit", h.Key())
@@ -1034,7 +1112,66 @@ func testStager(t *testing.T, b cas.Backend) {
 	mustNoError(t, err, "Write of staged bytes")
 	mustNoError(t, obj.Commit(ctx, thumb), "Commit %q", thumb)
 
+	// Other bytes over an existing key: ErrExists, original intact.
+	obj, err = st.Stage(ctx)
+	mustNoError(t, err, "Stage")
+	_, err = obj.Write([]byte("other bytes"))
+	mustNoError(t, err, "Write of staged bytes")
+	mustErrorIs(t, obj.Commit(ctx, thumb), cas.ErrExists, "Commit of other bytes over existing %q", thumb)
+	mustEqualBytes(t, readKey(t, b, thumb), []byte("thumb"), "bytes of %q after a refused Commit", thumb)
+
 	mustEqualKeys(t, listKeys(t, b, ""), []string{h.Key(), thumb}, "only committed objects must be listed")
+}
+
+// testCheckedStager: through cas.Checked, a Staged's Commit publishes
+// nothing when its key is refused: a blob key the staged bytes do not hash
+// to (ErrDigestMismatch), a key under a derived prefix that is no
+// cas.DerivedKey, a key CheckKey refuses (ErrInvalidKey). Writes fail once
+// the context given to Stage is done.
+func testCheckedStager(t *testing.T, b cas.Backend) {
+	st, ok := b.(cas.Stager)
+	if !ok {
+		t.Skipf("%T does not implement cas.Stager", b)
+	}
+	ctx := t.Context()
+	hello := cas.SumBytes([]byte("hello"))
+	stage := func(p []byte) cas.Staged {
+		t.Helper()
+		obj, err := st.Stage(ctx)
+		mustNoError(t, err, "Stage")
+		for chunk := range slices.Chunk(p, 3) {
+			_, err := obj.Write(chunk)
+			mustNoError(t, err, "Write of %d staged bytes", len(chunk))
+		}
+		return obj
+	}
+
+	mustErrorIs(t, stage([]byte("evil")).Commit(ctx, hello.Key()), cas.ErrDigestMismatch, "Commit of other bytes under %q", hello.Key())
+	requireNotFound(t, b, hello.Key())
+	mustErrorIs(t, stage(nil).Commit(ctx, hello.Key()), cas.ErrDigestMismatch, "Commit of no bytes under %q", hello.Key())
+	requireNotFound(t, b, hello.Key())
+	for _, key := range []string{cas.ThumbnailPrefix + "zzz", cas.ThumbnailPrefix + hello.String(), "/abs", "a//b", "cas/notahash"} {
+		mustErrorIs(t, stage([]byte("x")).Commit(ctx, key), cas.ErrInvalidKey, "Commit under %q", key)
+		if cas.CheckKey(key) == nil {
+			requireNotFound(t, b, key)
+		}
+	}
+	mustListNothing(t, b, "", "after refused Commits")
+
+	mustNoError(t, stage([]byte("hello")).Commit(ctx, hello.Key()), "Commit of its bytes under %q", hello.Key())
+	mustEqualBytes(t, readKey(t, b, hello.Key()), []byte("hello"), "bytes of %q", hello.Key())
+	thumb := cas.DerivedKey(cas.ThumbnailPrefix, hello, "150.jpg")
+	mustNoError(t, stage([]byte("jpeg")).Commit(ctx, thumb), "Commit under %q", thumb)
+	mustEqualBytes(t, readKey(t, b, thumb), []byte("jpeg"), "bytes of %q", thumb)
+
+	cctx, cancel := context.WithCancel(ctx)
+	obj, err := st.Stage(cctx)
+	mustNoError(t, err, "Stage")
+	cancel()
+	_, err = obj.Write([]byte("late"))
+	mustErrorIs(t, err, context.Canceled, "Write after the Stage context was cancelled")
+	mustNoError(t, obj.Abort(), "Abort")
+	mustEqualKeys(t, listKeys(t, b, ""), []string{hello.Key(), thumb}, "only the accepted Commits are listed")
 }
 
 // testFileObject checks the cas.FileObject contract on the Backend's

@@ -22,9 +22,11 @@ const tmpDir = ".tmp"
 // casDir is the directory, under the root, of the sharded CAS keys.
 const casDir = "cas"
 
-// checkKey reports why key cannot be stored, or nil. It is cas.CheckKey,
-// the one key rule of every Backend, which the checked layer applies too:
-// the Backend calls it again because its paths depend on it. A key that
+// checkKey reports why key cannot be used, or nil. It is cas.CheckKey,
+// the one rule for keys that may be written, which the checked layer
+// applies to writes; a directory applies it to reads and deletes too,
+// because its paths depend on it (a legacy key such as "a//b" cannot name
+// a file here in the first place). A key that
 // passes cannot escape the root (no "..", ".", empty segments, leading
 // slash, backslash or NUL), cannot name .tmp/, and names the cas/
 // directory only as a blob key.
