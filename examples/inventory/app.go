@@ -49,6 +49,11 @@ type Config struct {
 	// Cleanup deletes legacy objects nobody references once the migration
 	// is complete (migrate.Cleanup).
 	Cleanup bool
+	// Final marks the migration final (migrate.Finalize) once it is
+	// complete: it can no longer be reverted, and Cleanup may delete the
+	// legacy objects. Cleanup without Final refuses until some run was
+	// given Final.
+	Final bool
 	// Progress receives the migration's progress lines; nil discards them.
 	Progress io.Writer
 	// Logger logs; nil discards.
@@ -138,7 +143,7 @@ func NewApp(ctx context.Context, cfg Config) (*App, error) {
 		}
 		log.Info("seeded legacy parts", "parts", cfg.SeedLegacy)
 	}
-	app.Migration, err = startupMigration(ctx, db, store, cfg.Cleanup, cfg.Progress, log)
+	app.Migration, err = startupMigration(ctx, db, store, cfg.Cleanup, cfg.Final, cfg.Progress, log)
 	if err != nil {
 		return nil, err
 	}

@@ -28,7 +28,10 @@
 //	-thumb-timeout give up a thumbnail generation after this long (default 10s)
 //	-seed-legacy N create N parts whose files are stored the pre-CAS way,
 //	               under UUID keys, to show the startup migration
-//	-cleanup       after a complete migration, delete legacy objects no row uses
+//	-final         after a complete migration, mark it final: it can no
+//	               longer be reverted, and -cleanup may delete legacy objects
+//	-cleanup       after a complete, final migration, delete legacy objects
+//	               no row uses; refused unless the migration is final
 //	-migrate-only  migrate, report and exit
 //
 // Request bodies must keep arriving: an upload may take as long as it needs
@@ -85,6 +88,7 @@ type options struct {
 	thumbTime   time.Duration
 	seedLegacy  int
 	cleanup     bool
+	final       bool
 	migrateOnly bool
 }
 
@@ -106,6 +110,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.thumbTime, "thumb-timeout", thumbnail.DefaultTimeout, "give up a thumbnail generation after this `duration` (500)")
 	fs.IntVar(&o.seedLegacy, "seed-legacy", 0, "create `N` parts with files under legacy UUID keys before migrating")
 	fs.BoolVar(&o.cleanup, "cleanup", false, "after a complete migration, delete every non-CAS object that no row references (the blob store must be this app's alone)")
+	fs.BoolVar(&o.final, "final", false, "after a complete migration, mark it final (no revert; lets -cleanup delete legacy objects)")
 	fs.BoolVar(&o.migrateOnly, "migrate-only", false, "run the startup migration, report and exit")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -157,6 +162,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		ThumbTimeout: o.thumbTime,
 		SeedLegacy:   o.seedLegacy,
 		Cleanup:      o.cleanup,
+		Final:        o.final,
 		Progress:     stderr,
 		Logger:       log,
 	}

@@ -26,11 +26,11 @@ func TestParseFlags(t *testing.T) {
 
 	o, err = parseFlags([]string{"-addr", ":0", "-data", "/tmp/x", "-s3-bucket", "b", "-s3-endpoint", "http://localhost:9000",
 		"-s3-region", "eu-west-1", "-s3-path-style", "-sign-key", "k", "-max-upload", "1024", "-body-stall", "1500ms", "-thumb-timeout", "1m", "-seed-legacy", "3",
-		"-cleanup", "-migrate-only"}, io.Discard)
+		"-cleanup", "-final", "-migrate-only"}, io.Discard)
 	require.NoError(t, err)
 	require.Equal(t, options{addr: ":0", data: "/tmp/x", s3Bucket: "b", s3Endpoint: "http://localhost:9000",
 		s3Region: "eu-west-1", s3PathStyle: true, signKey: "k", maxUpload: 1024, bodyStall: 1500 * time.Millisecond, thumbTime: time.Minute, seedLegacy: 3,
-		cleanup: true, migrateOnly: true}, o)
+		cleanup: true, final: true, migrateOnly: true}, o)
 
 	bad := [][]string{
 		{"-max-upload", "0"},
@@ -135,7 +135,7 @@ func TestS3Backend(t *testing.T) {
 	b := s3store.New(srv.Client, srv.Bucket)
 	dir := t.TempDir()
 	seed(t, dir, b, 2)
-	ta := newTestApp(t, Config{DataDir: dir, Backend: b, Cleanup: true})
+	ta := newTestApp(t, Config{DataDir: dir, Backend: b, Cleanup: true, Final: true})
 	require.Equal(t, 4, ta.Migration.Report.Migrated)
 	require.Equal(t, 4, ta.Migration.Cleanup.Deleted)
 
