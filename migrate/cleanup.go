@@ -8,6 +8,8 @@ import (
 	"slices"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+
 	"github.com/casa-go/casa/cas"
 )
 
@@ -29,6 +31,10 @@ type CleanupOptions struct {
 	// Logger receives structured logs: each deletion at Info, the summary
 	// at Info. The default discards.
 	Logger *slog.Logger
+	// MeterProvider receives the MetricCleanupDeleted and
+	// MetricCleanupKept counters (not in a DryRun). The default records
+	// nothing.
+	MeterProvider metric.MeterProvider
 }
 
 // CleanupReport is the outcome of Cleanup. Scanned == Kept + len(Keys).
@@ -160,6 +166,11 @@ func Cleanup(ctx context.Context, store *cas.Store, m Migrator, opts CleanupOpti
 		log.InfoContext(ctx, "migrate: cleanup deleted", "key", info.Key, "size", info.Size)
 	}
 	slices.Sort(rep.Keys)
+	if !opts.DryRun {
+		met := newMetrics(opts.MeterProvider)
+		met.cleanupDeleted.Add(ctx, int64(rep.Deleted))
+		met.cleanupKept.Add(ctx, int64(rep.Kept))
+	}
 	if rep.Revertible > 0 {
 		rep.Notes = append(rep.Notes, fmt.Sprintf(
 			"kept %d legacy objects that the journal can revert to: the migration is not final (migrate.Finalize)", rep.Revertible))

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+
 	"github.com/casa-go/casa/cas"
 )
 
@@ -102,6 +104,9 @@ type RevertOptions struct {
 	// each skip or failure at Warn, the summary at Info. The default
 	// discards.
 	Logger *slog.Logger
+	// MeterProvider receives the MetricReverted counter. The default
+	// records nothing.
+	MeterProvider metric.MeterProvider
 }
 
 // Skip is a journal entry Revert left alone, and why.
@@ -167,6 +172,7 @@ func Revert(ctx context.Context, store *cas.Store, m Migrator, opts RevertOption
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	met := newMetrics(opts.MeterProvider)
 
 	final, err := j.Final(ctx)
 	if err != nil {
@@ -222,6 +228,7 @@ func Revert(ctx context.Context, store *cas.Store, m Migrator, opts RevertOption
 		switch {
 		case err == nil:
 			rep.Reverted++
+			met.reverted.Add(ctx, 1)
 			log.DebugContext(ctx, "migrate: record reverted", "id", e.ID, "key", e.NewKey, "old_key", e.OldKey)
 		case ctx.Err() != nil:
 			rep.Elapsed = time.Since(start)

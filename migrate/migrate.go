@@ -27,7 +27,10 @@ import (
 	"iter"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/casa-go/casa/cas"
 )
@@ -98,6 +101,11 @@ type Options struct {
 	// Info, each migrated record at Debug, each failure at Warn. The
 	// default discards.
 	Logger *slog.Logger
+	// MeterProvider receives the run's OpenTelemetry metrics (see
+	// MetricMigrated and the other Metric names). Setting it makes Run
+	// count the pending records first, as Progress does, for the pending
+	// gauge. The default records nothing.
+	MeterProvider metric.MeterProvider
 }
 
 // Progress is a snapshot of a running migration.
@@ -224,6 +232,8 @@ func Run(ctx context.Context, store *cas.Store, m Migrator, opts Options) (Repor
 	if r.opts.DryRun {
 		r.seenHashes = make(map[cas.Hash]bool)
 	}
+	r.met = newMetrics(r.opts.MeterProvider)
+	r.attrs = dryRunAttr(r.opts.DryRun)
 	return r.run(ctx)
 }
 
@@ -233,24 +243,31 @@ type runner struct {
 	m     Migrator
 	opts  Options
 	start time.Time
+	met   metrics
+	attrs metric.MeasurementOption
 
 	mu         sync.Mutex
 	rep        Report
 	total      int
 	inFlight   map[string]bool   // record IDs being migrated or failed: never started twice
 	seenHashes map[cas.Hash]bool // DryRun only: hashes "stored" by this run
+	pendingN   atomic.Int64      // the pending gauge: total - finished
 }
 
 func (r *runner) run(ctx context.Context) (Report, error) {
 	log := r.opts.Logger
 	log.InfoContext(ctx, "migrate: run starting", "concurrency", r.opts.Concurrency, "dry_run", r.opts.DryRun)
 	var runErr error
-	if r.opts.Progress != nil {
+	if r.opts.Progress != nil || r.opts.MeterProvider != nil {
 		n, err := r.count(ctx)
 		if err != nil {
 			runErr = err
 		}
+		r.mu.Lock()
 		r.total = n
+		r.pendingN.Store(int64(n))
+		r.mu.Unlock()
+		defer r.met.pendingGauge(r.pending)()
 	}
 
 	if runErr == nil {
@@ -282,6 +299,12 @@ func (r *runner) run(ctx context.Context) (Report, error) {
 		"failed", rep.Failed, "bytes", rep.Bytes, "elapsed", rep.Elapsed, "dry_run", r.opts.DryRun, "err", runErr)
 	return rep, runErr
 }
+
+// pending is the pending gauge's value: the records counted at the start
+// and not finished yet.
+// It reads an atomic, not r.mu, so that a collection from inside
+// Progress (which runs under r.mu) cannot deadlock.
+func (r *runner) pending() int64 { return r.pendingN.Load() }
 
 // count counts the pending records, for Progress.Total.
 func (r *runner) count(ctx context.Context) (int, error) {
@@ -351,6 +374,7 @@ func (r *runner) migrate(ctx context.Context, rec Record) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err != nil {
+		r.met.failed.Add(ctx, 1, r.attrs)
 		r.rep.Failed++
 		r.rep.Failures = append(r.rep.Failures, Failure{Record: rec, Err: err})
 		r.opts.Logger.WarnContext(ctx, "migrate: record failed", "id", rec.ID, "key", rec.Key, "err", err)
@@ -358,12 +382,16 @@ func (r *runner) migrate(ctx context.Context, rec Record) {
 		delete(r.inFlight, rec.ID)
 		r.rep.Migrated++
 		r.rep.Bytes += n
+		r.met.migrated.Add(ctx, 1, r.attrs)
+		r.met.bytes.Add(ctx, n, r.attrs)
 		if res.Deduplicated {
 			r.rep.Deduplicated++
+			r.met.deduplicated.Add(ctx, 1, r.attrs)
 		}
 		r.opts.Logger.DebugContext(ctx, "migrate: record migrated", "id", rec.ID, "key", rec.Key,
 			"new_key", res.Hash.Key(), "size", n, "deduplicated", res.Deduplicated, "dry_run", r.opts.DryRun)
 	}
+	r.pendingN.Store(int64(max(r.total-r.rep.Migrated-r.rep.Failed, 0)))
 	if r.opts.Progress != nil {
 		done := r.rep.Migrated + r.rep.Failed
 		r.total = max(r.total, done)
