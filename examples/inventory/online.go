@@ -211,6 +211,12 @@ func (a *App) serveLegacy(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
 		writeError(w, http.StatusForbidden, "forbidden: invalid or expired link")
 	}
+	if a.online.signer == nil {
+		// Blocking mode hands out no legacy URLs; without a Signer,
+		// ParseAt would check nothing.
+		deny("no legacy URLs in this mode", nil)
+		return
+	}
 	req, err := casurl.ParseAt(r.PathValue("hash"), r.URL.RawQuery, a.online.signer, time.Now().Add(time.Duration(a.online.skew.Load())))
 	if err != nil {
 		deny("url", err)

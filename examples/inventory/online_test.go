@@ -299,3 +299,18 @@ func TestRevertFlagThroughRun(t *testing.T) {
 	require.NoError(t, run(t.Context(), []string{"-data", dir, "-migrate-only"}, &out))
 	require.Equal(t, migrated, storageKeys(t, dir))
 }
+
+// TestLegacyRouteClosedInBlockingMode: blocking mode hands out no legacy
+// URLs, so the route accepts none, whatever the URL carries (without a
+// Signer, casurl.ParseAt would check nothing and the migrated rows would
+// redirect).
+func TestLegacyRouteClosedInBlockingMode(t *testing.T) {
+	t.Parallel()
+	dir, b := t.TempDir(), memstore.New()
+	seed(t, dir, b, 1)
+	ta := newTestApp(t, Config{DataDir: dir, Backend: b})
+	for id := range storageKeys(t, dir) {
+		requireForbidden(t, ta, "/api/legacy/"+strconv.FormatInt(id, 10)+"/"+strings.Repeat("0", 64)+
+			"?content_type=application/pdf&expires=9999999999&sig=x", "blocking mode")
+	}
+}
