@@ -5,8 +5,12 @@
 //
 // A URL carries everything needed to serve a blob (hash, content type,
 // filename), so serving needs no database lookup. Parameters always appear
-// in one fixed order (content_type, disposition, filename, thumbnail, sig),
-// so equal requests have equal URLs and share cache entries.
+// in one fixed order (content_type, disposition, filename, thumbnail,
+// expires, sig), so equal requests have equal URLs and share cache entries.
+//
+// A signed URL may expire: Request.Expires (or Builder.TTL) adds an
+// expires parameter, in Unix seconds, that the signature covers; Parse
+// with a Signer rejects the URL from then on with ErrExpired.
 package casurl
 
 import (
@@ -18,6 +22,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -39,6 +44,9 @@ const (
 	// MaxThumbnailSize is the largest thumbnail size a URL can carry (9
 	// digits). The handler decides which sizes it actually serves.
 	MaxThumbnailSize = 999999999
+	// MaxExpires is the latest expiry a URL can carry, in Unix seconds
+	// (10 digits, in the year 2286).
+	MaxExpires = 9999999999
 )
 
 // Dispositions accepted in the disposition parameter.
@@ -53,6 +61,7 @@ const (
 	ParamDisposition = "disposition"
 	ParamFilename    = "filename"
 	ParamThumbnail   = "thumbnail"
+	ParamExpires     = "expires"
 	ParamSig         = "sig"
 )
 
@@ -66,6 +75,11 @@ var ErrInvalidRequest = errors.New("casurl: invalid request")
 // sig parameter is missing or does not match.
 var ErrSignature = errors.New("casurl: missing or invalid signature")
 
+// ErrExpired is wrapped, together with ErrSignature, by the error of Parse
+// with a Signer when a validly signed URL has expired: a handler that
+// answers ErrSignature with 403 answers an expired URL the same way.
+var ErrExpired = errors.New("casurl: URL expired")
+
 // Request is what a URL asks for: either the bytes of a blob (ContentType
 // set) or a thumbnail of it (Thumbnail set), never both.
 type Request struct {
@@ -74,6 +88,10 @@ type Request struct {
 	Disposition string   // "", Inline or Attachment
 	Filename    string   // the name a browser saves the bytes under; may be empty
 	Thumbnail   int      // thumbnail size in pixels; 0 for a content request
+	// Expires, when not zero, is when the URL stops working. It must be
+	// a whole second between 1 and MaxExpires in Unix time, and needs a
+	// signed URL: the signature covers it.
+	Expires time.Time
 }
 
 // IsThumbnail reports whether r asks for a thumbnail rather than the bytes.
@@ -87,6 +105,10 @@ type Builder struct {
 	Prefix string
 	// Signer, when not nil, signs every URL with a sig parameter.
 	Signer *Signer
+	// TTL, when positive, makes every URL the Builder returns expire TTL
+	// from now (rounded up to a whole second), unless the Request sets
+	// Expires itself. It needs a Signer with a key.
+	TTL time.Duration
 }
 
 // Inline returns the URL that serves the blob h with the given content
@@ -141,11 +163,20 @@ func (b Builder) ForKey(key, contentType, filename string) (string, bool) {
 // URL returns the URL for r: the prefix, the hash, and r's parameters in
 // the fixed order, query-escaped, plus sig when b has a Signer. It checks r
 // with the rules Parse applies (the same code), so a URL it returns always
-// parses back to r; a Request that Parse could not return is an error
-// wrapping ErrInvalidRequest, and no URL.
+// parses back to r (with Expires set from b.TTL when r has none); a Request
+// that Parse could not return is an error wrapping ErrInvalidRequest, and no
+// URL. An expiring Request without a Signer with a key is such a Request:
+// no one could check its expiry.
 func (b Builder) URL(r Request) (string, error) {
+	if r.Expires.IsZero() && b.TTL > 0 {
+		// Round up, so that a URL never lives shorter than asked.
+		r.Expires = time.Unix(time.Now().Add(b.TTL+time.Second-1).Unix(), 0)
+	}
 	if err := r.check(); err != nil {
 		return "", err
+	}
+	if !r.Expires.IsZero() && b.Signer.Sign(r) == "" {
+		return "", fmt.Errorf("%w: expires: an expiring URL must be signed (a Builder with a Signer)", ErrInvalidRequest)
 	}
 	prefix := b.Prefix
 	if prefix == "" {
@@ -195,6 +226,9 @@ func encodeQuery(r Request) string {
 	if r.Thumbnail != 0 {
 		add(ParamThumbnail, strconv.Itoa(r.Thumbnail))
 	}
+	if !r.Expires.IsZero() {
+		add(ParamExpires, strconv.FormatInt(r.Expires.Unix(), 10))
+	}
 	return s.String()
 }
 
@@ -207,10 +241,21 @@ func encodeQuery(r Request) string {
 // checked. With a Signer, the request is returned only when its sig
 // parameter is valid under one of s's keys; a missing or wrong sig is an
 // error wrapping ErrSignature (and not ErrInvalidRequest). A malformed
-// request is ErrInvalidRequest whether or not s is nil.
+// request is ErrInvalidRequest whether or not s is nil; so is an expires
+// parameter without a sig parameter.
+//
+// With a Signer, a validly signed URL whose expires time has come is an
+// error wrapping both ErrSignature and ErrExpired. Without a Signer the
+// expiry is not checked (nor is the signature that covers it).
 //
 // For a *url.URL u: Parse(LastSegment(u), u.RawQuery, s).
 func Parse(hash, rawQuery string, s *Signer) (Request, error) {
+	return ParseAt(hash, rawQuery, s, time.Now())
+}
+
+// ParseAt is Parse with the current time given: a URL is expired at now
+// when its expires time is not after now.
+func ParseAt(hash, rawQuery string, s *Signer, now time.Time) (Request, error) {
 	r, sig, err := parse(hash, rawQuery)
 	if err != nil {
 		return Request{}, err
@@ -223,6 +268,9 @@ func Parse(hash, rawQuery string, s *Signer) (Request, error) {
 	}
 	if !s.Valid(r, sig) {
 		return Request{}, fmt.Errorf("%w: %s does not match", ErrSignature, ParamSig)
+	}
+	if !r.Expires.IsZero() && !now.Before(r.Expires) {
+		return Request{}, fmt.Errorf("%w: %w at %s", ErrSignature, ErrExpired, r.Expires.UTC().Format(time.RFC3339))
 	}
 	return r, nil
 }
@@ -255,7 +303,7 @@ func parse(hash, rawQuery string) (Request, string, error) {
 	for _, k := range slices.Sorted(maps.Keys(q)) {
 		vs := q[k]
 		switch k {
-		case ParamContentType, ParamDisposition, ParamFilename, ParamThumbnail, ParamSig:
+		case ParamContentType, ParamDisposition, ParamFilename, ParamThumbnail, ParamExpires, ParamSig:
 		default:
 			return r, "", fmt.Errorf("%w: unknown parameter %.40q", ErrInvalidRequest, k)
 		}
@@ -281,6 +329,16 @@ func parse(hash, rawQuery string) (Request, string, error) {
 		}
 		r.Thumbnail = n
 	}
+	if exp := get(ParamExpires); exp != "" {
+		if get(ParamSig) == "" {
+			return Request{}, "", fmt.Errorf("%w: expires: an expiring URL must be signed", ErrInvalidRequest)
+		}
+		n, err := parseDigits(exp, 10)
+		if err != nil {
+			return Request{}, "", fmt.Errorf("%w: expires: %w", ErrInvalidRequest, err)
+		}
+		r.Expires = time.Unix(n, 0).UTC()
+	}
 	if err := r.check(); err != nil {
 		return Request{}, "", err
 	}
@@ -303,7 +361,10 @@ func (r Request) check() error {
 		if r.Thumbnail < 1 || r.Thumbnail > MaxThumbnailSize {
 			return fmt.Errorf("%w: thumbnail: want 1 to %d", ErrInvalidRequest, MaxThumbnailSize)
 		}
-		return nil
+		return checkExpires(r.Expires)
+	}
+	if err := checkExpires(r.Expires); err != nil {
+		return err
 	}
 	if err := CheckContentType(r.ContentType); err != nil {
 		return err
@@ -315,6 +376,38 @@ func (r Request) check() error {
 		return CheckFilename(r.Filename)
 	}
 	return nil
+}
+
+// checkExpires applies the rule on Request.Expires: zero, or a whole
+// second from 1 to MaxExpires in Unix time.
+func checkExpires(t time.Time) error {
+	if t.IsZero() {
+		return nil
+	}
+	if t.Nanosecond() != 0 {
+		return fmt.Errorf("%w: expires: not a whole second", ErrInvalidRequest)
+	}
+	if u := t.Unix(); u < 1 || u > MaxExpires {
+		return fmt.Errorf("%w: expires: want 1 to %d in Unix seconds", ErrInvalidRequest, int64(MaxExpires))
+	}
+	return nil
+}
+
+// parseDigits parses base-10 digits without sign or leading zero, at most
+// max of them.
+func parseDigits(s string, max int) (int64, error) {
+	if len(s) > max {
+		return 0, errors.New("too large")
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, errors.New("not a base-10 integer")
+		}
+	}
+	if s[0] == '0' {
+		return 0, errors.New("must be at least 1, without leading zeros")
+	}
+	return strconv.ParseInt(s, 10, 64)
 }
 
 // parseSize parses the syntax of a thumbnail size: base-10 digits, no

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -42,6 +43,15 @@ func FuzzParse(f *testing.F) {
 		f.Add("/api/cas/" + helloHex + "?content_type=a/b&filename=" + url.QueryEscape(name))
 	}
 	f.Add("/api/cas/" + helloHex + "?filename=x&content_type=a/b&disposition=inline&sig=zz")
+	f.Add("/api/cas/" + helloHex + "?content_type=a/b&expires=2000000000&sig=zz")
+	f.Add("/api/cas/" + helloHex + "?thumbnail=5&expires=1&sig=zz")
+	f.Add("/api/cas/" + helloHex + "?thumbnail=5&expires=9999999999&sig=zz")
+	signed := casurl.Builder{Signer: casurl.NewSigner([]byte("another key")), TTL: time.Hour}
+	if raw, err := signed.Inline(hello, "image/png"); err == nil {
+		f.Add(raw)
+	} else {
+		f.Fatal(err)
+	}
 	f.Add("")
 	f.Add("%")
 	f.Add("?")
@@ -76,28 +86,37 @@ func FuzzParse(f *testing.F) {
 // rejects the same Request written by hand without any check; a Request
 // that passes the documented rules (written here independently) builds.
 func FuzzRoundTrip(f *testing.F) {
-	f.Add([]byte("hello"), "image/png", "", "", 0)
-	f.Add([]byte("x"), "application/pdf", "attachment", "Datenblatt ü \"v2\".pdf", 0)
-	f.Add([]byte("y"), "text/html; charset=utf-8", "inline", "a;b/c\\d", 0)
-	f.Add([]byte("z"), "", "", "", 150)
-	f.Add([]byte("z"), "", "", "", -1)
-	f.Add([]byte("z"), "", "", "", 0)
-	f.Add([]byte("z"), "", "", "", casurl.MaxThumbnailSize)
-	f.Add([]byte("z"), "", "", "", casurl.MaxThumbnailSize+1)
-	f.Add([]byte("z"), "a/b", "", "", 5)
-	f.Add([]byte("z"), "", "inline", "", 5)
-	f.Add([]byte("w"), "a/b", "other", "\r\n", 0)
-	f.Add([]byte("w"), "not a type", "", "", 0)
+	f.Add([]byte("hello"), "image/png", "", "", 0, int64(0))
+	f.Add([]byte("x"), "application/pdf", "attachment", "Datenblatt ü \"v2\".pdf", 0, int64(0))
+	f.Add([]byte("y"), "text/html; charset=utf-8", "inline", "a;b/c\\d", 0, int64(0))
+	f.Add([]byte("z"), "", "", "", 150, int64(0))
+	f.Add([]byte("z"), "", "", "", -1, int64(0))
+	f.Add([]byte("z"), "", "", "", 0, int64(0))
+	f.Add([]byte("z"), "", "", "", casurl.MaxThumbnailSize, int64(0))
+	f.Add([]byte("z"), "", "", "", casurl.MaxThumbnailSize+1, int64(0))
+	f.Add([]byte("z"), "a/b", "", "", 5, int64(0))
+	f.Add([]byte("z"), "", "inline", "", 5, int64(0))
+	f.Add([]byte("w"), "a/b", "other", "\r\n", 0, int64(0))
+	f.Add([]byte("w"), "not a type", "", "", 0, int64(0))
 	for _, ct := range invalidContentTypes {
-		f.Add([]byte("c"), ct, "", "", 0)
+		f.Add([]byte("c"), ct, "", "", 0, int64(0))
 	}
 	for _, name := range invalidFilenames {
-		f.Add([]byte("n"), "a/b", "attachment", name, 0)
+		f.Add([]byte("n"), "a/b", "attachment", name, 0, int64(0))
 	}
-	f.Fuzz(func(t *testing.T, content []byte, ct, disp, filename string, thumb int) {
+	f.Add([]byte("e"), "a/b", "", "", 0, int64(2000000000))
+	f.Add([]byte("e"), "", "", "", 7, int64(1))
+	f.Add([]byte("e"), "a/b", "", "", 0, int64(casurl.MaxExpires))
+	f.Add([]byte("e"), "a/b", "", "", 0, int64(casurl.MaxExpires+1))
+	f.Add([]byte("e"), "a/b", "", "", 0, int64(-1))
+	f.Fuzz(func(t *testing.T, content []byte, ct, disp, filename string, thumb int, expires int64) {
 		x := casurl.Request{Hash: cas.SumBytes(content), ContentType: ct, Disposition: disp, Filename: filename, Thumbnail: thumb}
+		if expires != 0 {
+			x.Expires = time.Unix(expires, 0)
+		}
 		_, uncheckedErr := casurl.Parse(x.Hash.String(), uncheckedQuery(x), nil)
 		for _, b := range []casurl.Builder{{}, {Prefix: "/p/", Signer: casurl.NewSigner([]byte("k"))}} {
+			signed := b.Signer != nil
 			raw, err := b.URL(x)
 			if err != nil {
 				if !errors.Is(err, casurl.ErrInvalidRequest) {
@@ -106,10 +125,10 @@ func FuzzRoundTrip(f *testing.F) {
 				if raw != "" {
 					t.Fatalf("URL(%+v) = %q with error %v", x, raw, err)
 				}
-				if plainlyValid(x) {
+				if plainlyValid(x, signed) {
 					t.Fatalf("URL rejected valid %+v: %v", x, err)
 				}
-				if uncheckedErr == nil {
+				if uncheckedErr == nil && (signed || x.Expires.IsZero()) {
 					t.Fatalf("URL rejected %+v, which Parse accepts: %v", x, err)
 				}
 				continue
@@ -121,7 +140,8 @@ func FuzzRoundTrip(f *testing.F) {
 			if err != nil {
 				t.Fatalf("built URL %q does not parse as a URL: %v", raw, err)
 			}
-			got, err := casurl.Parse(casurl.LastSegment(u), u.RawQuery, b.Signer)
+			// At the Unix epoch no URL has expired yet.
+			got, err := casurl.ParseAt(casurl.LastSegment(u), u.RawQuery, b.Signer, time.Unix(0, 0))
 			if err != nil {
 				t.Fatalf("Parse(URL(%+v)) = %v", x, err)
 			}
@@ -149,13 +169,24 @@ func uncheckedQuery(x casurl.Request) string {
 	if x.Thumbnail != 0 {
 		add("thumbnail", strconv.Itoa(x.Thumbnail))
 	}
+	if !x.Expires.IsZero() {
+		// A sig of any value: Parse without a Signer accepts it unchecked.
+		add("expires", strconv.FormatInt(x.Expires.Unix(), 10))
+		add("sig", "x")
+	}
 	return strings.Join(q, "&")
 }
 
 // plainlyValid is a conservative validity check written independently of
 // the package: plain ASCII letters only, so that it never has to reason
-// about escaping or MIME grammar.
-func plainlyValid(x casurl.Request) bool {
+// about escaping or MIME grammar. An expiring request is valid only signed,
+// with a whole-second time in 1..9999999999.
+func plainlyValid(x casurl.Request, signed bool) bool {
+	if !x.Expires.IsZero() {
+		if u := x.Expires.Unix(); !signed || x.Expires.Nanosecond() != 0 || u < 1 || u > 9999999999 {
+			return false
+		}
+	}
 	alpha := func(s string, max int) bool {
 		if len(s) > max {
 			return false
@@ -199,6 +230,9 @@ func containsSpaceOrDot(s string) bool {
 func checkRoundTrip(t *testing.T, r casurl.Request) {
 	t.Helper()
 	b := casurl.Builder{}
+	if !r.Expires.IsZero() {
+		b.Signer = casurl.NewSigner([]byte("k")) // an expiring URL is built signed
+	}
 	raw, err := b.URL(r)
 	if err != nil {
 		t.Fatalf("URL(%+v) of a parsed Request = %v", r, err)

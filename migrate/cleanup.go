@@ -8,6 +8,8 @@ import (
 	"slices"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+
 	"github.com/casa-go/casa/cas"
 )
 
@@ -29,6 +31,10 @@ type CleanupOptions struct {
 	// Logger receives structured logs: each deletion at Info, the summary
 	// at Info. The default discards.
 	Logger *slog.Logger
+	// MeterProvider receives the MetricCleanupDeleted and
+	// MetricCleanupKept counters (not in a DryRun). The default records
+	// nothing.
+	MeterProvider metric.MeterProvider
 }
 
 // CleanupReport is the outcome of Cleanup. Scanned == Kept + len(Keys).
@@ -38,9 +44,16 @@ type CleanupReport struct {
 	// Deleted counts the objects deleted; zero in a DryRun.
 	Deleted int
 	// Kept counts the objects left in place: CAS objects, derived data,
-	// referenced keys, objects younger than MinAge, and objects whose
-	// deletion failed.
+	// referenced keys, objects the journal can revert to, objects
+	// younger than MinAge, and objects whose deletion failed.
 	Kept int
+	// Revertible counts the kept objects that a standing journal entry
+	// can revert to: while the migration is not final (see Finalize)
+	// Cleanup never deletes them.
+	Revertible int
+	// Notes says, in words, why objects were kept that an operator may
+	// have expected deleted (for example: the migration is not final).
+	Notes []string
 	// Keys lists the deleted keys (in a DryRun: the keys that would be
 	// deleted), sorted.
 	Keys []string
@@ -54,6 +67,11 @@ type CleanupReport struct {
 // (cas.IsDerivedKey), not yielded by m.Referenced, and older than
 // opts.MinAge (when MinAge is set, an object whose Backend reports no
 // ModTime is kept). It never deletes a CAS object, orphans included.
+//
+// When m is a Journaler and the migration is not final (see Finalize),
+// the legacy objects of standing journal entries are kept too, so that
+// Revert can still restore them; the report counts them in Revertible
+// and says why in Notes.
 //
 // A failed deletion is counted in Kept, the rest go on, and Cleanup
 // returns the failures joined. Cancelling ctx stops Cleanup with ctx's
@@ -103,7 +121,14 @@ func Cleanup(ctx context.Context, store *cas.Store, m Migrator, opts CleanupOpti
 		return rep, err
 	}
 
-	// 3. Sweep.
+	// 3. Until the migration is final, the legacy objects the journal
+	// can revert to are kept.
+	canRevert, err := revertible(ctx, m)
+	if err != nil {
+		return rep, fmt.Errorf("migrate: cleanup: journal: %w", err)
+	}
+
+	// 4. Sweep.
 	now := time.Now()
 	var errs []error
 	for info, err := range src.List(ctx, opts.Prefix) {
@@ -118,6 +143,11 @@ func Cleanup(ctx context.Context, store *cas.Store, m Migrator, opts CleanupOpti
 		rep.Scanned++
 		if !deletable(info, referenced, now, opts.MinAge) {
 			rep.Kept++
+			continue
+		}
+		if _, ok := canRevert[info.Key]; ok {
+			rep.Kept++
+			rep.Revertible++
 			continue
 		}
 		if opts.DryRun {
@@ -136,8 +166,17 @@ func Cleanup(ctx context.Context, store *cas.Store, m Migrator, opts CleanupOpti
 		log.InfoContext(ctx, "migrate: cleanup deleted", "key", info.Key, "size", info.Size)
 	}
 	slices.Sort(rep.Keys)
+	if !opts.DryRun {
+		met := newMetrics(opts.MeterProvider)
+		met.cleanupDeleted.Add(ctx, int64(rep.Deleted))
+		met.cleanupKept.Add(ctx, int64(rep.Kept))
+	}
+	if rep.Revertible > 0 {
+		rep.Notes = append(rep.Notes, fmt.Sprintf(
+			"kept %d legacy objects that the journal can revert to: the migration is not final (migrate.Finalize)", rep.Revertible))
+	}
 	log.InfoContext(ctx, "migrate: cleanup finished", "scanned", rep.Scanned, "deleted", rep.Deleted,
-		"kept", rep.Kept, "dry_run", opts.DryRun, "errors", len(errs))
+		"kept", rep.Kept, "revertible", rep.Revertible, "dry_run", opts.DryRun, "errors", len(errs))
 	return rep, errors.Join(errs...)
 }
 

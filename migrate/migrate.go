@@ -27,7 +27,10 @@ import (
 	"iter"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/casa-go/casa/cas"
 )
@@ -98,12 +101,31 @@ type Options struct {
 	// Info, each migrated record at Debug, each failure at Warn. The
 	// default discards.
 	Logger *slog.Logger
+	// MeterProvider receives the run's OpenTelemetry metrics (see
+	// MetricMigrated and the other Metric names). Setting it makes Run
+	// count the pending records first, as Progress does, for the pending
+	// gauge. The default records nothing.
+	MeterProvider metric.MeterProvider
+	// Status, when set, is kept up to date for other goroutines to read
+	// (see Status). Setting it makes Run count the pending records
+	// first, as Progress does.
+	Status *Status
+	// RecordsPerSecond, when positive, limits how many records Run
+	// starts per second, so that a migration in the background of a
+	// serving application does not starve it. Zero means no limit.
+	RecordsPerSecond float64
+	// BytesPerSecond, when positive, limits how fast Run reads legacy
+	// objects (in a burst of at most a tenth of a second's worth). Zero
+	// means no limit.
+	BytesPerSecond int64
 }
 
 // Progress is a snapshot of a running migration.
 type Progress struct {
 	// Done counts the records finished so far, migrated or failed.
 	Done int
+	// Migrated and Failed split Done.
+	Migrated, Failed int
 	// Total is the number of pending records counted before the run
 	// started. It is an estimate when the table changes during the run:
 	// Done may stay below it when records are migrated by someone else,
@@ -121,6 +143,19 @@ func (p Progress) Rate() float64 {
 		return 0
 	}
 	return float64(p.Done) / p.Elapsed.Seconds()
+}
+
+// Remaining returns the records counted pending and not finished yet.
+func (p Progress) Remaining() int { return max(p.Total-p.Done, 0) }
+
+// ETA estimates the time left at the rate so far; zero when nothing is
+// left or no rate is known yet.
+func (p Progress) ETA() time.Duration {
+	rate := p.Rate()
+	if rate <= 0 || p.Remaining() == 0 {
+		return 0
+	}
+	return time.Duration(float64(p.Remaining()) / rate * float64(time.Second))
 }
 
 // ByteRate returns the bytes read per second so far.
@@ -208,6 +243,9 @@ func Run(ctx context.Context, store *cas.Store, m Migrator, opts Options) (Repor
 	if store == nil || m == nil {
 		return Report{}, errors.New("migrate: Run needs a store and a Migrator")
 	}
+	if opts.RecordsPerSecond < 0 || opts.BytesPerSecond < 0 {
+		return Report{}, fmt.Errorf("migrate: negative rate limit (RecordsPerSecond %v, BytesPerSecond %d)", opts.RecordsPerSecond, opts.BytesPerSecond)
+	}
 	r := &runner{store: store, m: m, opts: opts, start: time.Now(), inFlight: make(map[string]bool)}
 	if r.opts.Source == nil {
 		r.opts.Source = store.Backend()
@@ -224,6 +262,10 @@ func Run(ctx context.Context, store *cas.Store, m Migrator, opts Options) (Repor
 	if r.opts.DryRun {
 		r.seenHashes = make(map[cas.Hash]bool)
 	}
+	r.met = newMetrics(r.opts.MeterProvider)
+	r.records = newBucket(r.opts.RecordsPerSecond, 1)
+	r.bytes = newBucket(float64(r.opts.BytesPerSecond), max(float64(r.opts.BytesPerSecond)/10, 1))
+	r.attrs = dryRunAttr(r.opts.DryRun)
 	return r.run(ctx)
 }
 
@@ -233,24 +275,34 @@ type runner struct {
 	m     Migrator
 	opts  Options
 	start time.Time
+	met   metrics
+	attrs metric.MeasurementOption
+
+	records, bytes *bucket // rate limits; nil: none
 
 	mu         sync.Mutex
 	rep        Report
 	total      int
 	inFlight   map[string]bool   // record IDs being migrated or failed: never started twice
 	seenHashes map[cas.Hash]bool // DryRun only: hashes "stored" by this run
+	pendingN   atomic.Int64      // the pending gauge: total - finished
 }
 
 func (r *runner) run(ctx context.Context) (Report, error) {
 	log := r.opts.Logger
 	log.InfoContext(ctx, "migrate: run starting", "concurrency", r.opts.Concurrency, "dry_run", r.opts.DryRun)
 	var runErr error
-	if r.opts.Progress != nil {
+	if r.opts.Progress != nil || r.opts.MeterProvider != nil || r.opts.Status != nil {
 		n, err := r.count(ctx)
 		if err != nil {
 			runErr = err
 		}
+		r.mu.Lock()
 		r.total = n
+		r.pendingN.Store(int64(n))
+		r.mu.Unlock()
+		r.opts.Status.update(Progress{Total: n, Elapsed: time.Since(r.start)})
+		defer r.met.pendingGauge(r.pending)()
 	}
 
 	if runErr == nil {
@@ -277,11 +329,22 @@ func (r *runner) run(ctx context.Context) (Report, error) {
 	r.rep.stopped = runErr
 	rep := r.rep
 	rep.Failures = append([]Failure(nil), rep.Failures...)
+	statusErr := runErr
+	if statusErr == nil {
+		statusErr = rep.Err()
+	}
+	r.opts.Status.finish(r.progress(), statusErr)
 	log.InfoContext(ctx, "migrate: run finished",
 		"seen", rep.Seen, "migrated", rep.Migrated, "deduplicated", rep.Deduplicated,
 		"failed", rep.Failed, "bytes", rep.Bytes, "elapsed", rep.Elapsed, "dry_run", r.opts.DryRun, "err", runErr)
 	return rep, runErr
 }
+
+// pending is the pending gauge's value: the records counted at the start
+// and not finished yet.
+// It reads an atomic, not r.mu, so that a collection from inside
+// Progress (which runs under r.mu) cannot deadlock.
+func (r *runner) pending() int64 { return r.pendingN.Load() }
 
 // count counts the pending records, for Progress.Total.
 func (r *runner) count(ctx context.Context) (int, error) {
@@ -309,6 +372,9 @@ func (r *runner) produce(ctx context.Context, recs chan<- Record) error {
 		}
 		if !needsMigration(rec) {
 			continue
+		}
+		if err := r.records.wait(ctx, 1); err != nil {
+			return err
 		}
 		r.mu.Lock()
 		dup := r.inFlight[rec.ID]
@@ -351,6 +417,7 @@ func (r *runner) migrate(ctx context.Context, rec Record) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err != nil {
+		r.met.failed.Add(ctx, 1, r.attrs)
 		r.rep.Failed++
 		r.rep.Failures = append(r.rep.Failures, Failure{Record: rec, Err: err})
 		r.opts.Logger.WarnContext(ctx, "migrate: record failed", "id", rec.ID, "key", rec.Key, "err", err)
@@ -358,17 +425,30 @@ func (r *runner) migrate(ctx context.Context, rec Record) {
 		delete(r.inFlight, rec.ID)
 		r.rep.Migrated++
 		r.rep.Bytes += n
+		r.met.migrated.Add(ctx, 1, r.attrs)
+		r.met.bytes.Add(ctx, n, r.attrs)
 		if res.Deduplicated {
 			r.rep.Deduplicated++
+			r.met.deduplicated.Add(ctx, 1, r.attrs)
 		}
 		r.opts.Logger.DebugContext(ctx, "migrate: record migrated", "id", rec.ID, "key", rec.Key,
 			"new_key", res.Hash.Key(), "size", n, "deduplicated", res.Deduplicated, "dry_run", r.opts.DryRun)
 	}
-	if r.opts.Progress != nil {
-		done := r.rep.Migrated + r.rep.Failed
-		r.total = max(r.total, done)
-		r.opts.Progress(Progress{Done: done, Total: r.total, Bytes: r.rep.Bytes, Elapsed: time.Since(r.start)})
+	r.pendingN.Store(int64(max(r.total-r.rep.Migrated-r.rep.Failed, 0)))
+	r.total = max(r.total, r.rep.Migrated+r.rep.Failed)
+	if r.opts.Progress != nil || r.opts.Status != nil {
+		p := r.progress()
+		r.opts.Status.update(p)
+		if r.opts.Progress != nil {
+			r.opts.Progress(p)
+		}
 	}
+}
+
+// progress is the current Progress; r.mu is held.
+func (r *runner) progress() Progress {
+	return Progress{Done: r.rep.Migrated + r.rep.Failed, Migrated: r.rep.Migrated, Failed: r.rep.Failed,
+		Total: r.total, Bytes: r.rep.Bytes, Elapsed: time.Since(r.start)}
 }
 
 // copy streams the record's legacy object into the store (DryRun: only
@@ -379,7 +459,11 @@ func (r *runner) copy(ctx context.Context, rec Record) (cas.PutResult, int64, er
 		return cas.PutResult{}, 0, fmt.Errorf("migrate: open legacy object: %w", err)
 	}
 	defer obj.Close()
-	counter := &countingReader{r: obj}
+	var src io.Reader = obj
+	if r.bytes != nil {
+		src = &limitedReader{ctx: ctx, r: obj, b: r.bytes}
+	}
+	counter := &countingReader{r: src}
 
 	var res cas.PutResult
 	if r.opts.DryRun {

@@ -79,7 +79,8 @@ func (a *App) coverURL(p part) *string {
 	}
 	h, err := cas.ParseKey(p.Cover.StorageKey.String)
 	if err != nil {
-		return nil // no cover until its file is on a CAS key
+		// Waiting for the migration: a legacy URL (online and off modes).
+		return a.legacyThumbnailURL(p.CoverID.Int64, p.Cover.StorageKey.String)
 	}
 	u, err := a.urls.Thumbnail(h, thumbSize)
 	if err != nil {
@@ -101,7 +102,14 @@ func (a *App) attachmentJSON(at attachment) attachmentJSON {
 	j.Filename, j.ContentType, j.FileSize = &at.Filename.String, &at.ContentType.String, &at.FileSize.Int64
 	h, err := cas.ParseKey(at.StorageKey.String)
 	if err != nil {
-		return j // not migrated: startup refuses this, so it does not happen while serving
+		// Waiting for the migration (online and off modes): signed,
+		// short-lived URLs to the legacy route; nil in blocking mode,
+		// where startup refuses to serve a waiting row.
+		j.DownloadURL = a.legacyDownloadURL(at)
+		if j.AttachmentType == "image" {
+			j.ThumbnailURL = a.legacyThumbnailURL(at.ID, at.StorageKey.String)
+		}
+		return j
 	}
 	d, err := a.urls.Download(h, at.ContentType.String, at.Filename.String)
 	if err != nil {

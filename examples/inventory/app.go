@@ -49,6 +49,20 @@ type Config struct {
 	// Cleanup deletes legacy objects nobody references once the migration
 	// is complete (migrate.Cleanup).
 	Cleanup bool
+	// Migrate is the migration mode: MigrateBlocking (the default when
+	// empty: migrate everything, then serve, refusing to start when a
+	// file fails), MigrateOnline (serve at once, migrate in the
+	// background) or MigrateOff (serve, do not migrate). In the online and
+	// off modes waiting attachments get signed, short-lived legacy URLs.
+	Migrate string
+	// MigrateRate limits the background migration, in attachments per
+	// second; zero means no limit.
+	MigrateRate float64
+	// Final marks the migration final (migrate.Finalize) once it is
+	// complete: it can no longer be reverted, and Cleanup may delete the
+	// legacy objects. Cleanup without Final refuses until some run was
+	// given Final.
+	Final bool
 	// Progress receives the migration's progress lines; nil discards them.
 	Progress io.Writer
 	// Logger logs; nil discards.
@@ -78,8 +92,9 @@ type App struct {
 	smallBody time.Duration // Config.SmallBodyTimeout
 	log       *slog.Logger
 	page      *template.Template
-	// Migration is the report of the startup migration.
+	// Migration is the report of the startup migration (blocking mode).
 	Migration MigrationResult
+	online    online
 }
 
 // NewApp opens (or creates) the database in cfg.DataDir, creates the schema
@@ -132,14 +147,39 @@ func NewApp(ctx context.Context, cfg Config) (*App, error) {
 		}
 	}()
 
+	mode := cfg.Migrate
+	if mode == "" {
+		mode = MigrateBlocking
+	}
+	if mode != MigrateBlocking && mode != MigrateOnline && mode != MigrateOff {
+		return nil, fmt.Errorf("inventory: unknown migration mode %q", cfg.Migrate)
+	}
+	app.online.mode = mode
+	if app.online.migrator, err = newMigrator(db); err != nil {
+		return nil, err
+	}
+	if cfg.Cleanup && !cfg.Final {
+		final, err := app.online.migrator.Final(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("inventory: journal: %w", err)
+		}
+		if !final {
+			return nil, errors.New("inventory: cleanup refused: the migration is not final (check the migrated data, then pass -final with -cleanup)")
+		}
+	}
+
 	if cfg.SeedLegacy > 0 {
 		if err := SeedLegacy(ctx, db, backend, cfg.SeedLegacy); err != nil {
 			return nil, err
 		}
 		log.Info("seeded legacy parts", "parts", cfg.SeedLegacy)
 	}
-	app.Migration, err = startupMigration(ctx, db, store, cfg.Cleanup, cfg.Progress, log)
-	if err != nil {
+	if mode == MigrateBlocking {
+		app.Migration, err = startupMigration(ctx, db, store, cfg.Cleanup, cfg.Final, cfg.Progress, log)
+		if err != nil {
+			return nil, err
+		}
+	} else if app.online.signer, err = legacySigner(cfg.SignKey); err != nil {
 		return nil, err
 	}
 
@@ -161,6 +201,9 @@ func NewApp(ctx context.Context, cfg Config) (*App, error) {
 		opts = append(opts, cashttp.WithSigner(signer))
 	}
 	app.blobs = cashttp.NewHandler(store, opts...)
+	if mode == MigrateOnline {
+		app.startOnline(cfg, log)
+	}
 	ok = true
 	return app, nil
 }
@@ -173,8 +216,11 @@ func positiveOr(d, def time.Duration) time.Duration {
 	return def
 }
 
-// Close closes the database.
-func (a *App) Close() error { return a.db.Close() }
+// Close stops the background migration, if any, and closes the database.
+func (a *App) Close() error {
+	a.stopOnline()
+	return a.db.Close()
+}
 
 // Handler returns the application's routes: the JSON API under /api, the
 // blob handler under /api/cas and the HTML page at /.
@@ -184,6 +230,11 @@ func (a *App) Handler() http.Handler {
 	// Blobs: everything the URL needs is in the URL, no database lookup.
 	mux.Handle("GET /api/cas/{hash}", a.blobs)
 	mux.Handle("HEAD /api/cas/{hash}", a.blobs)
+
+	// Waiting attachments (online and off modes): signed, short-lived.
+	mux.HandleFunc("GET /api/legacy/{id}/{hash}", a.serveLegacy)
+	mux.HandleFunc("HEAD /api/legacy/{id}/{hash}", a.serveLegacy)
+	mux.HandleFunc("GET /api/migration", a.getMigration)
 
 	mux.HandleFunc("GET /api/parts", a.listParts)
 	mux.HandleFunc("POST /api/parts", a.createPart)

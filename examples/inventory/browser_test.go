@@ -14,6 +14,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
 
+	"github.com/casa-go/casa/cas/fsstore"
 	"github.com/casa-go/casa/internal/testutil"
 	"github.com/casa-go/casa/internal/testutil/imagetest"
 )
@@ -109,4 +110,45 @@ func TestBrowserUploadShowsThumbnail(t *testing.T) {
 		chromedp.Poll[int](thumbLoaded(partSel+" img.cover-thumb"), chromedp.WithPollingTimeout(20*time.Second)))
 	require.NoError(t, err, "the cover never rendered")
 	require.Equal(t, 150, width)
+}
+
+// TestBrowserShowsEveryThumbnailDuringOnlineMigration loads the page while
+// a slow online migration has barely begun: every thumbnail and cover
+// (legacy URLs for the waiting rows, which migrate on demand) renders.
+func TestBrowserShowsEveryThumbnailDuringOnlineMigration(t *testing.T) {
+	chrome := findChromium()
+	if chrome == "" {
+		testutil.SkipMissing(t, "chromium not installed: apt-get install chromium (bash .ci/run installs it)")
+	}
+	t.Parallel()
+	dir := t.TempDir()
+	blobs, err := fsstore.New(filepath.Join(dir, "blobs"))
+	require.NoError(t, err)
+	seed(t, dir, blobs, 3)
+	ta := serveApp(t, Config{DataDir: dir, Migrate: MigrateOnline, MigrateRate: 0.2})
+
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	var chromeOut bytes.Buffer
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx,
+		chromedp.ExecPath(chrome), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.UserDataDir(t.TempDir()), chromedp.CombinedOutput(&chromeOut))
+	defer cancelAlloc()
+	bctx, cancelBrowser := chromedp.NewContext(allocCtx)
+	defer cancelBrowser()
+
+	require.NoError(t, chromedp.Do(bctx, chromedp.Navigate(ta.srv.URL+"/"),
+		chromedp.WaitVisible(chromedp.CSS("#migration-status"))), "chromium output:\n%s", &chromeOut)
+	legacy, err := chromedp.Run(bctx, chromedp.Evaluate[int](
+		`[...document.querySelectorAll("img")].filter(i => i.getAttribute("src").startsWith("/api/legacy/")).length`))
+	require.NoError(t, err)
+	require.Positive(t, legacy, "the page was loaded while rows waited")
+	all, err := chromedp.Run(bctx, chromedp.Poll[int](
+		`(() => { const imgs = [...document.querySelectorAll("img.thumb, img.cover-thumb")]; `+
+			`return imgs.length > 0 && imgs.every(i => i.complete && i.naturalWidth > 0) ? imgs.length : 0; })()`,
+		chromedp.WithPollingTimeout(30*time.Second)))
+	require.NoError(t, err, "not every thumbnail rendered")
+	require.Equal(t, 6, all, "3 photos and 3 covers")
+	require.Positive(t, ta.migration().Pending, "the background migration was still going")
 }

@@ -28,7 +28,19 @@
 //	-thumb-timeout give up a thumbnail generation after this long (default 10s)
 //	-seed-legacy N create N parts whose files are stored the pre-CAS way,
 //	               under UUID keys, to show the startup migration
-//	-cleanup       after a complete migration, delete legacy objects no row uses
+//	-final         after a complete migration, mark it final: it can no
+//	               longer be reverted, and -cleanup may delete legacy objects
+//	-cleanup       after a complete, final migration, delete legacy objects
+//	               no row uses; refused unless the migration is final (or
+//	               -final is given too); online, it runs once the
+//	               background migration has completed
+//	-migrate MODE  online (default): serve at once and migrate in the
+//	               background, waiting files served through signed legacy
+//	               URLs that expire; blocking: migrate, then serve, refuse
+//	               to start if a file fails; off: serve, do not migrate
+//	-migrate-rate  limit the background migration to N attachments/s
+//	-revert        put every migrated attachment back on its legacy key
+//	               (journal), report and exit; stop other replicas first
 //	-migrate-only  migrate, report and exit
 //
 // Request bodies must keep arriving: an upload may take as long as it needs
@@ -41,9 +53,12 @@
 // GET /api/parts show a page of parts at a time (100 unless ?limit= says
 // otherwise, at most 1000), with a link to the next page.
 //
-// At startup the app creates its schema, then migrates every attachment
-// still stored under a legacy key, printing progress. If any attachment
-// cannot be migrated it logs why and exits non-zero without serving.
+// At startup the app creates its schema. Online (the default), it serves
+// at once and migrates attachments still stored under legacy keys in the
+// background; GET /api/migration and the page show how far it is. Blocking
+// (and -migrate-only), it migrates every attachment first, printing
+// progress, and if any cannot be migrated it logs why and exits non-zero
+// without serving.
 package main
 
 import (
@@ -85,7 +100,11 @@ type options struct {
 	thumbTime   time.Duration
 	seedLegacy  int
 	cleanup     bool
+	final       bool
 	migrateOnly bool
+	migrate     string
+	migrateRate float64
+	revert      bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -106,6 +125,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.thumbTime, "thumb-timeout", thumbnail.DefaultTimeout, "give up a thumbnail generation after this `duration` (500)")
 	fs.IntVar(&o.seedLegacy, "seed-legacy", 0, "create `N` parts with files under legacy UUID keys before migrating")
 	fs.BoolVar(&o.cleanup, "cleanup", false, "after a complete migration, delete every non-CAS object that no row references (the blob store must be this app's alone)")
+	fs.BoolVar(&o.final, "final", false, "after a complete migration, mark it final (no revert; lets -cleanup delete legacy objects)")
+	fs.StringVar(&o.migrate, "migrate", MigrateOnline, "migration `mode`: online (serve, migrate in the background), blocking (migrate, then serve) or off")
+	fs.Float64Var(&o.migrateRate, "migrate-rate", 0, "limit the background migration to `N` attachments per second (0: no limit)")
+	fs.BoolVar(&o.revert, "revert", false, "revert the migration (journal) and exit; stop other replicas first")
 	fs.BoolVar(&o.migrateOnly, "migrate-only", false, "run the startup migration, report and exit")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -119,6 +142,12 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("-body-stall must be positive")
 	case o.thumbTime <= 0:
 		return o, errors.New("-thumb-timeout must be positive")
+	case o.migrate != MigrateOnline && o.migrate != MigrateBlocking && o.migrate != MigrateOff:
+		return o, fmt.Errorf("-migrate must be online, blocking or off, not %q", o.migrate)
+	case o.migrateRate < 0:
+		return o, errors.New("-migrate-rate must not be negative")
+	case o.revert && (o.final || o.cleanup || o.migrateOnly || o.seedLegacy > 0):
+		return o, errors.New("-revert runs alone: not with -final, -cleanup, -migrate-only or -seed-legacy")
 	case o.seedLegacy < 0:
 		return o, errors.New("-seed-legacy must not be negative")
 	case o.s3Bucket == "" && (o.s3Endpoint != "" || o.s3Region != "" || o.s3PathStyle):
@@ -157,6 +186,9 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		ThumbTimeout: o.thumbTime,
 		SeedLegacy:   o.seedLegacy,
 		Cleanup:      o.cleanup,
+		Final:        o.final,
+		Migrate:      o.migrate,
+		MigrateRate:  o.migrateRate,
 		Progress:     stderr,
 		Logger:       log,
 	}
@@ -165,11 +197,20 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 			return err
 		}
 	}
+	switch {
+	case o.migrateOnly:
+		cfg.Migrate = MigrateBlocking // -migrate-only keeps its meaning
+	case o.revert:
+		cfg.Migrate = MigrateOff
+	}
 	app, err := NewApp(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer app.Close()
+	if o.revert {
+		return app.Revert(ctx, stderr)
+	}
 	if o.migrateOnly {
 		return nil
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"regexp"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -23,15 +24,16 @@ func TestParseFlags(t *testing.T) {
 	t.Parallel()
 	o, err := parseFlags(nil, io.Discard)
 	require.NoError(t, err)
-	require.Equal(t, options{addr: "127.0.0.1:8080", data: "inventory-data", maxUpload: 50 << 20, bodyStall: 30 * time.Second, thumbTime: 10 * time.Second}, o)
+	require.Equal(t, options{addr: "127.0.0.1:8080", data: "inventory-data", maxUpload: 50 << 20, bodyStall: 30 * time.Second, thumbTime: 10 * time.Second,
+		migrate: MigrateOnline}, o)
 
 	o, err = parseFlags([]string{"-addr", ":0", "-data", "/tmp/x", "-s3-bucket", "b", "-s3-endpoint", "http://localhost:9000",
 		"-s3-region", "eu-west-1", "-s3-path-style", "-sign-key", "k", "-max-upload", "1024", "-body-stall", "1500ms", "-thumb-timeout", "1m", "-seed-legacy", "3",
-		"-cleanup", "-migrate-only"}, io.Discard)
+		"-cleanup", "-final", "-migrate-only", "-migrate", "off", "-migrate-rate", "25"}, io.Discard)
 	require.NoError(t, err)
 	require.Equal(t, options{addr: ":0", data: "/tmp/x", s3Bucket: "b", s3Endpoint: "http://localhost:9000",
 		s3Region: "eu-west-1", s3PathStyle: true, signKey: "k", maxUpload: 1024, bodyStall: 1500 * time.Millisecond, thumbTime: time.Minute, seedLegacy: 3,
-		cleanup: true, migrateOnly: true}, o)
+		cleanup: true, final: true, migrateOnly: true, migrate: MigrateOff, migrateRate: 25}, o)
 
 	bad := [][]string{
 		{"-max-upload", "0"},
@@ -47,6 +49,12 @@ func TestParseFlags(t *testing.T) {
 		{"-s3-path-style"},
 		{"-nope"},
 		{"stray"},
+		{"-migrate", "sometimes"},
+		{"-migrate", ""},
+		{"-migrate-rate", "-1"},
+		{"-revert", "-final"},
+		{"-revert", "-cleanup"},
+		{"-revert", "-migrate-only"},
 	}
 	for _, args := range bad {
 		_, err := parseFlags(args, io.Discard)
@@ -95,7 +103,10 @@ func TestRunServesAndShutsDown(t *testing.T) {
 		}
 		return m != nil
 	}, 20*time.Second, 10*time.Millisecond, "no serving line in:\n%s", &out)
-	require.Contains(t, out.String(), "2 migrated")
+	// Online by default: serving starts at once, the migration finishes
+	// in the background.
+	require.Eventually(t, func() bool { return strings.Contains(out.String(), "background migration complete") },
+		20*time.Second, 10*time.Millisecond, "no migration in:\n%s", &out)
 
 	resp, err := http.Get(base + "/")
 	require.NoError(t, err)
@@ -136,7 +147,7 @@ func TestS3Backend(t *testing.T) {
 	b := s3store.New(srv.Client, srv.Bucket)
 	dir := t.TempDir()
 	seed(t, dir, b, 2)
-	ta := newTestApp(t, Config{DataDir: dir, Backend: b, Cleanup: true})
+	ta := newTestApp(t, Config{DataDir: dir, Backend: b, Cleanup: true, Final: true})
 	require.Equal(t, 4, ta.Migration.Report.Migrated)
 	require.Equal(t, 4, ta.Migration.Cleanup.Deleted)
 

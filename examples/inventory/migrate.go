@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -25,8 +26,11 @@ type MigrationResult struct {
 // to its CAS key, blocking, and writes progress lines to progress. When a
 // record fails it logs each failure and returns an error: the app must not
 // serve a half-migrated database. With cleanup, it then deletes the legacy
-// objects no row references any more.
-func startupMigration(ctx context.Context, db *sql.DB, store *cas.Store, cleanup bool, progress io.Writer, log *slog.Logger) (MigrationResult, error) {
+// objects no row references any more; it refuses (an error) while the
+// migration is not final, which final declares after a complete migration.
+// Every commit is journaled (attachments_casa_journal), so that until it is
+// final the migration can be reverted.
+func startupMigration(ctx context.Context, db *sql.DB, store *cas.Store, cleanup, final bool, progress io.Writer, log *slog.Logger) (MigrationResult, error) {
 	var res MigrationResult
 	if progress == nil {
 		progress = io.Discard
@@ -61,8 +65,21 @@ func startupMigration(ctx context.Context, db *sql.DB, store *cas.Store, cleanup
 		}
 		return res, fmt.Errorf("inventory: refusing to start, %d attachments are still on legacy keys: %w", report.Failed, err)
 	}
+	if final {
+		if err := migrate.Finalize(ctx, m); err != nil {
+			return res, fmt.Errorf("inventory: final: %w", err)
+		}
+		fmt.Fprintln(progress, "migrate: marked final; it can no longer be reverted")
+	}
 	if !cleanup {
 		return res, nil
+	}
+	isFinal, err := m.Final(ctx)
+	if err != nil {
+		return res, fmt.Errorf("inventory: cleanup: %w", err)
+	}
+	if !isFinal {
+		return res, errors.New("inventory: cleanup refused: the migration is not final (check the migrated data, then pass -final with -cleanup)")
 	}
 	// Uploads only ever write CAS keys, which Cleanup never deletes, so no
 	// grace period is needed here as long as no pre-CAS version of the app

@@ -152,7 +152,12 @@ func TestStartupMigrationCleanup(t *testing.T) {
 	// still needs after migration: neither is CAS.
 	require.NoError(t, b.Put(t.Context(), "legacy/unreferenced", strings.NewReader("x"), 1, cas.PutOptions{}))
 
-	ta := newTestApp(t, Config{DataDir: dir, Backend: b, Cleanup: true})
+	// Not final: cleanup is refused, and nothing is deleted.
+	_, err := NewApp(t.Context(), Config{DataDir: dir, Backend: b, Cleanup: true})
+	require.ErrorContains(t, err, "not final")
+	require.Len(t, legacyKeys(t, b), len(objects)+1, "a refused cleanup deletes nothing")
+
+	ta := newTestApp(t, Config{DataDir: dir, Backend: b, Cleanup: true, Final: true})
 	require.NotNil(t, ta.Migration.Cleanup)
 	require.Equal(t, len(objects)+1, ta.Migration.Cleanup.Deleted)
 	require.Empty(t, legacyKeys(t, b), "every legacy object is gone")
@@ -239,7 +244,7 @@ func TestRunMigrateOnly(t *testing.T) {
 	data := objects[lost]
 	require.NoError(t, fs.Put(t.Context(), lost, bytes.NewReader(data), int64(len(data)), cas.PutOptions{}))
 	out.Reset()
-	require.NoError(t, run(t.Context(), []string{"-data", dir, "-migrate-only", "-cleanup"}, &out))
+	require.NoError(t, run(t.Context(), []string{"-data", dir, "-migrate-only", "-cleanup", "-final"}, &out))
 	require.Contains(t, out.String(), "1 migrated")
 	require.Contains(t, out.String(), "cleanup: 8 legacy objects deleted")
 	require.Empty(t, legacyKeys(t, fs))

@@ -42,9 +42,15 @@ func (a *App) renderPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	data := struct {
-		Parts []pagePart
-		Next  string // URL of the next page, or empty
+		Parts     []pagePart
+		Next      string // URL of the next page, or empty
+		Migration string // a status line while files wait for the migration
 	}{}
+	if st, err := a.migrationState(r.Context()); err == nil {
+		data.Migration = st.statusLine()
+	} else {
+		a.log.WarnContext(r.Context(), "migration status", "err", err)
+	}
 	if pg.next != "" {
 		data.Next = pg.nextURL("/")
 	}

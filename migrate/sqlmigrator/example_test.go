@@ -61,12 +61,22 @@ func Example() {
 		fmt.Println(id, key[:12]+"...", cas.IsKey(key))
 	}
 
+	// Every commit is in the journal (parts_casa_journal): until the
+	// operator declares the migration final, Revert can undo it and
+	// Cleanup keeps the legacy objects.
 	clean, err := migrate.Cleanup(ctx, store, m, migrate.CleanupOptions{Prefix: "uploads/"})
+	fmt.Println("before Finalize:", clean.Deleted, "deleted,", clean.Revertible, "kept for Revert", err)
+	if err := migrate.Finalize(ctx, m); err != nil {
+		fmt.Println("finalize:", err)
+		return
+	}
+	clean, err = migrate.Cleanup(ctx, store, m, migrate.CleanupOptions{Prefix: "uploads/"})
 	fmt.Println("legacy objects deleted:", clean.Deleted, err)
 	// Output:
 	// migrated 3 rows, 1 deduplicated
 	// 1 cas/e4d8a8e5... true
 	// 2 cas/a366792b... true
 	// 3 cas/e4d8a8e5... true
+	// before Finalize: 0 deleted, 3 kept for Revert <nil>
 	// legacy objects deleted: 3 <nil>
 }

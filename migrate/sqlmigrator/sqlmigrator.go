@@ -64,6 +64,7 @@ type Option func(*config)
 type config struct {
 	dollar   bool
 	pageSize int
+	journal  string // journal table; "" means the default name
 }
 
 // WithDollarPlaceholders makes the Migrator write PostgreSQL's SQL: $1,
@@ -103,6 +104,8 @@ type Migrator struct {
 
 	mu   sync.Mutex
 	kind idKind
+
+	jr journal // the commit journal (journal.go)
 }
 
 var _ migrate.Migrator = (*Migrator)(nil)
@@ -143,7 +146,7 @@ func New(db *sql.DB, t Table, opts ...Option) (*Migrator, error) {
 	id, key, name := quote(t.IDColumn), quote(t.KeyColumn), quoteName(t.Name, quote)
 	hasKey := key + " IS NOT NULL AND " + key + " <> ''"
 	order := " ORDER BY " + id + " LIMIT " + strconv.Itoa(c.pageSize)
-	return &Migrator{
+	m := &Migrator{
 		db:         db,
 		table:      t,
 		pageSize:   c.pageSize,
@@ -151,7 +154,9 @@ func New(db *sql.DB, t Table, opts ...Option) (*Migrator, error) {
 		nextPage:   "SELECT " + id + ", " + key + " FROM " + name + " WHERE " + id + " > " + ph(1) + " AND " + hasKey + order,
 		update:     "UPDATE " + name + " SET " + key + " = " + ph(1) + " WHERE " + id + " = " + ph(2) + " AND " + key + " = " + ph(3),
 		probeQuery: "SELECT " + id + " FROM " + name + " LIMIT 1",
-	}, nil
+	}
+	m.jr.init(t, c, ph)
+	return m, nil
 }
 
 // quoteBacktick quotes a validated identifier for SQLite and MySQL, which
@@ -364,7 +369,8 @@ func (m *Migrator) Referenced(ctx context.Context) iter.Seq2[string, error] {
 }
 
 // Commit implements migrate.Migrator: in its own transaction it sets the
-// key of the row rec.ID to newKey if the row still holds rec.Key. No
+// key of the row rec.ID to newKey if the row still holds rec.Key, and
+// records the commit in the journal table (see Migrator.Journal). No
 // matching row is an error wrapping migrate.ErrConflict; more than one
 // (a non-unique ID column) is an error and changes nothing. newKey must be
 // a CAS key.
@@ -378,6 +384,9 @@ func (m *Migrator) Commit(ctx context.Context, rec migrate.Record, newKey string
 	id, err := m.bindID(ctx, rec.ID)
 	if err != nil {
 		return err
+	}
+	if err := m.ensureJournal(ctx); err != nil {
+		return fmt.Errorf("sqlmigrator: commit %q: %w", rec.ID, err)
 	}
 	tx, err := m.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -396,6 +405,9 @@ func (m *Migrator) Commit(ctx context.Context, rec migrate.Record, newKey string
 		return fmt.Errorf("sqlmigrator: commit %q: no row with %s = %q: %w", rec.ID, m.table.KeyColumn, rec.Key, migrate.ErrConflict)
 	case n > 1:
 		return fmt.Errorf("sqlmigrator: commit %q: %d rows match; %s is not unique; nothing changed", rec.ID, n, m.table.IDColumn)
+	}
+	if err := m.journalCommit(ctx, tx, rec, newKey); err != nil {
+		return fmt.Errorf("sqlmigrator: commit %q: %w", rec.ID, err)
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqlmigrator: commit %q: %w", rec.ID, err)
