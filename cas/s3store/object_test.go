@@ -137,3 +137,35 @@ func TestCloseDuringReadReturnsBytesRead(t *testing.T) {
 		t.Fatal("Read still blocked after Close")
 	}
 }
+
+// TestCloseEndsGetInFlight: Close while a Read's GetObject still waits for
+// its response headers ends that GET, and the Read returns at once, not
+// after the operation timeout (10 s by default): the server holds every
+// GET unanswered.
+func TestCloseEndsGetInFlight(t *testing.T) {
+	t.Parallel()
+	srv := s3test.New(t)
+	b := s3store.New(srv.Client, srv.Bucket)
+	data := testutil.Bytes(14, 100)
+	require.NoError(t, b.Put(t.Context(), "k", bytes.NewReader(data), int64(len(data)), cas.PutOptions{}))
+	obj, err := b.Open(t.Context(), "k")
+	require.NoError(t, err)
+	srv.Hang("GetObject")
+	done := make(chan error, 1)
+	go func() {
+		_, err := obj.Read(make([]byte, 10))
+		done <- err
+	}()
+	require.Eventually(t, func() bool { return srv.Held() == 1 }, 5*time.Second, time.Millisecond, "the GET is in flight")
+	start := time.Now()
+	require.NoError(t, obj.Close())
+	select {
+	case err := <-done:
+		require.ErrorContains(t, err, "s3store: object is closed")
+		require.NotErrorIs(t, err, cas.ErrUnavailable)
+		require.Less(t, time.Since(start), s3store.DefaultOpTimeout/2)
+	case <-time.After(5 * time.Second):
+		t.Fatal("Read still waiting for its GET after Close")
+	}
+	require.Eventually(t, func() bool { return srv.Held() == 0 }, 5*time.Second, time.Millisecond, "the held GET ended with the client")
+}
