@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -31,29 +32,33 @@ func (h *Handler) serveContent(w *responseWriter, r *http.Request, req casurl.Re
 		h.storageError(w, r, req, err)
 		return
 	}
-	defer obj.Close()
+	size := obj.Info().Size
 
 	setContentHeaders(w.Header(), req, etag)
 	content, src := contentSource(obj)
-	h.serveGuarded(w, r, content, src, obj.Info().Size, "hash", req.Hash)
-	if src.readErr != nil && ctx.Err() == nil {
-		h.logger.ErrorContext(ctx, "cashttp: read failed mid-response", "hash", req.Hash, "err", src.readErr)
+	// Runs before cancel: a Read still in flight in ServeContent's
+	// goroutine ends with ctx, and then closes obj (see source).
+	defer src.finish()
+	h.serveGuarded(w, r, content, src, size, "hash", req.Hash)
+	if readErr, _ := src.errs(); readErr != nil && ctx.Err() == nil {
+		h.logger.ErrorContext(ctx, "cashttp: read failed mid-response", "hash", req.Hash, "err", readErr)
 	}
 }
 
 // contentSource is what ServeContent reads for obj, and the source that
 // records its read and seek errors (which ServeContent drops or sends to
-// the client as text). The bytes of a cas.FileObject are read from its
-// file, and the content exposes the file's syscall.Conn, so that
-// ServeContent's copy reaches the connection's ReadFrom with the file
-// inside and the kernel sends it (sendfile).
+// the client as text) and closes obj when finished. The bytes of a
+// cas.FileObject are read from its file, and the content exposes the
+// file's syscall.Conn, so that ServeContent's copy reaches the
+// connection's ReadFrom with the file inside and the kernel sends it
+// (sendfile).
 func contentSource(obj cas.Object) (io.ReadSeeker, *source) {
 	if fo, ok := obj.(cas.FileObject); ok {
 		f := fo.File()
-		src := &source{ReadSeeker: f}
+		src := &source{ReadSeeker: f, closer: obj}
 		return fileSource{source: src, conn: f}, src
 	}
-	src := &source{ReadSeeker: obj}
+	src := &source{ReadSeeker: obj, closer: obj}
 	return src, src
 }
 
@@ -95,8 +100,8 @@ func (h *Handler) serveGuarded(w *responseWriter, r *http.Request, content io.Re
 	switch {
 	case w.status >= 500:
 		var cause any = w.suppressed
-		if src != nil && src.seekErr != nil {
-			cause = src.seekErr
+		if _, seekErr := src.errs(); seekErr != nil {
+			cause = seekErr
 		}
 		h.logger.ErrorContext(r.Context(), "cashttp: serve failed", append(logAttrs, "err", cause)...)
 	case w.status == http.StatusRequestedRangeNotSatisfiable && rangeErr != nil:
@@ -207,26 +212,111 @@ func (h *Handler) fail(w http.ResponseWriter, status int, reason string) {
 	http.Error(w, reason, status)
 }
 
-// source records the first read and seek errors of a ReadSeeker.
+// errResponseEnded fails a Read or Seek of a source whose handler has
+// finished with it.
+var errResponseEnded = errors.New("cashttp: read after the response ended")
+
+// source records the first read and seek errors of a ReadSeeker, and
+// closes the object it reads (closer) when the handler has finished with
+// it.
+//
+// http.ServeContent reads a multi-range response in a goroutine of its own
+// (net/http's fs.go), which can outlive ServeContent: when the client hangs
+// up, ServeContent returns on the failed write while that goroutine may
+// still be in a Read. So the errors are guarded by mu (that goroutine
+// records them while the handler reads them); after finish, a Read or
+// Seek fails at once without touching the object; and the object is
+// closed by finish, or, when a Read or Seek is still in flight, by the
+// last one to return (the handler's context, under which the object
+// reads, ends right after finish). No Backend's Object sees Close during
+// one of its Reads.
 type source struct {
 	io.ReadSeeker
+	closer io.Closer // the object, closed once finished and idle; or nil
+
+	mu               sync.Mutex
 	readErr, seekErr error
+	busy             int  // Reads and Seeks in flight
+	done             bool // finish was called
 }
 
 func (s *source) Read(p []byte) (int, error) {
+	if !s.begin() {
+		return 0, errResponseEnded
+	}
 	n, err := s.ReadSeeker.Read(p)
-	if err != nil && err != io.EOF && s.readErr == nil {
-		s.readErr = err
+	if err != nil && err != io.EOF {
+		s.end(&s.readErr, err)
+	} else {
+		s.end(nil, nil)
 	}
 	return n, err
 }
 
 func (s *source) Seek(off int64, whence int) (int64, error) {
-	n, err := s.ReadSeeker.Seek(off, whence)
-	if err != nil && s.seekErr == nil {
-		s.seekErr = err
+	if !s.begin() {
+		return 0, errResponseEnded
 	}
+	n, err := s.ReadSeeker.Seek(off, whence)
+	s.end(&s.seekErr, err)
 	return n, err
+}
+
+// begin registers a Read or Seek, unless the source is finished.
+func (s *source) begin() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.done {
+		return false
+	}
+	s.busy++
+	return true
+}
+
+// end ends a Read or Seek that begin registered: it records err in *first
+// unless an error is there already (first may be nil), and closes the
+// object if this was the last one in flight after finish.
+func (s *source) end(first *error, err error) {
+	s.mu.Lock()
+	if first != nil && *first == nil {
+		*first = err
+	}
+	s.busy--
+	last := s.done && s.busy == 0
+	s.mu.Unlock()
+	if last {
+		s.close()
+	}
+}
+
+// finish is the handler's end with the source: later Reads and Seeks fail,
+// and the object is closed now, or by the Read or Seek in flight when it
+// returns. Calling it again does nothing.
+func (s *source) finish() {
+	s.mu.Lock()
+	idle := !s.done && s.busy == 0
+	s.done = true
+	s.mu.Unlock()
+	if idle {
+		s.close()
+	}
+}
+
+func (s *source) close() {
+	if s.closer != nil {
+		_ = s.closer.Close()
+	}
+}
+
+// errs returns the first read and seek errors recorded so far. A nil
+// source has none.
+func (s *source) errs() (readErr, seekErr error) {
+	if s == nil {
+		return nil, nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.readErr, s.seekErr
 }
 
 // fileSource is a source over a file: it also exposes the file's

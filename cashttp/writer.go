@@ -32,7 +32,7 @@ func (w *responseWriter) WriteHeader(code int) {
 		w.ResponseWriter.WriteHeader(code)
 		return
 	}
-	if w.src != nil && w.src.seekErr != nil {
+	if _, seekErr := w.src.errs(); seekErr != nil {
 		code = http.StatusInternalServerError
 	}
 	w.status = code

@@ -11,8 +11,10 @@
 //     PutOptions.SHA256 is set, so S3 rejects bytes that do not hash to it)
 //     and If-None-Match "*" (for PutOptions.IfAbsent). Above the multipart
 //     threshold, a multipart upload whose parts carry their own
-//     ChecksumSHA256, are sent concurrently, and are completed with
-//     If-None-Match "*"; any failure aborts the upload.
+//     ChecksumCRC32C (S3 keeps no whole-object SHA-256 of a multipart
+//     upload; the checked layer verifies the digest as the parts are
+//     read), are sent concurrently, and are completed with If-None-Match
+//     "*"; any failure aborts the upload.
 //   - Delete: DeleteObject. List: ListObjectsV2, page by page.
 //
 // # Building a client
@@ -48,10 +50,14 @@
 // no answers) fails calls instead of hanging them:
 //
 //   - A metadata call (HeadObject, a ListObjectsV2 page, DeleteObject,
-//     Create/Complete/AbortMultipartUpload) fails after the operation
-//     timeout (WithOpTimeout, 10 s), which covers all of the SDK's retries;
-//     each attempt has its own, shorter, timeout (WithAttemptTimeout, 4 s)
+//     Create/AbortMultipartUpload) fails after the operation timeout
+//     (WithOpTimeout, 10 s), which covers all of the SDK's retries; each
+//     attempt has its own, shorter, timeout (WithAttemptTimeout, 4 s)
 //     after which the SDK's retryer tries again on a new connection.
+//   - CompleteMultipartUpload, during which S3 assembles the parts (minutes
+//     for a large object, with no byte moving), fails after the complete
+//     timeout (WithCompleteTimeout, 5 min, or the operation timeout if
+//     that is longer), retries included, with no per-attempt timeout.
 //   - A transfer fails after the stall timeout (WithStallTimeout, 30 s)
 //     without progress: a PutObject or UploadPart whose body is not read
 //     and that gets no answer, or a GetObject body Read that gets no byte.
@@ -67,9 +73,11 @@
 // error instead, as before. A multipart upload that fails is aborted under
 // a fresh operation timeout; if the abort fails too (the service is still
 // hung) the error says which upload was left open: an S3 lifecycle rule
-// (AbortIncompleteMultipartUpload) removes it. AWS S3 may take minutes to
-// complete a very large multipart upload; raise WithOpTimeout for blobs of
-// many gigabytes.
+// (AbortIncompleteMultipartUpload) removes it.
+//
+// An Object's Read and Seek are for one goroutine at a time, but its Close
+// is safe at any time: it ends a GetObject in flight, and a Read blocked
+// in another goroutine returns an error at once.
 package s3store
 
 import (
@@ -127,9 +135,10 @@ type Backend struct {
 	conditional bool
 	locks       keylock.Set // create-only writers without conditional writes
 
-	opTimeout      time.Duration
-	attemptTimeout time.Duration
-	stallTimeout   time.Duration
+	opTimeout       time.Duration
+	attemptTimeout  time.Duration
+	stallTimeout    time.Duration
+	completeTimeout time.Duration
 }
 
 var _ cas.Backend = (*Backend)(nil)
@@ -204,9 +213,10 @@ func New(client *s3.Client, bucket string, opts ...Option) *Backend {
 		concurrency: DefaultConcurrency,
 		conditional: true,
 
-		opTimeout:      DefaultOpTimeout,
-		attemptTimeout: DefaultAttemptTimeout,
-		stallTimeout:   DefaultStallTimeout,
+		opTimeout:       DefaultOpTimeout,
+		attemptTimeout:  DefaultAttemptTimeout,
+		stallTimeout:    DefaultStallTimeout,
+		completeTimeout: DefaultCompleteTimeout,
 	}
 	for _, o := range opts {
 		o(b)
@@ -290,7 +300,9 @@ func (b *Backend) Stat(ctx context.Context, key string) (cas.Info, error) {
 
 // Open implements cas.Backend. It issues a HeadObject; data is fetched with
 // ranged GetObject calls as it is read, under ctx, so ctx must stay live
-// while the Object is in use. The Object is not safe for concurrent use.
+// while the Object is in use. The Object's Read and Seek are not safe for
+// concurrent use; its Close is, and ends a Read blocked in another
+// goroutine.
 func (b *Backend) Open(ctx context.Context, key string) (cas.Object, error) {
 	full, err := b.objectKey(key)
 	if err != nil {
@@ -619,9 +631,11 @@ func (b *Backend) putMultipart(ctx context.Context, key, full string, r io.Reade
 	if opts.IfAbsent && b.conditional {
 		complete.IfNoneMatch = aws.String("*")
 	}
-	fc := b.meta(ctx, "CompleteMultipartUpload", full)
+	// S3 may take minutes to assemble a large object: no attempt
+	// timeout, a bound of its own (WithCompleteTimeout).
+	fc := b.complete(ctx, full)
 	defer fc.end()
-	if _, err := b.client.CompleteMultipartUpload(fc.ctx, complete, fc.withAttemptTimeout); err != nil {
+	if _, err := b.client.CompleteMultipartUpload(fc.ctx, complete); err != nil {
 		return fc.err("put", key, err, cas.ErrExists, cas.ErrDigestMismatch)
 	}
 	return nil

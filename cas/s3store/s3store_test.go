@@ -693,6 +693,8 @@ func TestOptionsRejectNonsense(t *testing.T) {
 		{"s3store: WithOpTimeout(0s)", func() { s3store.WithOpTimeout(0) }},
 		{"s3store: WithAttemptTimeout(-1s)", func() { s3store.WithAttemptTimeout(-time.Second) }},
 		{"s3store: WithStallTimeout(0s)", func() { s3store.WithStallTimeout(0) }},
+		{"s3store: WithCompleteTimeout(0s)", func() { s3store.WithCompleteTimeout(0) }},
+		{"s3store: WithCompleteTimeout(-1m0s)", func() { s3store.WithCompleteTimeout(-time.Minute) }},
 	} {
 		t.Run(tc.want, func(t *testing.T) {
 			defer func() {

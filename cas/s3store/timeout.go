@@ -18,8 +18,8 @@ import (
 // no answers: a network partition or a brownout) must not hang the caller.
 const (
 	// DefaultOpTimeout bounds a metadata call (HeadObject, a ListObjectsV2
-	// page, DeleteObject, Create/Complete/AbortMultipartUpload) with all
-	// its retries, and the wait for a GetObject's response headers.
+	// page, DeleteObject, Create/AbortMultipartUpload) with all its
+	// retries, and the wait for a GetObject's response headers.
 	DefaultOpTimeout = 10 * time.Second
 	// DefaultAttemptTimeout bounds one attempt of a metadata call, so that
 	// a request stuck on one connection is retried on another within the
@@ -30,11 +30,16 @@ const (
 	// byte before it fails. A transfer that makes progress never times out,
 	// however large the blob.
 	DefaultStallTimeout = 30 * time.Second
+	// DefaultCompleteTimeout bounds a CompleteMultipartUpload, all SDK
+	// retries included. S3 assembles the parts while the call runs and
+	// may take minutes for a large object, with no byte moving that a
+	// stall watchdog could see; so the call has no per-attempt timeout
+	// and a bound of its own, far above the metadata calls'.
+	DefaultCompleteTimeout = 5 * time.Minute
 )
 
 // WithOpTimeout sets how long a metadata call (HeadObject, one
-// ListObjectsV2 page, DeleteObject, Create/Complete/AbortMultipartUpload)
-// may take, all SDK retries included, and how long a GetObject may wait for
+// ListObjectsV2 page, DeleteObject, Create/AbortMultipartUpload) may take, all SDK retries included, and how long a GetObject may wait for
 // its response headers. The default is DefaultOpTimeout; d must be positive.
 // A call that runs out fails with an error wrapping cas.ErrUnavailable and
 // context.DeadlineExceeded.
@@ -69,6 +74,23 @@ func WithStallTimeout(d time.Duration) Option {
 	return func(b *Backend) { b.stallTimeout = d }
 }
 
+// WithCompleteTimeout sets how long the CompleteMultipartUpload that ends
+// a multipart Put may take, all SDK retries included; the bound is the
+// longer of d and the operation timeout (WithOpTimeout). No per-attempt
+// timeout applies to it (WithAttemptTimeout does not): AWS S3 answers a
+// Complete at once with 200 OK and then keeps the response open, sending
+// spaces, until the object is assembled, which for a large upload can
+// take minutes, and an attempt cut short would only be sent again. The
+// default is DefaultCompleteTimeout; d must be positive. A Complete that
+// runs out fails with an error wrapping cas.ErrUnavailable and
+// context.DeadlineExceeded, and the upload is aborted.
+func WithCompleteTimeout(d time.Duration) Option {
+	if d <= 0 {
+		badOption("WithCompleteTimeout", d, "want a positive duration")
+	}
+	return func(b *Backend) { b.completeTimeout = d }
+}
+
 // timeoutCause is the cancellation cause of a call whose time ran out.
 type timeoutCause struct {
 	what string // "no answer" or "no progress"
@@ -99,6 +121,13 @@ type call struct {
 // meta starts a metadata call bounded by the operation timeout.
 func (b *Backend) meta(ctx context.Context, op, full string) *call {
 	return b.start(ctx, op, full, b.opTimeout, 0)
+}
+
+// complete starts a CompleteMultipartUpload: a long call bounded by the
+// longer of the complete and operation timeouts, with no attempt timeout
+// (see WithCompleteTimeout).
+func (b *Backend) complete(ctx context.Context, full string) *call {
+	return b.start(ctx, "CompleteMultipartUpload", full, max(b.completeTimeout, b.opTimeout), 0)
 }
 
 // transfer starts a transfer: it fails when nothing has happened for first

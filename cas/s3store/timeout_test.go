@@ -3,6 +3,7 @@ package s3store_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -20,13 +21,20 @@ import (
 	"github.com/casa-go/casa/internal/testutil/s3test"
 )
 
-// Short timeouts for hung-server tests, and the bound every call must meet:
-// the timeout plus room for a loaded machine, far below "forever".
+// Short timeouts for the calls of hung-server tests that must time out, and
+// the bound every such call must meet: the timeout plus room for a loaded
+// machine, far below "forever". A call that must succeed never runs under
+// hungTimeout (CI runs the race detector on a loaded 2-core machine, where
+// a healthy answer can take longer): it goes through a Backend with the
+// default timeouts, or timeouts of at least okTimeout.
 const (
 	hungTimeout = 200 * time.Millisecond
 	hungBound   = 3 * time.Second
+	okTimeout   = 2 * time.Second
 )
 
+// newHung returns a Backend whose every timeout is hungTimeout (opts may
+// change some), for calls that must time out, and the server it uses.
 func newHung(t *testing.T, opts ...s3store.Option) (*s3store.Backend, *s3test.Server) {
 	t.Helper()
 	srv := s3test.New(t)
@@ -43,12 +51,18 @@ func newHung(t *testing.T, opts ...s3store.Option) (*s3store.Backend, *s3test.Se
 // came within the bound.
 func requireUnavailable(t *testing.T, err error, took time.Duration, op, bucketKey string) {
 	t.Helper()
+	requireUnavailableIn(t, err, took, hungTimeout, op, bucketKey)
+}
+
+// requireUnavailableIn is requireUnavailable for a call whose timeout is d.
+func requireUnavailableIn(t *testing.T, err error, took, d time.Duration, op, bucketKey string) {
+	t.Helper()
 	require.ErrorIs(t, err, cas.ErrUnavailable)
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	require.NotErrorIs(t, err, context.Canceled)
 	require.Contains(t, err.Error(), "s3store: "+op+" "+bucketKey)
-	require.Less(t, took, hungBound, "the call took too long: %v", err)
-	require.GreaterOrEqual(t, took, hungTimeout/2, "too early for a timeout: %v", err)
+	require.Less(t, took, d-hungTimeout+hungBound, "the call took too long: %v", err)
+	require.GreaterOrEqual(t, took, d/2, "too early for a timeout: %v", err)
 }
 
 // TestHungServerBoundsEveryCall is the hung-backend defect: with the S3
@@ -61,8 +75,13 @@ func TestHungServerBoundsEveryCall(t *testing.T) {
 	ctx := t.Context()
 	small := testutil.Bytes(1, 100)
 	large := testutil.Bytes(2, 5<<10) // 5 parts
-	require.NoError(t, b.Put(ctx, "exists", bytes.NewReader(small), int64(len(small)), cas.PutOptions{}))
-	obj, err := b.Open(ctx, "exists") // opened before the hang: its GET hangs
+	// The setup must succeed: the default timeouts for the Put, okTimeout
+	// for the Open (whose Object's GET, below, must time out, after the
+	// operation timeout of the Backend that opened it).
+	setup := s3store.New(srv.Client, srv.Bucket)
+	require.NoError(t, setup.Put(ctx, "exists", bytes.NewReader(small), int64(len(small)), cas.PutOptions{}))
+	opener := s3store.New(srv.Client, srv.Bucket, s3store.WithOpTimeout(okTimeout))
+	obj, err := opener.Open(ctx, "exists") // opened before the hang: its GET hangs
 	require.NoError(t, err)
 	defer obj.Close()
 
@@ -82,7 +101,8 @@ func TestHungServerBoundsEveryCall(t *testing.T) {
 	requireUnavailable(t, err, took, "HeadObject", bk+"exists")
 
 	took, err = timed(func() error { _, err := obj.Read(make([]byte, 10)); return err })
-	requireUnavailable(t, err, took, "GetObject", bk+"exists")
+	requireUnavailableIn(t, err, took, okTimeout, "GetObject", bk+"exists")
+	require.Contains(t, err.Error(), "no answer in 2s")
 
 	took, err = timed(func() error {
 		return b.Put(ctx, "single", bytes.NewReader(small), int64(len(small)), cas.PutOptions{SHA256: cas.SumBytes(small), IfAbsent: true})
@@ -125,7 +145,8 @@ func TestHungServerBoundsEveryCall(t *testing.T) {
 	// Everything works again. The checks below use a backend over the same
 	// server with the default timeouts, so that a loaded test machine (the
 	// race detector, parallel packages) cannot turn a slow answer into a
-	// 200 ms timeout; the Object opened before the hang keeps its own.
+	// 200 ms timeout; the Object opened before the hang keeps its own
+	// (okTimeout).
 	b = s3store.New(srv.Client, srv.Bucket, s3store.WithMultipartThreshold(1<<10), s3store.WithPartSize(1<<10))
 	info, err := b.Stat(ctx, "exists")
 	require.NoError(t, err)
@@ -147,10 +168,12 @@ func TestHungServerBoundsEveryCall(t *testing.T) {
 
 // TestHungPartsAbortTheUpload: the server answers everything but
 // UploadPart, which it holds. The stalled parts fail the Put in bounded
-// time, and the upload is aborted: nothing is left open.
+// time, and the upload is aborted: nothing is left open. (Only the stall
+// timeout is short: the Create and Abort around the parts must succeed.)
 func TestHungPartsAbortTheUpload(t *testing.T) {
 	t.Parallel()
-	b, srv := newHung(t, s3store.WithMultipartThreshold(1<<10), s3store.WithPartSize(1<<10))
+	srv := s3test.New(t)
+	b := s3store.New(srv.Client, srv.Bucket, s3store.WithStallTimeout(hungTimeout), s3store.WithMultipartThreshold(1<<10), s3store.WithPartSize(1<<10))
 	large := testutil.Bytes(3, 4<<10)
 	srv.Hang("UploadPart")
 	start := time.Now()
@@ -165,7 +188,10 @@ func TestHungPartsAbortTheUpload(t *testing.T) {
 
 // TestHungGetBodyStalls: GetObject answers its headers and some bytes, then
 // the body stops. The read fails after the stall timeout; a slow reader
-// (no Read for longer than the stall timeout) is no stall.
+// (no Read for longer than the stall timeout) is no stall. Only the stall
+// timeout of the stalled read is short: the Put, the Opens and the GET
+// headers must succeed, and so must the slow reader's reads, whose stall
+// timeout is okTimeout/2 (a pause of twice that is still no stall).
 func TestHungGetBodyStalls(t *testing.T) {
 	t.Parallel()
 	var stall atomic.Bool
@@ -188,24 +214,26 @@ func TestHungGetBodyStalls(t *testing.T) {
 		})
 	}))
 	t.Cleanup(func() { close(release) })
-	b := s3store.New(srv.Client, srv.Bucket, s3store.WithStallTimeout(hungTimeout), s3store.WithOpTimeout(hungTimeout))
 	data := testutil.Bytes(4, 1000)
-	require.NoError(t, b.Put(t.Context(), "k", bytes.NewReader(data), int64(len(data)), cas.PutOptions{}))
+	require.NoError(t, s3store.New(srv.Client, srv.Bucket).Put(t.Context(), "k", bytes.NewReader(data), int64(len(data)), cas.PutOptions{}))
 
 	// A slow reader: pauses longer than the stall timeout between reads of
 	// a healthy body, and still gets every byte.
-	obj, err := b.Open(t.Context(), "k")
+	const slowStall = okTimeout / 2
+	slow := s3store.New(srv.Client, srv.Bucket, s3store.WithStallTimeout(slowStall))
+	obj, err := slow.Open(t.Context(), "k")
 	require.NoError(t, err)
 	p := make([]byte, 100)
 	_, err = io.ReadFull(obj, p)
 	require.NoError(t, err)
-	time.Sleep(3 * hungTimeout)
+	time.Sleep(2 * slowStall)
 	rest, err := io.ReadAll(obj)
 	require.NoError(t, err)
 	require.Equal(t, data, append(p, rest...))
 	require.NoError(t, obj.Close())
 
 	stall.Store(true)
+	b := s3store.New(srv.Client, srv.Bucket, s3store.WithStallTimeout(hungTimeout))
 	obj, err = b.Open(t.Context(), "k")
 	require.NoError(t, err)
 	defer obj.Close()
@@ -217,15 +245,21 @@ func TestHungGetBodyStalls(t *testing.T) {
 
 // TestSlowTransferIsNoStall: a PutObject body that keeps moving, slower
 // than one stall timeout in total, succeeds: the stall timeout is not a
-// total-time limit that would cut off a large blob.
+// total-time limit that would cut off a large blob. The gaps between
+// chunks are a tenth of the stall timeout, so that a loaded machine cannot
+// stretch one into a stall.
 func TestSlowTransferIsNoStall(t *testing.T) {
 	t.Parallel()
-	b, _ := newHung(t)
-	data := testutil.Bytes(5, 64<<10)
-	r := &trickle{r: bytes.NewReader(data), chunk: 4 << 10, pause: hungTimeout / 4}
-	// 16 chunks x 50 ms = 800 ms, four stall timeouts.
+	const stall = time.Second
+	srv := s3test.New(t)
+	b := s3store.New(srv.Client, srv.Bucket, s3store.WithStallTimeout(stall))
+	data := testutil.Bytes(5, 48<<10)
+	r := &trickle{r: bytes.NewReader(data), chunk: 2 << 10, pause: stall / 10}
+	// 24 chunks x 100 ms = 2.4 s, more than two stall timeouts.
+	start := time.Now()
 	require.NoError(t, b.Put(t.Context(), "slow", r, int64(len(data)), cas.PutOptions{SHA256: cas.SumBytes(data)}))
-	require.Equal(t, data, readAll(t, b, "slow"))
+	require.Greater(t, time.Since(start), 2*stall, "the transfer took longer than the stall timeout in total")
+	require.Equal(t, data, readAll(t, s3store.New(srv.Client, srv.Bucket), "slow"))
 }
 
 // trickle yields at most chunk bytes per Read, after a pause.
@@ -245,7 +279,8 @@ func (t *trickle) Read(p []byte) (int, error) {
 
 // TestHungAttemptIsRetried: only the first HeadObject hangs. The attempt
 // timeout ends it and the SDK's retryer sends a second attempt, which
-// succeeds, within the operation timeout.
+// succeeds, within the operation timeout. The attempt timeout is okTimeout:
+// the second attempt must succeed within it.
 func TestHungAttemptIsRetried(t *testing.T) {
 	t.Parallel()
 	var heads atomic.Int32
@@ -258,14 +293,17 @@ func TestHungAttemptIsRetried(t *testing.T) {
 			next.ServeHTTP(w, r)
 		})
 	}))
-	b := s3store.New(srv.Client, srv.Bucket, s3store.WithAttemptTimeout(hungTimeout), s3store.WithOpTimeout(10*time.Second))
+	const opTimeout = 15 * time.Second
+	b := s3store.New(srv.Client, srv.Bucket, s3store.WithAttemptTimeout(okTimeout), s3store.WithOpTimeout(opTimeout))
 	require.NoError(t, b.Put(t.Context(), "k", strings.NewReader("x"), 1, cas.PutOptions{}))
 	start := time.Now()
 	info, err := b.Stat(t.Context(), "k")
 	require.NoError(t, err)
 	require.EqualValues(t, 1, info.Size)
 	require.EqualValues(t, 2, heads.Load(), "one hung attempt, one retry")
-	require.Less(t, time.Since(start), 5*time.Second)
+	took := time.Since(start)
+	require.GreaterOrEqual(t, took, okTimeout, "the hung attempt ran to its timeout")
+	require.Less(t, took, opTimeout, "within the operation timeout")
 }
 
 // TestCallerCancelIsNotATimeout: when the caller's own context ends while
@@ -294,6 +332,7 @@ func TestTimeoutDefaults(t *testing.T) {
 	t.Parallel()
 	require.Equal(t, 10*time.Second, s3store.DefaultOpTimeout)
 	require.Equal(t, 30*time.Second, s3store.DefaultStallTimeout)
+	require.Equal(t, 5*time.Minute, s3store.DefaultCompleteTimeout)
 	require.Less(t, s3store.DefaultAttemptTimeout, s3store.DefaultOpTimeout)
 }
 
@@ -309,12 +348,55 @@ func TestAttemptTimeoutWithoutRetryLoop(t *testing.T) {
 			return err
 		})
 	})
-	b := s3store.New(client, srv.Bucket, s3store.WithAttemptTimeout(hungTimeout), s3store.WithOpTimeout(10*time.Second))
-	require.NoError(t, b.Put(t.Context(), "k", strings.NewReader("x"), 1, cas.PutOptions{}))
-	_, err := b.Stat(t.Context(), "k")
+	// The calls that must succeed get the default attempt timeout, which
+	// (below the operation timeout) installs the same middleware.
+	ok := s3store.New(client, srv.Bucket)
+	require.NoError(t, ok.Put(t.Context(), "k", strings.NewReader("x"), 1, cas.PutOptions{}))
+	_, err := ok.Stat(t.Context(), "k")
 	require.NoError(t, err)
+	b := s3store.New(client, srv.Bucket, s3store.WithAttemptTimeout(hungTimeout), s3store.WithOpTimeout(10*time.Second))
 	srv.Hang()
 	start := time.Now()
 	_, err = b.Stat(t.Context(), "k")
 	requireUnavailable(t, err, time.Since(start), "HeadObject", srv.Bucket+"/k")
+}
+
+// TestHungCompleteHasItsOwnBound: CompleteMultipartUpload, which S3 may
+// take minutes to answer for a large object, is bounded by the complete
+// timeout (or the operation timeout when that is longer), in one attempt:
+// before the fix it was a metadata call, cut off by the attempt timeout,
+// resent, and failed after the operation timeout. The server answers
+// everything but Complete, so the upload is aborted and nothing is left.
+func TestHungCompleteHasItsOwnBound(t *testing.T) {
+	t.Parallel()
+	const attempt = 500 * time.Millisecond // > hungTimeout: the Create must succeed
+	for _, tc := range []struct {
+		name               string
+		op, complete, want time.Duration
+	}{
+		{"complete timeout", okTimeout, 3 * time.Second, 3 * time.Second},
+		{"op timeout is longer", 3 * time.Second, time.Second, 3 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := s3test.New(t)
+			b := s3store.New(srv.Client, srv.Bucket,
+				s3store.WithMultipartThreshold(1<<10), s3store.WithPartSize(1<<10),
+				s3store.WithOpTimeout(tc.op), s3store.WithAttemptTimeout(attempt), s3store.WithCompleteTimeout(tc.complete))
+			large := testutil.Bytes(12, 4<<10)
+			srv.Hang("CompleteMultipartUpload")
+			start := time.Now()
+			err := b.Put(t.Context(), "multi", bytes.NewReader(large), int64(len(large)), cas.PutOptions{IfAbsent: true})
+			took := time.Since(start)
+			requireUnavailableIn(t, err, took, tc.want, "CompleteMultipartUpload", srv.Bucket+"/multi")
+			require.GreaterOrEqual(t, took, tc.want, "the whole bound, not the attempt or a shorter timeout: %v", err)
+			require.Contains(t, err.Error(), fmt.Sprintf("no answer in %v", tc.want))
+			require.EqualValues(t, 1, srv.Requests("CompleteMultipartUpload"), "one attempt: no attempt timeout cut it short")
+			require.Zero(t, srv.OpenUploads(t), "the upload was aborted")
+			srv.Resume()
+			require.Eventually(t, func() bool { return srv.Held() == 0 }, 5*time.Second, 10*time.Millisecond)
+			require.Zero(t, srv.OpenUploads(t))
+			requireMissing(t, s3store.New(srv.Client, srv.Bucket), "multi")
+		})
+	}
 }
