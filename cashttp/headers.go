@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/casa-go/casa/cas"
@@ -51,11 +53,23 @@ func contentETag(h cas.Hash) string { return `"` + h.String() + `"` }
 func thumbnailETag(h cas.Hash, size int) string { return fmt.Sprintf(`"%s-t%d"`, h, size) }
 
 // setCacheHeaders sets the headers of every success and 304: the ETag,
-// immutable caching, and nosniff.
-func setCacheHeaders(hdr http.Header, etag string) {
+// caching, and nosniff. A URL without an expiry is cached forever
+// (CacheControl). A URL that expires (casurl Request.Expires) is cached only
+// privately and only until it expires: a shared cache must not keep serving
+// it to others, nor anyone after its lifetime.
+func setCacheHeaders(hdr http.Header, etag string, req casurl.Request) {
 	hdr.Set("ETag", etag)
-	hdr.Set("Cache-Control", CacheControl)
+	hdr.Set("Cache-Control", cacheControl(req, time.Now()))
 	hdr.Set("X-Content-Type-Options", "nosniff")
+}
+
+// cacheControl is the Cache-Control of a success for req at now.
+func cacheControl(req casurl.Request, now time.Time) string {
+	if req.Expires.IsZero() {
+		return CacheControl
+	}
+	left := int64(req.Expires.Sub(now) / time.Second)
+	return "private, max-age=" + strconv.FormatInt(max(left, 0), 10)
 }
 
 // setContentHeaders sets the headers of a content response: the content
@@ -70,14 +84,14 @@ func setContentHeaders(hdr http.Header, req casurl.Request, etag string) {
 	if active {
 		hdr.Set("Content-Security-Policy", "sandbox")
 	}
-	setCacheHeaders(hdr, etag)
+	setCacheHeaders(hdr, etag, req)
 	hdr.Set("Accept-Ranges", "bytes")
 }
 
 // setThumbnailHeaders sets the headers of a thumbnail response.
-func setThumbnailHeaders(hdr http.Header, etag string) {
+func setThumbnailHeaders(hdr http.Header, etag string, req casurl.Request) {
 	hdr.Set("Content-Type", "image/jpeg")
-	setCacheHeaders(hdr, etag)
+	setCacheHeaders(hdr, etag, req)
 	hdr.Set("Accept-Ranges", "bytes")
 }
 

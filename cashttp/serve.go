@@ -22,7 +22,7 @@ import (
 func (h *Handler) serveContent(w *responseWriter, r *http.Request, req casurl.Request) {
 	etag := contentETag(req.Hash)
 	if notModified(r, etag) {
-		h.writeNotModified(w, etag)
+		h.writeNotModified(w, etag, req)
 		return
 	}
 	ctx, cancel := context.WithCancelCause(r.Context())
@@ -124,7 +124,7 @@ func (h *Handler) serveThumbnail(w *responseWriter, r *http.Request, req casurl.
 	}
 	etag := thumbnailETag(req.Hash, req.Thumbnail)
 	if notModified(r, etag) {
-		h.writeNotModified(w, etag)
+		h.writeNotModified(w, etag, req)
 		return
 	}
 	jpeg, err := h.thumbnail(r.Context(), req)
@@ -132,7 +132,7 @@ func (h *Handler) serveThumbnail(w *responseWriter, r *http.Request, req casurl.
 		h.thumbnailError(w, r, req, err)
 		return
 	}
-	setThumbnailHeaders(w.Header(), etag)
+	setThumbnailHeaders(w.Header(), etag, req)
 	h.serveGuarded(w, r, bytes.NewReader(jpeg), nil, int64(len(jpeg)), "hash", req.Hash, "size", req.Thumbnail)
 }
 
@@ -200,8 +200,8 @@ func (h *Handler) storageError(w *responseWriter, r *http.Request, req casurl.Re
 	}
 }
 
-func (h *Handler) writeNotModified(w http.ResponseWriter, etag string) {
-	setCacheHeaders(w.Header(), etag)
+func (h *Handler) writeNotModified(w http.ResponseWriter, etag string, req casurl.Request) {
+	setCacheHeaders(w.Header(), etag, req)
 	w.WriteHeader(http.StatusNotModified)
 }
 
