@@ -18,6 +18,7 @@
 //	-s3-endpoint   S3 endpoint URL, for S3-compatible services (MinIO, R2, ...)
 //	-s3-region     S3 region (default: from the AWS config, else us-east-1)
 //	-s3-path-style address buckets by path, not by host name
+//	-s3-create-bucket create the -s3-bucket at start-up if it is missing (demos)
 //	-s3-op-timeout, -s3-stall-timeout
 //	               bound S3 metadata calls and stalled transfers
 //	               (default: s3store's, 10 s and 30 s)
@@ -92,6 +93,7 @@ type options struct {
 	s3Endpoint  string
 	s3Region    string
 	s3PathStyle bool
+	s3Create    bool
 	s3OpTimeout time.Duration
 	s3Stall     time.Duration
 	signKey     string
@@ -117,6 +119,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.s3Endpoint, "s3-endpoint", "", "S3 endpoint `URL` for S3-compatible services")
 	fs.StringVar(&o.s3Region, "s3-region", "", "S3 `region` (default: AWS config, else us-east-1)")
 	fs.BoolVar(&o.s3PathStyle, "s3-path-style", false, "address S3 buckets by path instead of host name")
+	fs.BoolVar(&o.s3Create, "s3-create-bucket", false, "create the -s3-bucket at start-up when it does not exist (for demos)")
 	fs.DurationVar(&o.s3OpTimeout, "s3-op-timeout", 0, "fail an S3 metadata call after this `duration` (0: s3store's default)")
 	fs.DurationVar(&o.s3Stall, "s3-stall-timeout", 0, "fail an S3 transfer after this `duration` without progress (0: s3store's default)")
 	fs.StringVar(&o.signKey, "sign-key", "", "HMAC `key` that signs blob URLs; unsigned URLs are refused")
@@ -150,7 +153,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("-revert runs alone: not with -final, -cleanup, -migrate-only or -seed-legacy")
 	case o.seedLegacy < 0:
 		return o, errors.New("-seed-legacy must not be negative")
-	case o.s3Bucket == "" && (o.s3Endpoint != "" || o.s3Region != "" || o.s3PathStyle):
+	case o.s3Bucket == "" && (o.s3Endpoint != "" || o.s3Region != "" || o.s3PathStyle || o.s3Create):
 		return o, errors.New("-s3-endpoint, -s3-region and -s3-path-style need -s3-bucket")
 	}
 	return o, nil
@@ -244,7 +247,22 @@ func s3Backend(ctx context.Context, o options) (cas.Backend, error) {
 	if o.s3Stall > 0 {
 		opts = append(opts, s3store.WithStallTimeout(o.s3Stall))
 	}
-	return s3store.New(client, o.s3Bucket, opts...), nil
+	b := s3store.New(client, o.s3Bucket, opts...)
+	// Fail at start-up, naming the bucket, rather than at the first upload.
+	err = b.CheckBucket(ctx)
+	if errors.Is(err, cas.ErrNotFound) && o.s3Create {
+		if _, cerr := client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(o.s3Bucket)}); cerr != nil {
+			return nil, fmt.Errorf("creating S3 bucket %q: %w", o.s3Bucket, cerr)
+		}
+		err = b.CheckBucket(ctx)
+	}
+	switch {
+	case errors.Is(err, cas.ErrNotFound):
+		return nil, fmt.Errorf("S3 bucket %q does not exist: create it, or pass -s3-create-bucket for a demo: %w", o.s3Bucket, err)
+	case err != nil:
+		return nil, fmt.Errorf("S3 bucket %q is not usable: %w", o.s3Bucket, err)
+	}
+	return b, nil
 }
 
 // serve serves h on addr until ctx is cancelled, then shuts down

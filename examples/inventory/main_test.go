@@ -47,6 +47,7 @@ func TestParseFlags(t *testing.T) {
 		{"-thumb-timeout", "-2s"},
 		{"-s3-endpoint", "http://x"},
 		{"-s3-path-style"},
+		{"-s3-create-bucket"},
 		{"-nope"},
 		{"stray"},
 		{"-migrate", "sometimes"},
@@ -195,8 +196,19 @@ func TestS3Flags(t *testing.T) {
 	require.Equal(t, 2, casKeys)
 	require.Equal(t, 2, legacy, "no -cleanup: the legacy objects stay")
 
-	// A wrong bucket fails the migration's reads, and run says so.
+	// A missing bucket stops the app at start-up, before any upload or
+	// migration, with an error that names the bucket and the way out.
+	out.Reset()
 	err = run(t.Context(), []string{"-data", t.TempDir(), "-s3-bucket", "no-such-bucket", "-s3-endpoint", srv.URL,
 		"-s3-path-style", "-seed-legacy", "1", "-migrate-only"}, &out)
-	require.Error(t, err)
+	require.ErrorIs(t, err, cas.ErrNotFound)
+	require.ErrorContains(t, err, `S3 bucket "no-such-bucket" does not exist`)
+	require.ErrorContains(t, err, "-s3-create-bucket")
+	require.NotContains(t, out.String(), "migrate:", "nothing ran against the missing bucket")
+
+	// -s3-create-bucket creates it, for demos, and the app runs.
+	err = run(t.Context(), []string{"-data", t.TempDir(), "-s3-bucket", "demo-bucket", "-s3-endpoint", srv.URL,
+		"-s3-path-style", "-s3-create-bucket", "-seed-legacy", "1", "-migrate-only"}, &out)
+	require.NoError(t, err, "output:\n%s", &out)
+	require.Contains(t, out.String(), "2 migrated")
 }
