@@ -256,11 +256,19 @@ func classify(err error) error {
 			return cas.ErrDigestMismatch
 		case "NoSuchBucket", "NoSuchUpload":
 			return nil
+		case "InvalidURI", "KeyTooLongError", "InvalidObjectName":
+			return cas.ErrInvalidKey
 		}
 	}
 	var re interface{ HTTPStatusCode() int }
 	if errors.As(err, &re) {
 		switch re.HTTPStatusCode() {
+		case 400:
+			// On a call about one key, a plain 400 (a HEAD has no body
+			// to say more) is the service refusing to address that key:
+			// SeaweedFS answers "a/../b" so. Callers add it only where
+			// they ask for cas.ErrInvalidKey.
+			return cas.ErrInvalidKey
 		case 404:
 			return cas.ErrNotFound
 		case 412:
@@ -293,7 +301,7 @@ func (b *Backend) Stat(ctx context.Context, key string) (cas.Info, error) {
 	defer c.end()
 	out, err := b.client.HeadObject(c.ctx, &s3.HeadObjectInput{Bucket: &b.bucket, Key: &full}, c.withAttemptTimeout)
 	if err != nil {
-		return cas.Info{}, c.err("stat", key, err, cas.ErrNotFound)
+		return cas.Info{}, c.err("stat", key, err, cas.ErrNotFound, cas.ErrInvalidKey)
 	}
 	return cas.Info{Key: key, Size: aws.ToInt64(out.ContentLength), ModTime: aws.ToTime(out.LastModified)}, nil
 }
@@ -312,7 +320,7 @@ func (b *Backend) Open(ctx context.Context, key string) (cas.Object, error) {
 	defer c.end()
 	out, err := b.client.HeadObject(c.ctx, &s3.HeadObjectInput{Bucket: &b.bucket, Key: &full}, c.withAttemptTimeout)
 	if err != nil {
-		return nil, c.err("open", key, err, cas.ErrNotFound)
+		return nil, c.err("open", key, err, cas.ErrNotFound, cas.ErrInvalidKey)
 	}
 	info := cas.Info{Key: key, Size: aws.ToInt64(out.ContentLength), ModTime: aws.ToTime(out.LastModified)}
 	return &object{ctx: ctx, b: b, full: full, info: info, etag: aws.ToString(out.ETag)}, nil
@@ -329,7 +337,7 @@ func (b *Backend) Delete(ctx context.Context, key string) error {
 	defer c.end()
 	_, err = b.client.DeleteObject(c.ctx, &s3.DeleteObjectInput{Bucket: &b.bucket, Key: &full}, c.withAttemptTimeout)
 	if err != nil && classify(err) != cas.ErrNotFound {
-		return c.err("delete", key, err)
+		return c.err("delete", key, err, cas.ErrInvalidKey)
 	}
 	return nil
 }
@@ -398,7 +406,7 @@ func (b *Backend) Put(ctx context.Context, key string, r io.Reader, size int64, 
 		defer unlock()
 		c := b.meta(ctx, "HeadObject", full)
 		_, err := b.client.HeadObject(c.ctx, &s3.HeadObjectInput{Bucket: &b.bucket, Key: &full}, c.withAttemptTimeout)
-		err = c.err("put", key, err)
+		err = c.err("put", key, err, cas.ErrInvalidKey)
 		c.end()
 		switch {
 		case err == nil:
@@ -473,9 +481,9 @@ func (b *Backend) putSingle(ctx context.Context, key, full string, r io.Reader, 
 	}
 	if _, err := b.client.PutObject(c.ctx, in, optFns...); err != nil {
 		if _, ok := c.timedOut(); ok {
-			return c.err("put", key, err)
+			return c.err("put", key, err, cas.ErrInvalidKey)
 		}
-		return wrap("put", key, err, cas.ErrExists, cas.ErrDigestMismatch)
+		return wrap("put", key, err, cas.ErrExists, cas.ErrDigestMismatch, cas.ErrInvalidKey)
 	}
 	return nil
 }
@@ -508,7 +516,7 @@ func (b *Backend) putMultipart(ctx context.Context, key, full string, r io.Reade
 	}
 	cc := b.meta(ctx, "CreateMultipartUpload", full)
 	up, err := b.client.CreateMultipartUpload(cc.ctx, create, cc.withAttemptTimeout)
-	err = cc.err("put", key, err)
+	err = cc.err("put", key, err, cas.ErrInvalidKey)
 	cc.end()
 	if err != nil {
 		return err
@@ -636,7 +644,7 @@ func (b *Backend) putMultipart(ctx context.Context, key, full string, r io.Reade
 	fc := b.complete(ctx, full)
 	defer fc.end()
 	if _, err := b.client.CompleteMultipartUpload(fc.ctx, complete); err != nil {
-		return fc.err("put", key, err, cas.ErrExists, cas.ErrDigestMismatch)
+		return fc.err("put", key, err, cas.ErrExists, cas.ErrDigestMismatch, cas.ErrInvalidKey)
 	}
 	return nil
 }
