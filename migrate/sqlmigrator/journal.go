@@ -60,12 +60,16 @@ type journal struct {
 	ready bool
 }
 
-func (j *journal) init(t Table, c config, ph func(int) string) {
+// init writes the journal's SQL. Every name is quoted part by part, like
+// the table's: a journal or key column may be called with a reserved word
+// (an unquoted `key` is a syntax error in MySQL, and PostgreSQL reads an
+// unquoted user as CURRENT_USER).
+func (j *journal) init(t Table, c config, ph func(int) string, quote func(string) string) {
 	j.name = c.journal
 	if j.name == "" {
 		j.name = defaultJournalName(t.Name)
 	}
-	n := j.name
+	n := quoteName(j.name, quote)
 	cols := "kind, record_id, old_key, new_key, at_ns"
 	order := " ORDER BY at_ns, record_id LIMIT " + strconv.Itoa(c.pageSize)
 	j.create = "CREATE TABLE IF NOT EXISTS " + n + " (kind VARCHAR(16) NOT NULL, record_id TEXT NOT NULL, " +
@@ -77,7 +81,7 @@ func (j *journal) init(t Table, c config, ph func(int) string) {
 	j.mark = "UPDATE " + n + " SET reverted_ns = " + ph(1) + " WHERE kind = '" + kindCommit + "' AND record_id = " + ph(2) +
 		" AND old_key = " + ph(3) + " AND new_key = " + ph(4) + " AND at_ns = " + ph(5) + " AND reverted_ns IS NULL"
 	j.final = "SELECT COUNT(*) FROM " + n + " WHERE kind = '" + kindFinal + "'"
-	j.current = "SELECT " + t.KeyColumn + " FROM " + t.Name + " WHERE " + t.IDColumn + " = " + ph(1)
+	j.current = "SELECT " + quote(t.KeyColumn) + " FROM " + quoteName(t.Name, quote) + " WHERE " + quote(t.IDColumn) + " = " + ph(1)
 }
 
 // defaultJournalName is table + JournalSuffix. When that last part would
@@ -104,6 +108,12 @@ func (m *Migrator) JournalTable() string { return m.jr.name }
 
 // ensureJournal creates the journal table once per Migrator (DDL runs
 // outside any transaction: MySQL commits implicitly around it).
+//
+// CREATE TABLE IF NOT EXISTS is not safe against another session creating
+// the same table at the same moment: PostgreSQL then fails with "relation
+// already exists" (or a unique violation on its catalog). So when the
+// CREATE fails, a query on the table decides: if it answers, another
+// replica made the table and all is well.
 func (m *Migrator) ensureJournal(ctx context.Context) error {
 	m.jr.mu.Lock()
 	defer m.jr.mu.Unlock()
@@ -111,7 +121,10 @@ func (m *Migrator) ensureJournal(ctx context.Context) error {
 		return nil
 	}
 	if _, err := m.db.ExecContext(ctx, m.jr.create); err != nil {
-		return fmt.Errorf("create journal table %s: %w", m.jr.name, err)
+		var n int64
+		if m.db.QueryRowContext(ctx, m.jr.final).Scan(&n) != nil {
+			return fmt.Errorf("create journal table %s: %w", m.jr.name, err)
+		}
 	}
 	m.jr.ready = true
 	return nil

@@ -155,7 +155,7 @@ func New(db *sql.DB, t Table, opts ...Option) (*Migrator, error) {
 		update:     "UPDATE " + name + " SET " + key + " = " + ph(1) + " WHERE " + id + " = " + ph(2) + " AND " + key + " = " + ph(3),
 		probeQuery: "SELECT " + id + " FROM " + name + " LIMIT 1",
 	}
-	m.jr.init(t, c, ph)
+	m.jr.init(t, c, ph, quote)
 	return m, nil
 }
 
