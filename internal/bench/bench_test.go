@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -57,4 +59,41 @@ func TestReportMarksFailures(t *testing.T) {
 	require.Contains(t, out, "| plain | 7 |  |  |  | info |")
 	require.Equal(t, 1, strings.Count(out, "## S"), "one heading per section")
 	require.Contains(t, out, "quick (-quick)")
+}
+
+func TestLinkNextMatchesTheAppsHeader(t *testing.T) {
+	t.Parallel()
+	m := linkNext.FindStringSubmatch(`</api/parts?after=MjAyNi0x&limit=25>; rel="next"`)
+	require.Equal(t, []string{`</api/parts?after=MjAyNi0x&limit=25>; rel="next"`, "/api/parts?after=MjAyNi0x&limit=25"}, m)
+	require.Nil(t, linkNext.FindStringSubmatch(`</api/parts?after=x>; rel="prev"`), "only rel=next is followed")
+}
+
+func TestCopyTreeCopiesFilesAndDirectories(t *testing.T) {
+	t.Parallel()
+	src, dst := t.TempDir(), filepath.Join(t.TempDir(), "copy")
+	require.NoError(t, os.MkdirAll(filepath.Join(src, "blobs", "legacy"), 0o750))
+	require.NoError(t, os.WriteFile(filepath.Join(src, "inventory.db"), []byte("db"), 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(src, "blobs", "legacy", "k"), []byte("blob"), 0o600))
+	require.NoError(t, copyTree(src, dst))
+	b, err := os.ReadFile(filepath.Join(dst, "blobs", "legacy", "k"))
+	require.NoError(t, err)
+	require.Equal(t, "blob", string(b))
+	b, err = os.ReadFile(filepath.Join(dst, "inventory.db"))
+	require.NoError(t, err)
+	require.Equal(t, "db", string(b))
+}
+
+func TestLoadResultPercentiles(t *testing.T) {
+	t.Parallel()
+	r := &loadResult{}
+	require.Zero(t, r.pct(0.99), "no requests: no latency")
+	for i := 1; i <= 100; i++ {
+		r.lats = append(r.lats, time.Duration(i)*time.Millisecond)
+	}
+	require.Equal(t, 51*time.Millisecond, r.pct(0.50))
+	require.Equal(t, 100*time.Millisecond, r.pct(0.99))
+	r.fail(errors.New("GET /x: status 503"))
+	r.null("download_url of attachment 7")
+	require.Equal(t, "1 (first: GET /x: status 503)", r.errText())
+	require.Equal(t, "1 (first: download_url of attachment 7)", r.nullText())
 }

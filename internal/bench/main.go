@@ -81,6 +81,7 @@ func main() {
 		{"4. Thumbnails", thumbSection},
 		{"5. Migration", migrateSection},
 		{"6. Load on the example app", loadSection},
+		{"7. Online migration", onlineSection},
 	}
 	start := time.Now()
 	var rows []row
