@@ -1,38 +1,26 @@
 package cashttp_test
 
 import (
-	"fmt"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/casa-go/casa/cashttp"
+	"github.com/casa-go/casa/internal/testutil"
 )
 
 // TestOptionsRejectNonsense: an option given a value outside its
 // documented range panics at construction, naming itself and the value.
 func TestOptionsRejectNonsense(t *testing.T) {
 	t.Parallel()
-	for _, tc := range []struct {
-		want string
-		make func()
-	}{
-		{"cashttp: WithMaxThumbnailSize(0)", func() { cashttp.WithMaxThumbnailSize(0) }},
-		{"cashttp: WithMaxThumbnailSize(-1)", func() { cashttp.WithMaxThumbnailSize(-1) }},
-		{"cashttp: WithThumbnailSizes([64 0])", func() { cashttp.WithThumbnailSizes(64, 0) }},
-		{"cashttp: WithThumbnailSizes(no sizes)", func() { cashttp.WithThumbnailSizes() }},
-		{"cashttp: WithBackendTimeout(-1s)", func() { cashttp.WithBackendTimeout(-time.Second) }},
-	} {
-		t.Run(tc.want, func(t *testing.T) {
-			defer func() {
-				p := recover()
-				require.NotNil(t, p, "no panic")
-				require.Contains(t, fmt.Sprint(p), tc.want)
-			}()
-			tc.make()
-		})
-	}
+	testutil.RequireOptionPanics(t, []testutil.BadOption{
+		{Want: "cashttp: WithMaxThumbnailSize(0)", Make: func() { cashttp.WithMaxThumbnailSize(0) }},
+		{Want: "cashttp: WithMaxThumbnailSize(-1)", Make: func() { cashttp.WithMaxThumbnailSize(-1) }},
+		{Want: "cashttp: WithThumbnailSizes([64 0])", Make: func() { cashttp.WithThumbnailSizes(64, 0) }},
+		{Want: "cashttp: WithThumbnailSizes(no sizes)", Make: func() { cashttp.WithThumbnailSizes() }},
+		{Want: "cashttp: WithBackendTimeout(-1s)", Make: func() { cashttp.WithBackendTimeout(-time.Second) }},
+	})
 	require.NotPanics(t, func() {
 		cashttp.WithMaxThumbnailSize(1)
 		cashttp.WithThumbnailSizes(1)

@@ -2,7 +2,6 @@ package thumbnail_test
 
 import (
 	"bytes"
-	"fmt"
 	"log/slog"
 	"reflect"
 	"strings"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/casa-go/casa/cas"
 	"github.com/casa-go/casa/cas/memstore"
+	"github.com/casa-go/casa/internal/testutil"
 	"github.com/casa-go/casa/thumbnail"
 )
 
@@ -20,33 +20,20 @@ import (
 // documented range panics at construction, naming itself and the value.
 func TestOptionsRejectNonsense(t *testing.T) {
 	t.Parallel()
-	for _, tc := range []struct {
-		want string
-		make func()
-	}{
-		{"WithMaxPixels(0)", func() { thumbnail.WithMaxPixels(0) }},
-		{"WithMaxPixels(-5)", func() { thumbnail.WithMaxPixels(-5) }},
-		{"WithMaxSourceBytes(0)", func() { thumbnail.WithMaxSourceBytes(0) }},
-		{"WithMaxMemory(-1)", func() { thumbnail.WithMaxMemory(-1) }},
-		{"WithMemoryBudget(0)", func() { thumbnail.WithMemoryBudget(0) }},
-		{"WithTimeout(0s)", func() { thumbnail.WithTimeout(0) }},
-		{"WithTimeout(-1s)", func() { thumbnail.WithTimeout(-time.Second) }},
-		{"WithFailureCacheSize(-1)", func() { thumbnail.WithFailureCacheSize(-1) }},
-		{"WithQuality(0)", func() { thumbnail.WithQuality(0) }},
-		{"WithQuality(101)", func() { thumbnail.WithQuality(101) }},
-		{"WithConcurrency(0)", func() { thumbnail.WithConcurrency(0) }},
-		{"WithCache(<nil>)", func() { thumbnail.WithCache(nil) }},
-	} {
-		t.Run(tc.want, func(t *testing.T) {
-			defer func() {
-				p := recover()
-				require.NotNil(t, p, "no panic")
-				require.Equal(t, "thumbnail: ", fmt.Sprint(p)[:11])
-				require.Contains(t, fmt.Sprint(p), tc.want)
-			}()
-			tc.make()
-		})
-	}
+	testutil.RequireOptionPanics(t, []testutil.BadOption{
+		{Want: "thumbnail: WithMaxPixels(0)", Make: func() { thumbnail.WithMaxPixels(0) }},
+		{Want: "thumbnail: WithMaxPixels(-5)", Make: func() { thumbnail.WithMaxPixels(-5) }},
+		{Want: "thumbnail: WithMaxSourceBytes(0)", Make: func() { thumbnail.WithMaxSourceBytes(0) }},
+		{Want: "thumbnail: WithMaxMemory(-1)", Make: func() { thumbnail.WithMaxMemory(-1) }},
+		{Want: "thumbnail: WithMemoryBudget(0)", Make: func() { thumbnail.WithMemoryBudget(0) }},
+		{Want: "thumbnail: WithTimeout(0s)", Make: func() { thumbnail.WithTimeout(0) }},
+		{Want: "thumbnail: WithTimeout(-1s)", Make: func() { thumbnail.WithTimeout(-time.Second) }},
+		{Want: "thumbnail: WithFailureCacheSize(-1)", Make: func() { thumbnail.WithFailureCacheSize(-1) }},
+		{Want: "thumbnail: WithQuality(0)", Make: func() { thumbnail.WithQuality(0) }},
+		{Want: "thumbnail: WithQuality(101)", Make: func() { thumbnail.WithQuality(101) }},
+		{Want: "thumbnail: WithConcurrency(0)", Make: func() { thumbnail.WithConcurrency(0) }},
+		{Want: "thumbnail: WithCache(<nil>)", Make: func() { thumbnail.WithCache(nil) }},
+	})
 	// The edges of each range are accepted.
 	require.NotPanics(t, func() {
 		thumbnail.WithQuality(1)

@@ -683,28 +683,16 @@ func TestPutCancelledBeforeStart(t *testing.T) {
 // documented range panics at construction, naming itself and the value.
 func TestOptionsRejectNonsense(t *testing.T) {
 	t.Parallel()
-	for _, tc := range []struct {
-		want string
-		make func()
-	}{
-		{"s3store: WithPartSize(0)", func() { s3store.WithPartSize(0) }},
-		{"s3store: WithConcurrency(-1)", func() { s3store.WithConcurrency(-1) }},
-		{"s3store: WithMultipartThreshold(-5)", func() { s3store.WithMultipartThreshold(-5) }},
-		{"s3store: WithOpTimeout(0s)", func() { s3store.WithOpTimeout(0) }},
-		{"s3store: WithAttemptTimeout(-1s)", func() { s3store.WithAttemptTimeout(-time.Second) }},
-		{"s3store: WithStallTimeout(0s)", func() { s3store.WithStallTimeout(0) }},
-		{"s3store: WithCompleteTimeout(0s)", func() { s3store.WithCompleteTimeout(0) }},
-		{"s3store: WithCompleteTimeout(-1m0s)", func() { s3store.WithCompleteTimeout(-time.Minute) }},
-	} {
-		t.Run(tc.want, func(t *testing.T) {
-			defer func() {
-				p := recover()
-				require.NotNil(t, p, "no panic")
-				require.Contains(t, fmt.Sprint(p), tc.want)
-			}()
-			tc.make()
-		})
-	}
+	testutil.RequireOptionPanics(t, []testutil.BadOption{
+		{Want: "s3store: WithPartSize(0)", Make: func() { s3store.WithPartSize(0) }},
+		{Want: "s3store: WithConcurrency(-1)", Make: func() { s3store.WithConcurrency(-1) }},
+		{Want: "s3store: WithMultipartThreshold(-5)", Make: func() { s3store.WithMultipartThreshold(-5) }},
+		{Want: "s3store: WithOpTimeout(0s)", Make: func() { s3store.WithOpTimeout(0) }},
+		{Want: "s3store: WithAttemptTimeout(-1s)", Make: func() { s3store.WithAttemptTimeout(-time.Second) }},
+		{Want: "s3store: WithStallTimeout(0s)", Make: func() { s3store.WithStallTimeout(0) }},
+		{Want: "s3store: WithCompleteTimeout(0s)", Make: func() { s3store.WithCompleteTimeout(0) }},
+		{Want: "s3store: WithCompleteTimeout(-1m0s)", Make: func() { s3store.WithCompleteTimeout(-time.Minute) }},
+	})
 	// The edges of each range are accepted, and a Put works with them.
 	s := s3test.New(t)
 	b := s3store.New(s.Client, s.Bucket, s3store.WithPartSize(1), s3store.WithConcurrency(1), s3store.WithMultipartThreshold(0))
