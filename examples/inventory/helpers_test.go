@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/textproto"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -186,4 +188,15 @@ func legacyKeys(t testing.TB, b cas.Backend) []string {
 		}
 	}
 	return ks
+}
+
+// buildApp builds the app, as `go build` would, into dir and returns the
+// binary's path: for the tests that measure the real process (memory, file
+// descriptors).
+func buildApp(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "inventory")
+	out, err := exec.CommandContext(t.Context(), "go", "build", "-o", bin, ".").CombinedOutput()
+	require.NoError(t, err, "go build: %s", out)
+	return bin
 }

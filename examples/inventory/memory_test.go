@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -59,10 +58,7 @@ func TestThumbnailMemoryBound(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("reads /proc/<pid>/status")
 	}
-	bin := filepath.Join(t.TempDir(), "inventory")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	out, err := build.CombinedOutput()
-	require.NoError(t, err, "go build: %s", out)
+	bin := buildApp(t, t.TempDir())
 
 	const mib = 1 << 20
 	for _, img := range hostileImages(0) {

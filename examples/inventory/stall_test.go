@@ -39,9 +39,7 @@ func TestStalledBodiesUnderFDLimit(t *testing.T) {
 		t.Skip("reads /proc")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "inventory")
-	out, err := exec.CommandContext(t.Context(), "go", "build", "-o", bin, ".").CombinedOutput()
-	require.NoError(t, err, "go build: %s", out)
+	bin := buildApp(t, dir)
 
 	data := filepath.Join(dir, "data")
 	var logs syncBuffer

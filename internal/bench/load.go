@@ -24,15 +24,9 @@ import (
 // loopback with seeded data, and runs 64 concurrent clients against it:
 // content GETs, 304s and cached thumbnails, round robin.
 func loadSection(cfg *config) ([]row, error) {
-	root, err := moduleRoot()
+	bin, err := buildInventory(cfg)
 	if err != nil {
 		return nil, err
-	}
-	bin := filepath.Join(cfg.tmp, "inventory")
-	build := exec.Command("go", "build", "-o", bin, "./examples/inventory")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("go build ./examples/inventory: %v\n%s", err, out)
 	}
 	addr, err := freeAddr()
 	if err != nil {

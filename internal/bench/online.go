@@ -438,13 +438,14 @@ type inventoryProc struct {
 	log    *gcTrace // the last lines it wrote to standard error
 }
 
-// buildInventory builds the example app into the scratch directory.
+// buildInventory builds the example app into the scratch directory; the
+// load and online-migration sections both run it.
 func buildInventory(cfg *config) (string, error) {
 	root, err := moduleRoot()
 	if err != nil {
 		return "", err
 	}
-	bin := filepath.Join(cfg.tmp, "inventory-online")
+	bin := filepath.Join(cfg.tmp, "inventory")
 	build := exec.Command("go", "build", "-o", bin, "./examples/inventory")
 	build.Dir = root
 	if out, err := build.CombinedOutput(); err != nil {

@@ -1,0 +1,4 @@
+package cashttp
+
+// ManyRanges is manyRanges for the external tests.
+var ManyRanges = manyRanges
