@@ -13,6 +13,13 @@ type Info struct {
 	Key     string    // the Backend key
 	Size    int64     // length in bytes
 	ModTime time.Time // when the object was written, as the Backend records it
+
+	// Encoding is the stored form of the bytes: "" when the backend holds
+	// them as they are, otherwise the name of the encoding a Store wrote
+	// them in (see WithCompression; "zstd"). Size is always the size of
+	// the bytes a reader gets, StoredSize that of what the backend holds.
+	Encoding   string
+	StoredSize int64 // bytes the backend holds; equal to Size when Encoding is ""
 }
 
 // Object is an open blob. Seek must not read the whole object: a Backend
