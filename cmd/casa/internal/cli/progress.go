@@ -1,0 +1,119 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+)
+
+// progressInterval is how often plain progress lines are written.
+const progressInterval = 2 * time.Second
+
+// progress shows how far long work is: a progress bar when standard error
+// is a terminal, otherwise a plain line every progressInterval and one at
+// the end, so that logs of a cron job or a CI run show the pace. It is
+// safe for concurrent use.
+type progress struct {
+	mu    sync.Mutex
+	w     io.Writer
+	what  string // "verify", "migrate"
+	unit  string // "blobs", "records"
+	bar   *progressbar.ProgressBar
+	total int
+	done  int
+	bytes int64
+	start time.Time
+	last  time.Time
+}
+
+// newProgress starts a progress display for total items (-1: unknown).
+// With -json the display still goes to standard error.
+func (e *env) newProgress(what, unit string, total int) *progress {
+	p := &progress{w: e.Stderr, what: what, unit: unit, total: total, start: time.Now()}
+	p.last = p.start
+	if e.StderrTerminal {
+		p.bar = progressbar.NewOptions(total,
+			progressbar.OptionSetWriter(e.Stderr),
+			progressbar.OptionSetDescription(what),
+			progressbar.OptionShowCount(),
+			progressbar.OptionShowIts(),
+			progressbar.OptionSetItsString(unit),
+			progressbar.OptionThrottle(100*time.Millisecond),
+			progressbar.OptionClearOnFinish(),
+			progressbar.OptionSetPredictTime(true),
+		)
+	}
+	return p
+}
+
+// setTotal changes the expected total (a migration learns it late).
+func (p *progress) setTotal(total int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.total == total {
+		return
+	}
+	p.total = total
+	if p.bar != nil {
+		p.bar.ChangeMax(total)
+	}
+}
+
+// set records that done items and bytes are finished so far.
+func (p *progress) set(done int, bytes int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.done, p.bytes = done, bytes
+	if p.bar != nil {
+		_ = p.bar.Set(done)
+		return
+	}
+	if now := time.Now(); now.Sub(p.last) >= progressInterval {
+		p.last = now
+		p.line("")
+	}
+}
+
+// add records n more items and bytes finished.
+func (p *progress) add(n int, bytes int64) {
+	p.mu.Lock()
+	done, b := p.done+n, p.bytes+bytes
+	p.mu.Unlock()
+	p.set(done, b)
+}
+
+// finish ends the display with a last line.
+func (p *progress) finish() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.bar != nil {
+		_ = p.bar.Finish()
+	}
+	p.line(" done")
+}
+
+func (p *progress) line(suffix string) {
+	el := time.Since(p.start).Round(time.Millisecond)
+	total := ""
+	if p.total >= 0 {
+		total = fmt.Sprintf("/%d", p.total)
+	}
+	fmt.Fprintf(p.w, "casa %s: %d%s %s, %s in %v%s\n", p.what, p.done, total, p.unit, formatBytes(p.bytes), el, suffix)
+}
+
+// formatBytes writes n in binary units.
+func formatBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
