@@ -83,7 +83,14 @@ func (e *env) openStore(ctx context.Context) (*cas.Store, error) {
 func openS3(ctx context.Context, s *storeFlags) (*s3store.Backend, error) {
 	// The SDK's own log lines (an IMDS fallback warning, say) would break
 	// the one-line error rule; its errors carry what matters.
-	loadOpts := []func(*config.LoadOptions) error{config.WithLogger(logging.Nop{})}
+	// Responses are not checksummed by the SDK: casa re-hashes what it
+	// reads with SHA-256 (verify, get), which reports a mismatch as
+	// corruption (exit code 3), where the SDK's check would fail the read
+	// with an error of its own.
+	loadOpts := []func(*config.LoadOptions) error{
+		config.WithLogger(logging.Nop{}),
+		config.WithResponseChecksumValidation(aws.ResponseChecksumValidationWhenRequired),
+	}
 	if s.region != "" {
 		loadOpts = append(loadOpts, config.WithRegion(s.region))
 	}
