@@ -179,7 +179,7 @@ func TestRoundTripFS(t *testing.T) {
 	hashes := roundTrip(t, c, "-dir", dir)
 
 	// The environment names the store as well as the flag does.
-	r := c.with("CASA_DIR="+dir).ok("ls")
+	r := c.with("CASA_DIR=" + dir).ok("ls")
 	require.Len(t, lines(r.stdout), 2)
 
 	// Bit rot: overwrite one blob's file (fsstore makes them read-only).
