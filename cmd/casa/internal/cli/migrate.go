@@ -101,10 +101,11 @@ func runMigrate(ctx context.Context, e *env, store *cas.Store, m *sqlmigrator.Mi
 			prog.set(p.Done, p.Bytes)
 		},
 	})
-	prog.finish()
 	if err != nil {
+		prog.stop()
 		return err
 	}
+	prog.finish()
 	out := migrateJSON{DryRun: dryRun, Seen: rep.Seen, Migrated: rep.Migrated, Deduplicated: rep.Deduplicated,
 		Failed: rep.Failed, Bytes: rep.Bytes, Seconds: rep.Elapsed.Seconds(), Failures: []failureJSON{}}
 	for _, f := range rep.Failures {

@@ -95,6 +95,16 @@ func (p *progress) finish() {
 	p.line(" done")
 }
 
+// stop ends the display without a last line: the work failed, and the
+// error says so.
+func (p *progress) stop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.bar != nil {
+		_ = p.bar.Exit()
+	}
+}
+
 func (p *progress) line(suffix string) {
 	el := time.Since(p.start).Round(time.Millisecond)
 	total := ""

@@ -149,15 +149,18 @@ func runVerify(ctx context.Context, e *env, store *cas.Store, named []cas.Hash, 
 		})
 	}
 	if err := g.Wait(); err != nil {
+		prog.stop()
 		return err
 	}
-	prog.finish()
 	if listErr != nil {
+		prog.stop()
 		return fmt.Errorf("listing the store: %w", listErr)
 	}
 	if err := ctx.Err(); err != nil {
+		prog.stop()
 		return err
 	}
+	prog.finish()
 	if e.json {
 		if err := e.printJSON(rep); err != nil {
 			return err
