@@ -37,7 +37,7 @@ func TestDirRefusal(t *testing.T) {
 		r := c.run(args...)
 		requireOneLineError(t, r, 2, "-dir "+data+" is not a casa store root", "inventory.db", "did you mean -dir "+blobs+"?")
 	}
-	r := c.with("CASA_DIR="+data).run("ls")
+	r := c.with("CASA_DIR=" + data).run("ls")
 	requireOneLineError(t, r, 2, "not a casa store root")
 	_, err := os.Stat(filepath.Join(data, ".tmp"))
 	require.ErrorIs(t, err, os.ErrNotExist, "a refused directory is not made a store")
