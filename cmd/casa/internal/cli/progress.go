@@ -42,8 +42,8 @@ func (e *env) newProgress(what, unit string, total int) *progress {
 			progressbar.OptionShowIts(),
 			progressbar.OptionSetItsString(unit),
 			progressbar.OptionThrottle(100*time.Millisecond),
-			progressbar.OptionClearOnFinish(),
 			progressbar.OptionSetPredictTime(true),
+			progressbar.OptionOnCompletion(func() { fmt.Fprintln(e.Stderr) }),
 		)
 	}
 	return p
@@ -85,12 +85,13 @@ func (p *progress) add(n int, bytes int64) {
 	p.set(done, b)
 }
 
-// finish ends the display with a last line.
+// finish ends the display: the bar drawn full, or a last plain line.
 func (p *progress) finish() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.bar != nil {
-		_ = p.bar.Finish()
+		_ = p.bar.Finish() // the finished bar stays, as the last line
+		return
 	}
 	p.line(" done")
 }
