@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/go-sql-driver/mysql"
 	"github.com/stretchr/testify/require"
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver, to seed the test database
 
@@ -204,6 +205,17 @@ func TestMigratePostgres(t *testing.T) {
 	q := u.Query()
 	q.Set("search_path", db.Schema) // the test's own schema, as db has it
 	u.RawQuery = q.Encode()
+	migrationScenario(t, db.DB, u.String())
+}
+
+// TestMigrateMySQL runs the scenario on MariaDB/MySQL through a mysql://
+// URL, which casa translates to go-sql-driver's DSN form.
+func TestMigrateMySQL(t *testing.T) {
+	t.Parallel()
+	db := testutil.NewMySQL(t)
+	cfg, err := mysql.ParseDSN(os.Getenv(testutil.MySQLDSNEnv))
+	require.NoError(t, err)
+	u := url.URL{Scheme: "mysql", User: url.UserPassword(cfg.User, cfg.Passwd), Host: cfg.Addr, Path: "/" + db.Schema}
 	migrationScenario(t, db.DB, u.String())
 }
 
