@@ -189,6 +189,15 @@ func TestRoundTripFS(t *testing.T) {
 	require.NoError(t, os.WriteFile(p, testutil.Bytes(99, 3<<20+17), 0o644))
 	requireCorruptionFound(t, c, bad, good, "-dir", dir)
 
+	// put - reads standard input.
+	in := testutil.Bytes(7, 100000)
+	withStdin := *c
+	withStdin.stdin = bytes.NewReader(in)
+	r = withStdin.ok("put", "-dir", dir, "-")
+	h := cas.SumBytes(in)
+	require.Equal(t, h.String()+" "+h.Key()+" -\n", r.stdout)
+	c.ok("verify", "-dir", dir, h.String())
+
 	// A named blob that is not stored: exit code 4.
 	missing := cas.SumBytes([]byte("never stored"))
 	r = c.run("verify", "-dir", dir, missing.String())
