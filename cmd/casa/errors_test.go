@@ -1,6 +1,8 @@
 package main_test
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -91,6 +93,14 @@ func TestOneLineErrors(t *testing.T) {
 	db := writeFile(t, t.TempDir(), "app.db", nil)
 	notADir := t.TempDir()
 	h := cas.SumBytes([]byte("x")).String()
+	// An instance-metadata service that refuses: with no credentials, the
+	// SDK falls back to it and would log a warning of its own.
+	imds := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "forbidden", http.StatusForbidden)
+	}))
+	t.Cleanup(imds.Close)
+	noCredentials := []string{"AWS_ACCESS_KEY_ID=", "AWS_SECRET_ACCESS_KEY=", "AWS_EC2_METADATA_DISABLED=false",
+		"AWS_EC2_METADATA_SERVICE_ENDPOINT=" + imds.URL}
 	tbl := []string{"-table", "attachments", "-key-column", "storage_key"}
 
 	for _, tc := range []struct {
@@ -119,6 +129,7 @@ func TestOneLineErrors(t *testing.T) {
 		{"put a directory", nil, []string{"put", "-dir", dir, notADir}, 1, []string{"cannot read " + notADir + ": is a directory"}},
 		{"missing bucket", nil, []string{"ls", "-s3-bucket", "no-such-bucket", "-s3-endpoint", srv.URL, "-s3-path-style"}, 1, []string{`S3 bucket "no-such-bucket" does not exist at ` + srv.URL}},
 		{"unreachable endpoint", nil, []string{"ls", "-s3-bucket", "b", "-s3-endpoint", "http://127.0.0.1:1", "-s3-path-style"}, 1, []string{`S3 bucket "b"`, "connection refused"}},
+		{"no credentials", noCredentials, []string{"ls", "-s3-bucket", srv.Bucket, "-s3-endpoint", srv.URL, "-s3-path-style"}, 1, []string{"get credentials"}},
 		{"no database", nil, append([]string{"migrate", "-dir", dir}, tbl...), 2, []string{"no database", "CASA_DB"}},
 		{"missing sqlite file", nil, append([]string{"migrate", "-dir", dir, "-db", "/no/such.db"}, tbl...), 2, []string{"/no/such.db: no such SQLite database file"}},
 		{"sqlite url without path", nil, append([]string{"migrate", "-dir", dir, "-db", "sqlite://"}, tbl...), 2, []string{"no file path"}},
