@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/go-sql-driver/mysql"
@@ -17,6 +18,7 @@ import (
 	"github.com/casa-go/casa/cas"
 	"github.com/casa-go/casa/cas/fsstore"
 	"github.com/casa-go/casa/internal/testutil"
+	"github.com/casa-go/casa/internal/testutil/s3test"
 )
 
 // legacyRow is a seeded row and the bytes its legacy object holds.
@@ -248,4 +250,55 @@ func TestMigrateFailedRow(t *testing.T) {
 		_, err := os.Stat(filepath.Join(dir, filepath.FromSlash(row.key)))
 		require.NoError(t, err)
 	}
+}
+
+// TestMigrateSourceDirIntoS3: legacy files on local disk (-source-dir)
+// migrate into a store on S3; revert reads them there, and cleanup deletes
+// them there.
+func TestMigrateSourceDirIntoS3(t *testing.T) {
+	t.Parallel()
+	srv := s3test.New(t)
+	c := newCLI(t, "CASA_S3_BUCKET="+srv.Bucket, "CASA_S3_ENDPOINT="+srv.URL, "CASA_S3_PATH_STYLE=true")
+	legacyDir := filepath.Join(t.TempDir(), "uploads")
+	path := filepath.Join(t.TempDir(), "app.db")
+	db, err := sql.Open("sqlite", "file:"+path)
+	require.NoError(t, err)
+	t.Cleanup(func() { db.Close() })
+	rows := seedLegacy(t, db, legacyDir)
+	legacy := keysInDB(t, db)
+	args := func(extra ...string) []string {
+		return append([]string{"-source-dir", legacyDir, "-db", path, "-table", "attachments", "-key-column", "storage_key"}, extra...)
+	}
+
+	c.ok(append([]string{"migrate"}, args()...)...)
+	var want []string
+	for _, row := range rows {
+		h := cas.SumBytes(row.body)
+		require.Equal(t, h.Key(), keysInDB(t, db)[row.id])
+		want = append(want, h.Key())
+	}
+	require.ElementsMatch(t, slices.Compact(slices.Sorted(slices.Values(want))), srv.ObjectKeys(t), "the blobs are in the bucket, nothing else")
+
+	r := c.ok(append([]string{"migrate"}, args("-revert")...)...)
+	require.Contains(t, r.stdout, "reverted 4 rows")
+	require.Equal(t, legacy, keysInDB(t, db))
+
+	c.ok(append([]string{"migrate"}, args("-final")...)...)
+	r = c.ok(append([]string{"cleanup"}, args("-min-age", "0")...)...)
+	require.Contains(t, r.stdout, "deleted 4 of 4 objects")
+	for _, row := range rows {
+		_, err := os.Stat(filepath.Join(legacyDir, filepath.FromSlash(row.key)))
+		require.ErrorIs(t, err, os.ErrNotExist)
+	}
+	c.ok("verify")
+
+	// -source-dir obeys the store-root rule, and must exist.
+	r = c.ok("migrate", "-db", path, "-table", "attachments", "-key-column", "storage_key") // nothing pending
+	require.Contains(t, r.stdout, "migrated 0 of 0 rows")
+	notRoot := t.TempDir()
+	writeFile(t, notRoot, "app.db", nil)
+	r = c.run("migrate", "-source-dir", notRoot, "-db", path, "-table", "attachments", "-key-column", "storage_key")
+	requireOneLineError(t, r, 2, "-source-dir "+notRoot+" is not a casa store root")
+	r = c.run("migrate", "-source-dir", filepath.Join(notRoot, "missing"), "-db", path, "-table", "attachments", "-key-column", "storage_key")
+	requireOneLineError(t, r, 2, "no such directory")
 }

@@ -27,11 +27,13 @@ flight), and, until the migration is final (migrate -final), keeps every
 legacy object the journal could revert to. It never deletes a blob.
 
 Run it with -dry-run first: it lists what it would delete and deletes
-nothing. The store must hold only this table's objects (or give -prefix):
-any other legacy object no row references would be deleted.`,
+nothing. The store (or -source-dir, where the legacy objects are) must
+hold only this table's objects, or give -prefix: any other legacy object
+no row references would be deleted.`,
 		setup: func(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
 			e.addStoreFlags(fs)
 			e.addDBFlags(fs)
+			sourceDir := fs.String("source-dir", "", "read legacy objects from this store-root `directory` instead of the store")
 			dryRun := fs.Bool("dry-run", false, "list what would be deleted; delete nothing")
 			minAge := fs.Duration("min-age", DefaultMinAge, "keep objects modified less than this `duration` ago (0: no grace period)")
 			prefix := fs.String("prefix", "", "only consider keys starting with this `prefix`")
@@ -51,7 +53,11 @@ any other legacy object no row references would be deleted.`,
 				if err != nil {
 					return err
 				}
-				rep, err := migrate.Cleanup(ctx, store, m, migrate.CleanupOptions{Prefix: *prefix, MinAge: *minAge, DryRun: *dryRun})
+				source, err := openSourceDir(*sourceDir)
+				if err != nil {
+					return err
+				}
+				rep, err := migrate.Cleanup(ctx, store, m, migrate.CleanupOptions{Source: source, Prefix: *prefix, MinAge: *minAge, DryRun: *dryRun})
 				if errors.Is(err, migrate.ErrIncomplete) {
 					return fmt.Errorf("refused, nothing deleted: the migration is not complete (run migrate): %w", err)
 				}

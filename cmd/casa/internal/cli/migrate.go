@@ -21,7 +21,9 @@ func migrateCommand() command {
 (anything but cas/<hex>), copies that object of the store into the store
 under its hash, and points the row at the new key, one row at a time and
 journaled (sqlmigrator), so a rerun finishes an interrupted or partly
-failed run. Legacy objects are never touched (see cleanup).
+failed run. Legacy objects are never touched (see cleanup). They are read
+from the store itself, or with -source-dir from another store-root
+directory (legacy files on disk into a store on S3, say).
 
   -dry-run   read and hash every pending object; write and commit nothing
   -final     after a complete run, mark the migration final: it can no
@@ -34,6 +36,7 @@ can stop.`,
 		setup: func(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
 			e.addStoreFlags(fs)
 			e.addDBFlags(fs)
+			sourceDir := fs.String("source-dir", "", "read legacy objects from this store-root `directory` instead of the store")
 			dryRun := fs.Bool("dry-run", false, "say what would be migrated; write and commit nothing")
 			concurrency := fs.Int("concurrency", migrate.DefaultConcurrency, "migrate this many rows at once")
 			final := fs.Bool("final", false, "after a complete migration, mark it final (no revert)")
@@ -58,10 +61,14 @@ can stop.`,
 				if err != nil {
 					return err
 				}
-				if *revert {
-					return runRevert(ctx, e, store, m)
+				source, err := openSourceDir(*sourceDir)
+				if err != nil {
+					return err
 				}
-				return runMigrate(ctx, e, store, m, *dryRun, *concurrency, *final)
+				if *revert {
+					return runRevert(ctx, e, store, source, m)
+				}
+				return runMigrate(ctx, e, store, source, m, *dryRun, *concurrency, *final)
 			}
 		},
 	}
@@ -87,13 +94,14 @@ type migrateJSON struct {
 	Failures     []failureJSON `json:"failures"`
 }
 
-func runMigrate(ctx context.Context, e *env, store *cas.Store, m *sqlmigrator.Migrator, dryRun bool, concurrency int, final bool) error {
+func runMigrate(ctx context.Context, e *env, store *cas.Store, source cas.Backend, m *sqlmigrator.Migrator, dryRun bool, concurrency int, final bool) error {
 	what := "migrate"
 	if dryRun {
 		what = "migrate (dry run)"
 	}
 	prog := e.newProgress(what, "rows", -1)
 	rep, err := migrate.Run(ctx, store, m, migrate.Options{
+		Source:      source,
 		Concurrency: concurrency,
 		DryRun:      dryRun,
 		Progress: func(p migrate.Progress) {
@@ -154,8 +162,8 @@ type revertJSON struct {
 	Seconds  float64       `json:"seconds"`
 }
 
-func runRevert(ctx context.Context, e *env, store *cas.Store, m *sqlmigrator.Migrator) error {
-	rep, err := migrate.Revert(ctx, store, m, migrate.RevertOptions{})
+func runRevert(ctx context.Context, e *env, store *cas.Store, source cas.Backend, m *sqlmigrator.Migrator) error {
+	rep, err := migrate.Revert(ctx, store, m, migrate.RevertOptions{Source: source})
 	if errors.Is(err, migrate.ErrFinal) {
 		return errors.New("the migration is final: it can no longer be reverted")
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -40,7 +41,7 @@ func (e *env) addStoreFlags(fs *flag.FlagSet) {
 	fs.StringVar(&s.endpoint, "s3-endpoint", "", "S3 endpoint `URL` for S3-compatible services; env "+EnvS3Endpoint)
 	fs.StringVar(&s.region, "s3-region", "", "S3 `region` (default: the AWS config, else us-east-1); env "+EnvS3Region)
 	fs.Var(boolValue{&s.pathStyle}, "s3-path-style", "address S3 buckets by path instead of host name; env "+EnvS3PathStyle)
-	fs.StringVar(&s.prefix, "s3-prefix", "", "every key of the store starts with this `prefix` in the bucket; env "+EnvS3Prefix)
+	fs.StringVar(&s.prefix, "s3-prefix", "", "store every key under this `prefix` in the bucket (include a trailing / if you want one); env "+EnvS3Prefix)
 	e.bindEnv("dir", EnvDir)
 	e.bindEnv("s3-bucket", EnvS3Bucket)
 	e.bindEnv("s3-endpoint", EnvS3Endpoint)
@@ -76,6 +77,23 @@ func (e *env) openStore(ctx context.Context) (*cas.Store, error) {
 		return cas.New(b), nil
 	}
 	return nil, usagef("no store: give -dir DIR or -s3-bucket BUCKET (or set %s or %s)", EnvDir, EnvS3Bucket)
+}
+
+// openSourceDir opens -source-dir, the directory legacy objects are read
+// (and, by cleanup, deleted) from when they are not in the store itself.
+// It must be a store root like -dir. An empty dir means the store.
+func openSourceDir(dir string) (cas.Backend, error) {
+	if dir == "" {
+		return nil, nil
+	}
+	if err := checkStoreRoot(dir); err != nil {
+		return nil, usageError{errors.New(strings.Replace(err.Error(), "-dir ", "-source-dir ", 1))}
+	}
+	fi, err := os.Stat(dir)
+	if err != nil || !fi.IsDir() {
+		return nil, usagef("-source-dir %s: no such directory", dir)
+	}
+	return fsstore.New(dir)
 }
 
 // openS3 connects to the bucket with the standard AWS configuration chain
