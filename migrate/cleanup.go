@@ -87,6 +87,13 @@ type CleanupReport struct {
 // Revert can still restore them; the report counts them in Revertible
 // and says why in Notes.
 //
+// Its memory does not grow with the number of records or objects: the
+// listing (which must be in byte order, as memstore, fsstore and s3store
+// list; ErrUnordered otherwise) is merged with the referenced keys read in
+// byte order (SortedReferencer, or Referenced sorted on disk under
+// opts.TempDir) and with the journal's revertible keys (sorted on disk),
+// and deleted keys go to opts.OnDelete, not into the report.
+//
 // A failed deletion is counted in Kept, the rest go on, and Cleanup
 // returns the failures joined. Cancelling ctx stops Cleanup with ctx's
 // error and the report of what it did so far.

@@ -45,11 +45,11 @@ const DefaultSortMemory = 8 << 20
 // (a string header in a slice).
 const keyOverhead = 16
 
-// sortedKeys returns the keys of seq that keep accepts, in increasing byte
-// order without duplicates. When m is a SortedReferencer and seq is nil,
-// the Migrator's own order is used; otherwise the keys are sorted in runs
-// of at most memory bytes, spilled to temporary files in dir and merged.
-// The returned stop closes and removes the files; call it when done.
+// sortKeys returns the keys of seq that keep accepts, in increasing byte
+// order without duplicates, read to the end first: sorted in memory when
+// they fit in memory bytes, otherwise in runs of that size spilled to
+// temporary files in dir and merged. The returned stop closes and removes
+// the files; call it when done.
 func sortKeys(ctx context.Context, seq iter.Seq2[string, error], keep func(string) bool, dir string, memory int) (iter.Seq2[string, error], func(), error) {
 	if memory <= 0 {
 		memory = DefaultSortMemory
@@ -234,11 +234,6 @@ func newCursor(name string, seq iter.Seq2[string, error]) *cursor {
 	c.next, c.stop = iter.Pull2(seq)
 	c.advance()
 	return c
-}
-
-// emptyCursor is a cursor over nothing.
-func emptyCursor(name string) *cursor {
-	return newCursor(name, func(func(string, error) bool) {})
 }
 
 func (c *cursor) advance() {
