@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/casa-go/casa/cas"
+	"github.com/casa-go/casa/cas/memstore"
 	"github.com/casa-go/casa/internal/testutil"
 	"github.com/casa-go/casa/internal/testutil/backendtest"
 	"github.com/casa-go/casa/internal/testutil/faulty"
@@ -65,4 +66,21 @@ func TestPutHookRunsBeforeEveryWriteAndDeduplication(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestStoreTouchRunsThePutHook: Touch runs the hook with the hash and
+// returns its error; without a hook it does nothing.
+func TestStoreTouchRunsThePutHook(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	h := cas.SumBytes([]byte("x"))
+	require.NoError(t, cas.New(memstore.New()).Touch(ctx, h))
+	var got []cas.Hash
+	boom := errors.New("boom")
+	store := cas.New(memstore.New(), cas.WithPutHook(func(_ context.Context, h cas.Hash) error {
+		got = append(got, h)
+		return boom
+	}))
+	require.ErrorIs(t, store.Touch(ctx, h), boom)
+	require.Equal(t, []cas.Hash{h}, got)
 }

@@ -335,6 +335,13 @@ func (s *Store) putSpooled(ctx context.Context, src io.Reader, want *Hash, cfg p
 	return res, nil
 }
 
+// Touch runs the put hook (WithPutHook) for the blob h, as a Put that
+// finds h stored does, and returns its error; without a hook it does
+// nothing. Call it before telling a client that h is already stored (an
+// upload protocol's HEAD or batch answer), so that the hook's guard keeps
+// the blob from a garbage collector until the client's record commits.
+func (s *Store) Touch(ctx context.Context, h Hash) error { return s.hook(ctx, h) }
+
 // Open opens the blob named h, or returns an error wrapping ErrNotFound.
 func (s *Store) Open(ctx context.Context, h Hash) (Object, error) {
 	return s.c.Open(ctx, h.Key())

@@ -231,7 +231,7 @@ func TestCollectRaceUploadNeverLost(t *testing.T) {
 		{"client told already stored, before its row commits", func(r *gcRig, data []byte, _ bool) (cas.PutResult, migrate.CollectReport) {
 			// An upload endpoint's HEAD or batch check: touch, then look.
 			h := cas.SumBytes(data)
-			require.NoError(t, r.m.Touch(t.Context(), h.Key()))
+			require.NoError(t, r.store.Touch(t.Context(), h))
 			ok, err := r.store.Has(t.Context(), h)
 			require.NoError(t, err)
 			rep := r.collect()
