@@ -225,7 +225,6 @@ type cursor struct {
 	stop func()
 	cur  string
 	ok   bool // cur is valid; false once the stream is exhausted
-	prev string
 	err  error
 }
 
