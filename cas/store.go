@@ -39,6 +39,7 @@ type Store struct {
 	puts      metric.Int64Counter
 	putBytes  metric.Int64Counter
 	putErrors metric.Int64Counter
+	putHook   func(context.Context, Hash) error
 }
 
 // Option configures a Store. An option given a value outside its
@@ -87,6 +88,16 @@ func WithMeterProvider(mp metric.MeterProvider) Option {
 			s.initMetrics(mp)
 		}
 	}
+}
+
+// WithPutHook sets a function that every Put and PutVerified call once
+// the bytes are hashed and checked, and before the Store looks for the
+// blob or writes it: so before every write and every deduplication. An
+// error from it fails the Put, which then stores nothing. It is the seam a
+// garbage collector needs (migrate.Guard's Touch records that the blob is
+// about to be relied on); nil, the default, calls nothing.
+func WithPutHook(fn func(ctx context.Context, h Hash) error) Option {
+	return func(s *Store) { s.putHook = fn }
 }
 
 // New returns a Store over b.
@@ -206,6 +217,17 @@ func (s *Store) check(ctx context.Context, d hash.Hash, n int64, want *Hash) (Ha
 	return h, ctx.Err()
 }
 
+// hook runs the put hook, if any, for the blob h.
+func (s *Store) hook(ctx context.Context, h Hash) error {
+	if s.putHook == nil {
+		return nil
+	}
+	if err := s.putHook(ctx, h); err != nil {
+		return fmt.Errorf("cas: put %s: hook: %w", h, err)
+	}
+	return nil
+}
+
 // putStaged writes src into a Staged of the Backend, which must be a
 // Stager, and commits it under its hash. The Store hashes the bytes: it
 // stages through the checked layer's hashed route, which checks the key
@@ -228,6 +250,9 @@ func (s *Store) putStaged(ctx context.Context, src io.Reader, want *Hash) (res P
 	}
 	h, err := s.check(ctx, d, n, want)
 	if err != nil {
+		return res, err
+	}
+	if err := s.hook(ctx, h); err != nil {
 		return res, err
 	}
 	committed = true
@@ -279,6 +304,9 @@ func (s *Store) putSpooled(ctx context.Context, src io.Reader, want *Hash, cfg p
 	if err != nil {
 		return res, err
 	}
+	if err := s.hook(ctx, h); err != nil {
+		return res, err
+	}
 	res = PutResult{Hash: h, Size: n}
 	if ok, err := s.Has(ctx, h); err != nil {
 		return PutResult{}, err
@@ -306,6 +334,13 @@ func (s *Store) putSpooled(ctx context.Context, src io.Reader, want *Hash, cfg p
 	}
 	return res, nil
 }
+
+// Touch runs the put hook (WithPutHook) for the blob h, as a Put that
+// finds h stored does, and returns its error; without a hook it does
+// nothing. Call it before telling a client that h is already stored (an
+// upload protocol's HEAD or batch answer), so that the hook's guard keeps
+// the blob from a garbage collector until the client's record commits.
+func (s *Store) Touch(ctx context.Context, h Hash) error { return s.hook(ctx, h) }
 
 // Open opens the blob named h, or returns an error wrapping ErrNotFound.
 func (s *Store) Open(ctx context.Context, h Hash) (Object, error) {

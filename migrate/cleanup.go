@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel/metric"
@@ -35,9 +35,22 @@ type CleanupOptions struct {
 	// MetricCleanupKept counters (not in a DryRun). The default records
 	// nothing.
 	MeterProvider metric.MeterProvider
+	// OnDelete, when set, is called with each deleted key (in a DryRun:
+	// each key that would be deleted), in the listing's order, from the
+	// goroutine that called Cleanup. The report only counts them, so that
+	// Cleanup's memory does not grow with the number of objects.
+	OnDelete func(key string)
+	// TempDir is where the referenced keys are sorted on disk when the
+	// Migrator is not a SortedReferencer (and the journal's revertible
+	// keys, always). The default is os.TempDir().
+	TempDir string
+	// SortMemory bounds the bytes of keys held in memory by that sort;
+	// the default is DefaultSortMemory.
+	SortMemory int
 }
 
-// CleanupReport is the outcome of Cleanup. Scanned == Kept + len(Keys).
+// CleanupReport is the outcome of Cleanup. Scanned == Kept + Deleted, and
+// in a DryRun Scanned == Kept + WouldDelete.
 type CleanupReport struct {
 	// Scanned counts the objects listed under the prefix.
 	Scanned int
@@ -54,9 +67,10 @@ type CleanupReport struct {
 	// Notes says, in words, why objects were kept that an operator may
 	// have expected deleted (for example: the migration is not final).
 	Notes []string
-	// Keys lists the deleted keys (in a DryRun: the keys that would be
-	// deleted), sorted.
-	Keys []string
+	// WouldDelete counts, in a DryRun, the objects a real run would
+	// delete (CleanupOptions.OnDelete receives their keys); zero
+	// otherwise.
+	WouldDelete int
 }
 
 // Cleanup deletes the legacy objects that no record points at any more.
@@ -72,6 +86,13 @@ type CleanupReport struct {
 // the legacy objects of standing journal entries are kept too, so that
 // Revert can still restore them; the report counts them in Revertible
 // and says why in Notes.
+//
+// Its memory does not grow with the number of records or objects: the
+// listing (which must be in byte order, as memstore, fsstore and s3store
+// list; ErrUnordered otherwise) is merged with the referenced keys read in
+// byte order (SortedReferencer, or Referenced sorted on disk under
+// opts.TempDir) and with the journal's revertible keys (sorted on disk),
+// and deleted keys go to opts.OnDelete, not into the report.
 //
 // A failed deletion is counted in Kept, the rest go on, and Cleanup
 // returns the failures joined. Cancelling ctx stops Cleanup with ctx's
@@ -104,33 +125,39 @@ func Cleanup(ctx context.Context, store *cas.Store, m Migrator, opts CleanupOpti
 		return rep, err
 	}
 
-	// 2. Every legacy key still referenced is kept. The set is taken after
+	// 2. Every legacy key still referenced is kept, and until the
+	// migration is final every legacy key the journal can revert to. Both
+	// are read as streams in byte order and merged with the listing, so
+	// memory does not grow with the table. The references are read after
 	// the pending check, so that a record repointed at a legacy key
 	// between the two is still protected. CAS keys need no entry: they
 	// are never deleted.
-	referenced := make(map[string]struct{})
-	for key, err := range m.Referenced(ctx) {
-		if err != nil {
-			return rep, fmt.Errorf("migrate: cleanup: referenced: %w", err)
-		}
-		if key != "" && !cas.IsKey(key) {
-			referenced[key] = struct{}{}
-		}
+	legacy := func(k string) bool { return k != "" && !cas.IsKey(k) && strings.HasPrefix(k, opts.Prefix) }
+	refSeq, refStop, err := referencedSorted(ctx, m, opts.Prefix, legacy, withinPrefix(opts.Prefix), opts.TempDir, opts.SortMemory)
+	if err != nil {
+		return rep, fmt.Errorf("migrate: cleanup: referenced: %w", err)
 	}
-	if err := ctx.Err(); err != nil {
-		return rep, err
-	}
-
-	// 3. Until the migration is final, the legacy objects the journal
-	// can revert to are kept.
-	canRevert, err := revertible(ctx, m)
+	defer refStop()
+	refs := newCursor("Migrator.Referenced", refSeq)
+	defer refs.close()
+	revSeq, revStop, err := revertible(ctx, m, legacy, opts.TempDir, opts.SortMemory)
 	if err != nil {
 		return rep, fmt.Errorf("migrate: cleanup: journal: %w", err)
 	}
+	defer revStop()
+	canRevert := newCursor("the journal", revSeq)
+	defer canRevert.close()
+	onDelete := opts.OnDelete
+	if onDelete == nil {
+		onDelete = func(string) {}
+	}
 
-	// 4. Sweep.
+	// 3. Sweep.
 	now := time.Now()
-	var errs []error
+	var (
+		errs []error
+		prev string
+	)
 	for info, err := range src.List(ctx, opts.Prefix) {
 		if err != nil {
 			errs = append(errs, fmt.Errorf("migrate: cleanup: list: %w", err))
@@ -140,18 +167,40 @@ func Cleanup(ctx context.Context, store *cas.Store, m Migrator, opts CleanupOpti
 			errs = append(errs, err)
 			break
 		}
+		if rep.Scanned > 0 && info.Key < prev {
+			errs = append(errs, fmt.Errorf("%w: the Backend listed %q after %q", ErrUnordered, info.Key, prev))
+			break
+		}
+		prev = info.Key
 		rep.Scanned++
-		if !deletable(info, referenced, now, opts.MinAge) {
+		if !deletable(info, now, opts.MinAge) {
 			rep.Kept++
 			continue
 		}
-		if _, ok := canRevert[info.Key]; ok {
+		referenced, err := refs.contains(info.Key)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("migrate: cleanup: referenced: %w", err))
+			rep.Kept++
+			break
+		}
+		if referenced {
+			rep.Kept++
+			continue
+		}
+		revert, err := canRevert.contains(info.Key)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("migrate: cleanup: journal: %w", err))
+			rep.Kept++
+			break
+		}
+		if revert {
 			rep.Kept++
 			rep.Revertible++
 			continue
 		}
 		if opts.DryRun {
-			rep.Keys = append(rep.Keys, info.Key)
+			rep.WouldDelete++
+			onDelete(info.Key)
 			log.InfoContext(ctx, "migrate: cleanup would delete", "key", info.Key, "size", info.Size)
 			continue
 		}
@@ -162,10 +211,9 @@ func Cleanup(ctx context.Context, store *cas.Store, m Migrator, opts CleanupOpti
 			continue
 		}
 		rep.Deleted++
-		rep.Keys = append(rep.Keys, info.Key)
+		onDelete(info.Key)
 		log.InfoContext(ctx, "migrate: cleanup deleted", "key", info.Key, "size", info.Size)
 	}
-	slices.Sort(rep.Keys)
 	if !opts.DryRun {
 		met := newMetrics(opts.MeterProvider)
 		met.cleanupDeleted.Add(ctx, int64(rep.Deleted))
@@ -180,12 +228,10 @@ func Cleanup(ctx context.Context, store *cas.Store, m Migrator, opts CleanupOpti
 	return rep, errors.Join(errs...)
 }
 
-// deletable reports whether Cleanup may delete the listed object.
-func deletable(info cas.Info, referenced map[string]struct{}, now time.Time, minAge time.Duration) bool {
+// deletable reports whether Cleanup may delete the listed object, were it
+// not referenced.
+func deletable(info cas.Info, now time.Time, minAge time.Duration) bool {
 	if info.Key == "" || cas.IsKey(info.Key) || cas.IsDerivedKey(info.Key) {
-		return false
-	}
-	if _, ok := referenced[info.Key]; ok {
 		return false
 	}
 	// An object of unknown age cannot be shown to be past the grace period.

@@ -75,22 +75,23 @@ func TestCleanupDeletesExactlyUnreferencedLegacyObjects(t *testing.T) {
 			before := allKeys(t, e)
 
 			for prefix, extra := range map[string][]string{"uploads/": nil, "": {"other-app/data"}} {
-				rep, err := migrate.Cleanup(ctx, e.store, f.m, migrate.CleanupOptions{Source: e.source, Prefix: prefix, DryRun: true})
+				rep, deleted, err := cleanup(ctx, e.store, f.m, migrate.CleanupOptions{Source: e.source, Prefix: prefix, DryRun: true})
 				require.NoError(t, err)
 				wantKeys := append(slices.Clone(f.legacy), f.stray)
 				wantKeys = append(wantKeys, extra...)
 				slices.Sort(wantKeys)
-				require.Equal(t, wantKeys, rep.Keys, "DryRun with prefix %q lists what would go", prefix)
+				require.Equal(t, wantKeys, deleted, "DryRun with prefix %q lists what would go", prefix)
 				require.Zero(t, rep.Deleted)
-				require.Equal(t, rep.Scanned, rep.Kept+len(rep.Keys))
+				require.Equal(t, len(wantKeys), rep.WouldDelete)
+				require.Equal(t, rep.Scanned, rep.Kept+rep.WouldDelete)
 				require.Equal(t, before, allKeys(t, e), "DryRun deletes nothing")
 			}
 
-			rep, err := migrate.Cleanup(ctx, e.store, f.m, migrate.CleanupOptions{Source: e.source, Prefix: "uploads/"})
+			rep, deleted, err := cleanup(ctx, e.store, f.m, migrate.CleanupOptions{Source: e.source, Prefix: "uploads/"})
 			require.NoError(t, err)
 			wantKeys := append(slices.Clone(f.legacy), f.stray)
 			slices.Sort(wantKeys)
-			require.Equal(t, wantKeys, rep.Keys)
+			require.Equal(t, wantKeys, deleted)
 			require.Equal(t, len(wantKeys), rep.Deleted)
 			require.Equal(t, len(wantKeys), rep.Scanned, "only keys under the prefix are scanned")
 			require.Zero(t, rep.Kept)
@@ -110,10 +111,10 @@ func TestCleanupDeletesExactlyUnreferencedLegacyObjects(t *testing.T) {
 			// With other-app/data referenced, an unprefixed pass keeps
 			// everything left: CAS objects (orphans too), derived data.
 			f.m.extra = []string{"other-app/data"}
-			rep, err = migrate.Cleanup(ctx, e.store, f.m, migrate.CleanupOptions{Source: e.source})
+			rep, deleted, err = cleanup(ctx, e.store, f.m, migrate.CleanupOptions{Source: e.source})
 			require.NoError(t, err)
 			require.Zero(t, rep.Deleted)
-			require.Empty(t, rep.Keys)
+			require.Empty(t, deleted)
 			require.Equal(t, rep.Scanned, rep.Kept)
 			require.Equal(t, wantLeft, allKeys(t, e))
 		})
@@ -143,11 +144,11 @@ func TestCleanupRefusesWhilePending(t *testing.T) {
 			before := allKeys(t, e)
 
 			for _, dry := range []bool{false, true} {
-				crep, err := migrate.Cleanup(ctx, e.store, f.m, migrate.CleanupOptions{Source: e.source, DryRun: dry})
+				crep, deleted, err := cleanup(ctx, e.store, f.m, migrate.CleanupOptions{Source: e.source, DryRun: dry})
 				require.ErrorIs(t, err, migrate.ErrIncomplete)
 				require.Contains(t, err.Error(), "uploads/failing")
 				require.Zero(t, crep.Deleted)
-				require.Empty(t, crep.Keys)
+				require.Empty(t, deleted)
 				require.Equal(t, before, allKeys(t, e), "nothing is deleted while a record is pending")
 			}
 			require.Equal(t, []byte("its record's commit fails"), read(t, e.source, "uploads/failing"))
@@ -186,11 +187,11 @@ func TestCleanupKeepsReferencedLegacyObjects(t *testing.T) {
 	put(t, b, "uploads/other-table", []byte("referenced from elsewhere"))
 	f.m.extra = []string{"uploads/other-table"}
 
-	rep, err := migrate.Cleanup(ctx, e.store, hiddenPending{f.m, "failed"}, migrate.CleanupOptions{Prefix: "uploads/"})
+	rep, deleted, err := cleanup(ctx, e.store, hiddenPending{f.m, "failed"}, migrate.CleanupOptions{Prefix: "uploads/"})
 	require.NoError(t, err)
 	wantKeys := append(slices.Clone(f.legacy), f.stray)
 	slices.Sort(wantKeys)
-	require.Equal(t, wantKeys, rep.Keys)
+	require.Equal(t, wantKeys, deleted)
 	require.Equal(t, 2, rep.Kept)
 	require.Equal(t, []byte("still referenced"), read(t, b, "uploads/failed-record"))
 	require.Equal(t, []byte("referenced from elsewhere"), read(t, b, "uploads/other-table"))
@@ -207,16 +208,16 @@ func TestCleanupMinAge(t *testing.T) {
 	}
 	// Legacy objects 2 and 3 were "just uploaded".
 
-	rep, err := migrate.Cleanup(ctx, e.store, f.m, migrate.CleanupOptions{Prefix: "uploads/", MinAge: time.Hour})
+	rep, deleted, err := cleanup(ctx, e.store, f.m, migrate.CleanupOptions{Prefix: "uploads/", MinAge: time.Hour})
 	require.NoError(t, err)
-	require.Equal(t, []string{f.legacy[0], f.legacy[1], f.stray}, rep.Keys)
+	require.Equal(t, []string{f.legacy[0], f.legacy[1], f.stray}, deleted)
 	require.Equal(t, 2, rep.Kept, "objects younger than MinAge are kept")
 	require.Equal(t, []string{f.legacy[2], f.legacy[3]}, keys(t, b, "uploads/"))
 
 	// Once the grace period is over they go too.
-	rep, err = migrate.Cleanup(ctx, e.store, f.m, migrate.CleanupOptions{Prefix: "uploads/"})
+	_, deleted, err = cleanup(ctx, e.store, f.m, migrate.CleanupOptions{Prefix: "uploads/"})
 	require.NoError(t, err)
-	require.Equal(t, []string{f.legacy[2], f.legacy[3]}, rep.Keys)
+	require.Equal(t, []string{f.legacy[2], f.legacy[3]}, deleted)
 	require.Empty(t, keys(t, b, "uploads/"))
 }
 
@@ -253,10 +254,10 @@ func TestCleanupDeleteFailure(t *testing.T) {
 	f := newCleanupFixture(t, e, 3)
 	src := faulty.New(b, faulty.WithFailKeys(f.legacy[1]))
 
-	rep, err := migrate.Cleanup(ctx, e.store, f.m, migrate.CleanupOptions{Source: src, Prefix: "uploads/"})
+	rep, deleted, err := cleanup(ctx, e.store, f.m, migrate.CleanupOptions{Source: src, Prefix: "uploads/"})
 	require.ErrorIs(t, err, faulty.ErrInjected)
 	require.Contains(t, err.Error(), f.legacy[1])
-	require.Equal(t, []string{f.legacy[0], f.legacy[2], f.stray}, rep.Keys, "the other deletions go on")
+	require.Equal(t, []string{f.legacy[0], f.legacy[2], f.stray}, deleted, "the other deletions go on")
 	require.Equal(t, 3, rep.Deleted)
 	require.Equal(t, 1, rep.Kept)
 	require.Equal(t, []string{f.legacy[1]}, keys(t, b, "uploads/"))

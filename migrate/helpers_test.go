@@ -2,6 +2,7 @@ package migrate_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"iter"
@@ -185,4 +186,25 @@ func requireIntactCached(t testing.TB, m *memMigrator, store, source cas.Backend
 		}
 		require.Equal(t, want[id], read(t, b, key), "record %s (key %s): bytes differ", id, key)
 	}
+}
+
+// cleanup runs migrate.Cleanup and returns, beside its report, the keys
+// OnDelete received (sorted), checking that they came in listing order.
+func cleanup(ctx context.Context, store *cas.Store, m migrate.Migrator, opts migrate.CleanupOptions) (migrate.CleanupReport, []string, error) {
+	var deleted []string
+	ordered := true
+	opts.OnDelete = func(key string) {
+		if len(deleted) > 0 && key < deleted[len(deleted)-1] {
+			ordered = false
+		}
+		deleted = append(deleted, key)
+	}
+	rep, err := migrate.Cleanup(ctx, store, m, opts)
+	if !ordered {
+		err = errors.Join(err, fmt.Errorf("OnDelete keys out of listing order: %q", deleted))
+	}
+	if n := rep.Deleted + rep.WouldDelete; n != len(deleted) {
+		err = errors.Join(err, fmt.Errorf("report counts %d deletions, OnDelete got %d", n, len(deleted)))
+	}
+	return rep, deleted, err
 }

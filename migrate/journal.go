@@ -259,25 +259,30 @@ func revertOne(ctx context.Context, j Journaler, src cas.Backend, e JournalEntry
 	return nil
 }
 
-// revertible returns the legacy keys m's journal can still revert to, or
-// nil when m keeps no journal or the migration is final.
-func revertible(ctx context.Context, m Migrator) (map[string]struct{}, error) {
+// revertible returns, when m is a Journaler and the migration is not
+// final, the old keys of its standing journal entries that keep accepts,
+// sorted on disk in byte order; otherwise an empty stream. stop removes
+// the temporary files.
+func revertible(ctx context.Context, m Migrator, keep func(string) bool, dir string, memory int) (iter.Seq2[string, error], func(), error) {
+	none := func(func(string, error) bool) {}
 	j, ok := m.(Journaler)
 	if !ok {
-		return nil, nil
+		return none, func() {}, nil
 	}
 	final, err := j.Final(ctx)
 	if err != nil || final {
-		return nil, err
+		return none, func() {}, err
 	}
-	keys := make(map[string]struct{})
-	for e, err := range j.Journal(ctx) {
-		if err != nil {
-			return nil, err
-		}
-		if e.Reverted.IsZero() && e.OldKey != "" {
-			keys[e.OldKey] = struct{}{}
+	old := func(yield func(string, error) bool) {
+		for e, err := range j.Journal(ctx) {
+			if err != nil {
+				yield("", err)
+				return
+			}
+			if e.Reverted.IsZero() && !yield(e.OldKey, nil) {
+				return
+			}
 		}
 	}
-	return keys, ctx.Err()
+	return sortKeys(ctx, old, keep, dir, memory)
 }

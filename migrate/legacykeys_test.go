@@ -92,10 +92,10 @@ func TestLegacyKeysMigrateAndCleanUp(t *testing.T) {
 				require.NoError(t, store.Verify(ctx, h), "record %s", id)
 			}
 
-			crep, err := migrate.Cleanup(ctx, store, m, migrate.CleanupOptions{})
+			crep, deleted, err := cleanup(ctx, store, m, migrate.CleanupOptions{})
 			require.NoError(t, err)
 			wantDeleted := slices.Sorted(slices.Values(legacy))
-			require.Equal(t, wantDeleted, crep.Keys, "every unreferenced legacy key is deleted")
+			require.Equal(t, wantDeleted, deleted, "every unreferenced legacy key is deleted")
 			require.Equal(t, len(legacy), crep.Deleted)
 
 			left := keys(t, b, "")

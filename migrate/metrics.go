@@ -21,6 +21,9 @@ const (
 	MetricReverted       = "casa.migrate.records.reverted"     // records Revert restored to their old key
 	MetricCleanupDeleted = "casa.migrate.cleanup.deleted"      // legacy objects Cleanup deleted
 	MetricCleanupKept    = "casa.migrate.cleanup.kept"         // objects Cleanup scanned and kept
+	MetricGCDeleted      = "casa.migrate.gc.deleted"           // objects Collect deleted, by kind (blob, derived)
+	MetricGCKept         = "casa.migrate.gc.kept"              // blobs Collect scanned and kept
+	MetricGCBytes        = "casa.migrate.gc.bytes"             // bytes of the blobs Collect deleted
 )
 
 // metrics are the instruments of one Run, Revert or Cleanup. The API
@@ -35,6 +38,9 @@ type metrics struct {
 	reverted       metric.Int64Counter
 	cleanupDeleted metric.Int64Counter
 	cleanupKept    metric.Int64Counter
+	gcDeleted      metric.Int64Counter
+	gcKept         metric.Int64Counter
+	gcBytes        metric.Int64Counter
 }
 
 func newMetrics(mp metric.MeterProvider) metrics {
@@ -56,6 +62,9 @@ func newMetrics(mp metric.MeterProvider) metrics {
 	m.reverted = counter(MetricReverted, "{record}", "Records reverted to their legacy key.")
 	m.cleanupDeleted = counter(MetricCleanupDeleted, "{object}", "Legacy objects deleted by Cleanup.")
 	m.cleanupKept = counter(MetricCleanupKept, "{object}", "Objects Cleanup scanned and kept.")
+	m.gcDeleted = counter(MetricGCDeleted, "{object}", "Objects deleted by Collect, by kind (blob or derived).")
+	m.gcKept = counter(MetricGCKept, "{object}", "Blobs Collect scanned and kept.")
+	m.gcBytes = counter(MetricGCBytes, "By", "Bytes of the blobs deleted by Collect.")
 	return m
 }
 

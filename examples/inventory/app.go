@@ -63,6 +63,12 @@ type Config struct {
 	// legacy objects. Cleanup without Final refuses until some run was
 	// given Final.
 	Final bool
+	// GC collects garbage once at start-up (migrate.Collect): blobs no
+	// attachment references, older than GCMinAge (zero: a day). In the
+	// blocking mode it runs after the migration, before serving; otherwise
+	// in the background while the app serves. See gc.go.
+	GC       bool
+	GCMinAge time.Duration
 	// Progress receives the migration's progress lines; nil discards them.
 	Progress io.Writer
 	// Logger logs; nil discards.
@@ -95,6 +101,7 @@ type App struct {
 	// Migration is the report of the startup migration (blocking mode).
 	Migration MigrationResult
 	online    online
+	gc        gcRun
 }
 
 // NewApp opens (or creates) the database in cfg.DataDir, creates the schema
@@ -124,15 +131,20 @@ func NewApp(ctx context.Context, cfg Config) (*App, error) {
 		}
 		backend = fs
 	}
-	// Two Stores over one Backend: the migration copies legacy objects of
-	// any size, uploads are capped.
-	store := cas.New(backend, cas.WithLogger(log))
-	uploads := cas.New(backend, cas.WithMaxSize(maxUpload), cas.WithLogger(log))
-
 	db, err := openDB(ctx, filepath.Join(cfg.DataDir, "inventory.db"))
 	if err != nil {
 		return nil, err
 	}
+	migrator, err := newMigrator(db)
+	if err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	// Two Stores over one Backend: the migration copies legacy objects of
+	// any size, uploads are capped. Both touch every blob they store or
+	// deduplicate against (gc.go), so that a collection never deletes it.
+	store := cas.New(backend, cas.WithLogger(log), gcHook(migrator))
+	uploads := cas.New(backend, cas.WithMaxSize(maxUpload), cas.WithLogger(log), gcHook(migrator))
 	page, err := parsePage()
 	if err != nil {
 		_ = db.Close()
@@ -155,9 +167,7 @@ func NewApp(ctx context.Context, cfg Config) (*App, error) {
 		return nil, fmt.Errorf("inventory: unknown migration mode %q", cfg.Migrate)
 	}
 	app.online.mode = mode
-	if app.online.migrator, err = newMigrator(db); err != nil {
-		return nil, err
-	}
+	app.online.migrator = migrator
 	if cfg.Cleanup && !cfg.Final {
 		final, err := app.online.migrator.Final(ctx)
 		if err != nil {
@@ -201,6 +211,11 @@ func NewApp(ctx context.Context, cfg Config) (*App, error) {
 		opts = append(opts, cashttp.WithSigner(signer))
 	}
 	app.blobs = cashttp.NewHandler(store, opts...)
+	if cfg.GC {
+		if err := app.startGC(ctx, cfg, mode == MigrateBlocking, log); err != nil {
+			return nil, err
+		}
+	}
 	if mode == MigrateOnline {
 		app.startOnline(cfg, log)
 	}
@@ -218,6 +233,7 @@ func positiveOr(d, def time.Duration) time.Duration {
 
 // Close stops the background migration, if any, and closes the database.
 func (a *App) Close() error {
+	a.stopGC()
 	a.stopOnline()
 	return a.db.Close()
 }

@@ -107,6 +107,7 @@ type options struct {
 	migrate     string
 	migrateRate float64
 	revert      bool
+	gc          bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -132,6 +133,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.migrate, "migrate", MigrateOnline, "migration `mode`: online (serve, migrate in the background), blocking (migrate, then serve) or off")
 	fs.Float64Var(&o.migrateRate, "migrate-rate", 0, "limit the background migration to `N` attachments per second (0: no limit)")
 	fs.BoolVar(&o.revert, "revert", false, "revert the migration (journal) and exit; stop other replicas first")
+	fs.BoolVar(&o.gc, "gc", false, "collect garbage once at start-up: delete blobs no attachment references, older than a day (after a blocking migration; otherwise in the background)")
 	fs.BoolVar(&o.migrateOnly, "migrate-only", false, "run the startup migration, report and exit")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -149,8 +151,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("-migrate must be online, blocking or off, not %q", o.migrate)
 	case o.migrateRate < 0:
 		return o, errors.New("-migrate-rate must not be negative")
-	case o.revert && (o.final || o.cleanup || o.migrateOnly || o.seedLegacy > 0):
-		return o, errors.New("-revert runs alone: not with -final, -cleanup, -migrate-only or -seed-legacy")
+	case o.revert && (o.final || o.cleanup || o.migrateOnly || o.seedLegacy > 0 || o.gc):
+		return o, errors.New("-revert runs alone: not with -final, -cleanup, -migrate-only, -seed-legacy or -gc")
 	case o.seedLegacy < 0:
 		return o, errors.New("-seed-legacy must not be negative")
 	case o.s3Bucket == "" && (o.s3Endpoint != "" || o.s3Region != "" || o.s3PathStyle || o.s3Create):
@@ -190,6 +192,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		SeedLegacy:   o.seedLegacy,
 		Cleanup:      o.cleanup,
 		Final:        o.final,
+		GC:           o.gc,
 		Migrate:      o.migrate,
 		MigrateRate:  o.migrateRate,
 		Progress:     stderr,

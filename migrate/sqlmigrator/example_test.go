@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"strings"
+	"time"
 
 	_ "modernc.org/sqlite"
 
@@ -79,4 +80,44 @@ func Example() {
 	// 3 cas/e4d8a8e5... true
 	// before Finalize: 0 deleted, 3 kept for Revert <nil>
 	// legacy objects deleted: 3 <nil>
+}
+
+// Collecting the blobs no row references any more. Every Store that writes
+// blobs touches them through the Migrator's guard, so that a collection in
+// another process never deletes a blob an upload is relying on.
+func Example_collect() {
+	ctx := context.Background()
+	db, err := sql.Open("sqlite", ":memory:")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1) // one connection: one in-memory database
+	_, _ = db.Exec(`CREATE TABLE files (id INTEGER PRIMARY KEY, storage_key TEXT)`)
+	m, err := sqlmigrator.New(db, sqlmigrator.Table{Name: "files", IDColumn: "id", KeyColumn: "storage_key"})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	store := cas.New(memstore.New(), cas.WithPutHook(migrate.PutHook(m)))
+
+	for i, body := range []string{"kept", "deleted later"} {
+		res, err := store.Put(ctx, strings.NewReader(body))
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		_, _ = db.Exec(`INSERT INTO files (id, storage_key) VALUES (?, ?)`, i+1, res.Hash.Key())
+	}
+	_, _ = db.Exec(`DELETE FROM files WHERE id = 2`)
+
+	// MinAge is a day by default; a nanosecond here, for the example.
+	rep, err := migrate.Collect(ctx, store, m, migrate.CollectOptions{MinAge: time.Nanosecond})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Printf("scanned %d blobs: %d deleted, %d referenced\n", rep.Scanned, rep.Deleted, rep.Referenced)
+	// Output: scanned 2 blobs: 1 deleted, 1 referenced
 }

@@ -84,21 +84,24 @@ func (j *journal) init(t Table, c config, ph func(int) string, quote func(string
 	j.current = "SELECT " + quote(t.KeyColumn) + " FROM " + quoteName(t.Name, quote) + " WHERE " + quote(t.IDColumn) + " = " + ph(1)
 }
 
-// defaultJournalName is table + JournalSuffix. When that last part would
-// be longer than MaxIdentifierLength, the table's last part is shortened
-// and followed by 8 hex digits of its SHA-256, so the name stays valid and
+// defaultJournalName is table + JournalSuffix (see defaultSideName).
+func defaultJournalName(table string) string { return defaultSideName(table, JournalSuffix) }
+
+// defaultSideName is table + suffix. When that last part would be longer
+// than MaxIdentifierLength, the table's last part is shortened and
+// followed by 8 hex digits of its SHA-256, so the name stays valid and
 // distinct per table.
-func defaultJournalName(table string) string {
+func defaultSideName(table, suffix string) string {
 	prefix, last := "", table
 	if i := strings.LastIndexByte(table, '.'); i >= 0 {
 		prefix, last = table[:i+1], table[i+1:]
 	}
-	if len(last)+len(JournalSuffix) <= MaxIdentifierLength {
-		return table + JournalSuffix
+	if len(last)+len(suffix) <= MaxIdentifierLength {
+		return table + suffix
 	}
 	sum := sha256.Sum256([]byte(last))
-	keep := MaxIdentifierLength - len(JournalSuffix) - 9
-	return prefix + last[:keep] + "_" + hex.EncodeToString(sum[:4]) + JournalSuffix
+	keep := MaxIdentifierLength - len(suffix) - 9
+	return prefix + last[:keep] + "_" + hex.EncodeToString(sum[:4]) + suffix
 }
 
 var _ migrate.Journaler = (*Migrator)(nil)

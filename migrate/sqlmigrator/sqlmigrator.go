@@ -106,6 +106,9 @@ type Migrator struct {
 	kind idKind
 
 	jr journal // the commit journal (journal.go)
+
+	dollar bool    // WithDollarPlaceholders
+	gcs    gcState // Collect's touch table and sorted reads (gc.go)
 }
 
 var _ migrate.Migrator = (*Migrator)(nil)
@@ -154,6 +157,7 @@ func New(db *sql.DB, t Table, opts ...Option) (*Migrator, error) {
 		nextPage:   "SELECT " + id + ", " + key + " FROM " + name + " WHERE " + id + " > " + ph(1) + " AND " + hasKey + order,
 		update:     "UPDATE " + name + " SET " + key + " = " + ph(1) + " WHERE " + id + " = " + ph(2) + " AND " + key + " = " + ph(3),
 		probeQuery: "SELECT " + id + " FROM " + name + " LIMIT 1",
+		dollar:     c.dollar,
 	}
 	m.jr.init(t, c, ph, quote)
 	return m, nil

@@ -62,6 +62,7 @@ type Backend struct {
 	latency     time.Duration
 	readAfter   int64 // < 0: reads do not fail
 	err         error
+	before      map[string]func(ctx context.Context, key string) error
 }
 
 var _ cas.Backend = (*Backend)(nil)
@@ -220,6 +221,24 @@ func (f *Backend) SetError(err error) {
 	f.err = err
 }
 
+// SetBefore makes every later call of method run fn first, with the
+// call's context and key ("" for Stage; the prefix for List). An error
+// from fn fails the call without reaching the inner Backend; fn may block,
+// which pauses the caller at exactly that point (tests of races use it).
+// A nil fn removes the hook. ClearFaults removes every hook.
+func (f *Backend) SetBefore(method string, fn func(ctx context.Context, key string) error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.before == nil {
+		f.before = make(map[string]func(context.Context, string) error)
+	}
+	if fn == nil {
+		delete(f.before, method)
+		return
+	}
+	f.before[method] = fn
+}
+
 // ClearFaults removes every fault: Nth calls, fail rate, keys, latency and
 // read faults. Counts and the injected error are kept.
 func (f *Backend) ClearFaults() {
@@ -230,6 +249,7 @@ func (f *Backend) ClearFaults() {
 	f.keys = make(map[string]bool)
 	f.latency = 0
 	f.readAfter = -1
+	f.before = nil
 }
 
 // Calls returns how many times method was called since creation or the
@@ -266,7 +286,16 @@ func (f *Backend) enter(ctx context.Context, method, key string, hasKey bool) er
 		fail = f.rng.Float64() < f.rate
 	}
 	injected, latency := f.err, f.latency
+	before := f.before[method]
 	f.mu.Unlock()
+
+	if before != nil {
+		// Outside the lock: a hook may block (to pause the caller at this
+		// point) while other calls go on.
+		if err := before(ctx, key); err != nil {
+			return fmt.Errorf("faulty: %s %q (call %d): %w", method, key, n, err)
+		}
+	}
 
 	if latency > 0 {
 		t := time.NewTimer(latency)

@@ -424,3 +424,51 @@ func TestBackendStaging(t *testing.T) {
 	_, err = b.Stat(ctx, h.Key())
 	require.ErrorIs(t, err, faulty.ErrInjected)
 }
+
+// TestBackendSetBefore: a hook runs before the call with its key, can fail
+// it without reaching the inner Backend, can block it, and is removed by
+// nil and by ClearFaults.
+func TestBackendSetBefore(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	inner := memstore.New()
+	f := faulty.New(inner)
+	var seen []string
+	f.SetBefore(faulty.MethodPut, func(_ context.Context, key string) error {
+		seen = append(seen, key)
+		if key == "refused" {
+			return errors.New("refused by hook")
+		}
+		return nil
+	})
+	require.NoError(t, f.Put(ctx, "a", strings.NewReader("x"), 1, cas.PutOptions{}))
+	err := f.Put(ctx, "refused", strings.NewReader("x"), 1, cas.PutOptions{})
+	require.ErrorContains(t, err, "refused by hook")
+	_, err = inner.Stat(ctx, "refused")
+	require.ErrorIs(t, err, cas.ErrNotFound, "a failed hook does not reach the inner Backend")
+	require.Equal(t, []string{"a", "refused"}, seen)
+
+	release := make(chan struct{})
+	entered := make(chan struct{})
+	f.SetBefore(faulty.MethodDelete, func(context.Context, string) error {
+		close(entered)
+		<-release
+		return nil
+	})
+	done := make(chan error, 1)
+	go func() { done <- f.Delete(ctx, "a") }()
+	<-entered
+	_, err = inner.Stat(ctx, "a")
+	require.NoError(t, err, "the paused Delete has not reached the inner Backend")
+	close(release)
+	require.NoError(t, <-done)
+	_, err = inner.Stat(ctx, "a")
+	require.ErrorIs(t, err, cas.ErrNotFound)
+
+	f.SetBefore(faulty.MethodPut, nil)
+	require.NoError(t, f.Put(ctx, "refused", strings.NewReader("x"), 1, cas.PutOptions{}))
+	f.SetBefore(faulty.MethodStat, func(context.Context, string) error { return errors.New("no") })
+	f.ClearFaults()
+	_, err = f.Stat(ctx, "refused")
+	require.NoError(t, err, "ClearFaults removes hooks")
+}

@@ -57,34 +57,36 @@ no row references would be deleted.`,
 				if err != nil {
 					return err
 				}
-				rep, err := migrate.Cleanup(ctx, store, m, migrate.CleanupOptions{Source: source, Prefix: *prefix, MinAge: *minAge, DryRun: *dryRun})
+				verb := "deleted"
+				if *dryRun {
+					verb = "would delete"
+				}
+				// Text output streams each key as Cleanup reports it, so
+				// memory stays flat however many objects go; -json needs
+				// the list for its one document.
+				keys := []string{}
+				onDelete := func(k string) { e.printf("%s %s\n", verb, k) }
+				if e.json {
+					onDelete = func(k string) { keys = append(keys, k) }
+				}
+				rep, err := migrate.Cleanup(ctx, store, m, migrate.CleanupOptions{Source: source, Prefix: *prefix, MinAge: *minAge, DryRun: *dryRun, OnDelete: onDelete})
 				if errors.Is(err, migrate.ErrIncomplete) {
 					return fmt.Errorf("refused, nothing deleted: the migration is not complete (run migrate): %w", err)
-				}
-				if rep.Keys == nil {
-					rep.Keys = []string{}
 				}
 				if rep.Notes == nil {
 					rep.Notes = []string{}
 				}
 				if e.json {
 					if jerr := e.printJSON(cleanupJSON{DryRun: *dryRun, MinAge: minAge.String(), Scanned: rep.Scanned, Deleted: rep.Deleted,
-						Kept: rep.Kept, Revertible: rep.Revertible, Keys: rep.Keys, Notes: rep.Notes}); jerr != nil {
+						Kept: rep.Kept, Revertible: rep.Revertible, Keys: keys, Notes: rep.Notes}); jerr != nil {
 						return jerr
 					}
 				} else {
-					verb := "deleted"
-					if *dryRun {
-						verb = "would delete"
-					}
-					for _, k := range rep.Keys {
-						e.printf("%s %s\n", verb, k)
-					}
 					for _, n := range rep.Notes {
 						e.printf("note: %s\n", n)
 					}
 					if *dryRun {
-						e.printf("dry run: would delete %d of %d objects, keep %d (min age %v)\n", len(rep.Keys), rep.Scanned, rep.Kept, *minAge)
+						e.printf("dry run: would delete %d of %d objects, keep %d (min age %v)\n", rep.WouldDelete, rep.Scanned, rep.Kept, *minAge)
 					} else {
 						e.printf("deleted %d of %d objects, kept %d (min age %v)\n", rep.Deleted, rep.Scanned, rep.Kept, *minAge)
 					}

@@ -1,0 +1,177 @@
+package sqlmigrator_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/casa-go/casa/cas"
+	"github.com/casa-go/casa/migrate/sqlmigrator"
+)
+
+// collationKeys are keys whose order differs between collations: case,
+// '_' against '-' and letters, accents and other non-ASCII, digits. A
+// case-insensitive or linguistic collation (MySQL's utf8mb4_general_ci,
+// PostgreSQL's en_US.UTF-8) orders them differently from Go's byte order.
+func collationKeys() []string {
+	return []string{
+		"Zeta", "alpha", "Alpha", "ALPHA", "a_b", "a-b", "aB", "ab", "a.b", "a b", "a/b",
+		"é", "e", "E", "f", "ü", "u", "z", "日本", "ß", "ss", "10", "9", "_x", "-x", "~x",
+		cas.SumBytes([]byte("one")).Key(), cas.SumBytes([]byte("two")).Key(),
+		"uploads/A.pdf", "uploads/a.pdf", "uploads/a_1.pdf", "uploads/a-1.pdf",
+	}
+}
+
+// TestEnginesReferencedSortedByteOrder: on every engine ReferencedSorted
+// yields the keys in Go's byte order (strings.Compare), across pages, from
+// a bound, whatever the column's collation; empty and NULL keys are left
+// out.
+func TestEnginesReferencedSortedByteOrder(t *testing.T) {
+	t.Parallel()
+	forEngines(t, func(t *testing.T, e engine) {
+		ctx := t.Context()
+		db := e.open(t)
+		e.exec(t, db, "CREATE TABLE files (id "+e.intID+", k "+e.keyType+")")
+		keys := collationKeys()
+		id := 0
+		for _, k := range append(slices.Clone(keys), keys[:5]...) { // some twice
+			id++
+			e.exec(t, db, "INSERT INTO files VALUES (?, ?)", id, k)
+		}
+		e.exec(t, db, "INSERT INTO files VALUES (?, ?)", id+1, "")
+		e.exec(t, db, "INSERT INTO files VALUES (?, NULL)", id+2)
+		want := slices.Sorted(slices.Values(keys))
+
+		for _, page := range []int{1, 3, 500} {
+			m := e.migrator(t, db, sqlmigrator.Table{Name: "files", IDColumn: "id", KeyColumn: "k"}, sqlmigrator.WithPageSize(page))
+			var got []string
+			for k, err := range m.ReferencedSorted(ctx, "") {
+				require.NoError(t, err)
+				got = append(got, k)
+			}
+			require.True(t, slices.IsSorted(got), "page %d: not in byte order: %q", page, got)
+			require.Equal(t, want, slices.Compact(got), "page %d", page)
+
+			for _, from := range []string{"a_", "cas/", "uploads/a", "\U0010ffff"} {
+				got = nil
+				for k, err := range m.ReferencedSorted(ctx, from) {
+					require.NoError(t, err)
+					got = append(got, k)
+				}
+				var wantFrom []string
+				for _, k := range want {
+					if k >= from {
+						wantFrom = append(wantFrom, k)
+					}
+				}
+				require.Equal(t, wantFrom, slices.Compact(got), "page %d from %q", page, from)
+			}
+		}
+	})
+}
+
+// TestEnginesGuard: Touch protects a key from CollectKey for as long as
+// since is not after the touch; a referenced key is never collected; a
+// failing delete is reported and keeps the key; Prune forgets old touches.
+func TestEnginesGuard(t *testing.T) {
+	t.Parallel()
+	forEngines(t, func(t *testing.T, e engine) {
+		ctx := t.Context()
+		db := e.open(t)
+		e.exec(t, db, "CREATE TABLE files (id "+e.intID+", k "+e.keyType+")")
+		m := e.migrator(t, db, sqlmigrator.Table{Name: "files", IDColumn: "id", KeyColumn: "k"})
+		touchedKey := cas.SumBytes([]byte("touched")).Key()
+		refKey := cas.SumBytes([]byte("referenced")).Key()
+		freeKey := cas.SumBytes([]byte("free")).Key()
+		e.exec(t, db, "INSERT INTO files VALUES (?, ?)", 1, refKey)
+
+		before := time.Now()
+		require.NoError(t, m.Touch(ctx, touchedKey))
+		require.NoError(t, m.Touch(ctx, touchedKey), "a second touch updates the row")
+		var deleted []string
+		del := func(k string) func(context.Context) error {
+			return func(context.Context) error { deleted = append(deleted, k); return nil }
+		}
+		ok, err := m.CollectKey(ctx, touchedKey, before, del(touchedKey))
+		require.NoError(t, err)
+		require.False(t, ok, "touched after since: kept")
+		ok, err = m.CollectKey(ctx, refKey, time.Now(), del(refKey))
+		require.NoError(t, err)
+		require.False(t, ok, "referenced: kept")
+		boom := errors.New("delete failed")
+		ok, err = m.CollectKey(ctx, freeKey, time.Now(), func(context.Context) error { return boom })
+		require.ErrorIs(t, err, boom)
+		require.False(t, ok)
+		require.Empty(t, deleted)
+
+		ok, err = m.CollectKey(ctx, freeKey, time.Now(), del(freeKey))
+		require.NoError(t, err)
+		require.True(t, ok)
+		ok, err = m.CollectKey(ctx, touchedKey, time.Now().Add(time.Second), del(touchedKey))
+		require.NoError(t, err)
+		require.True(t, ok, "a touch older than since no longer protects")
+		require.Equal(t, []string{freeKey, touchedKey}, deleted)
+
+		require.NoError(t, m.Touch(ctx, touchedKey))
+		require.NoError(t, m.Prune(ctx, time.Now().Add(time.Hour)))
+		var n int
+		require.NoError(t, db.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+m.GCTable()).Scan(&n))
+		require.Zero(t, n, "Prune forgets touches older than its bound, and CollectKey leaves no row")
+	})
+}
+
+// TestEnginesTouchWaitsForCollectKey: a Touch that starts while CollectKey
+// holds the key (here: inside its delete) returns only after the delete,
+// on every engine, so a writer that touches and then looks for the blob
+// finds it gone and writes it again.
+func TestEnginesTouchWaitsForCollectKey(t *testing.T) {
+	t.Parallel()
+	forEngines(t, func(t *testing.T, e engine) {
+		ctx := t.Context()
+		db := e.open(t)
+		e.exec(t, db, "CREATE TABLE files (id "+e.intID+", k "+e.keyType+")")
+		m := e.migrator(t, db, sqlmigrator.Table{Name: "files", IDColumn: "id", KeyColumn: "k"})
+		key := cas.SumBytes([]byte("contended")).Key()
+		require.NoError(t, m.Prune(ctx, time.Now())) // creates the table outside the race
+
+		var deleteDone, touchDone atomic.Int64
+		touched := make(chan error, 1)
+		ok, err := m.CollectKey(ctx, key, time.Now(), func(context.Context) error {
+			go func() {
+				err := m.Touch(ctx, key)
+				touchDone.Store(time.Now().UnixNano())
+				touched <- err
+			}()
+			time.Sleep(300 * time.Millisecond)
+			require.Zero(t, touchDone.Load(), "Touch returned while CollectKey held the key")
+			deleteDone.Store(time.Now().UnixNano())
+			return nil
+		})
+		require.NoError(t, err)
+		require.True(t, ok)
+		require.NoError(t, <-touched)
+		require.Greater(t, touchDone.Load(), deleteDone.Load(), "Touch finished after the delete")
+		ok, err = m.CollectKey(ctx, key, time.Now().Add(-time.Minute), func(context.Context) error {
+			return errors.New("must not delete")
+		})
+		require.NoError(t, err)
+		require.False(t, ok, "the touch that waited is recorded")
+	})
+}
+
+func TestGCTableName(t *testing.T) {
+	t.Parallel()
+	m, err := sqlmigrator.New(openDB(t), sqlmigrator.Table{Name: "app.attachments", IDColumn: "id", KeyColumn: "k"})
+	require.NoError(t, err)
+	require.Equal(t, "app.attachments"+sqlmigrator.GCSuffix, m.GCTable())
+	long := strings.Repeat("t", 60)
+	m, err = sqlmigrator.New(openDB(t), sqlmigrator.Table{Name: long, IDColumn: "id", KeyColumn: "k"})
+	require.NoError(t, err)
+	require.LessOrEqual(t, len(m.GCTable()), sqlmigrator.MaxIdentifierLength)
+}
