@@ -325,8 +325,8 @@ func jpegdecFrame(f jpegFrame) jpegdec.Frame {
 }
 
 // jpegdecBytes is what jpegdec allocates to decode f at scale (its
-// planes, a progressive frame's coefficients, its read buffer), and
-// whether the result is an *image.YCbCr.
+// planes, a progressive frame's coefficients, its tables and read
+// buffer), and whether the result is an *image.YCbCr.
 func jpegdecBytes(f jpegFrame, scale int) (int64, bool) {
-	return jpegdecFrame(f).Bytes(scale) + 4096, len(f.comps) == 3
+	return jpegdecFrame(f).Bytes(scale), len(f.comps) == 3
 }

@@ -53,8 +53,12 @@ type Frame struct {
 	H, V       [3]int
 }
 
-// Bytes is what Decode allocates for the frame at scale (beyond a few KiB
-// of tables and buffers): the planes, and for a progressive frame the
+// decoderBytes is the decoder's own size: its Huffman and quantisation
+// tables and its read buffer (about 18 KiB), rounded up.
+const decoderBytes = 24 << 10
+
+// Bytes is what Decode allocates for the frame at scale: the decoder
+// (decoderBytes), the planes, and for a progressive frame the
 // coefficients kept until the last scan (128 bytes a block, or 2 at 1/8,
 // where only the DC coefficients are kept).
 func (f Frame) Bytes(scale int) int64 {
@@ -62,7 +66,7 @@ func (f Frame) Bytes(scale int) int64 {
 	hmax, vmax := int64(f.H[0]), int64(f.V[0])
 	mxx := (int64(f.Width) + 8*hmax - 1) / (8 * hmax)
 	myy := (int64(f.Height) + 8*vmax - 1) / (8 * vmax)
-	var n int64
+	n := int64(decoderBytes)
 	for i := range f.Components {
 		blocks := mxx * int64(f.H[i]) * myy * int64(f.V[i])
 		n += blocks * bs * bs

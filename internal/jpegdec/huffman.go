@@ -45,6 +45,11 @@ func (h *huffTable) build(counts *[16]uint8, vals []uint8) error {
 		if n > 0 {
 			h.valPtr[l] = k - code
 			for range n {
+				if code >= 1<<l {
+					// More codes of length l than l bits hold: checked
+					// before the code indexes lut.
+					return errBadHuffman
+				}
 				if l <= lutBits {
 					// Every lutBits-bit string starting with this code.
 					shift := uint(lutBits - l)
@@ -59,12 +64,8 @@ func (h *huffTable) build(counts *[16]uint8, vals []uint8) error {
 			}
 			h.maxCode[l] = code - 1
 		}
-		// A code of length l must fit in l bits (all ones is left out
-		// of real tables; a full code space is tolerated as libjpeg does,
-		// anything more is an error).
-		if code > 1<<l {
-			return errBadHuffman
-		}
+		// (A code of all ones is left out of real tables; a full code
+		// space is tolerated, as libjpeg does.)
 		code <<= 1
 	}
 	h.defined = true
