@@ -59,19 +59,20 @@ const decoderBytes = 24 << 10
 
 // Bytes is what Decode allocates for the frame at scale: the decoder
 // (decoderBytes), the planes, and for a progressive frame the
-// coefficients kept until the last scan (128 bytes a block, or 2 at 1/8,
-// where only the DC coefficients are kept).
+// coefficients kept until the last scan (128 bytes a block, or 2 for a
+// component decoded at 1/8, where only the DC coefficients are kept).
 func (f Frame) Bytes(scale int) int64 {
-	bs := int64(8 / scale)
 	hmax, vmax := int64(f.H[0]), int64(f.V[0])
 	mxx := (int64(f.Width) + 8*hmax - 1) / (8 * hmax)
 	myy := (int64(f.Height) + 8*vmax - 1) / (8 * vmax)
 	n := int64(decoderBytes)
 	for i := range f.Components {
+		cs := componentScale(scale, i, f.H[0], f.V[0], f.H[i], f.V[i])
+		bs := int64(8 / cs)
 		blocks := mxx * int64(f.H[i]) * myy * int64(f.V[i])
 		n += blocks * bs * bs
 		if f.Progressive {
-			if scale == 8 {
+			if cs == 8 {
 				n += 2 * blocks
 			} else {
 				n += 128 * blocks
@@ -108,10 +109,26 @@ var zigzag = [64 + 16]uint8{
 	63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63,
 }
 
+// componentScale is the scale component i (of sampling h, v; the first
+// component's is h0, v0) is decoded at for an image at scale: chroma at
+// half the luma resolution both ways (4:2:0) is decoded at twice the
+// image's scale, with the next larger IDCT, so that its plane has the
+// luma plane's resolution (a 4:4:4 result): at 1/8 a 4:2:0 chroma block
+// would otherwise be one sample for 16x16 pixels, which blurs colour
+// edges well past what the thumbnail's own filter does.
+func componentScale(scale, i, h0, v0, h, v int) int {
+	if i > 0 && scale > 1 && h0 == 2*h && v0 == 2*v {
+		return scale / 2
+	}
+	return scale
+}
+
 type component struct {
 	id     uint8
 	h, v   int
 	tq     uint8
+	scale  int // the component's own scale (componentScale)
+	bs     int // output samples a block side: 8/scale
 	bw, bh int // blocks a row and rows of blocks, padded to whole MCUs
 	// cw, ch are the blocks a non-interleaved scan codes (section A.2.2:
 	// the component's own dimensions, rounded up to whole blocks).
@@ -124,7 +141,6 @@ type decoder struct {
 	bitReader
 	opts  Options
 	scale int
-	bs    int // output samples a block side: 8/scale
 
 	frame       bool
 	progressive bool
@@ -166,9 +182,6 @@ func newDecoder(r io.Reader, opts Options) *decoder {
 		d.scale = 1
 	case 2, 4, 8:
 		d.scale = s
-	}
-	if d.scale != 0 {
-		d.bs = 8 / d.scale
 	}
 	return d
 }
@@ -363,9 +376,11 @@ func (d *decoder) allocate() {
 		c.bw, c.bh = d.mxx*c.h, d.myy*c.v
 		c.cw = ((d.width*c.h+h0-1)/h0 + 7) / 8
 		c.ch = ((d.height*c.v+v0-1)/v0 + 7) / 8
-		c.pix = make([]byte, c.bw*d.bs*c.bh*d.bs)
+		c.scale = componentScale(d.scale, i, h0, v0, c.h, c.v)
+		c.bs = 8 / c.scale
+		c.pix = make([]byte, c.bw*c.bs*c.bh*c.bs)
 		if d.progressive {
-			if d.scale == 8 {
+			if c.scale == 8 {
 				c.coef = make([]int16, c.bw*c.bh)
 			} else {
 				c.coef = make([]int16, 64*c.bw*c.bh)
@@ -466,10 +481,11 @@ func (d *decoder) finish() (image.Image, error) {
 	r := image.Rect(0, 0, w, h)
 	y := &d.comps[0]
 	if len(d.comps) == 1 {
-		return &image.Gray{Pix: y.pix, Stride: y.bw * d.bs, Rect: r}, nil
+		return &image.Gray{Pix: y.pix, Stride: y.bw * y.bs, Rect: r}, nil
 	}
+	cb := &d.comps[1]
 	var ratio image.YCbCrSubsampleRatio
-	switch (y.h/d.comps[1].h)<<4 | y.v/d.comps[1].v {
+	switch (y.h*y.bs/(cb.h*cb.bs))<<4 | y.v*y.bs/(cb.v*cb.bs) {
 	case 0x11:
 		ratio = image.YCbCrSubsampleRatio444
 	case 0x12:
@@ -481,7 +497,7 @@ func (d *decoder) finish() (image.Image, error) {
 	}
 	return &image.YCbCr{
 		Y: y.pix, Cb: d.comps[1].pix, Cr: d.comps[2].pix,
-		YStride: y.bw * d.bs, CStride: d.comps[1].bw * d.bs,
+		YStride: y.bw * y.bs, CStride: cb.bw * cb.bs,
 		SubsampleRatio: ratio, Rect: r,
 	}, nil
 }

@@ -86,7 +86,7 @@ func compareWithStd(data []byte, scale int) (diffResult, error) {
 		if !ok {
 			return res, fmt.Errorf("got %T for a YCbCr image", m)
 		}
-		if y.SubsampleRatio != s.SubsampleRatio {
+		if y.SubsampleRatio != s.SubsampleRatio && !(s.SubsampleRatio == image.YCbCrSubsampleRatio420 && scale > 1) {
 			return res, fmt.Errorf("subsampling %v, image/jpeg %v", y.SubsampleRatio, s.SubsampleRatio)
 		}
 		planes, strides = [][]byte{s.Y, s.Cb, s.Cr}, []int{s.YStride, s.CStride, s.CStride}
@@ -96,10 +96,11 @@ func compareWithStd(data []byte, scale int) (diffResult, error) {
 	}
 	for ci := range d.comps {
 		c := &d.comps[ci]
-		ours, stride := c.pix, c.bw*d.bs
+		ours, stride := c.pix, c.bw*c.bs
 		ref, rstride := planes[ci], strides[ci]
-		for y := range c.ch * d.bs {
-			for x := range c.cw * d.bs {
+		scale := c.scale
+		for y := range c.ch * c.bs {
+			for x := range c.cw * c.bs {
 				got := int(ours[y*stride+x])
 				sum, clamped := 0, false
 				for j := range scale {

@@ -78,13 +78,13 @@ func (d *decoder) scan() error {
 	}
 	// Tables the scan uses must be defined.
 	needDC := !d.progressive || ss == 0 && ah == 0
-	needAC := !d.progressive || ss > 0 && d.scale != 8
+	needAC := !d.progressive || ss > 0 && sc[0].c.scale != 8
 	for i := range ns {
 		if needDC && !sc[i].dc.defined || needAC && !sc[i].ac.defined {
 			return formatError("undefined Huffman table")
 		}
 	}
-	if d.progressive && d.scale == 8 && ss > 0 {
+	if d.progressive && ss > 0 && sc[0].c.scale == 8 {
 		// At 1/8 only the DC coefficients matter: skip AC scans unread.
 		return d.skipScan()
 	}
@@ -117,7 +117,7 @@ func (d *decoder) scan() error {
 				bx, by := mx*hb+j%hb, my*vb+j/hb
 				var err error
 				switch {
-				case !d.progressive && d.scale == 8:
+				case !d.progressive && c.scale == 8:
 					var dc int32
 					dc, err = d.blockDC(s, &pred[i])
 					if err == nil {
@@ -328,9 +328,9 @@ func (d *decoder) reconstruct(c *component, blk *[64]int32, bx, by int) {
 			}
 		}
 	}
-	stride := c.bw * d.bs
-	dst := c.pix[by*d.bs*stride+bx*d.bs:]
-	switch d.scale {
+	stride := c.bw * c.bs
+	dst := c.pix[by*c.bs*stride+bx*c.bs:]
+	switch c.scale {
 	case 1:
 		idct8(blk, q, dst, stride)
 	case 2:
@@ -351,7 +351,7 @@ func (d *decoder) reconstructAll() {
 		for by := range c.bh {
 			for bx := range c.bw {
 				i := by*c.bw + bx
-				if d.scale == 8 {
+				if c.scale == 8 {
 					blk[0] = int32(c.coef[i])
 				} else {
 					for k, v := range c.coef[64*i : 64*i+64] {
@@ -385,7 +385,7 @@ func (d *decoder) progressiveDCFirst(c *component, s *scanComp, pred *int32, bx,
 		return err
 	}
 	i := by*c.bw + bx
-	if d.scale != 8 {
+	if c.scale != 8 {
 		i *= 64
 	}
 	c.coef[i] = v
@@ -399,7 +399,7 @@ func (d *decoder) progressiveDCRefine(c *component, bx, by, al int) error {
 		return err
 	}
 	i := by*c.bw + bx
-	if d.scale != 8 {
+	if c.scale != 8 {
 		i *= 64
 	}
 	if bit != 0 {
