@@ -341,6 +341,8 @@ func FuzzGenerate(f *testing.F) {
 		imagetest.Truncated(imagetest.JPEG(32, 24)), imagetest.Corrupt(imagetest.PNG(20, 10)),
 		imagetest.ProgressiveJPEG(40, 30, imagetest.LayoutYCbCr420, 6, false),
 		imagetest.ProgressiveJPEG(40, 30, imagetest.LayoutCMYK, 4, true),
+		imagetest.JPEG(140, 100), imagetest.ProgressivePhoto(70, 50), // shrunk on load to 16
+		imagetest.ProgressiveJPEG(150, 130, imagetest.LayoutYCbCr444, 3, false),
 		imagetest.ProgressiveJPEG(7000, 7000, imagetest.LayoutYCbCr444, 3, false),
 		imagetest.ProgressiveJPEG(16, 16, imagetest.LayoutGray, thumbnail.MaxJPEGScans+1, false),
 		imagetest.PNGInterlaced16(30, 20), imagetest.PNGInterlaced16(7000, 7000),

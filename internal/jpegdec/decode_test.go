@@ -148,6 +148,8 @@ func fixtures(t testing.TB) map[string][]byte {
 	out["imagetest 4:2:0 640x480"] = imagetest.JPEG(640, 480)
 	out["imagetest 4:2:0 33x17"] = imagetest.JPEG(33, 17)
 	out["imagetest quadrants"] = imagetest.JPEGWithOrientation(90, 70, 6)
+	out["imagetest progressive 4:2:0 640x480"] = imagetest.ProgressivePhoto(640, 480)
+	out["imagetest progressive 4:2:0 35x19"] = imagetest.ProgressivePhoto(35, 19)
 	var g bytes.Buffer
 	gray := image.NewGray(image.Rect(0, 0, 77, 51))
 	for i := range gray.Pix {
