@@ -335,9 +335,6 @@ func (d *decoder) sof(m byte, n int) error {
 		if y.h > 2 || y.v > 2 || cb.h != cr.h || cb.v != cr.v || y.h%cb.h != 0 || y.v%cb.v != 0 {
 			return fmt.Errorf("%w: sampling %dx%d,%dx%d,%dx%d", ErrUnsupported, y.h, y.v, cb.h, cb.v, cr.h, cr.v)
 		}
-		if d.isRGB() {
-			return fmt.Errorf("%w: RGB", ErrUnsupported)
-		}
 	}
 	d.frame = true
 	d.progressive = m == markerSOF2

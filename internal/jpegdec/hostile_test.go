@@ -3,6 +3,7 @@ package jpegdec
 import (
 	"bytes"
 	"encoding/binary"
+	"image"
 	"image/jpeg"
 	"os"
 	"runtime"
@@ -200,4 +201,29 @@ func FuzzDecode(f *testing.F) {
 		require.NoError(t, err)
 		_ = res
 	})
+}
+
+// TestDecodeRGBDecidedAtFirstScan: components named R, G, B make a
+// 3-component file RGB (unsupported here, image/jpeg's rule) unless a JFIF
+// APP0 says YCbCr, even when that segment comes after the frame header.
+func TestDecodeRGBDecidedAtFirstScan(t *testing.T) {
+	t.Parallel()
+	b := imagetest.JPEG(64, 48)
+	sof := bytes.Index(b, []byte{0xff, 0xc0})
+	sos := bytes.Index(b, []byte{0xff, 0xda})
+	rgb := bytes.Clone(b)
+	for i, id := range []byte("RGB") {
+		require.Equal(t, byte(i+1), rgb[sof+10+3*i])
+		rgb[sof+10+3*i] = id
+		require.Equal(t, byte(i+1), rgb[sos+5+2*i])
+		rgb[sos+5+2*i] = id
+	}
+	_, err := Decode(bytes.NewReader(rgb), Options{Scale: 2})
+	require.ErrorIs(t, err, ErrUnsupported)
+
+	app0 := append([]byte{0xff, 0xe0, 0, 16}, "JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"...)
+	late := append(append(bytes.Clone(rgb[:sos]), app0...), rgb[sos:]...)
+	m, err := Decode(bytes.NewReader(late), Options{Scale: 2})
+	require.NoError(t, err)
+	require.IsType(t, &image.YCbCr{}, m)
 }

@@ -3,6 +3,7 @@ package jpegdec
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 )
 
 // scanComp is a component of a scan with its tables.
@@ -74,6 +75,12 @@ func (d *decoder) scan() error {
 		}
 	}
 	if d.comps[0].pix == nil {
+		// At the first scan every APPn segment before it has been seen
+		// (a JFIF APP0 may follow the frame header), as image/jpeg sees
+		// them when it decides.
+		if len(d.comps) == 3 && d.isRGB() {
+			return fmt.Errorf("%w: RGB", ErrUnsupported)
+		}
 		d.allocate()
 	}
 	// Tables the scan uses must be defined.
