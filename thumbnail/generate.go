@@ -13,6 +13,8 @@ import (
 	"io"
 
 	"golang.org/x/image/webp"
+
+	"github.com/casa-go/casa/internal/jpegdec"
 )
 
 // Source formats. The decoders are called directly, never through the
@@ -110,7 +112,7 @@ func (c *config) generate(ctx context.Context, r io.Reader, size int, reserve re
 	ctx, cancel := context.WithTimeoutCause(ctx, c.timeout, fmt.Errorf("%w (%v)", ErrTimeout, c.timeout))
 	defer cancel()
 	src := &limitedReader{r: &deadlineReader{ctx: ctx, r: r}, n: c.maxSourceBytes}
-	m, orient, release, err := c.decode(ctx, src, size, reserve)
+	m, orient, target, release, err := c.decode(ctx, src, size, reserve)
 	if release != nil {
 		defer release()
 	}
@@ -126,7 +128,7 @@ func (c *config) generate(ctx context.Context, r io.Reader, size int, reserve re
 	if ctx.Err() != nil { // the decoder finished its work after the deadline
 		return nil, fmt.Errorf("thumbnail: decode: %w", context.Cause(ctx))
 	}
-	return c.render(m, orient, size)
+	return c.render(m, orient, target.X, target.Y)
 }
 
 // header is what decode learns before decoding the pixels.
@@ -135,6 +137,7 @@ type header struct {
 	cfg    image.Config
 	need   int64 // estimated bytes to decode and render
 	jpeg   jpegFrame
+	scale  int    // a JPEG's reduction (jpegScale), decoded by jpegdec when > 1
 	raw    []byte // the bytes read so far, replayed to the decoder
 }
 
@@ -184,11 +187,17 @@ func (c *config) readHeader(src io.Reader, size int) (header, error) {
 		return hd, fmt.Errorf("%w: %dx%d pixels (%s), limit %d", ErrTooLarge, cfg.Width, cfg.Height, weightNote(cfg.ColorModel), c.maxPixels)
 	}
 	hd.raw = rec.stop()
+	hd.scale = 1
+	if hd.format == formatJPEG {
+		hd.scale = jpegScale(hd.jpeg, size)
+	}
 	dec, ycbcr, err := decodeBytes(hd)
 	if err != nil {
 		return hd, fmt.Errorf("%w: %s header: %v", ErrCorrupt, hd.format, err)
 	}
-	hd.need = dec + renderBytes(cfg.Width, cfg.Height, size, ycbcr) + overheadBytes
+	tw, th := fit(cfg.Width, cfg.Height, size)
+	dw, dh := (cfg.Width+hd.scale-1)/hd.scale, (cfg.Height+hd.scale-1)/hd.scale
+	hd.need = dec + renderBytes(dw, dh, tw, th, ycbcr) + overheadBytes
 	if hd.need > c.maxMemory {
 		return hd, fmt.Errorf("%w: %dx%d %s needs about %d MiB to decode, limit %d MiB",
 			ErrTooLarge, cfg.Width, cfg.Height, describe(hd), hd.need>>20, c.maxMemory>>20)
@@ -202,6 +211,10 @@ func decodeBytes(hd header) (int64, bool, error) {
 	w, h := int64(hd.cfg.Width), int64(hd.cfg.Height)
 	switch hd.format {
 	case formatJPEG:
+		if hd.scale > 1 {
+			n, ycbcr := jpegdecBytes(hd.jpeg, hd.scale)
+			return n, ycbcr, nil
+		}
 		n, ycbcr := jpegDecodeBytes(hd.jpeg)
 		return n, ycbcr, nil
 	case formatPNG:
@@ -235,16 +248,18 @@ func describe(hd header) string {
 }
 
 // decode reads the header, reserves the memory the generation needs
-// (when reserve is not nil), then decodes the pixels. The caller calls
-// release, when not nil, once it is done with the image.
-func (c *config) decode(ctx context.Context, src io.Reader, size int, reserve reserveFunc) (m image.Image, orient int, release func(), err error) {
+// (when reserve is not nil), then decodes the pixels; target is the size
+// of the thumbnail. The caller calls release, when not nil, once it is
+// done with the image.
+func (c *config) decode(ctx context.Context, src io.Reader, size int, reserve reserveFunc) (m image.Image, orient int, target image.Point, release func(), err error) {
 	hd, err := c.readHeader(src, size)
 	if err != nil {
-		return nil, 0, nil, err
+		return nil, 0, target, nil, err
 	}
+	target.X, target.Y = fit(hd.cfg.Width, hd.cfg.Height, size)
 	if reserve != nil {
 		if release, err = reserve(ctx, hd.need); err != nil {
-			return nil, 0, nil, err
+			return nil, 0, target, nil, err
 		}
 	}
 	orient = 1
@@ -252,6 +267,12 @@ func (c *config) decode(ctx context.Context, src io.Reader, size int, reserve re
 		orient = jpegOrientation(hd.raw)
 	}
 	dec := decode
+	if hd.scale > 1 {
+		// Shrink on load: a 1/2, 1/4 or 1/8 decode (jpegScale).
+		dec = func(_ string, r io.Reader) (image.Image, error) {
+			return jpegdec.Decode(r, jpegdec.Options{Scale: hd.scale, MaxPixels: c.maxPixels})
+		}
+	}
 	if c.decoder != nil {
 		dec = c.decoder
 	}
@@ -263,20 +284,25 @@ func (c *config) decode(ctx context.Context, src io.Reader, size int, reserve re
 	}
 	m, err = safely(func() (image.Image, error) { return dec(hd.format, body) })
 	if scans != nil && scans.over {
-		return nil, 0, release, fmt.Errorf("%w: jpeg with more than %d scans", ErrTooLarge, MaxJPEGScans)
+		return nil, 0, target, release, fmt.Errorf("%w: jpeg with more than %d scans", ErrTooLarge, MaxJPEGScans)
 	}
 	if err != nil && ctx.Err() != nil {
 		// Stopped by the deadline or a cancellation: not the data's fault.
-		return nil, 0, release, fmt.Errorf("thumbnail: decode: %w", context.Cause(ctx))
+		return nil, 0, target, release, fmt.Errorf("thumbnail: decode: %w", context.Cause(ctx))
+	}
+	if errors.Is(err, jpegdec.ErrUnsupported) {
+		// The header promised what jpegdec decodes; a later segment
+		// (a second frame type, DNL) did not keep the promise.
+		return nil, 0, target, release, fmt.Errorf("%w: %s: %v", ErrUnsupported, hd.format, err)
 	}
 	if err != nil {
-		return nil, 0, release, fmt.Errorf("%w: %s: %v", ErrCorrupt, hd.format, err)
+		return nil, 0, target, release, fmt.Errorf("%w: %s: %v", ErrCorrupt, hd.format, err)
 	}
 	b := m.Bounds()
 	if b.Empty() || int64(b.Dx())*int64(b.Dy()) > c.maxPixels {
-		return nil, 0, release, fmt.Errorf("%w: %s: decoded bounds %v", ErrCorrupt, hd.format, b)
+		return nil, 0, target, release, fmt.Errorf("%w: %s: decoded bounds %v", ErrCorrupt, hd.format, b)
 	}
-	return m, orient, release, nil
+	return m, orient, target, release, nil
 }
 
 // safely runs a decoder and turns a panic into an error.

@@ -176,6 +176,31 @@ func withSOF(t *testing.T, b []byte, w, h uint16) []byte {
 	return c
 }
 
+// badHuffman returns a copy of the JPEG b whose first Huffman table has
+// three 1-bit codes (only two exist), with the total count unchanged.
+func badHuffman(t *testing.T, b []byte) []byte {
+	t.Helper()
+	c := bytes.Clone(b)
+	i := bytes.Index(c, []byte{0xff, 0xc4})
+	require.Positive(t, i)
+	counts := c[i+5 : i+21]
+	require.GreaterOrEqual(t, counts[2], byte(3))
+	counts[0] += 3
+	counts[2] -= 3
+	return c
+}
+
+// withPrecision returns a copy of the baseline JPEG b whose frame header
+// claims bits-bit samples.
+func withPrecision(t *testing.T, b []byte, bits byte) []byte {
+	t.Helper()
+	c := bytes.Clone(b)
+	i := bytes.Index(c, []byte{0xff, 0xc0})
+	require.Positive(t, i)
+	c[i+4] = bits
+	return c
+}
+
 type failingReader struct {
 	data []byte
 	err  error
@@ -199,48 +224,66 @@ func TestGenerateHostileInputs(t *testing.T) {
 		src  io.Reader
 		opts []thumbnail.GenerateOption
 		want error
+		size int // 32 when 0
 	}{
-		{"empty", bytes.NewReader(nil), nil, thumbnail.ErrUnsupported},
-		{"text", bytes.NewReader([]byte("hello, world")), nil, thumbnail.ErrUnsupported},
-		{"pdf", bytes.NewReader(imagetest.PDF()), nil, thumbnail.ErrUnsupported},
-		{"tiff", bytes.NewReader([]byte("II*\x00\x08\x00\x00\x00\x00\x00")), nil, thumbnail.ErrUnsupported},
-		{"bmp", bytes.NewReader([]byte("BM\x3e\x00\x00\x00\x00\x00\x00\x00\x3e\x00\x00\x00")), nil, thumbnail.ErrUnsupported},
-		{"svg", bytes.NewReader([]byte(`<svg xmlns="http://www.w3.org/2000/svg"/>`)), nil, thumbnail.ErrUnsupported},
-		{"riff not webp", bytes.NewReader([]byte("RIFF\x10\x00\x00\x00WAVEfmt ")), nil, thumbnail.ErrUnsupported},
-		{"png bomb 100000x100000", bytes.NewReader(imagetest.PNGBomb(100000, 100000)), nil, thumbnail.ErrTooLarge},
-		{"png bomb under a lower limit", bytes.NewReader(imagetest.PNGBomb(2000, 2000)), []thumbnail.GenerateOption{thumbnail.WithMaxPixels(1_000_000)}, thumbnail.ErrTooLarge},
-		{"png bomb within limit", bytes.NewReader(imagetest.PNGBomb(500, 500)), nil, thumbnail.ErrCorrupt},
-		{"jpeg claiming 65535x65535", bytes.NewReader(withSOF(t, jpg, 65535, 65535)), nil, thumbnail.ErrTooLarge},
-		{"jpeg claiming 0 wide", bytes.NewReader(withSOF(t, jpg, 0, 48)), nil, thumbnail.ErrCorrupt},
-		{"webp bomb", bytes.NewReader(imagetest.WebP(16384, 16384, imagetest.Red)), nil, thumbnail.ErrTooLarge},
-		{"jpeg over byte limit", bytes.NewReader(jpg), []thumbnail.GenerateOption{thumbnail.WithMaxSourceBytes(int64(len(jpg)) / 2)}, thumbnail.ErrTooLarge},
-		{"jpeg header over byte limit", bytes.NewReader(jpg), []thumbnail.GenerateOption{thumbnail.WithMaxSourceBytes(10)}, thumbnail.ErrTooLarge},
-		{"truncated jpeg", bytes.NewReader(imagetest.Truncated(jpg)), nil, thumbnail.ErrCorrupt},
-		{"corrupt jpeg", bytes.NewReader(imagetest.Corrupt(jpg)), nil, thumbnail.ErrCorrupt},
-		{"jpeg soi only", bytes.NewReader([]byte{0xff, 0xd8, 0xff}), nil, thumbnail.ErrCorrupt},
-		{"truncated png", bytes.NewReader(imagetest.Truncated(png)), nil, thumbnail.ErrCorrupt},
-		{"corrupt png", bytes.NewReader(imagetest.Corrupt(png)), nil, thumbnail.ErrCorrupt},
-		{"png signature only", bytes.NewReader([]byte("\x89PNG\r\n\x1a\n")), nil, thumbnail.ErrCorrupt},
-		{"truncated gif", bytes.NewReader(imagetest.Truncated(gif)), nil, thumbnail.ErrCorrupt},
-		{"truncated webp", bytes.NewReader(imagetest.Truncated(imagetest.WebP(30, 30, imagetest.Red))), nil, thumbnail.ErrCorrupt},
-		{"progressive cmyk 7000x7000", bytes.NewReader(imagetest.ProgressiveJPEG(7000, 7000, imagetest.LayoutCMYK, 4, false)), nil, thumbnail.ErrTooLarge},
-		{"truncated progressive cmyk 7000x7000", bytes.NewReader(imagetest.ProgressiveJPEG(7000, 7000, imagetest.LayoutCMYK, 4, true)), nil, thumbnail.ErrTooLarge},
-		{"progressive ycbcr 4:4:4 7000x7000", bytes.NewReader(imagetest.ProgressiveJPEG(7000, 7000, imagetest.LayoutYCbCr444, 3, false)), nil, thumbnail.ErrTooLarge},
-		{"progressive under a memory limit", bytes.NewReader(imagetest.ProgressiveJPEG(1000, 1000, imagetest.LayoutGray, 1, false)), []thumbnail.GenerateOption{thumbnail.WithMaxMemory(4 << 20)}, thumbnail.ErrTooLarge},
-		{"progressive with 2000 scans", bytes.NewReader(imagetest.ProgressiveJPEG(500, 500, imagetest.LayoutGray, 2000, false)), nil, thumbnail.ErrTooLarge},
-		{"truncated progressive", bytes.NewReader(imagetest.ProgressiveJPEG(500, 500, imagetest.LayoutYCbCr420, 3, true)), nil, thumbnail.ErrCorrupt},
-		{"jpeg lossless frame (SOF3)", bytes.NewReader(bytes.Replace(imagetest.ProgressiveJPEG(64, 48, imagetest.LayoutGray, 1, false), []byte{0xff, 0xc2}, []byte{0xff, 0xc3}, 1)), nil, thumbnail.ErrUnsupported},
-		{"jpeg scan before frame", bytes.NewReader([]byte{0xff, 0xd8, 0xff, 0xda, 0x00, 0x08, 1, 1, 0, 0, 63, 0}), nil, thumbnail.ErrCorrupt},
-		{"png 16-bit interlaced 7000x7000", bytes.NewReader(imagetest.PNGInterlaced16(7000, 7000)), nil, thumbnail.ErrTooLarge},
-		{"png 16-bit interlaced, truncated data", bytes.NewReader(imagetest.PNGInterlaced16(300, 300)), nil, thumbnail.ErrCorrupt},
-		{"webp lossless 7000x7000 under a memory limit", bytes.NewReader(imagetest.WebP(7000, 7000, imagetest.Red)), []thumbnail.GenerateOption{thumbnail.WithMaxMemory(64 << 20)}, thumbnail.ErrTooLarge},
-		{"read error in header", &failingReader{data: jpg[:4], err: errRead}, nil, errRead},
-		{"read error in data", &failingReader{data: jpg[:len(jpg)/2], err: errRead}, nil, errRead},
+		{"empty", bytes.NewReader(nil), nil, thumbnail.ErrUnsupported, 0},
+		{"text", bytes.NewReader([]byte("hello, world")), nil, thumbnail.ErrUnsupported, 0},
+		{"pdf", bytes.NewReader(imagetest.PDF()), nil, thumbnail.ErrUnsupported, 0},
+		{"tiff", bytes.NewReader([]byte("II*\x00\x08\x00\x00\x00\x00\x00")), nil, thumbnail.ErrUnsupported, 0},
+		{"bmp", bytes.NewReader([]byte("BM\x3e\x00\x00\x00\x00\x00\x00\x00\x3e\x00\x00\x00")), nil, thumbnail.ErrUnsupported, 0},
+		{"svg", bytes.NewReader([]byte(`<svg xmlns="http://www.w3.org/2000/svg"/>`)), nil, thumbnail.ErrUnsupported, 0},
+		{"riff not webp", bytes.NewReader([]byte("RIFF\x10\x00\x00\x00WAVEfmt ")), nil, thumbnail.ErrUnsupported, 0},
+		{"png bomb 100000x100000", bytes.NewReader(imagetest.PNGBomb(100000, 100000)), nil, thumbnail.ErrTooLarge, 0},
+		{"png bomb under a lower limit", bytes.NewReader(imagetest.PNGBomb(2000, 2000)), []thumbnail.GenerateOption{thumbnail.WithMaxPixels(1_000_000)}, thumbnail.ErrTooLarge, 0},
+		{"png bomb within limit", bytes.NewReader(imagetest.PNGBomb(500, 500)), nil, thumbnail.ErrCorrupt, 0},
+		{"jpeg claiming 65535x65535", bytes.NewReader(withSOF(t, jpg, 65535, 65535)), nil, thumbnail.ErrTooLarge, 0},
+		{"jpeg claiming 0 wide", bytes.NewReader(withSOF(t, jpg, 0, 48)), nil, thumbnail.ErrCorrupt, 0},
+		{"webp bomb", bytes.NewReader(imagetest.WebP(16384, 16384, imagetest.Red)), nil, thumbnail.ErrTooLarge, 0},
+		{"jpeg over byte limit", bytes.NewReader(jpg), []thumbnail.GenerateOption{thumbnail.WithMaxSourceBytes(int64(len(jpg)) / 2)}, thumbnail.ErrTooLarge, 0},
+		{"jpeg header over byte limit", bytes.NewReader(jpg), []thumbnail.GenerateOption{thumbnail.WithMaxSourceBytes(10)}, thumbnail.ErrTooLarge, 0},
+		{"truncated jpeg", bytes.NewReader(imagetest.Truncated(jpg)), nil, thumbnail.ErrCorrupt, 0},
+		{"corrupt jpeg", bytes.NewReader(imagetest.Corrupt(jpg)), nil, thumbnail.ErrCorrupt, 0},
+		{"jpeg soi only", bytes.NewReader([]byte{0xff, 0xd8, 0xff}), nil, thumbnail.ErrCorrupt, 0},
+		{"truncated png", bytes.NewReader(imagetest.Truncated(png)), nil, thumbnail.ErrCorrupt, 0},
+		{"corrupt png", bytes.NewReader(imagetest.Corrupt(png)), nil, thumbnail.ErrCorrupt, 0},
+		{"png signature only", bytes.NewReader([]byte("\x89PNG\r\n\x1a\n")), nil, thumbnail.ErrCorrupt, 0},
+		{"truncated gif", bytes.NewReader(imagetest.Truncated(gif)), nil, thumbnail.ErrCorrupt, 0},
+		{"truncated webp", bytes.NewReader(imagetest.Truncated(imagetest.WebP(30, 30, imagetest.Red))), nil, thumbnail.ErrCorrupt, 0},
+		{"progressive cmyk 7000x7000", bytes.NewReader(imagetest.ProgressiveJPEG(7000, 7000, imagetest.LayoutCMYK, 4, false)), nil, thumbnail.ErrTooLarge, 0},
+		{"truncated progressive cmyk 7000x7000", bytes.NewReader(imagetest.ProgressiveJPEG(7000, 7000, imagetest.LayoutCMYK, 4, true)), nil, thumbnail.ErrTooLarge, 0},
+		// At full size (a thumbnail over half the image decodes at 1/1 by image/jpeg).
+		{"progressive ycbcr 4:4:4 7000x7000", bytes.NewReader(imagetest.ProgressiveJPEG(7000, 7000, imagetest.LayoutYCbCr444, 3, false)), nil, thumbnail.ErrTooLarge, 4000},
+		{"progressive under a memory limit", bytes.NewReader(imagetest.ProgressiveJPEG(1000, 1000, imagetest.LayoutGray, 1, false)), []thumbnail.GenerateOption{thumbnail.WithMaxMemory(4 << 20)}, thumbnail.ErrTooLarge, 600},
+		// Shrunk on load by jpegdec (internal/jpegdec has its own table).
+		{"progressive ycbcr 4:4:4 7000x7000 at 1/2", bytes.NewReader(imagetest.ProgressiveJPEG(7000, 7000, imagetest.LayoutYCbCr444, 3, false)), nil, thumbnail.ErrTooLarge, 3000},
+		{"progressive 4:2:0 at 1/4 under a memory limit", bytes.NewReader(imagetest.ProgressiveJPEG(2000, 2000, imagetest.LayoutYCbCr420, 3, false)), []thumbnail.GenerateOption{thumbnail.WithMaxMemory(8 << 20)}, thumbnail.ErrTooLarge, 500},
+		{"truncated progressive at 1/8", bytes.NewReader(imagetest.ProgressiveJPEG(800, 800, imagetest.LayoutYCbCr444, 3, true)), nil, thumbnail.ErrCorrupt, 100},
+		{"truncated progressive at 1/2", bytes.NewReader(imagetest.ProgressiveJPEG(800, 800, imagetest.LayoutYCbCr420, 3, true)), nil, thumbnail.ErrCorrupt, 400},
+		{"progressive with 2000 scans at 1/8", bytes.NewReader(imagetest.ProgressiveJPEG(800, 800, imagetest.LayoutGray, 2000, false)), nil, thumbnail.ErrTooLarge, 100},
+		{"truncated baseline at 1/8", bytes.NewReader(imagetest.Truncated(imagetest.JPEG(640, 480))), nil, thumbnail.ErrCorrupt, 80},
+		{"truncated baseline at 1/4", bytes.NewReader(imagetest.Truncated(imagetest.JPEG(640, 480))), nil, thumbnail.ErrCorrupt, 160},
+		{"corrupt baseline at 1/2", bytes.NewReader(imagetest.Corrupt(imagetest.JPEG(640, 480))), nil, thumbnail.ErrCorrupt, 320},
+		{"baseline with a bad Huffman table at 1/8", bytes.NewReader(badHuffman(t, imagetest.JPEG(640, 480))), nil, thumbnail.ErrCorrupt, 80},
+		{"baseline claiming 65535x65535 at 1/8", bytes.NewReader(withSOF(t, imagetest.JPEG(640, 480), 65535, 65535)), nil, thumbnail.ErrTooLarge, 80},
+		{"baseline 12-bit", bytes.NewReader(withPrecision(t, imagetest.JPEG(64, 48), 12)), nil, thumbnail.ErrUnsupported, 8},
+		{"progressive with 2000 scans", bytes.NewReader(imagetest.ProgressiveJPEG(500, 500, imagetest.LayoutGray, 2000, false)), nil, thumbnail.ErrTooLarge, 0},
+		{"truncated progressive", bytes.NewReader(imagetest.ProgressiveJPEG(500, 500, imagetest.LayoutYCbCr420, 3, true)), nil, thumbnail.ErrCorrupt, 0},
+		{"jpeg lossless frame (SOF3)", bytes.NewReader(bytes.Replace(imagetest.ProgressiveJPEG(64, 48, imagetest.LayoutGray, 1, false), []byte{0xff, 0xc2}, []byte{0xff, 0xc3}, 1)), nil, thumbnail.ErrUnsupported, 0},
+		{"jpeg scan before frame", bytes.NewReader([]byte{0xff, 0xd8, 0xff, 0xda, 0x00, 0x08, 1, 1, 0, 0, 63, 0}), nil, thumbnail.ErrCorrupt, 0},
+		{"png 16-bit interlaced 7000x7000", bytes.NewReader(imagetest.PNGInterlaced16(7000, 7000)), nil, thumbnail.ErrTooLarge, 0},
+		{"png 16-bit interlaced, truncated data", bytes.NewReader(imagetest.PNGInterlaced16(300, 300)), nil, thumbnail.ErrCorrupt, 0},
+		{"webp lossless 7000x7000 under a memory limit", bytes.NewReader(imagetest.WebP(7000, 7000, imagetest.Red)), []thumbnail.GenerateOption{thumbnail.WithMaxMemory(64 << 20)}, thumbnail.ErrTooLarge, 0},
+		{"read error in header", &failingReader{data: jpg[:4], err: errRead}, nil, errRead, 0},
+		{"read error in data", &failingReader{data: jpg[:len(jpg)/2], err: errRead}, nil, errRead, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			out, err := thumbnail.Generate(tt.src, 32, tt.opts...)
+			size := tt.size
+			if size == 0 {
+				size = 32
+			}
+			out, err := thumbnail.Generate(tt.src, size, tt.opts...)
 			require.ErrorIs(t, err, tt.want)
 			require.Nil(t, out)
 			for _, other := range []error{thumbnail.ErrUnsupported, thumbnail.ErrTooLarge, thumbnail.ErrCorrupt, errRead} {
@@ -298,6 +341,8 @@ func FuzzGenerate(f *testing.F) {
 		imagetest.Truncated(imagetest.JPEG(32, 24)), imagetest.Corrupt(imagetest.PNG(20, 10)),
 		imagetest.ProgressiveJPEG(40, 30, imagetest.LayoutYCbCr420, 6, false),
 		imagetest.ProgressiveJPEG(40, 30, imagetest.LayoutCMYK, 4, true),
+		imagetest.JPEG(140, 100), imagetest.ProgressivePhoto(70, 50), // shrunk on load to 16
+		imagetest.ProgressiveJPEG(150, 130, imagetest.LayoutYCbCr444, 3, false),
 		imagetest.ProgressiveJPEG(7000, 7000, imagetest.LayoutYCbCr444, 3, false),
 		imagetest.ProgressiveJPEG(16, 16, imagetest.LayoutGray, thumbnail.MaxJPEGScans+1, false),
 		imagetest.PNGInterlaced16(30, 20), imagetest.PNGInterlaced16(7000, 7000),

@@ -44,13 +44,24 @@ func TestProgressiveBombsRefusedBeforeAllocating(t *testing.T) {
 	for name, b := range bombs {
 		require.Less(t, len(b), 1000, name)
 		var err error
-		n := allocated(func() { _, err = thumbnail.Generate(bytes.NewReader(b), 150) })
+		// 4000 px: over half the image, so no shrink-on-load.
+		n := allocated(func() { _, err = thumbnail.Generate(bytes.NewReader(b), 4000) })
 		require.ErrorIs(t, err, thumbnail.ErrTooLarge, name)
 		require.Less(t, n, uint64(1<<20), "%s: allocated %d bytes while refusing", name, n)
 	}
+	// A 150 px thumbnail of the 4:4:4 one decodes at 1/8, keeping only the
+	// DC coefficients (2 bytes a block): it is made, in bounded memory.
+	b := bombs["ycbcr 4:4:4"]
+	need, err := thumbnail.Estimate(bytes.NewReader(b), 150)
+	require.NoError(t, err)
+	require.Less(t, need, int64(32<<20))
+	runtime.GC()
+	n := allocated(func() { _, err = thumbnail.Generate(bytes.NewReader(b), 150) })
+	require.NoError(t, err)
+	require.LessOrEqual(t, n, uint64(need), "allocated more than the estimate")
 	// The memory check refuses the 16-bit PNG even with the pixel limit
 	// raised out of the way.
-	_, err := thumbnail.Generate(bytes.NewReader(imagetest.PNGInterlaced16(7000, 7000)), 150, thumbnail.WithMaxPixels(1<<40))
+	_, err = thumbnail.Generate(bytes.NewReader(imagetest.PNGInterlaced16(7000, 7000)), 150, thumbnail.WithMaxPixels(1<<40))
 	require.ErrorIs(t, err, thumbnail.ErrTooLarge)
 	require.ErrorContains(t, err, "needs about")
 }
@@ -85,24 +96,39 @@ func TestMemoryEstimateCoversAllocation(t *testing.T) {
 	tests := []struct {
 		name string
 		src  []byte
+		size int // 150 when 0
 	}{
-		{"baseline jpeg 4:2:0", imagetest.JPEG(1600, 1200)},
-		{"progressive gray", imagetest.ProgressiveJPEG(1600, 1200, imagetest.LayoutGray, 6, false)},
-		{"progressive 4:2:0", imagetest.ProgressiveJPEG(1600, 1200, imagetest.LayoutYCbCr420, 10, false)},
-		{"progressive 4:4:4", imagetest.ProgressiveJPEG(1600, 1200, imagetest.LayoutYCbCr444, 10, false)},
-		{"progressive cmyk", imagetest.ProgressiveJPEG(1600, 1200, imagetest.LayoutCMYK, 8, false)},
-		{"truncated progressive cmyk", imagetest.ProgressiveJPEG(1600, 1200, imagetest.LayoutCMYK, 4, true)},
-		{"png rgba", imagetest.PNG(1600, 1200)},
-		{"png 16-bit", enc(image.NewNRGBA64(image.Rect(0, 0, 1200, 900)))},
-		{"png 16-bit interlaced", imagetest.PNGInterlaced16(1200, 900)},
-		{"gif", gifBuf.Bytes()},
-		{"webp lossless", imagetest.WebP(1600, 1200, imagetest.Red)},
+		// At 150 px, 1600x1200 JPEGs are shrunk on load by jpegdec (1/8);
+		// at 1000 they are decoded in full by image/jpeg; 500 is 1/2, 250 1/4.
+		{"baseline jpeg 4:2:0", imagetest.JPEG(1600, 1200), 0},
+		{"baseline jpeg 4:2:0 at 1/2", imagetest.JPEG(1600, 1200), 500},
+		{"baseline jpeg 4:2:0 at 1/4", imagetest.JPEG(1600, 1200), 250},
+		{"baseline jpeg 4:2:0 at 1/1", imagetest.JPEG(1600, 1200), 1000},
+		{"progressive gray", imagetest.ProgressiveJPEG(1600, 1200, imagetest.LayoutGray, 6, false), 0},
+		{"progressive gray at 1/2", imagetest.ProgressiveJPEG(1600, 1200, imagetest.LayoutGray, 6, false), 500},
+		{"progressive 4:2:0", imagetest.ProgressiveJPEG(1600, 1200, imagetest.LayoutYCbCr420, 10, false), 0},
+		{"progressive 4:2:0 at 1/4", imagetest.ProgressiveJPEG(1600, 1200, imagetest.LayoutYCbCr420, 10, false), 250},
+		{"progressive 4:2:0 at 1/1", imagetest.ProgressiveJPEG(1600, 1200, imagetest.LayoutYCbCr420, 10, false), 1000},
+		{"progressive 4:4:4", imagetest.ProgressiveJPEG(1600, 1200, imagetest.LayoutYCbCr444, 10, false), 0},
+		{"progressive 4:4:4 at 1/2", imagetest.ProgressiveJPEG(1600, 1200, imagetest.LayoutYCbCr444, 10, false), 500},
+		{"progressive 4:4:4 at 1/1", imagetest.ProgressiveJPEG(1600, 1200, imagetest.LayoutYCbCr444, 10, false), 1000},
+		{"progressive cmyk", imagetest.ProgressiveJPEG(1600, 1200, imagetest.LayoutCMYK, 8, false), 0},
+		{"truncated progressive cmyk", imagetest.ProgressiveJPEG(1600, 1200, imagetest.LayoutCMYK, 4, true), 0},
+		{"png rgba", imagetest.PNG(1600, 1200), 0},
+		{"png 16-bit", enc(image.NewNRGBA64(image.Rect(0, 0, 1200, 900))), 0},
+		{"png 16-bit interlaced", imagetest.PNGInterlaced16(1200, 900), 0},
+		{"gif", gifBuf.Bytes(), 0},
+		{"webp lossless", imagetest.WebP(1600, 1200, imagetest.Red), 0},
 	}
 	for _, tt := range tests {
-		need, err := thumbnail.Estimate(bytes.NewReader(tt.src), 150)
+		size := tt.size
+		if size == 0 {
+			size = 150
+		}
+		need, err := thumbnail.Estimate(bytes.NewReader(tt.src), size)
 		require.NoError(t, err, tt.name)
 		runtime.GC()
-		n := allocated(func() { _, _ = thumbnail.Generate(bytes.NewReader(tt.src), 150) })
+		n := allocated(func() { _, _ = thumbnail.Generate(bytes.NewReader(tt.src), size) })
 		t.Logf("%-28s estimate %7.1f MiB, allocated %7.1f MiB", tt.name, float64(need)/(1<<20), float64(n)/(1<<20))
 		require.GreaterOrEqual(t, need, int64(n), "%s: estimate below the allocation", tt.name)
 		require.Less(t, need, 3*int64(n)+4<<20, "%s: estimate far above the allocation", tt.name)
@@ -149,19 +175,22 @@ func TestGenerateDeadline(t *testing.T) {
 	t.Parallel()
 	// 90 scans (under the limit) of 250,000 blocks each: seconds of work
 	// in a few KB.
+	// At 2500 px image/jpeg decodes it; at 1500 jpegdec, at 1/2.
 	slow := imagetest.ProgressiveJPEG(4000, 4000, imagetest.LayoutGray, 90, false)
-	start := time.Now()
-	_, err := thumbnail.Generate(bytes.NewReader(slow), 100, thumbnail.WithTimeout(50*time.Millisecond))
-	took := time.Since(start)
-	require.ErrorIs(t, err, thumbnail.ErrTimeout)
-	require.NotErrorIs(t, err, thumbnail.ErrCorrupt)
-	require.NotErrorIs(t, err, thumbnail.ErrTooLarge)
-	t.Logf("stopped after %v", took)
+	for _, size := range []int{2500, 1500} {
+		start := time.Now()
+		_, err := thumbnail.Generate(bytes.NewReader(slow), size, thumbnail.WithTimeout(20*time.Millisecond))
+		took := time.Since(start)
+		require.ErrorIs(t, err, thumbnail.ErrTimeout, "size %d", size)
+		require.NotErrorIs(t, err, thumbnail.ErrCorrupt)
+		require.NotErrorIs(t, err, thumbnail.ErrTooLarge)
+		t.Logf("size %d: stopped after %v", size, took)
+	}
 
 	// A cancelled context is the caller's cause, not a timeout.
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err = thumbnail.GenerateContext(ctx, bytes.NewReader(imagetest.JPEG(64, 48)), 32)
+	_, err := thumbnail.GenerateContext(ctx, bytes.NewReader(imagetest.JPEG(64, 48)), 32)
 	require.ErrorIs(t, err, context.Canceled)
 	require.NotErrorIs(t, err, thumbnail.ErrTimeout)
 	require.NotErrorIs(t, err, thumbnail.ErrCorrupt)

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/casa-go/casa/internal/jpegdec"
 )
 
 // The memory a generation needs is estimated from the image header,
@@ -31,6 +33,7 @@ type jpegComponent struct {
 // jpegFrame is what readJPEGHeader learns before the first scan.
 type jpegFrame struct {
 	marker        byte // SOFn
+	precision     byte // bits a sample
 	width, height int
 	comps         []jpegComponent
 	jfif          bool
@@ -124,6 +127,10 @@ func (f *jpegFrame) parseSOF(marker byte, seg []byte) error {
 		return errors.New("bad SOF length")
 	}
 	f.marker = marker
+	if f.precision = seg[0]; f.precision != 8 {
+		// image/jpeg decodes only 8-bit samples.
+		return fmt.Errorf("%w: %d-bit JPEG", ErrUnsupported, f.precision)
+	}
 	f.height = int(binary.BigEndian.Uint16(seg[1:]))
 	f.width = int(binary.BigEndian.Uint16(seg[3:]))
 	n := int(seg[5])
@@ -251,10 +258,9 @@ func webpDecodeBytes(chunk []byte, w, h int64) int64 {
 }
 
 // renderBytes is what render allocates to turn a decoded w x h image
-// into a thumbnail of size; ycbcr says whether the image is an
+// into a tw x th thumbnail; ycbcr says whether the image is an
 // *image.YCbCr (pre-shrunk on its planes with no intermediate).
-func renderBytes(w, h, size int, ycbcr bool) int64 {
-	tw, th := fit(w, h, size)
+func renderBytes(w, h, tw, th int, ycbcr bool) int64 {
 	sw, sh := int64(w), int64(h) // the image the final filter reads
 	var n int64
 	if f := shrinkFactor(w, h, tw, th); f >= 2 {
@@ -269,4 +275,58 @@ func renderBytes(w, h, size int, ycbcr bool) int64 {
 	}
 	n += 3 * 4 * int64(tw) * int64(th) // result, orientation copy, JPEG buffer
 	return n
+}
+
+// shrinkable says whether jpegdec decodes the frame f: baseline or
+// progressive, gray or YCbCr (not RGB) with chroma at 1/1 or 1/2 of luma
+// in each direction. The rest (CMYK, YCCK, Adobe RGB, SOF1, 4:1:1) goes
+// to image/jpeg at full size.
+func shrinkable(f jpegFrame) bool {
+	if f.marker != 0xc0 && f.marker != 0xc2 {
+		return false
+	}
+	switch len(f.comps) {
+	case 1:
+		return true
+	case 3:
+		y, cb, cr := f.comps[0], f.comps[1], f.comps[2]
+		return !f.isRGB() && y.h <= 2 && y.v <= 2 && cb.h == cr.h && cb.v == cr.v &&
+			y.h%cb.h == 0 && y.v%cb.v == 0
+	}
+	return false
+}
+
+// jpegScale is the reduction to decode f at for a size x size thumbnail:
+// the largest of 8, 4 and 2 that leaves the decoded image at least the
+// thumbnail's size in both directions, or 1 (a full decode by image/jpeg)
+// when none does or jpegdec cannot decode f. EXIF orientation needs no
+// special case: the thumbnail's bound is square, so a transposed image
+// gets the transposed target (fit is symmetric) and the same scale.
+func jpegScale(f jpegFrame, size int) int {
+	if !shrinkable(f) {
+		return 1
+	}
+	tw, th := fit(f.width, f.height, size)
+	for _, s := range []int{8, 4, 2} {
+		if (f.width+s-1)/s >= tw && (f.height+s-1)/s >= th {
+			return s
+		}
+	}
+	return 1
+}
+
+// jpegdecFrame is f as jpegdec describes it.
+func jpegdecFrame(f jpegFrame) jpegdec.Frame {
+	df := jpegdec.Frame{Progressive: f.marker == 0xc2, Width: f.width, Height: f.height, Components: len(f.comps)}
+	for i, c := range f.comps {
+		df.H[i], df.V[i] = c.h, c.v
+	}
+	return df
+}
+
+// jpegdecBytes is what jpegdec allocates to decode f at scale (its
+// planes, a progressive frame's coefficients, its tables and read
+// buffer), and whether the result is an *image.YCbCr.
+func jpegdecBytes(f jpegFrame, scale int) (int64, bool) {
+	return jpegdecFrame(f).Bytes(scale), len(f.comps) == 3
 }

@@ -35,14 +35,15 @@ func shrinkFactor(w, h, tw, th int) int {
 	return min(w/(2*tw), h/(2*th))
 }
 
-// render scales m to fit inside size x size, orients, flattens and
-// encodes it.
-func (c *config) render(m image.Image, orient, size int) ([]byte, error) {
+// render scales m to tw x th, orients, flattens and encodes it. The
+// target comes from the source's dimensions (fit), not m's: an image
+// decoded at a reduced scale is a little larger than the source divided
+// by the scale, and the thumbnail must not change size with it.
+func (c *config) render(m image.Image, orient, tw, th int) ([]byte, error) {
 	if c, ok := m.(*image.CMYK); ok {
 		m = cmykToRGBA(c)
 	}
 	b := m.Bounds()
-	tw, th := fit(b.Dx(), b.Dy(), size)
 	if f := shrinkFactor(b.Dx(), b.Dy(), tw, th); f >= 2 {
 		if y, ok := m.(*image.YCbCr); ok && b.Min == (image.Point{}) {
 			m = boxYCbCr(y, f)

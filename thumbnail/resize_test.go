@@ -123,7 +123,7 @@ func BenchmarkRender12MP(b *testing.B) {
 		f := shrinkFactor(4000, 3000, tw, th)
 		b.Run(fmt.Sprintf("all/size=%d", size), func(b *testing.B) {
 			for b.Loop() {
-				_, err := c.render(src, 1, size)
+				_, err := c.render(src, 1, tw, th)
 				require.NoError(b, err)
 			}
 		})

@@ -164,7 +164,8 @@ func TestServiceMemoryBudget(t *testing.T) {
 	t.Parallel()
 	a := imagetest.ProgressiveJPEG(1000, 1000, imagetest.LayoutGray, 1, false)
 	b := imagetest.ProgressiveJPEG(1000, 1001, imagetest.LayoutGray, 1, false)
-	big := imagetest.ProgressiveJPEG(3000, 3000, imagetest.LayoutGray, 1, false)
+	// CMYK: image/jpeg decodes it at full size, whatever the thumbnail.
+	big := imagetest.ProgressiveJPEG(3000, 3000, imagetest.LayoutCMYK, 4, false)
 	need := estimate(t, a, b)
 	store, hs := newStore(t, a, b, big)
 

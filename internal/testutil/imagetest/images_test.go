@@ -107,3 +107,31 @@ func TestBrokenFixtures(t *testing.T) {
 	}
 	require.True(t, bytes.HasPrefix(PDF(), []byte("%PDF-")))
 }
+
+// TestProgressivePhoto: the hand-made progressive file is a progressive
+// JPEG that image/jpeg decodes to the picture (as close to Photo as the
+// baseline JPEG of it is, within a level on average).
+func TestProgressivePhoto(t *testing.T) {
+	t.Parallel()
+	for _, sz := range [][2]int{{64, 48}, {33, 17}, {301, 203}} {
+		p := ProgressivePhoto(sz[0], sz[1])
+		require.True(t, bytes.Contains(p, []byte{0xff, 0xc2}), "SOF2")
+		pm, err := jpeg.Decode(bytes.NewReader(p))
+		require.NoError(t, err)
+		bm, err := jpeg.Decode(bytes.NewReader(JPEG(sz[0], sz[1])))
+		require.NoError(t, err)
+		src := Photo(sz[0], sz[1])
+		py, by := pm.(*image.YCbCr), bm.(*image.YCbCr)
+		require.Equal(t, by.Rect, py.Rect)
+		var errP, errB int
+		for y := range sz[1] {
+			for x := range sz[0] {
+				s := int(src.Y[src.YOffset(x, y)])
+				errP += max(int(py.Y[py.YOffset(x, y)])-s, s-int(py.Y[py.YOffset(x, y)]))
+				errB += max(int(by.Y[by.YOffset(x, y)])-s, s-int(by.Y[by.YOffset(x, y)]))
+			}
+		}
+		n := sz[0] * sz[1]
+		require.LessOrEqual(t, float64(errP)/float64(n), float64(errB)/float64(n)+1, "%v", sz)
+	}
+}
