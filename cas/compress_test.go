@@ -3,9 +3,14 @@ package cas_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
+	"hash"
 	"io"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync/atomic"
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
@@ -13,6 +18,7 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
 	"github.com/casa-go/casa/cas"
+	"github.com/casa-go/casa/cas/fsstore"
 	"github.com/casa-go/casa/cas/memstore"
 	"github.com/casa-go/casa/internal/testutil"
 	"github.com/casa-go/casa/internal/testutil/backendtest"
@@ -401,4 +407,62 @@ func FuzzCompressedObject(f *testing.F) {
 		require.Equal(t, n, size)
 		require.EqualValues(t, size, len(got))
 	})
+}
+
+// TestCompressionHashesOnce: a Put that compresses hashes each byte of the
+// blob exactly once, on a staging and on a spooling backend, for one chunk
+// and for many (spooled to a file).
+func TestCompressionHashesOnce(t *testing.T) {
+	t.Parallel()
+	for _, bc := range []backendtest.Case{backendtest.Mem(), backendtest.FS()} {
+		for _, size := range []int{20 << 10, 700 << 10} {
+			t.Run(bc.Name, func(t *testing.T) {
+				t.Parallel()
+				b := bc.New(t)
+				s := cas.New(b, cas.WithCompression(smallChunks), cas.WithSpoolThreshold(64<<10), cas.WithTempDir(t.TempDir()))
+				var hashed atomic.Int64
+				cas.SetNewHash(s, func() hash.Hash { return countingHash{sha256.New(), &hashed} })
+				data := testutil.Text(11, size)
+				res, err := s.Put(t.Context(), bytes.NewReader(data))
+				require.NoError(t, err)
+				require.EqualValues(t, size, hashed.Load())
+				info, err := s.Stat(t.Context(), res.Hash)
+				require.NoError(t, err)
+				require.Equal(t, cas.EncodingZstd, info.Encoding)
+			})
+		}
+	}
+}
+
+// TestCompressionCorruptFile: on fsstore, a damaged .zst file fails Stat,
+// Open and Verify with ErrCorrupt (Verify's also ErrDigestMismatch), and
+// List still lists it (Size -1) without stopping.
+func TestCompressionCorruptFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	b, err := fsstore.New(dir, fsstore.WithoutSync())
+	require.NoError(t, err)
+	s := cas.New(b, cas.WithCompression(smallChunks))
+	data := testutil.Text(12, 300<<10)
+	res, err := s.Put(t.Context(), bytes.NewReader(data))
+	require.NoError(t, err)
+	hex := res.Hash.String()
+	path := filepath.Join(dir, "cas", hex[:2], hex+".zst")
+	require.NoError(t, os.Chmod(path, 0o644))
+	require.NoError(t, os.Truncate(path, 1000))
+	_, err = s.Stat(t.Context(), res.Hash)
+	require.ErrorIs(t, err, cas.ErrCorrupt)
+	err = s.Verify(t.Context(), res.Hash)
+	require.ErrorIs(t, err, cas.ErrCorrupt)
+	require.ErrorIs(t, err, cas.ErrDigestMismatch)
+	var infos []cas.Info
+	for info, err := range s.Walk(t.Context()) {
+		require.NoError(t, err)
+		infos = append(infos, info)
+	}
+	require.Len(t, infos, 1)
+	require.EqualValues(t, -1, infos[0].Size)
+	require.NoError(t, s.Delete(t.Context(), res.Hash))
+	_, err = os.Stat(path)
+	require.ErrorIs(t, err, os.ErrNotExist)
 }

@@ -391,9 +391,15 @@ func (s *Store) Has(ctx context.Context, h Hash) (bool, error) {
 
 // Verify re-reads the blob named h and re-hashes it. It returns an error
 // wrapping ErrDigestMismatch when the stored bytes no longer hash to h
-// (bit rot, tampering) and ErrNotFound when the blob is missing.
+// (bit rot, tampering) and ErrNotFound when the blob is missing. A blob
+// stored compressed is hashed decoded; when it no longer decodes (a
+// corrupt or truncated frame or seek table) the error wraps both
+// ErrDigestMismatch and ErrCorrupt.
 func (s *Store) Verify(ctx context.Context, h Hash) error {
 	obj, err := s.Open(ctx, h)
+	if errors.Is(err, ErrCorrupt) {
+		return fmt.Errorf("cas: verify %s: %w: %w", h, ErrDigestMismatch, err)
+	}
 	if err != nil {
 		return err
 	}
