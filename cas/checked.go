@@ -51,6 +51,13 @@ import (
 //     io.Copy reads it through Read; a caller that wants the kernel to
 //     send the bytes uses FileObject's File.
 //
+// An encoded object (Info().Encoding set: a blob a Store stored
+// compressed) reads as its StoredSize stored bytes through the layer;
+// Store.Open decodes them. Info's StoredSize is filled in (= Size) for a
+// plain object of a Backend that leaves it 0. An encoded Put is refused
+// with ErrUnsupported unless a Store makes it (the layer could not check
+// that the decoded bytes hash to the key).
+//
 // The returned Backend implements Stager when b does. Its Staged hashes
 // the bytes written to it, and its Commit validates the key and context as
 // Put does and, under a blob key cas/<hex>, fails with ErrDigestMismatch
