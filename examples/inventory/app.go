@@ -58,6 +58,10 @@ type Config struct {
 	// MigrateRate limits the background migration, in attachments per
 	// second; zero means no limit.
 	MigrateRate float64
+	// Compress stores compressible uploads zstd-compressed
+	// (cas.WithCompression with the default policy); compressed blobs are
+	// served as they are to clients that accept zstd.
+	Compress bool
 	// Final marks the migration final (migrate.Finalize) once it is
 	// complete: it can no longer be reverted, and Cleanup may delete the
 	// legacy objects. Cleanup without Final refuses until some run was
@@ -126,8 +130,12 @@ func NewApp(ctx context.Context, cfg Config) (*App, error) {
 	}
 	// Two Stores over one Backend: the migration copies legacy objects of
 	// any size, uploads are capped.
-	store := cas.New(backend, cas.WithLogger(log))
-	uploads := cas.New(backend, cas.WithMaxSize(maxUpload), cas.WithLogger(log))
+	storeOpts := []cas.Option{cas.WithLogger(log)}
+	if cfg.Compress {
+		storeOpts = append(storeOpts, cas.WithCompression(cas.Compression{}))
+	}
+	store := cas.New(backend, storeOpts...)
+	uploads := cas.New(backend, append(storeOpts, cas.WithMaxSize(maxUpload))...)
 
 	db, err := openDB(ctx, filepath.Join(cfg.DataDir, "inventory.db"))
 	if err != nil {

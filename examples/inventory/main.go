@@ -107,6 +107,7 @@ type options struct {
 	migrate     string
 	migrateRate float64
 	revert      bool
+	compress    bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -132,6 +133,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.migrate, "migrate", MigrateOnline, "migration `mode`: online (serve, migrate in the background), blocking (migrate, then serve) or off")
 	fs.Float64Var(&o.migrateRate, "migrate-rate", 0, "limit the background migration to `N` attachments per second (0: no limit)")
 	fs.BoolVar(&o.revert, "revert", false, "revert the migration (journal) and exit; stop other replicas first")
+	fs.BoolVar(&o.compress, "compress", false, "store compressible files zstd-compressed (served as they are to clients that accept zstd)")
 	fs.BoolVar(&o.migrateOnly, "migrate-only", false, "run the startup migration, report and exit")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -192,6 +194,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		Final:        o.final,
 		Migrate:      o.migrate,
 		MigrateRate:  o.migrateRate,
+		Compress:     o.compress,
 		Progress:     stderr,
 		Logger:       log,
 	}
