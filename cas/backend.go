@@ -83,6 +83,20 @@ type PutOptions struct {
 	IfAbsent bool
 	// ContentType is recorded where the Backend keeps metadata.
 	ContentType string
+
+	// Encoding marks the bytes r yields as a stored form: "" for the
+	// bytes themselves, EncodingZstd for a blob a Store compressed
+	// (WithCompression). The Backend records it outside the bytes (S3:
+	// object metadata; fsstore: the file name; memstore: a field), never
+	// guessing from them, and reports it as Info.Encoding, with
+	// DecodedSize as Info.Size and the bytes it holds as Info.StoredSize.
+	// Under a blob key the marked and the plain form are one object:
+	// IfAbsent fails when either exists, Stat and Open find either, and
+	// Delete removes both. Only a Store writes encoded blobs: the checked
+	// layer refuses an encoded Put from anyone else.
+	Encoding string
+	// DecodedSize is the size of the decoded bytes when Encoding is set.
+	DecodedSize int64
 }
 
 // Stager is an optional interface of a Backend that can take a blob's bytes

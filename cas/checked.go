@@ -42,13 +42,21 @@ import (
 //     only once no Read of r is in progress, and never reads r after it
 //     returns, even when the Backend left a goroutine reading the body (as
 //     net/http's transport may after an early response);
-//   - for Open, returns an Object whose reads end at exactly Info().Size:
+//   - for Open, returns an Object whose reads end at exactly
+//     Info().StoredSize (Info().Size unless the object is encoded):
 //     a body that ends early fails with io.ErrUnexpectedEOF, never a short
 //     read that looks complete. When the Backend's Object is a FileObject,
 //     so is the checked Object (its file holds exactly Size bytes by the
 //     FileObject contract). The checked Object has no WriteTo or ReadAt:
 //     io.Copy reads it through Read; a caller that wants the kernel to
 //     send the bytes uses FileObject's File.
+//
+// An encoded object (Info().Encoding set: a blob a Store stored
+// compressed) reads as its StoredSize stored bytes through the layer;
+// Store.Open decodes them. Info's StoredSize is filled in (= Size) for a
+// plain object of a Backend that leaves it 0. An encoded Put is refused
+// with ErrUnsupported unless a Store makes it (the layer could not check
+// that the decoded bytes hash to the key).
 //
 // The returned Backend implements Stager when b does. Its Staged hashes
 // the bytes written to it, and its Commit validates the key and context as
@@ -142,7 +150,17 @@ func (c *checked) Stat(ctx context.Context, key string) (Info, error) {
 	if err := checkRead(ctx, key); err != nil {
 		return Info{}, err
 	}
-	return c.b.Stat(ctx, key)
+	info, err := c.b.Stat(ctx, key)
+	return normalize(info), err
+}
+
+// normalize fills in the StoredSize of a plain object from a Backend
+// written before Info had one.
+func normalize(info Info) Info {
+	if info.Encoding == "" && info.StoredSize == 0 {
+		info.StoredSize = info.Size
+	}
+	return info
 }
 
 // Open implements Backend.
@@ -154,7 +172,9 @@ func (c *checked) Open(ctx context.Context, key string) (Object, error) {
 	if err != nil {
 		return nil, err
 	}
-	co := &checkedObject{ctx: ctx, obj: obj, size: obj.Info().Size}
+	// The reads yield the stored bytes: StoredSize of them.
+	info := normalize(obj.Info())
+	co := &checkedObject{ctx: ctx, obj: obj, info: info, size: info.StoredSize}
 	if fo, ok := obj.(FileObject); ok {
 		return &checkedFileObject{checkedObject: co, f: fo}, nil
 	}
@@ -185,7 +205,7 @@ func (c *checked) List(ctx context.Context, prefix string) iter.Seq2[Info, error
 				yield(Info{}, err)
 				return
 			}
-			if !yield(info, nil) {
+			if !yield(normalize(info), nil) {
 				return
 			}
 		}
@@ -203,7 +223,18 @@ func (c *checked) put(ctx context.Context, key string, r io.Reader, size int64, 
 	if err := checkWrite(ctx, key); err != nil {
 		return err
 	}
-	if h, err := ParseKey(key); err == nil {
+	if opts.Encoding != "" {
+		switch {
+		case !hashed:
+			// Nothing here could check that the decoded bytes hash to
+			// the key: only a Store, which hashed them, writes them.
+			return fmt.Errorf("cas: put %q: %w: an encoded (%q) body is written by a Store only", key, ErrUnsupported, opts.Encoding)
+		case opts.Encoding != EncodingZstd:
+			return fmt.Errorf("cas: put %q: %w: encoding %q", key, ErrUnsupported, opts.Encoding)
+		case opts.DecodedSize < 0 || !opts.SHA256.IsZero():
+			return fmt.Errorf("cas: put %q: encoded body with decoded size %d and a SHA256 of the stored bytes", key, opts.DecodedSize)
+		}
+	} else if h, err := ParseKey(key); err == nil {
 		switch {
 		case opts.SHA256.IsZero():
 			opts.SHA256 = h
@@ -582,11 +613,12 @@ func (c *checkedSeeker) Seek(offset int64, whence int) (int64, error) {
 type checkedObject struct {
 	ctx  context.Context
 	obj  Object
+	info Info
 	size int64
 	pos  int64
 }
 
-func (o *checkedObject) Info() Info { return o.obj.Info() }
+func (o *checkedObject) Info() Info { return o.info }
 
 func (o *checkedObject) Close() error { return o.obj.Close() }
 

@@ -13,7 +13,9 @@ import (
 	"math"
 	"mime"
 	"os"
+	"sync"
 
+	"github.com/klauspost/compress/zstd"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/metric/noop"
@@ -40,6 +42,11 @@ type Store struct {
 	putBytes  metric.Int64Counter
 	putErrors metric.Int64Counter
 	putHook   func(context.Context, Hash) error
+	frames    metric.Int64Counter // frames decoded by reads of compressed blobs
+
+	compression *Compression // nil: Put stores blobs as they are
+	encoder     func() (*zstd.Encoder, error)
+	decoder     func() (*zstd.Decoder, error)
 }
 
 // Option configures a Store. An option given a value outside its
@@ -108,6 +115,12 @@ func New(b Backend, opts ...Option) *Store {
 	for _, o := range opts {
 		o(s)
 	}
+	// Made on first use: a Store that never meets a compressed blob
+	// allocates no codec.
+	s.decoder = sync.OnceValues(newDecoder)
+	if p := s.compression; p != nil {
+		s.encoder = sync.OnceValues(func() (*zstd.Encoder, error) { return newEncoder(p) })
+	}
 	return s
 }
 
@@ -117,7 +130,13 @@ func (s *Store) initMetrics(mp metric.MeterProvider) {
 	s.puts, _ = m.Int64Counter("casa.store.puts", metric.WithDescription("Completed Store.Put calls, by deduplicated."))
 	s.putBytes, _ = m.Int64Counter("casa.store.put.bytes", metric.WithUnit("By"), metric.WithDescription("Bytes read by successful Store.Put calls."))
 	s.putErrors, _ = m.Int64Counter("casa.store.put.errors", metric.WithDescription("Failed Store.Put calls."))
+	s.frames, _ = m.Int64Counter(MetricFramesDecoded, metric.WithDescription("zstd frames (chunks) decoded by reads of compressed blobs."))
 }
+
+// MetricFramesDecoded is the name of the counter of zstd frames (chunks)
+// that reads of compressed blobs decoded: a ranged read of a few bytes
+// decodes one or two.
+const MetricFramesDecoded = "casa.store.decode.frames"
 
 // Backend returns the Backend the Store writes to, as given to New. The
 // Store itself calls it through Checked.
@@ -187,10 +206,10 @@ func (s *Store) put(ctx context.Context, r io.Reader, want *Hash, opts []PutOpti
 			// the +1 would wrap to a negative limit that reads nothing.
 			src = io.LimitReader(src, s.maxSize+1)
 		}
-		if _, ok := s.c.b.(Stager); ok {
-			res, err = s.putStaged(ctx, src, want)
+		if s.compression != nil {
+			res, err = s.putCompressible(ctx, src, want, cfg)
 		} else {
-			res, err = s.putSpooled(ctx, src, want, cfg)
+			res, err = s.putRaw(ctx, src, want, cfg)
 		}
 	}
 	if err != nil {
@@ -202,6 +221,14 @@ func (s *Store) put(ctx context.Context, r io.Reader, want *Hash, opts []PutOpti
 	s.putBytes.Add(ctx, res.Size)
 	s.logger.DebugContext(ctx, "cas: put", "hash", res.Hash, "size", res.Size, "deduplicated", res.Deduplicated)
 	return res, nil
+}
+
+// putRaw stores the bytes of src as they are.
+func (s *Store) putRaw(ctx context.Context, src io.Reader, want *Hash, cfg putConfig) (PutResult, error) {
+	if _, ok := s.c.b.(Stager); ok {
+		return s.putStaged(ctx, src, want)
+	}
+	return s.putSpooled(ctx, src, want, cfg)
 }
 
 // check validates a finished read: size limit, expected digest, context.
@@ -304,19 +331,26 @@ func (s *Store) putSpooled(ctx context.Context, src io.Reader, want *Hash, cfg p
 	if err != nil {
 		return res, err
 	}
+	// The bytes are hashed already: the checked layer checks their size,
+	// and the Backend forwards h where it can, without hashing again.
+	return s.upload(ctx, PutResult{Hash: h, Size: n}, body, n, PutOptions{SHA256: h, IfAbsent: true, ContentType: cfg.contentType})
+}
+
+// upload writes the spooled body of storedSize bytes, the stored form of
+// the blob res describes, create-only under its key, unless the blob is
+// stored already (in any form).
+func (s *Store) upload(ctx context.Context, res PutResult, body io.Reader, storedSize int64, opts PutOptions) (PutResult, error) {
+	h := res.Hash
 	if err := s.hook(ctx, h); err != nil {
-		return res, err
+		return PutResult{}, err
 	}
-	res = PutResult{Hash: h, Size: n}
 	if ok, err := s.Has(ctx, h); err != nil {
 		return PutResult{}, err
 	} else if ok {
 		res.Deduplicated = true
 		return res, nil
 	}
-	// The bytes are hashed already: the checked layer checks their size,
-	// and the Backend forwards h where it can, without hashing again.
-	err = s.c.put(ctx, h.Key(), body, n, PutOptions{SHA256: h, IfAbsent: true, ContentType: cfg.contentType}, true)
+	err := s.c.put(ctx, h.Key(), body, storedSize, opts, true)
 	switch {
 	case errors.Is(err, ErrExists):
 		// A concurrent writer won. Make sure the blob is really there: S3
@@ -343,8 +377,33 @@ func (s *Store) putSpooled(ctx context.Context, src io.Reader, want *Hash, cfg p
 func (s *Store) Touch(ctx context.Context, h Hash) error { return s.hook(ctx, h) }
 
 // Open opens the blob named h, or returns an error wrapping ErrNotFound.
+//
+// A blob stored compressed (Info().Encoding is EncodingZstd) reads as its
+// uncompressed bytes: Seek reads nothing, and a read decompresses only the
+// chunks it touches. Its Object is an EncodedObject, whose Stored reads the
+// stored bytes. A corrupt or truncated compressed blob fails reads with an
+// error wrapping ErrCorrupt, never with wrong bytes; a blob stored in an
+// encoding this Store does not know fails Open with one wrapping
+// ErrUnsupported.
 func (s *Store) Open(ctx context.Context, h Hash) (Object, error) {
-	return s.c.Open(ctx, h.Key())
+	obj, err := s.c.Open(ctx, h.Key())
+	if err != nil {
+		return nil, err
+	}
+	info := obj.Info()
+	switch info.Encoding {
+	case "":
+		return obj, nil
+	case EncodingZstd:
+		dec, err := s.decoder()
+		if err != nil {
+			_ = obj.Close()
+			return nil, fmt.Errorf("cas: open %s: %w", h, err)
+		}
+		return &zstdObject{raw: obj, info: info, dec: dec, frame: -1, decode: func() { s.frames.Add(ctx, 1) }}, nil
+	}
+	_ = obj.Close()
+	return nil, fmt.Errorf("cas: open %s: %w: stored in encoding %q", h, ErrUnsupported, info.Encoding)
 }
 
 // Stat describes the blob named h, or returns an error wrapping ErrNotFound.
@@ -367,14 +426,24 @@ func (s *Store) Has(ctx context.Context, h Hash) (bool, error) {
 
 // Verify re-reads the blob named h and re-hashes it. It returns an error
 // wrapping ErrDigestMismatch when the stored bytes no longer hash to h
-// (bit rot, tampering) and ErrNotFound when the blob is missing.
+// (bit rot, tampering) and ErrNotFound when the blob is missing. A blob
+// stored compressed is hashed decoded; when it no longer decodes (a
+// corrupt or truncated frame or seek table) the error wraps both
+// ErrDigestMismatch and ErrCorrupt.
 func (s *Store) Verify(ctx context.Context, h Hash) error {
 	obj, err := s.Open(ctx, h)
+	if errors.Is(err, ErrCorrupt) {
+		return fmt.Errorf("cas: verify %s: %w: %w", h, ErrDigestMismatch, err)
+	}
 	if err != nil {
 		return err
 	}
 	defer obj.Close()
 	got, _, err := Sum(contextReader(ctx, obj))
+	if errors.Is(err, ErrCorrupt) {
+		// A compressed blob that no longer decodes holds wrong bytes too.
+		return fmt.Errorf("cas: verify %s: %w: %w", h, ErrDigestMismatch, err)
+	}
 	if err != nil {
 		return fmt.Errorf("cas: verify %s: %w", h, err)
 	}

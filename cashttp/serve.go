@@ -17,12 +17,24 @@ import (
 	"github.com/casa-go/casa/casurl"
 )
 
-// serveContent serves the bytes of a content request: 304 from the ETag
-// alone, else the blob through the Range guard and http.ServeContent.
+// serveContent serves the bytes of a content request: 304 from the ETags
+// alone, else the blob through the Range guard and http.ServeContent. A
+// blob stored zstd-compressed goes to a client that accepts zstd, without
+// a Range, as its stored frames with Content-Encoding: zstd (no decoding,
+// no recompressing) under its own ETag; any other request gets the
+// decoded bytes. Every content response carries Vary: Accept-Encoding.
 func (h *Handler) serveContent(w *responseWriter, r *http.Request, req casurl.Request) {
+	w.Header().Set("Vary", "Accept-Encoding")
 	etag := contentETag(req.Hash)
+	zstdOK := acceptsZstd(r)
 	if notModified(r, etag) {
 		h.writeNotModified(w, etag, req)
+		return
+	}
+	// A client that accepts zstd may hold the zstd representation: it is
+	// as valid as the identity one, whatever the blob's stored form now.
+	if zstdOK && notModified(r, zstdETag(req.Hash)) {
+		h.writeNotModified(w, zstdETag(req.Hash), req)
 		return
 	}
 	ctx, cancel := context.WithCancelCause(r.Context())
@@ -32,10 +44,23 @@ func (h *Handler) serveContent(w *responseWriter, r *http.Request, req casurl.Re
 		h.storageError(w, r, req, err)
 		return
 	}
-	size := obj.Info().Size
+	info := obj.Info()
+	size := info.Size
+	served := obj
+	if eo, ok := obj.(cas.EncodedObject); ok && zstdOK && info.Encoding == cas.EncodingZstd && len(r.Header.Values("Range")) == 0 {
+		// The stored bytes are frames and a seek table in a skippable
+		// frame, which every zstd decoder skips: one valid zstd stream.
+		etag = zstdETag(req.Hash)
+		served, size = eo.Stored(), info.StoredSize
+		w.Header().Set("Content-Encoding", "zstd")
+		// ServeContent sets no Content-Length when a Content-Encoding is
+		// set; the length of the stored bytes is known.
+		w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
+	}
 
 	setContentHeaders(w.Header(), req, etag)
-	content, src := contentSource(obj)
+	content, src := contentSource(served)
+	src.closer = obj
 	// Runs before cancel: a Read still in flight in ServeContent's
 	// goroutine ends with ctx, and then closes obj (see source).
 	defer src.finish()

@@ -16,7 +16,11 @@
 // under a derived prefix without a cas.DerivedKey, publishes nothing), and
 // when its
 // Objects implement cas.FileObject, that the file holds exactly the
-// object's bytes and is closed with the Object.
+// object's bytes and is closed with the Object. The encoding marker of a
+// blob a Store stored compressed (cas.WithCompression) must be recorded
+// outside the bytes and reported by Stat, Open and List with the decoded
+// Size and the StoredSize; bytes that merely look compressed are stored
+// as they are.
 //
 // The suite uses only the standard testing package and go-cmp, so a Backend
 // outside this module can run it without further test dependencies.
@@ -81,6 +85,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) cas.Backend) {
 		{"ConcurrentIfAbsent", testConcurrentIfAbsent, nil},
 		{"Stager", testStager, nil},
 		{"FileObject", testFileObject, nil},
+		{"Encoding", func(t *testing.T, b cas.Backend) { testEncoding(t, b, true) }, nil},
 	}
 	checked := []test{
 		{"RoundTrip", testRoundTrip, nil},
@@ -100,6 +105,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) cas.Backend) {
 		{"CheckedStager", testCheckedStager, nil},
 		{"FileObject", testFileObject, nil},
 		{"Store", testStore, nil},
+		{"Encoding", func(t *testing.T, b cas.Backend) { testEncoding(t, b, false) }, nil},
 	}
 	for _, part := range []struct {
 		name  string
@@ -1243,4 +1249,122 @@ func checkFileObject(t *testing.T, fo cas.FileObject, p []byte) {
 	if _, err := f.Read(make([]byte, 1)); !errors.Is(err, os.ErrClosed) {
 		t.Errorf("Read of the file of %q after Close of the Object: got %v, want os.ErrClosed (Close must close the file)", key, err)
 	}
+}
+
+// text returns n compressible bytes: numbered lines of text.
+func text(n int) []byte {
+	var b []byte
+	for i := 0; len(b) < n; i++ {
+		b = fmt.Appendf(b, "line %d: R%d 10k 0603 Yageo, C%d 100n 0402 Murata\n", i, i%400, i%300)
+	}
+	return b[:n]
+}
+
+// mustInfo stops the test unless got has want's Key, Encoding, Size and
+// StoredSize.
+func mustInfo(t *testing.T, got, want cas.Info, format string, args ...any) {
+	t.Helper()
+	got.ModTime, want.ModTime = time.Time{}, time.Time{}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Fatalf("%s: Info (-want +got):\n%s", fmt.Sprintf(format, args...), d)
+	}
+}
+
+// testEncoding checks the encoding marker: a cas.Store with compression
+// stores a compressible blob marked cas.EncodingZstd, which Stat, Open and
+// List report with the decoded Size and the StoredSize the Backend holds
+// (plain objects: StoredSize = Size); a Backend records the marker it is
+// given on Put (Thin); the stored bytes, uploaded as a blob of their own,
+// stay plain and read back byte for byte; the two forms of one blob are
+// one object (create-only Put and Delete see either).
+func testEncoding(t *testing.T, b cas.Backend, thin bool) {
+	ctx := t.Context()
+	p := text(200 << 10)
+	s := cas.New(b, cas.WithCompression(cas.Compression{ChunkSize: 64 << 10}), cas.WithTempDir(t.TempDir()))
+	res, err := s.Put(ctx, bytes.NewReader(p))
+	mustNoError(t, err, "Store.Put with compression")
+	key := res.Hash.Key()
+	info, err := b.Stat(ctx, key)
+	mustNoError(t, err, "Stat %q", key)
+	if info.Encoding != cas.EncodingZstd || info.StoredSize <= 0 || info.StoredSize >= info.Size {
+		t.Fatalf("Stat of a blob stored compressed: Encoding %q, StoredSize %d, Size %d; want %q and 0 < StoredSize < Size",
+			info.Encoding, info.StoredSize, info.Size, cas.EncodingZstd)
+	}
+	want := cas.Info{Key: key, Size: int64(len(p)), Encoding: cas.EncodingZstd, StoredSize: info.StoredSize}
+	mustInfo(t, info, want, "Stat %q", key)
+
+	obj, err := b.Open(ctx, key)
+	mustNoError(t, err, "Open %q", key)
+	mustInfo(t, obj.Info(), want, "Open %q", key)
+	stored, err := io.ReadAll(obj)
+	_ = obj.Close()
+	mustNoError(t, err, "read %q", key)
+	if int64(len(stored)) != info.StoredSize {
+		t.Fatalf("Open %q of an encoded blob: read %d bytes, want StoredSize %d (the stored bytes)", key, len(stored), info.StoredSize)
+	}
+	var listed []cas.Info
+	for li, err := range b.List(ctx, cas.KeyPrefix) {
+		mustNoError(t, err, "List")
+		listed = append(listed, li)
+	}
+	if len(listed) != 1 {
+		t.Fatalf("List %q: %d objects, want 1", cas.KeyPrefix, len(listed))
+	}
+	mustInfo(t, listed[0], want, "List")
+	plainStore := cas.New(b, cas.WithTempDir(t.TempDir()))
+	r, err := plainStore.Open(ctx, res.Hash)
+	mustNoError(t, err, "Store.Open without compression")
+	got, err := io.ReadAll(r)
+	_ = r.Close()
+	mustNoError(t, err, "Store read without compression")
+	mustEqualBytes(t, got, p, "a Store without compression reads the blob")
+	mustNoError(t, plainStore.Verify(ctx, res.Hash), "Verify")
+
+	// The create-only plain form of the same blob exists already.
+	err = b.Put(ctx, key, bytes.NewReader(p), int64(len(p)), cas.PutOptions{IfAbsent: true})
+	mustErrorIs(t, err, cas.ErrExists, "create-only plain Put of a blob stored compressed")
+	dup, err := plainStore.Put(ctx, bytes.NewReader(p))
+	mustNoError(t, err, "plain Store.Put of a blob stored compressed")
+	if !dup.Deduplicated {
+		t.Fatalf("plain Store.Put of a blob stored compressed: not deduplicated")
+	}
+
+	// The stored bytes are a zstd stream; uploaded, they are stored plain.
+	up, err := plainStore.Put(ctx, bytes.NewReader(stored))
+	mustNoError(t, err, "Store.Put of zstd bytes")
+	upInfo, err := b.Stat(ctx, up.Hash.Key())
+	mustNoError(t, err, "Stat %q", up.Hash.Key())
+	mustInfo(t, upInfo, cas.Info{Key: up.Hash.Key(), Size: int64(len(stored)), StoredSize: int64(len(stored))}, "Stat of uploaded zstd bytes")
+	mustEqualBytes(t, readKey(t, b, up.Hash.Key()), stored, "uploaded zstd bytes read back")
+
+	mustNoError(t, b.Delete(ctx, key), "Delete %q", key)
+	requireNotFound(t, b, key)
+
+	// A Backend records the marker it is given; the checked layer lets
+	// only a Store write it.
+	err = b.Put(ctx, key, bytes.NewReader(stored), int64(len(stored)), cas.PutOptions{Encoding: cas.EncodingZstd, DecodedSize: int64(len(p))})
+	if !thin {
+		mustErrorIs(t, err, cas.ErrUnsupported, "encoded Put through cas.Checked")
+		requireNotFound(t, b, key)
+		return
+	}
+	mustNoError(t, err, "Put %q with Encoding %q", key, cas.EncodingZstd)
+	info, err = b.Stat(ctx, key)
+	mustNoError(t, err, "Stat %q", key)
+	mustInfo(t, info, want, "Stat after an encoded Put")
+	got, err = readStore(ctx, plainStore, res.Hash)
+	mustNoError(t, err, "Store read of an encoded Put")
+	mustEqualBytes(t, got, p, "Store read of an encoded Put")
+	mustNoError(t, b.Delete(ctx, key), "Delete %q", key)
+	requireNotFound(t, b, key)
+}
+
+// readStore reads the blob h through s.
+func readStore(ctx context.Context, s *cas.Store, h cas.Hash) ([]byte, error) {
+	r, err := s.Open(ctx, h)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	return io.ReadAll(r)
 }

@@ -142,6 +142,8 @@ func (b broken) Put(ctx context.Context, key string, r io.Reader, size int64, op
 		opts.IfAbsent = false
 	case "ignore-digest":
 		opts.SHA256 = cas.Hash{}
+	case "drop-encoding":
+		opts.Encoding, opts.DecodedSize = "", 0
 	case "ignore-size":
 		p, err := io.ReadAll(r)
 		if err != nil {
@@ -178,6 +180,10 @@ func (b broken) List(ctx context.Context, prefix string) iter.Seq2[cas.Info, err
 	switch b.fault {
 	case "list-unsorted":
 		slices.Reverse(infos)
+	case "list-no-encoding":
+		for i := range infos {
+			infos[i].Encoding, infos[i].Size = "", infos[i].StoredSize
+		}
 	case "list-first-page-only":
 		infos = infos[:min(len(infos), 1000)]
 	case "list-ignores-break":
@@ -224,6 +230,7 @@ func TestSuiteCatchesFaults(t *testing.T) {
 		"fileobject-extra-bytes", "fileobject-close-leaks",
 		"stat-error-not-wrapped", "ignore-if-absent", "keep-partial", "short-object",
 		"delete-missing-fails", "list-unsorted", "list-first-page-only", "list-ignores-break",
+		"drop-encoding", "list-no-encoding",
 	} {
 		t.Run("fault="+fault, func(t *testing.T) {
 			t.Parallel()

@@ -159,22 +159,34 @@ func notFound(err error) bool {
 	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)
 }
 
-// Stat implements cas.Backend.
-func (b *Backend) Stat(_ context.Context, key string) (cas.Info, error) {
-	p, err := b.path(key)
+// Stat implements cas.Backend. A blob stored compressed reports its
+// decoded size, read from the seek table at the end of its file.
+func (b *Backend) Stat(ctx context.Context, key string) (cas.Info, error) {
+	obj, err := b.Open(ctx, key)
 	if err != nil {
 		return cas.Info{}, err
 	}
-	fi, err := os.Lstat(p)
-	switch {
-	case notFound(err):
-		return cas.Info{}, fmt.Errorf("fsstore: %q: %w", key, cas.ErrNotFound)
-	case err != nil:
-		return cas.Info{}, fmt.Errorf("fsstore: stat %q: %w", key, err)
-	case !fi.Mode().IsRegular():
-		return cas.Info{}, fmt.Errorf("fsstore: %q is not a regular file: %w", key, cas.ErrNotFound)
+	info := obj.Info()
+	_ = obj.Close()
+	return info, nil
+}
+
+// find returns the path of the file of key and its encoding: a blob key's
+// plain file, else its compressed one.
+func (b *Backend) find(key string) (string, string, error) {
+	p, err := b.path(key)
+	if err != nil {
+		return "", "", err
 	}
-	return cas.Info{Key: key, Size: fi.Size(), ModTime: fi.ModTime()}, nil
+	if !cas.IsKey(key) {
+		return p, "", nil
+	}
+	if _, err := os.Lstat(p); notFound(err) {
+		if _, err := os.Lstat(p + zstdSuffix); err == nil {
+			return p + zstdSuffix, cas.EncodingZstd, nil
+		}
+	}
+	return p, "", nil
 }
 
 // Object is an open object of a Backend: a read-only *os.File and the
@@ -217,7 +229,7 @@ func (o *Object) Close() error { return o.file.Close() }
 
 // Open implements cas.Backend. The returned cas.Object is an *Object.
 func (b *Backend) Open(_ context.Context, key string) (cas.Object, error) {
-	p, err := b.path(key)
+	p, enc, err := b.find(key)
 	if err != nil {
 		return nil, err
 	}
@@ -237,7 +249,25 @@ func (b *Backend) Open(_ context.Context, key string) (cas.Object, error) {
 		_ = f.Close()
 		return nil, fmt.Errorf("fsstore: %q is not a regular file: %w", key, cas.ErrNotFound)
 	}
-	return &Object{file: f, info: cas.Info{Key: key, Size: fi.Size(), ModTime: fi.ModTime()}}, nil
+	info, err := fileInfo(key, enc, f, fi)
+	if err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("fsstore: open %q: %w", key, err)
+	}
+	return &Object{file: f, info: info}, nil
+}
+
+// fileInfo describes the file f (fi) of key, stored in encoding.
+func fileInfo(key, encoding string, f io.ReaderAt, fi fs.FileInfo) (cas.Info, error) {
+	info := cas.Info{Key: key, Size: fi.Size(), ModTime: fi.ModTime(), Encoding: encoding, StoredSize: fi.Size()}
+	if encoding != "" {
+		n, err := cas.DecodedSize(encoding, f, fi.Size())
+		if err != nil {
+			return cas.Info{}, err
+		}
+		info.Size = n
+	}
+	return info, nil
 }
 
 // Put implements cas.Backend. It reads r into a temporary file, flushes
@@ -245,9 +275,21 @@ func (b *Backend) Open(_ context.Context, key string) (cas.Object, error) {
 // opts.IfAbsent, replacing an existing object atomically otherwise. When r
 // fails, the temporary file is removed and key is untouched. Sizes,
 // digests and contexts are the checked layer's (cas.Checked).
+//
+// A blob key with opts.Encoding cas.EncodingZstd is written to
+// cas/<hex[:2]>/<hex>.zst; its decoded size is read back from the file's
+// seek table. A create-only write fails when either form exists; a
+// replacing one removes the other form.
 func (b *Backend) Put(ctx context.Context, key string, r io.Reader, _ int64, opts cas.PutOptions) error {
 	if err := checkKey(key); err != nil {
 		return err
+	}
+	switch {
+	case opts.Encoding == "":
+	case opts.Encoding != cas.EncodingZstd:
+		return fmt.Errorf("fsstore: put %q: %w: encoding %q", key, cas.ErrUnsupported, opts.Encoding)
+	case !cas.IsKey(key):
+		return fmt.Errorf("fsstore: put %q: %w: only blob keys are stored encoded", key, cas.ErrUnsupported)
 	}
 	if opts.IfAbsent {
 		// Fail early; the no-clobber link below settles races.
@@ -263,7 +305,25 @@ func (b *Backend) Put(ctx context.Context, key string, r io.Reader, _ int64, opt
 	if _, err := io.CopyBuffer(st, r, make([]byte, copyBufferSize)); err != nil {
 		return fmt.Errorf("fsstore: put %q: %w", key, err)
 	}
-	return st.publish(ctx, key, !opts.IfAbsent)
+	if err := st.publishAt(ctx, key, relPathEncoded(key, opts.Encoding), !opts.IfAbsent); err != nil {
+		return err
+	}
+	if cas.IsKey(key) {
+		// One form per blob: a create-only write that raced with one of
+		// the other form leaves both, which is harmless (Stat prefers
+		// the plain file, Delete removes both); a replacing one removes
+		// the other.
+		other := relPathEncoded(key, cas.EncodingZstd)
+		if opts.Encoding != "" {
+			other = relPath(key)
+		}
+		if !opts.IfAbsent {
+			if err := os.Remove(filepath.Join(b.root, other)); err != nil && !notFound(err) {
+				return fmt.Errorf("fsstore: put %q: %w", key, err)
+			}
+		}
+	}
+	return nil
 }
 
 // copyBufferSize is the size of the buffer Put copies through.
@@ -281,6 +341,11 @@ func (b *Backend) Delete(_ context.Context, key string) error {
 	}
 	if err := os.Remove(p); err != nil && !notFound(err) {
 		return fmt.Errorf("fsstore: delete %q: %w", key, err)
+	}
+	if cas.IsKey(key) {
+		if err := os.Remove(p + zstdSuffix); err != nil && !notFound(err) {
+			return fmt.Errorf("fsstore: delete %q: %w", key, err)
+		}
 	}
 	return nil
 }
@@ -316,8 +381,9 @@ type lister struct {
 
 type entry struct {
 	fs.DirEntry
-	order string // name, with "/" appended for directories
-	key   string // the key, or the key prefix of a directory
+	order    string // name, with "/" appended for directories
+	key      string // the key, or the key prefix of a directory
+	encoding string // a blob file's encoding
 }
 
 // walk yields the keys under dir, whose keys start with keyPrefix, in
@@ -348,10 +414,14 @@ func (l *lister) walk(dir, keyPrefix string, lv level) bool {
 			}
 			e.key = cas.KeyPrefix + name // a prefix of every key in the shard
 		case lv == levelShard:
-			if !de.Type().IsRegular() || !strings.HasPrefix(name, dir[len(dir)-2:]) || !cas.IsKey(cas.KeyPrefix+name) {
+			hex, zst := strings.CutSuffix(name, zstdSuffix)
+			if !de.Type().IsRegular() || !strings.HasPrefix(hex, dir[len(dir)-2:]) || !cas.IsKey(cas.KeyPrefix+hex) {
 				continue
 			}
-			e.key = cas.KeyPrefix + name
+			e.key = cas.KeyPrefix + hex
+			if zst {
+				e.encoding = cas.EncodingZstd
+			}
 		case de.IsDir():
 			e.order = name + "/"
 			e.key = keyPrefix + name + "/"
@@ -366,7 +436,10 @@ func (l *lister) walk(dir, keyPrefix string, lv level) bool {
 	// if their names ended in a slash.
 	slices.SortFunc(entries, func(a, b entry) int { return strings.Compare(a.order, b.order) })
 
-	for _, e := range entries {
+	for i, e := range entries {
+		if i > 0 && e.encoding != "" && entries[i-1].key == e.key {
+			continue // both forms of a blob: the plain one was listed
+		}
 		full := filepath.Join(dir, e.Name())
 		if e.IsDir() {
 			if !strings.HasPrefix(e.key, l.prefix) && !strings.HasPrefix(l.prefix, e.key) {
@@ -395,9 +468,37 @@ func (l *lister) walk(dir, keyPrefix string, lv level) bool {
 			l.yield(cas.Info{}, fmt.Errorf("fsstore: list: %w", err))
 			return false
 		}
-		if !l.yield(cas.Info{Key: e.key, Size: fi.Size(), ModTime: fi.ModTime()}, nil) {
+		info := cas.Info{Key: e.key, Size: fi.Size(), ModTime: fi.ModTime(), StoredSize: fi.Size()}
+		if e.encoding != "" {
+			info, err = listEncoded(full, e, fi)
+			if notFound(err) {
+				continue
+			}
+			if err != nil {
+				l.yield(cas.Info{}, fmt.Errorf("fsstore: list: %w", err))
+				return false
+			}
+		}
+		if !l.yield(info, nil) {
 			return false
 		}
 	}
 	return true
+}
+
+// listEncoded describes the encoded blob file at path for List. A file
+// whose seek table is unreadable is listed with Size -1: Open and Stat
+// fail on it with an error wrapping cas.ErrCorrupt, and Store.Verify
+// reports it.
+func listEncoded(path string, e entry, fi fs.FileInfo) (cas.Info, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return cas.Info{}, err
+	}
+	defer f.Close()
+	info, err := fileInfo(e.key, e.encoding, f, fi)
+	if errors.Is(err, cas.ErrCorrupt) {
+		return cas.Info{Key: e.key, Size: -1, ModTime: fi.ModTime(), Encoding: e.encoding, StoredSize: fi.Size()}, nil
+	}
+	return info, err
 }

@@ -40,3 +40,18 @@ func relPath(key string) string {
 	}
 	return filepath.FromSlash(key)
 }
+
+// zstdSuffix ends the file name of a blob stored compressed
+// (cas.EncodingZstd): cas/<hex[:2]>/<hex>.zst. The name is the marker: the
+// bytes are never looked at to tell the forms apart, so an uploaded .zst
+// file stored as it is (cas/<hex[:2]>/<hex>) reads back byte for byte.
+const zstdSuffix = ".zst"
+
+// relPathEncoded maps a blob key and an encoding to the path of the
+// blob's file in that encoding, relative to the root.
+func relPathEncoded(key, encoding string) string {
+	if encoding == "" {
+		return relPath(key)
+	}
+	return relPath(key) + zstdSuffix
+}

@@ -99,6 +99,12 @@ func (s *staged) Commit(ctx context.Context, key string) error {
 	if err := checkKey(key); err != nil {
 		return err
 	}
+	if cas.IsKey(key) {
+		// The blob stored compressed is the same blob.
+		if _, err := os.Lstat(filepath.Join(s.b.root, relPathEncoded(key, cas.EncodingZstd))); err == nil {
+			return fmt.Errorf("fsstore: %q: %w (stored compressed)", key, cas.ErrExists)
+		}
+	}
 	return s.publish(ctx, key, false)
 }
 
@@ -135,6 +141,11 @@ func (s *staged) Abort() error {
 // that fails when key exists. The Staged is finished when publish returns
 // nil; on error the caller aborts it.
 func (s *staged) publish(ctx context.Context, key string, replace bool) error {
+	return s.publishAt(ctx, key, relPath(key), replace)
+}
+
+// publishAt is publish to the path rel, relative to the root.
+func (s *staged) publishAt(ctx context.Context, key, rel string, replace bool) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -155,7 +166,6 @@ func (s *staged) publish(ctx context.Context, key string, replace bool) error {
 	}
 	// Elsewhere the file stays open, and locked, until it is published:
 	// a sweep never takes it.
-	rel := relPath(key)
 	final := filepath.Join(s.b.root, rel)
 	dirs, err := s.b.mkdirs(filepath.Dir(rel))
 	if err != nil {

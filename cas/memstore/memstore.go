@@ -29,8 +29,19 @@ type Backend struct {
 }
 
 type object struct {
-	data    []byte
-	modTime time.Time
+	data     []byte
+	modTime  time.Time
+	encoding string // PutOptions.Encoding
+	decoded  int64  // PutOptions.DecodedSize, when encoded
+}
+
+// info describes o, stored under key.
+func (o object) info(key string) cas.Info {
+	info := cas.Info{Key: key, Size: int64(len(o.data)), ModTime: o.modTime, Encoding: o.encoding, StoredSize: int64(len(o.data))}
+	if o.encoding != "" {
+		info.Size = o.decoded
+	}
+	return info
 }
 
 var _ cas.Backend = (*Backend)(nil)
@@ -46,7 +57,7 @@ func (b *Backend) Stat(_ context.Context, key string) (cas.Info, error) {
 	if !ok {
 		return cas.Info{}, fmt.Errorf("memstore: %q: %w", key, cas.ErrNotFound)
 	}
-	return cas.Info{Key: key, Size: int64(len(o.data)), ModTime: o.modTime}, nil
+	return o.info(key), nil
 }
 
 // Open implements cas.Backend.
@@ -57,12 +68,12 @@ func (b *Backend) Open(_ context.Context, key string) (cas.Object, error) {
 	if !ok {
 		return nil, fmt.Errorf("memstore: %q: %w", key, cas.ErrNotFound)
 	}
-	info := cas.Info{Key: key, Size: int64(len(o.data)), ModTime: o.modTime}
-	return &reader{Reader: bytes.NewReader(o.data), info: info}, nil
+	return &reader{Reader: bytes.NewReader(o.data), info: o.info(key)}, nil
 }
 
 // Put implements cas.Backend. The bytes are read before the map is locked,
-// so a failed read stores nothing.
+// so a failed read stores nothing. opts.Encoding and opts.DecodedSize are
+// kept beside the bytes and reported by Stat, Open and List.
 func (b *Backend) Put(_ context.Context, key string, r io.Reader, size int64, opts cas.PutOptions) error {
 	var buf bytes.Buffer
 	// Preallocate only a sane amount: the size is a claim.
@@ -75,7 +86,7 @@ func (b *Backend) Put(_ context.Context, key string, r io.Reader, size int64, op
 	if _, ok := b.objects[key]; ok && opts.IfAbsent {
 		return fmt.Errorf("memstore: %q: %w", key, cas.ErrExists)
 	}
-	b.objects[key] = object{data: buf.Bytes(), modTime: time.Now()}
+	b.objects[key] = object{data: buf.Bytes(), modTime: time.Now(), encoding: opts.Encoding, decoded: opts.DecodedSize}
 	return nil
 }
 
@@ -95,7 +106,7 @@ func (b *Backend) List(_ context.Context, prefix string) iter.Seq2[cas.Info, err
 		infos := make([]cas.Info, 0, len(b.objects))
 		for k, o := range b.objects {
 			if strings.HasPrefix(k, prefix) {
-				infos = append(infos, cas.Info{Key: k, Size: int64(len(o.data)), ModTime: o.modTime})
+				infos = append(infos, o.info(k))
 			}
 		}
 		b.mu.RUnlock()

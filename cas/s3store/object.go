@@ -56,7 +56,7 @@ func (o *object) Read(p []byte) (int, error) {
 		o.mu.Unlock()
 		return 0, errClosed
 	}
-	if o.pos >= o.info.Size {
+	if o.pos >= o.info.StoredSize {
 		o.dropBodyLocked()
 		o.mu.Unlock()
 		return 0, io.EOF
@@ -74,7 +74,7 @@ func (o *object) Read(p []byte) (int, error) {
 			return 0, err
 		}
 	}
-	if rest := o.info.Size - o.pos; int64(len(p)) > rest {
+	if rest := o.info.StoredSize - o.pos; int64(len(p)) > rest {
 		p = p[:rest]
 	}
 	// Local copies: Close may drop o.body and o.call while the read
@@ -173,7 +173,7 @@ func (o *object) Seek(offset int64, whence int) (int64, error) {
 	case io.SeekCurrent:
 		abs = o.pos + offset
 	case io.SeekEnd:
-		abs = o.info.Size + offset
+		abs = o.info.StoredSize + offset
 	default:
 		return 0, fmt.Errorf("s3store: seek %q: invalid whence %d", o.info.Key, whence)
 	}

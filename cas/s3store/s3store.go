@@ -91,6 +91,7 @@ import (
 	"io"
 	"iter"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -303,7 +304,48 @@ func (b *Backend) Stat(ctx context.Context, key string) (cas.Info, error) {
 	if err != nil {
 		return cas.Info{}, c.err("stat", key, err, cas.ErrNotFound, cas.ErrInvalidKey)
 	}
-	return cas.Info{Key: key, Size: aws.ToInt64(out.ContentLength), ModTime: aws.ToTime(out.LastModified)}, nil
+	return headInfo(key, out)
+}
+
+// Object metadata (x-amz-meta-*) that marks a blob stored encoded: the
+// encoding and the decoded size. The marker is never guessed from the
+// bytes.
+const (
+	metaEncoding    = "casa-encoding"
+	metaDecodedSize = "casa-decoded-size"
+)
+
+// encodingMetadata returns the metadata that records opts's encoding, or
+// nil.
+func encodingMetadata(opts cas.PutOptions) map[string]string {
+	if opts.Encoding == "" {
+		return nil
+	}
+	return map[string]string{metaEncoding: opts.Encoding, metaDecodedSize: strconv.FormatInt(opts.DecodedSize, 10)}
+}
+
+// headInfo describes the object key from its HeadObject answer.
+func headInfo(key string, out *s3.HeadObjectOutput) (cas.Info, error) {
+	n := aws.ToInt64(out.ContentLength)
+	info := cas.Info{Key: key, Size: n, ModTime: aws.ToTime(out.LastModified), StoredSize: n}
+	var enc, size string
+	for k, v := range out.Metadata {
+		switch strings.ToLower(k) {
+		case metaEncoding:
+			enc = v
+		case metaDecodedSize:
+			size = v
+		}
+	}
+	if enc == "" {
+		return info, nil
+	}
+	d, err := strconv.ParseInt(size, 10, 64)
+	if err != nil || d < 0 {
+		return cas.Info{}, fmt.Errorf("s3store: %q: %w: stored %s with decoded size %q", key, cas.ErrCorrupt, enc, size)
+	}
+	info.Encoding, info.Size = enc, d
+	return info, nil
 }
 
 // Open implements cas.Backend. It issues a HeadObject; data is fetched with
@@ -322,7 +364,10 @@ func (b *Backend) Open(ctx context.Context, key string) (cas.Object, error) {
 	if err != nil {
 		return nil, c.err("open", key, err, cas.ErrNotFound, cas.ErrInvalidKey)
 	}
-	info := cas.Info{Key: key, Size: aws.ToInt64(out.ContentLength), ModTime: aws.ToTime(out.LastModified)}
+	info, err := headInfo(key, out)
+	if err != nil {
+		return nil, err
+	}
 	return &object{ctx: ctx, b: b, full: full, info: info, etag: aws.ToString(out.ETag)}, nil
 }
 
@@ -368,7 +413,18 @@ func (b *Backend) List(ctx context.Context, prefix string) iter.Seq2[cas.Info, e
 				if !ok {
 					continue
 				}
-				info := cas.Info{Key: key, Size: aws.ToInt64(o.Size), ModTime: aws.ToTime(o.LastModified)}
+				info := cas.Info{Key: key, Size: aws.ToInt64(o.Size), ModTime: aws.ToTime(o.LastModified), StoredSize: aws.ToInt64(o.Size)}
+				if cas.IsKey(key) {
+					// ListObjectsV2 returns no metadata: only a HEAD
+					// tells whether a blob is stored encoded.
+					if info, err = b.Stat(ctx, key); err != nil {
+						if errors.Is(err, cas.ErrNotFound) {
+							continue // deleted while listing
+						}
+						yield(cas.Info{}, err)
+						return
+					}
+				}
 				if !yield(info, nil) {
 					return
 				}
@@ -479,6 +535,7 @@ func (b *Backend) putSingle(ctx context.Context, key, full string, r io.Reader, 
 	if opts.ContentType != "" {
 		in.ContentType = aws.String(opts.ContentType)
 	}
+	in.Metadata = encodingMetadata(opts)
 	if _, err := b.client.PutObject(c.ctx, in, optFns...); err != nil {
 		if _, ok := c.timedOut(); ok {
 			return c.err("put", key, err, cas.ErrInvalidKey)
@@ -514,6 +571,7 @@ func (b *Backend) putMultipart(ctx context.Context, key, full string, r io.Reade
 	if opts.ContentType != "" {
 		create.ContentType = aws.String(opts.ContentType)
 	}
+	create.Metadata = encodingMetadata(opts)
 	cc := b.meta(ctx, "CreateMultipartUpload", full)
 	up, err := b.client.CreateMultipartUpload(cc.ctx, create, cc.withAttemptTimeout)
 	err = cc.err("put", key, err, cas.ErrInvalidKey)

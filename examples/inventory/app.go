@@ -58,6 +58,10 @@ type Config struct {
 	// MigrateRate limits the background migration, in attachments per
 	// second; zero means no limit.
 	MigrateRate float64
+	// Compress stores compressible uploads zstd-compressed
+	// (cas.WithCompression with the default policy); compressed blobs are
+	// served as they are to clients that accept zstd.
+	Compress bool
 	// Final marks the migration final (migrate.Finalize) once it is
 	// complete: it can no longer be reverted, and Cleanup may delete the
 	// legacy objects. Cleanup without Final refuses until some run was
@@ -143,8 +147,12 @@ func NewApp(ctx context.Context, cfg Config) (*App, error) {
 	// Two Stores over one Backend: the migration copies legacy objects of
 	// any size, uploads are capped. Both touch every blob they store or
 	// deduplicate against (gc.go), so that a collection never deletes it.
-	store := cas.New(backend, cas.WithLogger(log), gcHook(migrator))
-	uploads := cas.New(backend, cas.WithMaxSize(maxUpload), cas.WithLogger(log), gcHook(migrator))
+	storeOpts := []cas.Option{cas.WithLogger(log), gcHook(migrator)}
+	if cfg.Compress {
+		storeOpts = append(storeOpts, cas.WithCompression(cas.Compression{}))
+	}
+	store := cas.New(backend, storeOpts...)
+	uploads := cas.New(backend, append(storeOpts, cas.WithMaxSize(maxUpload))...)
 	page, err := parsePage()
 	if err != nil {
 		_ = db.Close()

@@ -108,6 +108,7 @@ type options struct {
 	migrateRate float64
 	revert      bool
 	gc          bool
+	compress    bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -134,6 +135,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.Float64Var(&o.migrateRate, "migrate-rate", 0, "limit the background migration to `N` attachments per second (0: no limit)")
 	fs.BoolVar(&o.revert, "revert", false, "revert the migration (journal) and exit; stop other replicas first")
 	fs.BoolVar(&o.gc, "gc", false, "collect garbage once at start-up: delete blobs no attachment references, older than a day (after a blocking migration; otherwise in the background)")
+	fs.BoolVar(&o.compress, "compress", false, "store compressible files zstd-compressed (served as they are to clients that accept zstd)")
 	fs.BoolVar(&o.migrateOnly, "migrate-only", false, "run the startup migration, report and exit")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -195,6 +197,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		GC:           o.gc,
 		Migrate:      o.migrate,
 		MigrateRate:  o.migrateRate,
+		Compress:     o.compress,
 		Progress:     stderr,
 		Logger:       log,
 	}

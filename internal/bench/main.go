@@ -83,6 +83,7 @@ func main() {
 		{"6. Load on the example app", loadSection},
 		{"7. Online migration", onlineSection},
 		{"8. Memory of Cleanup and Collect", gcMemSection},
+		{"9. Compression", compressSection},
 	}
 	start := time.Now()
 	var rows []row
