@@ -94,6 +94,7 @@ type Handler struct {
 	thumbSizes  []int // sorted; nil: 1..maxThumb
 	signer      *casurl.Signer
 	openTimeout time.Duration // 0: none
+	redirect    *redirect     // WithRedirect; nil: off
 	logger      *slog.Logger
 	metrics     metrics
 }

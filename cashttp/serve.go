@@ -32,7 +32,12 @@ func (h *Handler) serveContent(w *responseWriter, r *http.Request, req casurl.Re
 		h.storageError(w, r, req, err)
 		return
 	}
-	size := obj.Info().Size
+	info := obj.Info()
+	if h.redirectable(r, req) && h.tryRedirect(ctx, w, r, req, info) {
+		_ = obj.Close() // unread: the storage service sends the bytes
+		return
+	}
+	size := info.Size
 
 	setContentHeaders(w.Header(), req, etag)
 	content, src := contentSource(obj)
