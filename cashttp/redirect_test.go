@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -275,8 +276,27 @@ func TestRedirectOptionPanics(t *testing.T) {
 	} {
 		require.Panics(t, f)
 	}
-	require.Contains(t, cashttp.RedirectableTypes(), "image/png")
-	require.NotContains(t, cashttp.RedirectableTypes(), "image/svg+xml")
+	types := cashttp.RedirectableTypes()
+	require.True(t, slices.IsSorted(types), "sorted (looked up by binary search)")
+	require.Contains(t, types, "image/png")
+	require.NotContains(t, types, "image/svg+xml")
+}
+
+// TestRedirectEveryListedType: each type of RedirectableTypes is
+// redirected (also with a parameter and in upper case), and the presigned
+// response carries it.
+func TestRedirectEveryListedType(t *testing.T) {
+	t.Parallel()
+	s3 := s3test.New(t)
+	f := newRedirectFixture(t, s3store.New(s3.Client, s3.Bucket), s3, cashttp.WithRedirect(0, time.Minute))
+	h := f.put(t, []byte("any bytes"))
+	for _, ct := range cashttp.RedirectableTypes() {
+		for _, asked := range []string{ct, strings.ToUpper(ct), ct + "; charset=binary"} {
+			r := f.get(t, must(casurl.Builder{}.Inline(h, asked)))
+			loc := requireRedirect(t, r, time.Minute)
+			require.Equal(t, asked, loc.Query().Get("response-content-type"), asked)
+		}
+	}
 }
 
 // TestRedirectRealS3: against the real server, which checks signatures,
