@@ -82,6 +82,7 @@ func main() {
 		{"5. Migration", migrateSection},
 		{"6. Load on the example app", loadSection},
 		{"7. Online migration", onlineSection},
+		{"8. Upload protocol and redirects", uploadSection},
 	}
 	start := time.Now()
 	var rows []row
