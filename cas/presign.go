@@ -40,7 +40,18 @@ type PresignOptions struct {
 	ContentType        string        // Content-Type of the response
 	ContentDisposition string        // Content-Disposition of the response
 	CacheControl       string        // Cache-Control of the response
+
+	// SignedAt, when set, is the time the URL's validity counts from
+	// (S3: X-Amz-Date) instead of now: it works until SignedAt+Expires.
+	// The same SignedAt, key and options give the same URL, so a server
+	// that rounds the time down to a window hands out one URL per window
+	// and browsers can reuse their cached response. It must not be more
+	// than a minute ahead of now, and SignedAt+Expires must be after now.
+	SignedAt time.Time
 }
+
+// maxPresignSkew is how far ahead of now a SignedAt may be.
+const maxPresignSkew = time.Minute
 
 // ErrInvalidPresign is wrapped by the checked layer's refusal of
 // PresignOptions that no URL may carry: an Expires that is not positive,
@@ -51,6 +62,15 @@ var ErrInvalidPresign = errors.New("cas: invalid presign options")
 func (opts PresignOptions) check() error {
 	if opts.Expires <= 0 {
 		return fmt.Errorf("%w: Expires %v: want a positive duration", ErrInvalidPresign, opts.Expires)
+	}
+	if !opts.SignedAt.IsZero() {
+		now := time.Now()
+		if opts.SignedAt.After(now.Add(maxPresignSkew)) {
+			return fmt.Errorf("%w: SignedAt %v is in the future", ErrInvalidPresign, opts.SignedAt)
+		}
+		if !opts.SignedAt.Add(opts.Expires).After(now) {
+			return fmt.Errorf("%w: SignedAt %v + Expires %v has passed: the URL would be dead", ErrInvalidPresign, opts.SignedAt, opts.Expires)
+		}
 	}
 	for _, f := range []struct{ name, v string }{
 		{"ContentType", opts.ContentType},

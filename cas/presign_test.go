@@ -71,7 +71,9 @@ func TestCheckedPresigner(t *testing.T) {
 			require.Equal(t, 1, tc.rec.calls)
 
 			for _, bad := range []cas.PresignOptions{{}, {Expires: -1}, {Expires: time.Minute, ContentType: "a/b\r\nX: y"},
-				{Expires: time.Minute, ContentDisposition: "attachment\x7f"}, {Expires: time.Minute, CacheControl: "é"}} {
+				{Expires: time.Minute, ContentDisposition: "attachment\x7f"}, {Expires: time.Minute, CacheControl: "é"},
+				{Expires: time.Minute, SignedAt: time.Now().Add(2 * time.Minute)},
+				{Expires: time.Minute, SignedAt: time.Now().Add(-time.Minute - time.Second)}} {
 				_, err := ps.PresignGet(t.Context(), key, bad)
 				require.ErrorIs(t, err, cas.ErrInvalidPresign, "%+v", bad)
 			}
@@ -82,6 +84,10 @@ func TestCheckedPresigner(t *testing.T) {
 			_, err = ps.PresignGet(ctx, key, ok)
 			require.ErrorIs(t, err, context.Canceled)
 			require.Equal(t, 1, tc.rec.calls, "refused before the Backend is called")
+
+			_, err = ps.PresignGet(t.Context(), key, cas.PresignOptions{Expires: time.Minute, SignedAt: time.Now().Add(-30 * time.Second)})
+			require.NoError(t, err, "dated in the past, still valid")
+			require.Equal(t, 2, tc.rec.calls)
 
 			tc.rec.url = "/relative/"
 			_, err = ps.PresignGet(t.Context(), key, ok)

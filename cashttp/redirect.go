@@ -62,6 +62,9 @@ func redirectableType(ct string) bool {
 	return ok && !scriptCapable(ct)
 }
 
+// MinRedirectLifetime is the shortest URL lifetime WithRedirect takes.
+const MinRedirectLifetime = 10 * time.Second
+
 // redirect is the configuration of WithRedirect, with the Presigner found
 // at NewHandler.
 type redirect struct {
@@ -73,10 +76,14 @@ type redirect struct {
 // WithRedirect answers a GET of a blob of at least minSize bytes with 307
 // Temporary Redirect to a URL from which the storage service sends the
 // bytes itself (cas.Presigner: s3store presigns a GetObject), so that large
-// downloads leave the application's network. The URL works for lifetime
-// (or until the casurl's own expiry, if that comes first); the 307 is
-// cached privately for half of that, so a browser never follows a cached
-// redirect to an expired URL. The presigned response carries the content
+// downloads leave the application's network. The URL is dated to the start
+// of the current window of lifetime/2 (windows aligned to the zero time, so
+// every replica signs the same URL for the same request in a window, and
+// a browser's cached response is reused) and works for lifetime from then,
+// or until the casurl's own expiry if that comes first: from the request,
+// between half and all of lifetime. The 307 is cached privately for half
+// of what is left, so a browser never follows a cached redirect to an
+// expired URL. The presigned response carries the content
 // type, Content-Disposition and a private Cache-Control that the request
 // asks for, which the URL's signature covers.
 //
@@ -97,17 +104,21 @@ type redirect struct {
 // When the store's Backend is no cas.Presigner (through cas.Checked) the
 // option does nothing and NewHandler logs a warning; a presign that fails
 // is logged and the blob is proxied. minSize must be at least 0 and
-// lifetime at least 2 s (the 307's max-age is half of it, in whole
-// seconds); s3store accepts lifetimes up to 7 days.
+// lifetime at least MinRedirectLifetime (so that a URL has at least half
+// of it left when handed out); s3store accepts lifetimes up to 7 days.
 func WithRedirect(minSize int64, lifetime time.Duration) Option {
 	if minSize < 0 {
 		badOption("WithRedirect", minSize, "want a minimum size of 0 or more bytes")
 	}
-	if lifetime < 2*time.Second {
-		badOption("WithRedirect", lifetime, "want a URL lifetime of at least 2s")
+	if lifetime < MinRedirectLifetime {
+		badOption("WithRedirect", lifetime, "want a URL lifetime of at least "+MinRedirectLifetime.String())
 	}
 	return func(h *Handler) { h.redirect = &redirect{minSize: minSize, lifetime: lifetime} }
 }
+
+// window is the length of the windows presigned URLs are dated to: half
+// the lifetime, in whole seconds (at least 5 s: MinRedirectLifetime).
+func (rd *redirect) window() time.Duration { return (rd.lifetime / 2).Truncate(time.Second) }
 
 // initRedirect finds the store's Presigner for WithRedirect, or warns.
 func (h *Handler) initRedirect() {
@@ -161,22 +172,26 @@ func (h *Handler) tryRedirect(ctx context.Context, w *responseWriter, r *http.Re
 	if info.Size < rd.minSize || info.Encoding != "" || !singleRange(r, info.Size) {
 		return false
 	}
+	// The URL is dated to the start of the current window of half the
+	// lifetime (windows are aligned to the zero time, so every replica
+	// agrees): one URL per window, which browsers can cache.
 	now := time.Now()
-	life := rd.lifetime
-	if !req.Expires.IsZero() {
-		// The presigned URL must not outlive the casurl that led to it.
-		life = min(life, req.Expires.Sub(now))
+	signed := now.Truncate(rd.window())
+	end := signed.Add(rd.lifetime)
+	if !req.Expires.IsZero() && req.Expires.Before(end) {
+		end = req.Expires // the presigned URL must not outlive the casurl
 	}
-	life = life.Truncate(time.Second)
-	if life < 2*time.Second {
+	left := end.Sub(now).Truncate(time.Second)
+	if left < 2*time.Second {
 		return false // about to expire: proxying is as cheap
 	}
-	secs := strconv.FormatInt(int64(life/time.Second), 10)
+	valid := end.Sub(signed)
 	u, err := rd.presigner.PresignGet(ctx, info.Key, cas.PresignOptions{
-		Expires:            life,
+		Expires:            valid,
+		SignedAt:           signed,
 		ContentType:        req.ContentType,
 		ContentDisposition: contentDisposition(req.Disposition, req.Filename, false),
-		CacheControl:       "private, max-age=" + secs,
+		CacheControl:       "private, max-age=" + strconv.FormatInt(int64(valid/time.Second), 10),
 	})
 	if err != nil {
 		h.logger.WarnContext(ctx, "cashttp: presign failed; proxying", "hash", req.Hash, "err", err)
@@ -184,10 +199,10 @@ func (h *Handler) tryRedirect(ctx context.Context, w *responseWriter, r *http.Re
 	}
 	hdr := w.Header()
 	hdr.Set("Location", u)
-	hdr.Set("Cache-Control", "private, max-age="+strconv.FormatInt(int64(life/2/time.Second), 10))
+	hdr.Set("Cache-Control", "private, max-age="+strconv.FormatInt(int64(left/2/time.Second), 10))
 	hdr.Set("X-Content-Type-Options", "nosniff")
 	hdr.Set("Referrer-Policy", "no-referrer")
 	w.WriteHeader(http.StatusTemporaryRedirect)
-	h.logger.DebugContext(ctx, "cashttp: redirected", "hash", req.Hash, "size", info.Size, "lifetime", life)
+	h.logger.DebugContext(ctx, "cashttp: redirected", "hash", req.Hash, "size", info.Size, "valid_for", left)
 	return true
 }

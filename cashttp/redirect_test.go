@@ -89,11 +89,20 @@ func requireRedirect(t *testing.T, r response, lifetime time.Duration) *url.URL 
 	u, err := url.Parse(r.Header.Get("Location"))
 	require.NoError(t, err)
 	require.True(t, u.IsAbs(), u.String())
+	require.Less(t, time.Duration(age)*time.Second, time.Until(presignedEnd(t, u)), "the 307 is cached for less than the URL has left")
+	require.LessOrEqual(t, time.Until(presignedEnd(t, u)), lifetime)
+	return u
+}
+
+// presignedEnd is when a presigned URL stops working: X-Amz-Date plus
+// X-Amz-Expires.
+func presignedEnd(t *testing.T, u *url.URL) time.Time {
+	t.Helper()
 	exp, err := strconv.Atoi(u.Query().Get("X-Amz-Expires"))
 	require.NoError(t, err, u.String())
-	require.LessOrEqual(t, time.Duration(exp)*time.Second, lifetime)
-	require.Less(t, age, exp)
-	return u
+	at, err := time.Parse("20060102T150405Z", u.Query().Get("X-Amz-Date"))
+	require.NoError(t, err, u.String())
+	return at.Add(time.Duration(exp) * time.Second)
 }
 
 // withEncoding reports every object as stored compressed, as a Store with
@@ -228,12 +237,27 @@ func TestRedirectSignedURL(t *testing.T) {
 
 	r := f.get(t, must(casurl.Builder{Signer: signer, TTL: 20 * time.Second}.Inline(h, "image/jpeg")))
 	loc := requireRedirect(t, r, 20*time.Second+time.Second)
-	exp, _ := strconv.Atoi(loc.Query().Get("X-Amz-Expires"))
-	require.LessOrEqual(t, exp, 21, "the presigned URL ends with the casurl")
+	require.LessOrEqual(t, time.Until(presignedEnd(t, loc)), 21*time.Second, "the presigned URL ends with the casurl")
 	require.LessOrEqual(t, maxAgeOf(t, r.Header.Get("Cache-Control")), 10)
 
-	r = f.get(t, must(casurl.Builder{Signer: signer}.Inline(h, "image/jpeg")))
-	requireRedirect(t, r, time.Hour)
+	forever := must(casurl.Builder{Signer: signer}.Inline(h, "image/jpeg"))
+	first := requireRedirect(t, f.get(t, forever), time.Hour)
+	second := requireRedirect(t, f.get(t, forever), time.Hour)
+	// One URL per window of half the lifetime, on every replica: dated to
+	// the window's start, so browsers reuse their cached response.
+	at, err := time.Parse("20060102T150405Z", first.Query().Get("X-Amz-Date"))
+	require.NoError(t, err)
+	require.Equal(t, at, at.Truncate(30*time.Minute), "dated to a window start")
+	require.WithinDuration(t, time.Now().Add(-15*time.Minute), at, 15*time.Minute+time.Second)
+	if first.Query().Get("X-Amz-Date") == second.Query().Get("X-Amz-Date") {
+		require.Equal(t, first.String(), second.String(), "the same URL within a window")
+	}
+	other := newRedirectFixture(t, s3store.New(s3.Client, s3.Bucket), s3,
+		cashttp.WithSigner(signer), cashttp.WithRedirect(0, time.Hour))
+	third := requireRedirect(t, other.get(t, forever), time.Hour)
+	if first.Query().Get("X-Amz-Date") == third.Query().Get("X-Amz-Date") {
+		require.Equal(t, first.String(), third.String(), "another replica signs the same URL")
+	}
 }
 
 // TestRedirectRefusals: a compressed blob (Encoding != ""), a backend that
@@ -272,6 +296,7 @@ func TestRedirectOptionPanics(t *testing.T) {
 	for _, f := range []func(){
 		func() { cashttp.WithRedirect(-1, time.Minute) },
 		func() { cashttp.WithRedirect(0, time.Second) },
+		func() { cashttp.WithRedirect(0, cashttp.MinRedirectLifetime-time.Second) },
 		func() { cashttp.WithRedirect(0, 0) },
 	} {
 		require.Panics(t, f)
@@ -302,16 +327,20 @@ func TestRedirectEveryListedType(t *testing.T) {
 // TestRedirectRealS3: against the real server, which checks signatures,
 // the redirect target serves the bytes with the headers the URL asked for
 // (followed by net/http's client as a browser would), an altered target
-// is refused, and a target whose lifetime has passed is refused.
+// is refused, and a target is refused once the expiring casurl that led
+// to it has expired (the presigned URL, dated to the start of its window,
+// ends with the casurl).
 func TestRedirectRealS3(t *testing.T) {
 	t.Parallel()
 	s := testutil.NewRealS3(t)
 	b := s3store.New(s.Client, s.Bucket, s3store.WithKeyPrefix(s.Prefix))
-	const lifetime = 2 * time.Second
-	f := newRedirectFixture(t, b, nil, cashttp.WithRedirect(1<<10, lifetime))
+	const lifetime = time.Hour
+	signer := casurl.NewSigner([]byte("real s3 key"))
+	f := newRedirectFixture(t, b, nil, cashttp.WithSigner(signer), cashttp.WithRedirect(1<<10, lifetime))
 	data := testutil.Bytes(5, 300<<10)
 	h := f.put(t, data)
-	target := must(casurl.Builder{}.Download(h, "video/mp4", "clip.mp4"))
+	// A casurl that expires in 3 to 4 s: the presigned URL ends with it.
+	target := must(casurl.Builder{Signer: signer, TTL: 3 * time.Second}.Download(h, "video/mp4", "clip.mp4"))
 
 	// Followed, as a browser does.
 	r := doURL(t, http.DefaultClient, http.MethodGet, f.srv.URL+target)
@@ -333,7 +362,7 @@ func TestRedirectRealS3(t *testing.T) {
 	altered.RawQuery = q.Encode()
 	require.Equal(t, http.StatusForbidden, doURL(t, noFollow, http.MethodGet, altered.String()).StatusCode, "altered content type")
 
-	time.Sleep(lifetime + 1500*time.Millisecond)
+	time.Sleep(time.Until(presignedEnd(t, loc)) + 1500*time.Millisecond)
 	late := doURL(t, noFollow, http.MethodGet, loc.String())
 	require.Equal(t, http.StatusForbidden, late.StatusCode, "expired: %s", late.body)
 }

@@ -3,9 +3,11 @@ package s3store
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/casa-go/casa/cas"
@@ -23,7 +25,8 @@ var _ cas.Presigner = (*Backend)(nil)
 // response carries opts' headers through the response-content-type,
 // response-content-disposition and response-cache-control parameters,
 // which the signature covers. It is computed locally: no request is sent,
-// and key need not exist.
+// and key need not exist. With opts.SignedAt the URL is dated then
+// (X-Amz-Date, whole seconds) and works until SignedAt+Expires.
 //
 // The URL is signed with the client's credentials: with temporary
 // credentials (an IAM role, STS) it stops working when they expire, even
@@ -52,9 +55,33 @@ func (b *Backend) PresignGet(ctx context.Context, key string, opts cas.PresignOp
 	if opts.CacheControl != "" {
 		in.ResponseCacheControl = aws.String(opts.CacheControl)
 	}
-	req, err := s3.NewPresignClient(b.client).PresignGetObject(ctx, in, s3.WithPresignExpires(exp))
+	popts := []func(*s3.PresignOptions){s3.WithPresignExpires(exp)}
+	if !opts.SignedAt.IsZero() {
+		// The SDK signs at now; sign at SignedAt instead, so that one
+		// window gives one URL.
+		at := opts.SignedAt.UTC().Truncate(time.Second)
+		popts = append(popts, func(o *s3.PresignOptions) {
+			o.Presigner = signedAt{s: v4.NewSigner(func(so *v4.SignerOptions) {
+				so.Logger = b.client.Options().Logger
+				so.DisableURIPathEscaping = true // as the SDK's own S3 presigner
+			}), at: at}
+		})
+	}
+	req, err := s3.NewPresignClient(b.client).PresignGetObject(ctx, in, popts...)
 	if err != nil {
 		return "", fmt.Errorf("s3store: presign %q: %w", key, err)
 	}
 	return req.URL, nil
+}
+
+// signedAt is the SDK's SigV4 presigner with the signing time fixed.
+type signedAt struct {
+	s  *v4.Signer
+	at time.Time
+}
+
+// PresignHTTP implements s3.HTTPPresignerV4.
+func (p signedAt) PresignHTTP(ctx context.Context, creds aws.Credentials, r *http.Request, payloadHash, service, region string,
+	_ time.Time, optFns ...func(*v4.SignerOptions)) (string, http.Header, error) {
+	return p.s.PresignHTTP(ctx, creds, r, payloadHash, service, region, p.at, optFns...)
 }

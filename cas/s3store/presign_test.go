@@ -87,6 +87,21 @@ func TestPresignRealS3Signatures(t *testing.T) {
 	require.NoError(t, b.Put(ctx, other.Key(), strings.NewReader("other"), 5, cas.PutOptions{}))
 	tamper("key", func(_ url.Values, p *url.URL) { p.Path = strings.Replace(p.Path, key, other.Key(), 1) })
 
+	// SignedAt: the URL is dated then and works until SignedAt+Expires;
+	// the same SignedAt gives the same URL.
+	at := time.Now().Add(-30 * time.Second)
+	u1, err := b.PresignGet(ctx, key, cas.PresignOptions{Expires: time.Minute, SignedAt: at, ContentType: "image/png"})
+	require.NoError(t, err)
+	u2, err := b.PresignGet(ctx, key, cas.PresignOptions{Expires: time.Minute, SignedAt: at, ContentType: "image/png"})
+	require.NoError(t, err)
+	require.Equal(t, u1, u2, "one URL per signing time")
+	status, body, _ = presignedGet(t, u1)
+	require.Equal(t, http.StatusOK, status, "dated 30 s ago, valid for 60: %s", body)
+	dead, err := b.PresignGet(ctx, key, cas.PresignOptions{Expires: time.Minute, SignedAt: time.Now().Add(-70 * time.Second)})
+	require.NoError(t, err, "the raw Backend signs it; the checked layer would refuse it")
+	status, _, _ = presignedGet(t, dead)
+	require.Equal(t, http.StatusForbidden, status, "dated 70 s ago, valid for 60")
+
 	// Expiry: a URL valid for one second works at once and is refused
 	// after it.
 	u, err = b.PresignGet(ctx, key, cas.PresignOptions{Expires: time.Second})
