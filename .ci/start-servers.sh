@@ -3,7 +3,10 @@
 # with its data in a temporary directory:
 #   PostgreSQL 15 (initdb + pg_ctl)   -> CASA_TEST_POSTGRES_DSN
 #   MariaDB 10.11 (mariadbd)          -> CASA_TEST_MYSQL_DSN
-#   SeaweedFS (weed server -s3)       -> CASA_TEST_S3_ENDPOINT, CASA_TEST_S3_BUCKET
+#   SeaweedFS (weed server -s3)       -> CASA_TEST_S3_ENDPOINT, CASA_TEST_S3_BUCKET,
+#                                        CASA_TEST_S3_ACCESS_KEY, CASA_TEST_S3_SECRET_KEY
+#     (with one identity in -s3.config, so that it checks every request's
+#     SigV4 signature, presigned URLs included, and refuses anonymous ones)
 # and prints the export lines on stdout (progress goes to stderr).
 #
 #   eval "$(.ci/start-servers.sh start)"    # start all, export the variables
@@ -17,6 +20,8 @@ set -euo pipefail
 
 PG_BIN="${PG_BIN:-/usr/lib/postgresql/15/bin}"
 S3_BUCKET="${CASA_TEST_S3_BUCKET:-casa-test}"
+S3_ACCESS_KEY="${CASA_TEST_S3_ACCESS_KEY:-AKIDCASATEST}"
+S3_SECRET_KEY="${CASA_TEST_S3_SECRET_KEY:-SECRETCASATEST}"
 
 log() { echo "start-servers: $*" >&2; }
 
@@ -96,30 +101,52 @@ start_mysql() {
 }
 
 start_s3() {
-  local d="$DIR/weed" weed pm pv pf ps pg
+  local d="$DIR/weed" weed pm pv pf ps
   weed="${WEED:-}" # the weed binary; built (or found in the cache) when unset
   [[ -n "$weed" ]] || weed=$("$(dirname "$0")/build-weed.sh")
   pm=$(free_port); pv=$(free_port); pf=$(free_port); ps=$(free_port)
   mkdir -p "$d/data"
+  # One identity: with it SeaweedFS checks the SigV4 signature of every
+  # request (and the expiry of presigned URLs) and refuses anonymous ones.
+  cat >"$d/s3.json" <<JSON
+{
+  "identities": [
+    {
+      "name": "casa",
+      "credentials": [{"accessKey": "$S3_ACCESS_KEY", "secretKey": "$S3_SECRET_KEY"}],
+      "actions": ["Admin", "Read", "List", "Tagging", "Write"]
+    }
+  ]
+}
+JSON
   # -master.port's gRPC port is port+10000 (likewise volume, filer, s3):
   # free_port keeps ports below 50000 so they fit.
   "$weed" server -dir="$d/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
     -master.port="$pm" -volume.port="$pv" -volume.max=200 -master.volumeSizeLimitMB=64 \
-    -filer -filer.port="$pf" -s3 -s3.port="$ps" >"$d/server.log" 2>&1 &
+    -filer -filer.port="$pf" -s3 -s3.port="$ps" -s3.config="$d/s3.json" >"$d/server.log" 2>&1 &
   echo $! >"$d/pid"
+  # Signed requests (curl's SigV4; SeaweedFS wants the payload hash header).
+  local sig=(--aws-sigv4 "aws:amz:us-east-1:s3" --user "$S3_ACCESS_KEY:$S3_SECRET_KEY"
+    -H "x-amz-content-sha256: UNSIGNED-PAYLOAD")
   # The S3 gateway answers before the filer and a volume are ready:
   # create the bucket until it works, then write an object.
-  if ! wait_for curl -fsS -X PUT "http://127.0.0.1:$ps/$S3_BUCKET"; then
+  if ! wait_for curl -fsS "${sig[@]}" -X PUT "http://127.0.0.1:$ps/$S3_BUCKET"; then
     tail -30 "$d/server.log" >&2
     return 1
   fi
-  if ! wait_for curl -fsS -X PUT --data-binary probe "http://127.0.0.1:$ps/$S3_BUCKET/.probe"; then
+  if ! wait_for curl -fsS "${sig[@]}" -X PUT --data-binary probe "http://127.0.0.1:$ps/$S3_BUCKET/.probe"; then
     tail -30 "$d/server.log" >&2
     return 1
   fi
-  curl -fsS -X DELETE "http://127.0.0.1:$ps/$S3_BUCKET/.probe" >/dev/null || true
-  EXPORTS+=("CASA_TEST_S3_ENDPOINT=http://127.0.0.1:$ps" "CASA_TEST_S3_BUCKET=$S3_BUCKET")
-  log "SeaweedFS $("$weed" version 2>/dev/null | head -1) S3 on 127.0.0.1:$ps (master $pm, volume $pv, filer $pf)"
+  # The server must refuse an unsigned request, or nothing tests signatures.
+  if curl -fsS -o /dev/null "http://127.0.0.1:$ps/$S3_BUCKET/.probe" 2>/dev/null; then
+    log "SeaweedFS S3 served an anonymous GET: -s3.config not in force"
+    return 1
+  fi
+  curl -fsS "${sig[@]}" -X DELETE "http://127.0.0.1:$ps/$S3_BUCKET/.probe" >/dev/null || true
+  EXPORTS+=("CASA_TEST_S3_ENDPOINT=http://127.0.0.1:$ps" "CASA_TEST_S3_BUCKET=$S3_BUCKET"
+    "CASA_TEST_S3_ACCESS_KEY=$S3_ACCESS_KEY" "CASA_TEST_S3_SECRET_KEY=$S3_SECRET_KEY")
+  log "SeaweedFS $("$weed" version 2>/dev/null | head -1) S3 on 127.0.0.1:$ps (master $pm, volume $pv, filer $pf; signatures checked)"
 }
 
 stop_all() {

@@ -58,7 +58,8 @@ import (
 // with ErrUnsupported unless a Store makes it (the layer could not check
 // that the decoded bytes hash to the key).
 //
-// The returned Backend implements Stager when b does. Its Staged hashes
+// The returned Backend implements Presigner when b does (see Presigner for
+// what the layer checks). It implements Stager when b does. Its Staged hashes
 // the bytes written to it, and its Commit validates the key and context as
 // Put does and, under a blob key cas/<hex>, fails with ErrDigestMismatch
 // and publishes nothing unless the bytes hash to <hex>. Checked of a
@@ -66,7 +67,7 @@ import (
 // and migrate call their Backends through Checked.
 func Checked(b Backend) Backend {
 	switch b.(type) {
-	case *checked, *checkedStager:
+	case *checked, *checkedStager, *checkedPresigner, *checkedStagerPresigner:
 		return b
 	}
 	return checkedOf(b).wrap()
@@ -95,14 +96,26 @@ func checkedOf(b Backend) *checked {
 		return c
 	case *checkedStager:
 		return &c.checked
+	case *checkedPresigner:
+		return &c.checked
+	case *checkedStagerPresigner:
+		return &c.checked
 	}
 	return &checked{b: b, newHash: sha256.New}
 }
 
-// wrap returns c as the Backend to hand out: a Stager when its Backend is.
+// wrap returns c as the Backend to hand out: a Stager when its Backend is,
+// a Presigner when its Backend is.
 func (c *checked) wrap() Backend {
-	if _, ok := c.b.(Stager); ok {
+	_, stager := c.b.(Stager)
+	_, presigner := c.b.(Presigner)
+	switch {
+	case stager && presigner:
+		return &checkedStagerPresigner{checkedStager{*c}}
+	case stager:
 		return &checkedStager{*c}
+	case presigner:
+		return &checkedPresigner{*c}
 	}
 	return c
 }

@@ -30,6 +30,15 @@
 // Content-Security-Policy: sandbox, and builds Content-Disposition so that
 // no filename can break out of it.
 //
+// With WithRedirect, a large blob of a type that is safe without the
+// handler's own headers (RedirectableTypes) is answered with 307 to a URL
+// the storage service serves itself (cas.Presigner: s3store presigns a
+// GetObject), so its bytes leave the application's network.
+//
+// NewUploadHandler is a separate, opt-in handler for uploads that skip
+// known bytes (PUT verified by hash, HEAD, a batch of missing hashes),
+// mounted on a prefix of its own; UploadClient is its Go client.
+//
 // The package imports cas and casurl only: thumbnails come in through the
 // Thumbnailer interface and its errors through cas sentinels, so a server
 // that serves only blobs links no image decoder.
@@ -37,7 +46,8 @@
 // The files split the handler by job: options.go (Options, NewHandler),
 // metrics.go, request.go (the method and URL checks), serve.go (content,
 // thumbnails, storage errors), headers.go (header policy), writer.go (the
-// guarded ResponseWriter) and ranges.go (the Range guard).
+// guarded ResponseWriter), ranges.go (the Range guard), redirect.go
+// (WithRedirect), upload.go (UploadHandler) and uploadclient.go.
 package cashttp
 
 import (
@@ -94,6 +104,7 @@ type Handler struct {
 	thumbSizes  []int // sorted; nil: 1..maxThumb
 	signer      *casurl.Signer
 	openTimeout time.Duration // 0: none
+	redirect    *redirect     // WithRedirect; nil: off
 	logger      *slog.Logger
 	metrics     metrics
 }

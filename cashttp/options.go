@@ -113,5 +113,6 @@ func NewHandler(store *cas.Store, opts ...Option) *Handler {
 	for _, o := range opts {
 		o(h)
 	}
+	h.initRedirect()
 	return h
 }

@@ -45,6 +45,10 @@ func (h *Handler) serveContent(w *responseWriter, r *http.Request, req casurl.Re
 		return
 	}
 	info := obj.Info()
+	if h.redirectable(r, req) && h.tryRedirect(ctx, w, r, req, info) {
+		_ = obj.Close() // unread: the storage service sends the bytes
+		return
+	}
 	size := info.Size
 	served := obj
 	if eo, ok := obj.(cas.EncodedObject); ok && zstdOK && info.Encoding == cas.EncodingZstd && len(r.Header.Values("Range")) == 0 {

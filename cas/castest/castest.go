@@ -21,6 +21,14 @@
 // outside the bytes and reported by Stat, Open and List with the decoded
 // Size and the StoredSize; bytes that merely look compressed are stored
 // as they are.
+// When it implements
+// cas.Presigner, a GET of a presigned URL (net/http's default client)
+// must return the object's bytes with the headers asked for, serve a
+// Range, and fail for a missing key; cas.Checked must be a Presigner
+// exactly when the Backend is, and refuse invalid options. (That a URL
+// stops working once it expires, or once altered, is the service's
+// part: test fakes such as gofakes3 check no signatures, so the suite
+// cannot ask it of every Backend; s3store tests it on a real server.)
 //
 // The suite uses only the standard testing package and go-cmp, so a Backend
 // outside this module can run it without further test dependencies.
@@ -33,6 +41,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"path"
 	"slices"
@@ -86,6 +95,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) cas.Backend) {
 		{"Stager", testStager, nil},
 		{"FileObject", testFileObject, nil},
 		{"Encoding", func(t *testing.T, b cas.Backend) { testEncoding(t, b, true) }, nil},
+		{"Presigner", nil, testPresigner},
 	}
 	checked := []test{
 		{"RoundTrip", testRoundTrip, nil},
@@ -104,6 +114,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) cas.Backend) {
 		{"Stager", testStager, nil},
 		{"CheckedStager", testCheckedStager, nil},
 		{"FileObject", testFileObject, nil},
+		{"Presigner", nil, testPresigner},
 		{"Store", testStore, nil},
 		{"Encoding", func(t *testing.T, b cas.Backend) { testEncoding(t, b, false) }, nil},
 	}
@@ -1367,4 +1378,97 @@ func readStore(ctx context.Context, s *cas.Store, h cas.Hash) ([]byte, error) {
 	}
 	defer r.Close()
 	return io.ReadAll(r)
+}
+
+// testPresigner checks the cas.Presigner contract when the Backend
+// implements it: through the checked layer exactly when raw does; a GET of
+// the URL (net/http's default client) returns the object's bytes with the
+// response headers asked for, a Range GET its range, and a missing key
+// no 2xx; and through the checked layer, invalid options, keys and a done
+// context are refused before the Backend is called.
+func testPresigner(t *testing.T, raw, b cas.Backend) {
+	_, rawOK := raw.(cas.Presigner)
+	ps, ok := b.(cas.Presigner)
+	if ok != rawOK {
+		t.Fatalf("%T is a cas.Presigner: %v; %T over it: %v", raw, rawOK, b, ok)
+	}
+	if !ok {
+		t.Skipf("%T does not implement cas.Presigner", raw)
+	}
+	ctx := t.Context()
+	p := data(90, 3000)
+	key := cas.SumBytes(p).Key()
+	put(t, b, key, p, cas.PutOptions{})
+	opts := cas.PresignOptions{
+		Expires:            time.Minute,
+		ContentType:        "application/pdf",
+		ContentDisposition: `attachment; filename="a b.pdf"; filename*=UTF-8''a%20b.pdf`,
+		CacheControl:       "private, max-age=30",
+	}
+	u, err := ps.PresignGet(ctx, key, opts)
+	mustNoError(t, err, "PresignGet %q", key)
+
+	get := func(u, rng string) (*http.Response, []byte) {
+		t.Helper()
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		mustNoError(t, err, "request for %q", u)
+		if rng != "" {
+			req.Header.Set("Range", rng)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		mustNoError(t, err, "GET %q", u)
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		mustNoError(t, err, "body of GET %q", u)
+		return resp, body
+	}
+	resp, body := get(u, "")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET of the presigned URL: status %d, want 200; body %.300q", resp.StatusCode, body)
+	}
+	mustEqualBytes(t, body, p, "body of the presigned GET")
+	for name, want := range map[string]string{
+		"Content-Type":        opts.ContentType,
+		"Content-Disposition": opts.ContentDisposition,
+		"Cache-Control":       opts.CacheControl,
+	} {
+		if got := resp.Header.Get(name); got != want {
+			t.Errorf("presigned GET: %s %q, want %q", name, got, want)
+		}
+	}
+	resp, body = get(u, "bytes=100-199")
+	if resp.StatusCode != http.StatusPartialContent {
+		t.Fatalf("Range GET of the presigned URL: status %d, want 206", resp.StatusCode)
+	}
+	mustEqualBytes(t, body, p[100:200], "body of the presigned Range GET")
+
+	missing := cas.SumBytes([]byte("missing")).Key()
+	u, err = ps.PresignGet(ctx, missing, opts)
+	mustNoError(t, err, "PresignGet of the missing key %q (no request is made)", missing)
+	if resp, _ = get(u, ""); resp.StatusCode < 300 {
+		t.Errorf("GET of a presigned URL of a missing key: status %d, want an error", resp.StatusCode)
+	}
+
+	if raw == b {
+		return // the rest is the checked layer's
+	}
+	for _, bad := range []cas.PresignOptions{
+		{},
+		{Expires: -time.Second},
+		{Expires: time.Minute, ContentType: "text/plain\r\nX-Evil: 1"},
+		{Expires: time.Minute, ContentDisposition: "attachment; filename=\"\x00\""},
+		{Expires: time.Minute, CacheControl: "max-age=1\n"},
+		{Expires: time.Minute, ContentDisposition: "inline; filename=\"\u00e9\""},
+	} {
+		_, err := ps.PresignGet(ctx, key, bad)
+		mustErrorIs(t, err, cas.ErrInvalidPresign, "PresignGet with %+v", bad)
+	}
+	for _, k := range []string{"", string([]byte{0xff}), strings.Repeat("a", cas.MaxKeyLen+1)} {
+		_, err := ps.PresignGet(ctx, k, opts)
+		mustErrorIs(t, err, cas.ErrInvalidKey, "PresignGet of key %q", k)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	_, err = ps.PresignGet(cctx, key, opts)
+	mustErrorIs(t, err, context.Canceled, "PresignGet under a cancelled context")
 }

@@ -8,6 +8,9 @@ import (
 	"go/token"
 	"io"
 	"iter"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/casa-go/casa/cas"
 	"github.com/casa-go/casa/cas/castest"
@@ -212,7 +216,52 @@ func TestBrokenBackend(t *testing.T) {
 	if fault == "" {
 		t.Skip("run by TestSuiteCatchesFaults")
 	}
-	castest.Run(t, func(t *testing.T) cas.Backend { return broken{Backend: memstore.New(), fault: fault} })
+	castest.Run(t, func(t *testing.T) cas.Backend {
+		b := broken{Backend: memstore.New(), fault: fault}
+		if strings.HasPrefix(fault, "presign-") {
+			return newPresigning(t, b)
+		}
+		return b
+	})
+}
+
+// presigning is a broken Backend that is a cas.Presigner: its URLs point
+// at an HTTP server that serves the memstore's objects with the headers
+// the URL names (Range included, through http.ServeContent), unless the
+// fault says otherwise.
+type presigning struct {
+	broken
+	url string
+}
+
+func newPresigning(t *testing.T, b broken) presigning {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		key := strings.TrimPrefix(r.URL.Path, "/")
+		obj, err := b.Backend.Open(r.Context(), key)
+		if err != nil {
+			http.NotFound(w, r)
+			return
+		}
+		defer obj.Close()
+		q := r.URL.Query()
+		if b.fault != "presign-ignores-type" {
+			w.Header().Set("Content-Type", q.Get("ct"))
+		}
+		w.Header().Set("Content-Disposition", q.Get("cd"))
+		w.Header().Set("Cache-Control", q.Get("cc"))
+		if b.fault == "presign-no-range" {
+			_, _ = io.Copy(w, obj)
+			return
+		}
+		http.ServeContent(w, r, "", time.Time{}, obj)
+	}))
+	t.Cleanup(srv.Close)
+	return presigning{broken: b, url: srv.URL}
+}
+
+func (p presigning) PresignGet(_ context.Context, key string, opts cas.PresignOptions) (string, error) {
+	q := url.Values{"ct": {opts.ContentType}, "cd": {opts.ContentDisposition}, "cc": {opts.CacheControl}}
+	return p.url + "/" + key + "?" + q.Encode(), nil
 }
 
 func TestSuiteCatchesFaults(t *testing.T) {
@@ -226,6 +275,8 @@ func TestSuiteCatchesFaults(t *testing.T) {
 	for _, fault := range []string{
 		"",                 // control: the wrapper itself is sound
 		"fileobject-sound", // control: a sound cas.FileObject passes
+		"presign-sound",    // control: a sound cas.Presigner passes
+		"presign-ignores-type", "presign-no-range",
 		"ignore-digest", "ignore-size",
 		"fileobject-extra-bytes", "fileobject-close-leaks",
 		"stat-error-not-wrapped", "ignore-if-absent", "keep-partial", "short-object",
@@ -240,7 +291,7 @@ func TestSuiteCatchesFaults(t *testing.T) {
 				cmd.Env = append(cmd.Env, faultEnv+"=none")
 			}
 			out, err := cmd.CombinedOutput()
-			if fault == "" || fault == "fileobject-sound" || caughtByLayer[fault] {
+			if fault == "" || fault == "fileobject-sound" || fault == "presign-sound" || caughtByLayer[fault] {
 				if err != nil {
 					t.Fatalf("the suite fails a sound wrapper: %v\n%s", err, out)
 				}

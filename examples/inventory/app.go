@@ -268,6 +268,7 @@ func (a *App) Handler() http.Handler {
 	mux.HandleFunc("POST /api/parts/{key}/attachments", a.createAttachment)
 	mux.HandleFunc("DELETE /api/parts/{key}/attachments/{id}", a.deleteAttachment)
 	mux.HandleFunc("POST /api/parts/{key}/attachments/{id}/copy", a.copyAttachment)
+	a.mountUploads(mux) // uploads.go: PUT/HEAD /api/uploads/{hash}, POST /api/uploads/missing
 
 	// The pre-CAS endpoints that streamed blobs through the database.
 	mux.HandleFunc("GET /api/parts/{key}/attachments/{id}/download", gone("download_url"))

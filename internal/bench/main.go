@@ -84,6 +84,7 @@ func main() {
 		{"7. Online migration", onlineSection},
 		{"8. Memory of Cleanup and Collect", gcMemSection},
 		{"9. Compression", compressSection},
+		{"10. Upload protocol and redirects", uploadSection},
 	}
 	start := time.Now()
 	var rows []row

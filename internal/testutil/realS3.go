@@ -22,6 +22,17 @@ const (
 	S3BucketEnv = "CASA_TEST_S3_BUCKET"
 	// DefaultRealS3Bucket is the bucket used when S3BucketEnv is unset.
 	DefaultRealS3Bucket = "casa-test"
+	// S3AccessKeyEnv and S3SecretKeyEnv hold the credentials of the
+	// server's identity: .ci/start-servers.sh configures SeaweedFS with
+	// one (-s3.config), so that it checks every signature, presigned URLs
+	// included. The defaults are DefaultRealS3AccessKey and
+	// DefaultRealS3SecretKey, the script's own defaults.
+	S3AccessKeyEnv = "CASA_TEST_S3_ACCESS_KEY"
+	S3SecretKeyEnv = "CASA_TEST_S3_SECRET_KEY"
+	// DefaultRealS3AccessKey and DefaultRealS3SecretKey are the
+	// credentials used when the variables are unset.
+	DefaultRealS3AccessKey = "AKIDCASATEST"
+	DefaultRealS3SecretKey = "SECRETCASATEST"
 )
 
 // RealS3 is a real S3-compatible server shared by the tests: one bucket,
@@ -59,17 +70,33 @@ func NewRealS3(t testing.TB) *RealS3 {
 	}
 }
 
+// RealS3Credentials returns the access key and secret key of the real
+// server's identity: CASA_TEST_S3_ACCESS_KEY and CASA_TEST_S3_SECRET_KEY,
+// or the defaults of .ci/start-servers.sh.
+func RealS3Credentials() (accessKey, secretKey string) {
+	accessKey, secretKey = os.Getenv(S3AccessKeyEnv), os.Getenv(S3SecretKeyEnv)
+	if accessKey == "" {
+		accessKey = DefaultRealS3AccessKey
+	}
+	if secretKey == "" {
+		secretKey = DefaultRealS3SecretKey
+	}
+	return accessKey, secretKey
+}
+
 // NewRealS3Client returns an S3 client for endpoint the way an
 // application would build one for an S3-compatible service: static
-// credentials (SeaweedFS without -s3.config accepts any), region
+// credentials (RealS3Credentials: the real server checks them; gofakes3
+// accepts any), region
 // us-east-1, path-style addressing, request checksums only when required.
 // Response checksum validation stays at the SDK's default
 // (WhenSupported), as in an application that did not turn it down. opts
 // adjust the client further.
 func NewRealS3Client(endpoint string, opts ...func(*s3.Options)) *s3.Client {
+	accessKey, secretKey := RealS3Credentials()
 	cfg := aws.Config{
 		Region:                     "us-east-1",
-		Credentials:                credentials.NewStaticCredentialsProvider("AKIDCASATEST", "SECRETCASATEST", ""),
+		Credentials:                credentials.NewStaticCredentialsProvider(accessKey, secretKey, ""),
 		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
 	}
 	opts = append([]func(*s3.Options){func(o *s3.Options) {
