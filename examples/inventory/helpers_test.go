@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"io"
 	"mime/multipart"
@@ -138,7 +137,7 @@ func (ta *testApp) rowCount(table string) int {
 	return countRows(ta.t, ta.db, table)
 }
 
-func countRows(t testing.TB, db *sql.DB, table string) int {
+func countRows(t testing.TB, db querier, table string) int {
 	t.Helper()
 	var n int
 	require.NoError(t, db.QueryRowContext(t.Context(), "SELECT count(*) FROM "+table).Scan(&n))
