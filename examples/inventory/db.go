@@ -76,6 +76,11 @@ END
 $$;
 `
 
+// pgSchemaDone tells whether pgSchema has run: its last statement made
+// the cover's foreign key.
+const pgSchemaDone = `SELECT EXISTS (SELECT 1 FROM pg_constraint
+	WHERE conname = 'parts_cover_attachment_fk' AND conrelid = to_regclass('parts'))`
+
 // pgSchemaLock is the key of the transaction-scoped advisory lock that
 // serializes schema creation (and seeding) among replicas:
 // pg_advisory_xact_lock takes any bigint; this one spells "casainv".
@@ -243,6 +248,17 @@ func openPostgres(ctx context.Context, dsn string) (*appDB, error) {
 		return nil, fmt.Errorf("database %s: cannot connect: %w", name, oneLine{err})
 	}
 	err = d.withSchemaLock(ctx, func(tx *appTx) error {
+		// DDL on an existing schema is not free: CREATE INDEX IF NOT
+		// EXISTS takes a share lock on its table before it finds the
+		// index, and deadlocks with another replica's transaction that
+		// writes parts, then attachments. So look first.
+		var done bool
+		if err := tx.QueryRowContext(ctx, pgSchemaDone).Scan(&done); err != nil {
+			return err
+		}
+		if done {
+			return nil
+		}
 		_, err := tx.ExecContext(ctx, pgSchema)
 		return err
 	})

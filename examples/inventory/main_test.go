@@ -16,6 +16,7 @@ import (
 
 	"github.com/casa-go/casa/cas"
 	"github.com/casa-go/casa/cas/s3store"
+	"github.com/casa-go/casa/internal/testutil"
 	"github.com/casa-go/casa/internal/testutil/imagetest"
 	"github.com/casa-go/casa/internal/testutil/s3test"
 )
@@ -139,34 +140,65 @@ func TestRunRefusesBadFlags(t *testing.T) {
 	require.Error(t, err)
 }
 
-// TestS3Backend runs the app with its blobs in S3: the real aws-sdk-go-v2
-// client against gofakes3, legacy data seeded into the bucket, migrated at
-// startup, then uploads and downloads through the API.
+// TestS3Backend runs the app with its blobs in S3, end to end: the real
+// aws-sdk-go-v2 client against gofakes3 (in the test process) and against
+// SeaweedFS (a real server, .ci/start-servers.sh; skipped locally without
+// it). Legacy data is seeded into the bucket and migrated at startup, then
+// a file is uploaded, listed, downloaded, and its thumbnail generated and
+// cached beside the blobs (the shared cache).
 func TestS3Backend(t *testing.T) {
 	t.Parallel()
-	srv := s3test.New(t)
-	b := s3store.New(srv.Client, srv.Bucket)
-	dir := t.TempDir()
-	seed(t, dir, b, 2)
-	ta := newTestApp(t, Config{DataDir: dir, Backend: b, Cleanup: true, Final: true})
-	require.Equal(t, 4, ta.Migration.Report.Migrated)
-	require.Equal(t, 4, ta.Migration.Cleanup.Deleted)
+	servers := []struct {
+		name    string
+		backend func(t *testing.T) cas.Backend
+	}{
+		{"gofakes3", func(t *testing.T) cas.Backend {
+			srv := s3test.New(t)
+			return s3store.New(srv.Client, srv.Bucket)
+		}},
+		{"seaweedfs", func(t *testing.T) cas.Backend {
+			rs := testutil.NewRealS3(t)
+			return s3store.New(rs.Client, rs.Bucket, s3store.WithKeyPrefix(rs.Prefix))
+		}},
+	}
+	for _, srv := range servers {
+		t.Run(srv.name, func(t *testing.T) {
+			t.Parallel()
+			b := srv.backend(t)
+			dir := t.TempDir()
+			seed(t, dir, b, 2)
+			ta := newTestApp(t, Config{DataDir: dir, Backend: b, Cleanup: true, Final: true, ThumbCache: ThumbCacheShared})
+			require.Equal(t, 4, ta.Migration.Report.Migrated)
+			require.Equal(t, 4, ta.Migration.Cleanup.Deleted)
 
-	key := ta.createPart("in S3")
-	data := imagetest.JPEG(300, 200)
-	at := ta.uploadOK(key, "photo", "photo.jpg", "image/jpeg", data)
-	status, _, body := ta.get(*at.DownloadURL)
-	require.Equal(t, http.StatusOK, status)
-	require.Equal(t, data, body)
-	status, hdr, _ := ta.get(*at.ThumbnailURL)
-	require.Equal(t, http.StatusOK, status)
-	require.Equal(t, "image/jpeg", hdr.Get("Content-Type"))
+			key := ta.createPart("in S3")
+			data := imagetest.JPEG(300, 200)
+			at := ta.uploadOK(key, "photo", "photo.jpg", "image/jpeg", data)
+			listed := ta.attachments(key)
+			require.Len(t, listed, 1)
+			require.Equal(t, at.DownloadURL, listed[0].DownloadURL)
+			status, _, body := ta.get(*at.DownloadURL)
+			require.Equal(t, http.StatusOK, status)
+			require.Equal(t, data, body)
+			status, hdr, thumb := ta.get(*at.ThumbnailURL)
+			require.Equal(t, http.StatusOK, status)
+			require.Equal(t, "image/jpeg", hdr.Get("Content-Type"))
 
-	// Every object in the bucket is a CAS object: 3 photos, 1 datasheet.
-	objs := srv.ObjectKeys(t)
-	require.Len(t, objs, 4)
-	for _, k := range objs {
-		require.True(t, cas.IsKey(k), k)
+			// Every object is a CAS object (3 photos, 1 datasheet) but
+			// the thumbnail, cached beside them with the same bytes.
+			var casKeys, thumbKeys []string
+			for _, k := range keys(t, b, "") {
+				if cas.IsKey(k) {
+					casKeys = append(casKeys, k)
+				} else {
+					thumbKeys = append(thumbKeys, k)
+				}
+			}
+			require.Len(t, casKeys, 4)
+			require.Len(t, thumbKeys, 1)
+			require.True(t, strings.HasPrefix(thumbKeys[0], cas.ThumbnailPrefix), thumbKeys[0])
+			require.Equal(t, thumb, readObject(t, b, thumbKeys[0]))
+		})
 	}
 }
 
