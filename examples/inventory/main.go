@@ -82,6 +82,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -182,7 +183,11 @@ func main() {
 		return
 	}
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "inventory:", err)
+		msg := err.Error() // most already say "inventory: ..."
+		if !strings.HasPrefix(msg, "inventory: ") {
+			msg = "inventory: " + msg
+		}
+		fmt.Fprintln(os.Stderr, msg)
 		os.Exit(1)
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"flag"
 	"io"
 	"net/http"
@@ -28,11 +29,11 @@ func TestParseFlags(t *testing.T) {
 	require.Equal(t, options{addr: "127.0.0.1:8080", data: "inventory-data", maxUpload: 50 << 20, bodyStall: 30 * time.Second, thumbTime: 10 * time.Second,
 		migrate: MigrateOnline}, o)
 
-	o, err = parseFlags([]string{"-addr", ":0", "-data", "/tmp/x", "-s3-bucket", "b", "-s3-endpoint", "http://localhost:9000",
+	o, err = parseFlags([]string{"-addr", ":0", "-data", "/tmp/x", "-db", "postgres://h/db", "-thumb-cache", "local", "-s3-bucket", "b", "-s3-endpoint", "http://localhost:9000",
 		"-s3-region", "eu-west-1", "-s3-path-style", "-sign-key", "k", "-max-upload", "1024", "-body-stall", "1500ms", "-thumb-timeout", "1m", "-seed-legacy", "3",
 		"-cleanup", "-final", "-migrate-only", "-migrate", "off", "-migrate-rate", "25"}, io.Discard)
 	require.NoError(t, err)
-	require.Equal(t, options{addr: ":0", data: "/tmp/x", s3Bucket: "b", s3Endpoint: "http://localhost:9000",
+	require.Equal(t, options{addr: ":0", data: "/tmp/x", db: "postgres://h/db", thumbCache: ThumbCacheLocal, s3Bucket: "b", s3Endpoint: "http://localhost:9000",
 		s3Region: "eu-west-1", s3PathStyle: true, signKey: "k", maxUpload: 1024, bodyStall: 1500 * time.Millisecond, thumbTime: time.Minute, seedLegacy: 3,
 		cleanup: true, final: true, migrateOnly: true, migrate: MigrateOff, migrateRate: 25}, o)
 
@@ -54,6 +55,8 @@ func TestParseFlags(t *testing.T) {
 		{"-migrate", "sometimes"},
 		{"-migrate", ""},
 		{"-migrate-rate", "-1"},
+		{"-thumb-cache", "disk"},
+		{"-thumb-cache", "Shared"},
 		{"-revert", "-final"},
 		{"-revert", "-cleanup"},
 		{"-revert", "-migrate-only"},
@@ -243,4 +246,78 @@ func TestS3Flags(t *testing.T) {
 		"-s3-path-style", "-s3-create-bucket", "-seed-legacy", "1", "-migrate-only"}, &out)
 	require.NoError(t, err, "output:\n%s", &out)
 	require.Contains(t, out.String(), "2 migrated")
+}
+
+// startRun runs the command in the test process (as `go run` would) with
+// args and -addr 127.0.0.1:0, and returns its base URL once it serves.
+// It is stopped, as SIGINT would, when the test ends.
+func startRun(t *testing.T, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.WithoutCancel(t.Context()))
+	var out syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, append([]string{"-addr", "127.0.0.1:0"}, args...), &out) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			require.NoError(t, err, "output:\n%s", &out)
+		case <-time.After(15 * time.Second):
+			t.Error("run did not return after cancel")
+		}
+	})
+	var base string
+	require.Eventually(t, func() bool {
+		m := servingRE.FindStringSubmatch(out.String())
+		if m != nil {
+			base = m[1]
+		}
+		return m != nil
+	}, 20*time.Second, 10*time.Millisecond, "no serving line in:\n%s", &out)
+	return base
+}
+
+// TestS3SharesThumbnailsByDefault: with -s3-bucket, a thumbnail is cached
+// in the bucket (where other replicas find it) unless -thumb-cache local
+// says otherwise.
+func TestS3SharesThumbnailsByDefault(t *testing.T) {
+	t.Setenv("AWS_ACCESS_KEY_ID", "test")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
+	t.Setenv("AWS_CONFIG_FILE", "/nonexistent")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+	for _, c := range []struct {
+		args   []string
+		thumbs int
+	}{
+		{nil, 1},
+		{[]string{"-thumb-cache", "shared"}, 1},
+		{[]string{"-thumb-cache", "local"}, 0},
+	} {
+		srv := s3test.New(t)
+		base := startRun(t, append([]string{"-data", t.TempDir(), "-s3-bucket", srv.Bucket, "-s3-endpoint", srv.URL,
+			"-s3-region", "us-east-1", "-s3-path-style"}, c.args...)...)
+		resp, err := http.Post(base+"/api/parts", "application/json", strings.NewReader(`{"description":"thumbs"}`))
+		require.NoError(t, err)
+		var p partJSON
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&p))
+		resp.Body.Close()
+		body, ct := multipartBody(t, "photo", "photo.jpg", "image/jpeg", imagetest.JPEG(300, 200))
+		resp, err = http.Post(base+"/api/parts/"+p.Key+"/attachments", ct, body)
+		require.NoError(t, err)
+		var at attachmentJSON
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&at))
+		resp.Body.Close()
+		require.NotNil(t, at.ThumbnailURL)
+		resp, err = http.Get(base + *at.ThumbnailURL)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		n := 0
+		for _, k := range srv.ObjectKeys(t) {
+			if strings.HasPrefix(k, cas.ThumbnailPrefix) {
+				n++
+			}
+		}
+		require.Equal(t, c.thumbs, n, "%q", c.args)
+	}
 }
