@@ -18,6 +18,7 @@ import (
 
 	"github.com/casa-go/casa/cas"
 	"github.com/casa-go/casa/cas/memstore"
+	"github.com/casa-go/casa/internal/testutil"
 )
 
 // testApp is an App served by an httptest.Server over loopback.
@@ -198,4 +199,40 @@ func buildApp(t *testing.T, dir string) string {
 	out, err := exec.CommandContext(t.Context(), "go", "build", "-o", bin, ".").CombinedOutput()
 	require.NoError(t, err, "go build: %s", out)
 	return bin
+}
+
+// testDB is a test's database: SQLite in the data directory dir, or, when
+// dsn is set, a fresh PostgreSQL schema (dir still holds the rest).
+type testDB struct{ dir, dsn string }
+
+// where is the database as seed and storageKeys take it.
+func (d testDB) where() string {
+	if d.dsn != "" {
+		return d.dsn
+	}
+	return d.dir
+}
+
+// forEachDB runs f in parallel subtests on SQLite and on PostgreSQL (a
+// fresh schema on the server of CASA_TEST_POSTGRES_DSN: skipped without
+// it, failed under CI=true), so that the app's SQL is tested on both.
+func forEachDB(t *testing.T, f func(t *testing.T, d testDB)) {
+	t.Helper()
+	t.Run("sqlite", func(t *testing.T) {
+		t.Parallel()
+		f(t, testDB{dir: t.TempDir()})
+	})
+	t.Run("postgres", func(t *testing.T) {
+		t.Parallel()
+		f(t, testDB{dir: t.TempDir(), dsn: testutil.NewPostgres(t).DSN})
+	})
+}
+
+// dbIn is the database a test helper opens: where itself when it is a
+// PostgreSQL URL, else the SQLite file in the data directory where.
+func dbIn(where string) string {
+	if isPostgresURL(where) {
+		return where
+	}
+	return filepath.Join(where, "inventory.db")
 }
