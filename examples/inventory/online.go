@@ -146,7 +146,7 @@ func (a *App) backgroundMigration(ctx context.Context, cfg Config, log *slog.Log
 		var failures []migrate.Failure
 		n := 0
 		for _, f := range rep.Failures {
-			if errors.Is(f.Err, migrate.ErrConflict) {
+			if errors.Is(f.Err, migrate.ErrConflict) || a.rowMoved(ctx, f.Record) {
 				n++
 			} else {
 				failures = append(failures, f)
@@ -194,6 +194,22 @@ func (a *App) backgroundMigration(ctx context.Context, cfg Config, log *slog.Log
 		log.Info("cleanup complete", "deleted", cr.Deleted, "kept", cr.Kept, "notes", cr.Notes)
 	}
 	return nil
+}
+
+// rowMoved reports whether the attachment of rec no longer holds rec.Key,
+// or is gone: another replica migrated it (and its -cleanup may have deleted the
+// legacy object this run then failed to read). Such a failure is a
+// conflict, not a failure of the migration.
+func (a *App) rowMoved(ctx context.Context, rec migrate.Record) bool {
+	id, err := strconv.ParseInt(rec.ID, 10, 64)
+	if err != nil {
+		return false
+	}
+	at, err := getAttachmentByID(ctx, a.db, id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return true // deleted: nothing left to migrate
+	}
+	return err == nil && at.StorageKey.String != rec.Key
 }
 
 // stopOnline stops the background work and waits for it.

@@ -2,10 +2,14 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -320,5 +324,81 @@ func TestLegacyRouteClosedInBlockingMode(t *testing.T) {
 	for id := range storageKeys(t, dir) {
 		requireForbidden(t, ta, "/api/legacy/"+strconv.FormatInt(id, 10)+"/"+strings.Repeat("0", 64)+
 			"?content_type=application/pdf&expires=9999999999&sig=x", "blocking mode")
+	}
+}
+
+// movingBackend plays another replica: the first Open of key migrates
+// that row itself (object stored under its CAS key, row repointed), then
+// answers with the legacy object (this run's commit then conflicts) or,
+// with cleanedUp, as if that replica's -cleanup had deleted it.
+type movingBackend struct {
+	cas.Backend
+	key       string
+	cleanedUp bool
+	move      func()
+	once      sync.Once
+}
+
+func (m *movingBackend) Open(ctx context.Context, key string) (cas.Object, error) {
+	moved := false
+	if key == m.key {
+		m.once.Do(func() { m.move(); moved = true })
+	}
+	if moved && m.cleanedUp {
+		return nil, fmt.Errorf("legacy object %s: %w", key, cas.ErrNotFound)
+	}
+	return m.Backend.Open(ctx, key)
+}
+
+// TestOnlineMigrationRowMovedIsAConflict: a row that another replica
+// migrates while this one does is a conflict, not a failure, whether this
+// run's commit finds the row changed (migrate.ErrConflict) or its read
+// finds the legacy object gone (the other replica's -cleanup): the
+// background migration completes. Before the fix it stopped, with
+// ErrConflict or "open legacy object: not found".
+func TestOnlineMigrationRowMovedIsAConflict(t *testing.T) {
+	t.Parallel()
+	for _, cleanedUp := range []bool{false, true} {
+		t.Run(fmt.Sprintf("cleaned up %v", cleanedUp), func(t *testing.T) {
+			t.Parallel()
+			dir, mem := t.TempDir(), memstore.New()
+			objects := seed(t, dir, mem, 1)
+			var (
+				id  int64
+				key string
+			)
+			for id, key = range storageKeys(t, dir) {
+				break
+			}
+			mb := &movingBackend{Backend: mem, key: key, cleanedUp: cleanedUp}
+			mb.move = func() {
+				data := objects[key]
+				h := cas.SumBytes(data)
+				if err := mem.Put(context.Background(), h.Key(), bytes.NewReader(data), int64(len(data)), cas.PutOptions{}); err != nil && !errors.Is(err, cas.ErrExists) {
+					t.Error(err)
+				}
+				db, err := openDB(context.Background(), dbIn(dir))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				defer db.Close()
+				if _, err := db.ExecContext(context.Background(), `UPDATE attachments SET storage_key = ? WHERE id = ?`, h.Key(), id); err != nil {
+					t.Error(err)
+				}
+			}
+			ta := newTestApp(t, Config{DataDir: dir, Backend: mb, Migrate: MigrateOnline})
+			require.Eventually(t, func() bool { return !ta.online.running.Load() }, 20*time.Second, 10*time.Millisecond)
+			ta.online.mu.Lock()
+			bgErr := ta.online.bgErr
+			ta.online.mu.Unlock()
+			require.NoError(t, bgErr)
+			st := ta.migration()
+			require.Equal(t, "complete", st.State)
+			require.Equal(t, 1, st.Migrated, "the other row; the moved one was the other replica's")
+			for i, k := range storageKeys(t, dir) {
+				require.True(t, cas.IsKey(k), "attachment %d", i)
+			}
+		})
 	}
 }

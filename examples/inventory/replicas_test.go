@@ -204,8 +204,11 @@ var migrationDoneRE = regexp.MustCompile(`msg="background migration complete" mi
 // machine, one replica may be done before the other has read a row). The
 // migration must converge: every row committed exactly once (one standing
 // journal entry per row, and the replicas' migrated counts add up to the
-// rows), conflicts allowed, no failure; afterwards both replicas serve
-// every row with its original bytes.
+// rows), conflicts allowed, no failure; both then mark it final and clean
+// up (deleting the legacy objects the other replica may still be reading:
+// its failure to open one for a row already migrated is a conflict, not a
+// failure); afterwards both replicas serve every row with its original
+// bytes.
 func testReplicasMigrate(t *testing.T, bin string) {
 	start := time.Now()
 	so := newScaleOut(t)
@@ -233,12 +236,19 @@ func testReplicasMigrate(t *testing.T, bin string) {
 	require.Len(t, original, 2*parts)
 
 	seeded := time.Now()
-	r := so.launch(t, bin, []string{"A", "B"}, "-migrate-rate", "50")
+	r := so.launch(t, bin, []string{"A", "B"}, "-migrate-rate", "50", "-final", "-cleanup")
 	for _, p := range r {
 		require.Eventually(t, func() bool { return migrationDoneRE.MatchString(p.out.String()) }, 2*time.Minute, 20*time.Millisecond,
 			"%s did not complete its migration:\n%s", p.name, p.out)
 	}
 	converged := time.Since(seeded)
+	// Then each marks it final and cleans up, possibly while the other
+	// still reads legacy objects.
+	for _, p := range r {
+		require.Eventually(t, func() bool { return strings.Contains(p.out.String(), `msg="cleanup complete"`) }, time.Minute, 20*time.Millisecond,
+			"%s did not clean up:\n%s", p.name, p.out)
+	}
+	require.Empty(t, legacyKeys(t, so.backend), "cleanup left legacy objects")
 
 	// Each row migrated once: the replicas' commits add up to the rows...
 	migrated, conflicts, both := 0, 0, true
