@@ -82,7 +82,7 @@ const pgSchemaDone = `SELECT EXISTS (SELECT 1 FROM pg_constraint
 	WHERE conname = 'parts_cover_attachment_fk' AND conrelid = to_regclass('parts'))`
 
 // pgSchemaLock is the key of the transaction-scoped advisory lock that
-// serializes schema creation (and seeding) among replicas:
+// serializes schema creation among replicas:
 // pg_advisory_xact_lock takes any bigint; this one spells "casainv".
 const pgSchemaLock = 0x63617361696e76
 
@@ -271,7 +271,7 @@ func openPostgres(ctx context.Context, dsn string) (*appDB, error) {
 
 // withSchemaLock runs f in a transaction that, on PostgreSQL, first takes
 // the app's advisory lock (released at commit or rollback): replicas that
-// start together create the schema, and seed, one after the other. On
+// start together create the schema one after the other. On
 // SQLite the immediate transaction already excludes other writers.
 func (d *appDB) withSchemaLock(ctx context.Context, f func(*appTx) error) error {
 	tx, err := d.BeginTx(ctx, nil)
