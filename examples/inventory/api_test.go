@@ -44,35 +44,37 @@ func mustURL(t testing.TB) func(string, error) string {
 
 func TestCreateListGetPart(t *testing.T) {
 	t.Parallel()
-	ta := newTestApp(t, Config{})
-	before := time.Now().Add(-time.Second)
+	forEachDB(t, func(t *testing.T, d testDB) {
+		ta := newTestApp(t, Config{DB: d.dsn})
+		before := time.Now().Add(-time.Second)
 
-	status, b := ta.do("POST", "/api/parts", "application/json", strings.NewReader(`{"description": "  NE555 timer  "}`))
-	require.Equal(t, http.StatusCreated, status, "body: %s", b)
-	// The exact JSON shape: these four fields, cover_url null.
-	var raw map[string]any
-	require.NoError(t, json.Unmarshal(b, &raw))
-	require.ElementsMatch(t, []string{"key", "description", "cover_url", "created_at"}, mapKeys(raw))
-	require.Nil(t, raw["cover_url"])
-	require.Contains(t, raw, "cover_url")
+		status, b := ta.do("POST", "/api/parts", "application/json", strings.NewReader(`{"description": "  NE555 timer  "}`))
+		require.Equal(t, http.StatusCreated, status, "body: %s", b)
+		// The exact JSON shape: these four fields, cover_url null.
+		var raw map[string]any
+		require.NoError(t, json.Unmarshal(b, &raw))
+		require.ElementsMatch(t, []string{"key", "description", "cover_url", "created_at"}, mapKeys(raw))
+		require.Nil(t, raw["cover_url"])
+		require.Contains(t, raw, "cover_url")
 
-	var p partJSON
-	require.NoError(t, json.Unmarshal(b, &p))
-	require.Regexp(t, `^[a-z2-7]{10}$`, p.Key)
-	require.Equal(t, "NE555 timer", p.Description)
-	require.WithinRange(t, p.CreatedAt, before, time.Now().Add(time.Second))
+		var p partJSON
+		require.NoError(t, json.Unmarshal(b, &p))
+		require.Regexp(t, `^[a-z2-7]{10}$`, p.Key)
+		require.Equal(t, "NE555 timer", p.Description)
+		require.WithinRange(t, p.CreatedAt, before, time.Now().Add(time.Second))
 
-	var got partJSON
-	ta.doJSON("GET", "/api/parts/"+p.Key, nil, http.StatusOK, &got)
-	require.Empty(t, cmp.Diff(p, got))
+		var got partJSON
+		ta.doJSON("GET", "/api/parts/"+p.Key, nil, http.StatusOK, &got)
+		require.Empty(t, cmp.Diff(p, got))
 
-	second := ta.createPart("LM7805")
-	var list []partJSON
-	ta.doJSON("GET", "/api/parts", nil, http.StatusOK, &list)
-	require.Len(t, list, 2)
-	require.Equal(t, []string{p.Key, second}, []string{list[0].Key, list[1].Key})
+		second := ta.createPart("LM7805")
+		var list []partJSON
+		ta.doJSON("GET", "/api/parts", nil, http.StatusOK, &list)
+		require.Len(t, list, 2)
+		require.Equal(t, []string{p.Key, second}, []string{list[0].Key, list[1].Key})
 
-	ta.doJSON("GET", "/api/parts/nosuchpart", nil, http.StatusNotFound, nil)
+		ta.doJSON("GET", "/api/parts/nosuchpart", nil, http.StatusNotFound, nil)
+	})
 }
 
 func TestListPartsEmptyIsArray(t *testing.T) {
@@ -253,101 +255,107 @@ func TestURLAttachment(t *testing.T) {
 
 func TestCopyAttachmentReusesObject(t *testing.T) {
 	t.Parallel()
-	fault := faulty.New(memstore.New())
-	ta := newTestApp(t, Config{Backend: fault})
-	src, dst := ta.createPart("source"), ta.createPart("target")
-	orig := ta.uploadOK(src, "photo", "photo.jpg", "image/jpeg", imagetest.JPEG(80, 60))
-	putsBefore := fault.Calls(faulty.MethodPut)
-	openBefore := fault.Calls(faulty.MethodOpen)
+	forEachDB(t, func(t *testing.T, d testDB) {
+		fault := faulty.New(memstore.New())
+		ta := newTestApp(t, Config{Backend: fault, DB: d.dsn})
+		src, dst := ta.createPart("source"), ta.createPart("target")
+		orig := ta.uploadOK(src, "photo", "photo.jpg", "image/jpeg", imagetest.JPEG(80, 60))
+		putsBefore := fault.Calls(faulty.MethodPut)
+		openBefore := fault.Calls(faulty.MethodOpen)
 
-	var cp attachmentJSON
-	ta.doJSON("POST", "/api/parts/"+src+"/attachments/"+itoa(orig.ID)+"/copy",
-		map[string]string{"target_part_key": dst}, http.StatusCreated, &cp)
-	require.NotEqual(t, orig.ID, cp.ID)
-	want := orig
-	want.ID = cp.ID
-	require.Empty(t, cmp.Diff(want, cp), "same fields and URLs, new id")
-	require.Equal(t, putsBefore, fault.Calls(faulty.MethodPut), "no new object")
-	require.Equal(t, openBefore, fault.Calls(faulty.MethodOpen), "no bytes read")
-	require.Len(t, keys(t, fault, cas.KeyPrefix), 1)
-	require.Empty(t, cmp.Diff([]attachmentJSON{cp}, ta.attachments(dst)))
-	require.Len(t, ta.attachments(src), 1)
+		var cp attachmentJSON
+		ta.doJSON("POST", "/api/parts/"+src+"/attachments/"+itoa(orig.ID)+"/copy",
+			map[string]string{"target_part_key": dst}, http.StatusCreated, &cp)
+		require.NotEqual(t, orig.ID, cp.ID)
+		want := orig
+		want.ID = cp.ID
+		require.Empty(t, cmp.Diff(want, cp), "same fields and URLs, new id")
+		require.Equal(t, putsBefore, fault.Calls(faulty.MethodPut), "no new object")
+		require.Equal(t, openBefore, fault.Calls(faulty.MethodOpen), "no bytes read")
+		require.Len(t, keys(t, fault, cas.KeyPrefix), 1)
+		require.Empty(t, cmp.Diff([]attachmentJSON{cp}, ta.attachments(dst)))
+		require.Len(t, ta.attachments(src), 1)
 
-	// Hostile copies change nothing.
-	ta.doJSON("POST", "/api/parts/"+src+"/attachments/"+itoa(orig.ID)+"/copy",
-		map[string]string{"target_part_key": "nosuchpart"}, http.StatusBadRequest, nil)
-	ta.doJSON("POST", "/api/parts/"+src+"/attachments/"+itoa(orig.ID)+"/copy",
-		map[string]string{}, http.StatusBadRequest, nil)
-	ta.doJSON("POST", "/api/parts/"+dst+"/attachments/999/copy",
-		map[string]string{"target_part_key": src}, http.StatusNotFound, nil)
-	ta.doJSON("POST", "/api/parts/"+dst+"/attachments/"+itoa(orig.ID)+"/copy",
-		map[string]string{"target_part_key": src}, http.StatusNotFound, nil) // orig is not dst's
-	require.Equal(t, 2, ta.rowCount("attachments"))
+		// Hostile copies change nothing.
+		ta.doJSON("POST", "/api/parts/"+src+"/attachments/"+itoa(orig.ID)+"/copy",
+			map[string]string{"target_part_key": "nosuchpart"}, http.StatusBadRequest, nil)
+		ta.doJSON("POST", "/api/parts/"+src+"/attachments/"+itoa(orig.ID)+"/copy",
+			map[string]string{}, http.StatusBadRequest, nil)
+		ta.doJSON("POST", "/api/parts/"+dst+"/attachments/999/copy",
+			map[string]string{"target_part_key": src}, http.StatusNotFound, nil)
+		ta.doJSON("POST", "/api/parts/"+dst+"/attachments/"+itoa(orig.ID)+"/copy",
+			map[string]string{"target_part_key": src}, http.StatusNotFound, nil) // orig is not dst's
+		require.Equal(t, 2, ta.rowCount("attachments"))
+	})
 }
 
 func TestCover(t *testing.T) {
 	t.Parallel()
-	ta := newTestApp(t, Config{})
-	key, other := ta.createPart("part"), ta.createPart("other")
-	img := imagetest.PNG(200, 100)
-	photo := ta.uploadOK(key, "photo", "photo.png", "image/png", img)
-	pdf := ta.uploadOK(key, "datasheet", "d.pdf", "application/pdf", imagetest.PDF())
-	foreign := ta.uploadOK(other, "foreign", "f.png", "image/png", imagetest.PNG(10, 10))
+	forEachDB(t, func(t *testing.T, d testDB) {
+		ta := newTestApp(t, Config{DB: d.dsn})
+		key, other := ta.createPart("part"), ta.createPart("other")
+		img := imagetest.PNG(200, 100)
+		photo := ta.uploadOK(key, "photo", "photo.png", "image/png", img)
+		pdf := ta.uploadOK(key, "datasheet", "d.pdf", "application/pdf", imagetest.PDF())
+		foreign := ta.uploadOK(other, "foreign", "f.png", "image/png", imagetest.PNG(10, 10))
 
-	var p partJSON
-	ta.doJSON("PUT", "/api/parts/"+key+"/cover", map[string]any{"attachment_id": photo.ID}, http.StatusOK, &p)
-	wantCover := mustURL(t)(casurl.Builder{}.Thumbnail(cas.SumBytes(img), 150))
-	require.NotNil(t, p.CoverURL)
-	require.Equal(t, wantCover, *p.CoverURL)
+		var p partJSON
+		ta.doJSON("PUT", "/api/parts/"+key+"/cover", map[string]any{"attachment_id": photo.ID}, http.StatusOK, &p)
+		wantCover := mustURL(t)(casurl.Builder{}.Thumbnail(cas.SumBytes(img), 150))
+		require.NotNil(t, p.CoverURL)
+		require.Equal(t, wantCover, *p.CoverURL)
 
-	ta.doJSON("GET", "/api/parts/"+key, nil, http.StatusOK, &p)
-	require.Equal(t, wantCover, *p.CoverURL)
-	var list []partJSON
-	ta.doJSON("GET", "/api/parts", nil, http.StatusOK, &list)
-	require.Equal(t, wantCover, *list[0].CoverURL)
-	require.Nil(t, list[1].CoverURL)
-	status, hdr, _ := ta.get(wantCover)
-	require.Equal(t, http.StatusOK, status)
-	require.Equal(t, "image/jpeg", hdr.Get("Content-Type"))
+		ta.doJSON("GET", "/api/parts/"+key, nil, http.StatusOK, &p)
+		require.Equal(t, wantCover, *p.CoverURL)
+		var list []partJSON
+		ta.doJSON("GET", "/api/parts", nil, http.StatusOK, &list)
+		require.Equal(t, wantCover, *list[0].CoverURL)
+		require.Nil(t, list[1].CoverURL)
+		status, hdr, _ := ta.get(wantCover)
+		require.Equal(t, http.StatusOK, status)
+		require.Equal(t, "image/jpeg", hdr.Get("Content-Type"))
 
-	// Bad covers leave the cover as it was.
-	ta.doJSON("PUT", "/api/parts/"+key+"/cover", map[string]any{"attachment_id": pdf.ID}, http.StatusBadRequest, nil)
-	ta.doJSON("PUT", "/api/parts/"+key+"/cover", map[string]any{"attachment_id": foreign.ID}, http.StatusNotFound, nil)
-	ta.doJSON("PUT", "/api/parts/"+key+"/cover", map[string]any{"attachment_id": "1"}, http.StatusBadRequest, nil)
-	ta.doJSON("PUT", "/api/parts/nosuchpart/cover", map[string]any{"attachment_id": photo.ID}, http.StatusNotFound, nil)
-	ta.doJSON("GET", "/api/parts/"+key, nil, http.StatusOK, &p)
-	require.Equal(t, wantCover, *p.CoverURL)
+		// Bad covers leave the cover as it was.
+		ta.doJSON("PUT", "/api/parts/"+key+"/cover", map[string]any{"attachment_id": pdf.ID}, http.StatusBadRequest, nil)
+		ta.doJSON("PUT", "/api/parts/"+key+"/cover", map[string]any{"attachment_id": foreign.ID}, http.StatusNotFound, nil)
+		ta.doJSON("PUT", "/api/parts/"+key+"/cover", map[string]any{"attachment_id": "1"}, http.StatusBadRequest, nil)
+		ta.doJSON("PUT", "/api/parts/nosuchpart/cover", map[string]any{"attachment_id": photo.ID}, http.StatusNotFound, nil)
+		ta.doJSON("GET", "/api/parts/"+key, nil, http.StatusOK, &p)
+		require.Equal(t, wantCover, *p.CoverURL)
 
-	// null clears it.
-	ta.doJSON("PUT", "/api/parts/"+key+"/cover", map[string]any{"attachment_id": nil}, http.StatusOK, &p)
-	require.Nil(t, p.CoverURL)
+		// null clears it.
+		ta.doJSON("PUT", "/api/parts/"+key+"/cover", map[string]any{"attachment_id": nil}, http.StatusOK, &p)
+		require.Nil(t, p.CoverURL)
 
-	// Deleting the cover attachment clears the cover too.
-	ta.doJSON("PUT", "/api/parts/"+key+"/cover", map[string]any{"attachment_id": photo.ID}, http.StatusOK, &p)
-	require.NotNil(t, p.CoverURL)
-	ta.doJSON("DELETE", "/api/parts/"+key+"/attachments/"+itoa(photo.ID), nil, http.StatusNoContent, nil)
-	ta.doJSON("GET", "/api/parts/"+key, nil, http.StatusOK, &p)
-	require.Nil(t, p.CoverURL)
+		// Deleting the cover attachment clears the cover too.
+		ta.doJSON("PUT", "/api/parts/"+key+"/cover", map[string]any{"attachment_id": photo.ID}, http.StatusOK, &p)
+		require.NotNil(t, p.CoverURL)
+		ta.doJSON("DELETE", "/api/parts/"+key+"/attachments/"+itoa(photo.ID), nil, http.StatusNoContent, nil)
+		ta.doJSON("GET", "/api/parts/"+key, nil, http.StatusOK, &p)
+		require.Nil(t, p.CoverURL)
+	})
 }
 
 func TestDeleteAttachment(t *testing.T) {
 	t.Parallel()
-	ta := newTestApp(t, Config{})
-	key := ta.createPart("part")
-	data := imagetest.PDF()
-	a := ta.uploadOK(key, "a", "a.pdf", "application/pdf", data)
-	b := ta.uploadOK(key, "b", "b.pdf", "application/pdf", data)
+	forEachDB(t, func(t *testing.T, d testDB) {
+		ta := newTestApp(t, Config{DB: d.dsn})
+		key := ta.createPart("part")
+		data := imagetest.PDF()
+		a := ta.uploadOK(key, "a", "a.pdf", "application/pdf", data)
+		b := ta.uploadOK(key, "b", "b.pdf", "application/pdf", data)
 
-	ta.doJSON("DELETE", "/api/parts/"+key+"/attachments/"+itoa(a.ID), nil, http.StatusNoContent, nil)
-	require.Empty(t, cmp.Diff([]attachmentJSON{b}, ta.attachments(key)))
-	ta.doJSON("DELETE", "/api/parts/"+key+"/attachments/"+itoa(a.ID), nil, http.StatusNotFound, nil)
-	ta.doJSON("DELETE", "/api/parts/other/attachments/"+itoa(b.ID), nil, http.StatusNotFound, nil)
-	ta.doJSON("DELETE", "/api/parts/"+key+"/attachments/x", nil, http.StatusNotFound, nil)
+		ta.doJSON("DELETE", "/api/parts/"+key+"/attachments/"+itoa(a.ID), nil, http.StatusNoContent, nil)
+		require.Empty(t, cmp.Diff([]attachmentJSON{b}, ta.attachments(key)))
+		ta.doJSON("DELETE", "/api/parts/"+key+"/attachments/"+itoa(a.ID), nil, http.StatusNotFound, nil)
+		ta.doJSON("DELETE", "/api/parts/other/attachments/"+itoa(b.ID), nil, http.StatusNotFound, nil)
+		ta.doJSON("DELETE", "/api/parts/"+key+"/attachments/x", nil, http.StatusNotFound, nil)
 
-	// The object stays: b still points at it.
-	status, _, body := ta.get(*b.DownloadURL)
-	require.Equal(t, http.StatusOK, status)
-	require.Equal(t, data, body)
+		// The object stays: b still points at it.
+		status, _, body := ta.get(*b.DownloadURL)
+		require.Equal(t, http.StatusOK, status)
+		require.Equal(t, data, body)
+	})
 }
 
 func TestGoneEndpoints(t *testing.T) {
@@ -850,17 +858,19 @@ func (ta *testApp) pageThrough(first string, limit int) [][]string {
 // gaps; only the last page has no Link header.
 func TestListPartsPaginated(t *testing.T) {
 	t.Parallel()
-	ta := newTestApp(t, Config{})
-	want := ta.insertParts(sameTimes(23))
-	for _, limit := range []int{1, 2, 4, 7, 22, 23, 24, 1000} {
-		pages := ta.pageThrough("/api/parts?limit="+strconv.Itoa(limit), limit)
-		require.Len(t, pages, (len(want)+limit-1)/limit, "limit %d", limit)
-		var got []string
-		for _, p := range pages {
-			got = append(got, p...)
+	forEachDB(t, func(t *testing.T, d testDB) {
+		ta := newTestApp(t, Config{DB: d.dsn})
+		want := ta.insertParts(sameTimes(23))
+		for _, limit := range []int{1, 2, 4, 7, 22, 23, 24, 1000} {
+			pages := ta.pageThrough("/api/parts?limit="+strconv.Itoa(limit), limit)
+			require.Len(t, pages, (len(want)+limit-1)/limit, "limit %d", limit)
+			var got []string
+			for _, p := range pages {
+				got = append(got, p...)
+			}
+			require.Equal(t, want, got, "limit %d", limit)
 		}
-		require.Equal(t, want, got, "limit %d", limit)
-	}
+	})
 }
 
 // TestListPartsDefaultPage: without a limit a page holds 100 parts, and a

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"html/template"
@@ -32,9 +31,14 @@ const thumbSize = 150
 
 // Config is everything NewApp needs. Only DataDir is required.
 type Config struct {
-	// DataDir holds the SQLite database (inventory.db), the thumbnail
-	// cache (thumbnails/) and, unless Backend is set, the blobs (blobs/).
+	// DataDir holds the SQLite database (inventory.db) unless DB is set,
+	// the local thumbnail cache (thumbnails/), upload temp files and,
+	// unless Backend is set, the blobs (blobs/).
 	DataDir string
+	// DB is the database: a postgres:// (or postgresql://) URL, or the
+	// path of a SQLite file. Empty means DataDir/inventory.db. Several
+	// replicas may share one PostgreSQL database (and one Backend).
+	DB string
 	// Backend stores the blobs. Nil means an fsstore under DataDir/blobs.
 	Backend cas.Backend
 	// SignKey, when non-empty, signs every /api/cas URL with HMAC and makes
@@ -87,12 +91,27 @@ type Config struct {
 	// ThumbTimeout is the deadline of one thumbnail generation; zero means
 	// thumbnail.DefaultTimeout.
 	ThumbTimeout time.Duration
+	// ThumbCache says where thumbnails are cached: ThumbCacheLocal (the
+	// default when empty: DataDir/thumbnails only) or ThumbCacheShared
+	// (DataDir/thumbnails first, then the blob Backend under
+	// "thumbnails/", so that replicas over one bucket generate each
+	// thumbnail once).
+	ThumbCache string
 }
 
-// App is the inventory application: a SQLite database of parts and
-// attachments, a cas.Store for the files, and the HTTP handlers.
+// Thumbnail cache modes (Config.ThumbCache, -thumb-cache).
+const (
+	// ThumbCacheLocal caches thumbnails in the data directory only.
+	ThumbCacheLocal = "local"
+	// ThumbCacheShared caches them in the data directory and in the blob
+	// Backend, shared by every replica over it.
+	ThumbCacheShared = "shared"
+)
+
+// App is the inventory application: a database of parts and attachments
+// (SQLite or PostgreSQL), a cas.Store for the files, and the HTTP handlers.
 type App struct {
-	db        *sql.DB
+	db        *appDB
 	store     *cas.Store // serves and migrates
 	uploads   *cas.Store // the same Backend, with the upload size limit
 	urls      casurl.Builder
@@ -135,9 +154,20 @@ func NewApp(ctx context.Context, cfg Config) (*App, error) {
 		}
 		backend = fs
 	}
-	db, err := openDB(ctx, filepath.Join(cfg.DataDir, "inventory.db"))
+	thumbCache := cfg.ThumbCache
+	if thumbCache == "" {
+		thumbCache = ThumbCacheLocal
+	}
+	if thumbCache != ThumbCacheLocal && thumbCache != ThumbCacheShared {
+		return nil, fmt.Errorf("inventory: unknown thumbnail cache mode %q", cfg.ThumbCache)
+	}
+	dbSpec := cfg.DB
+	if dbSpec == "" {
+		dbSpec = filepath.Join(cfg.DataDir, "inventory.db")
+	}
+	db, err := openDB(ctx, dbSpec)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("inventory: %w", err)
 	}
 	migrator, err := newMigrator(db)
 	if err != nil {
@@ -193,7 +223,7 @@ func NewApp(ctx context.Context, cfg Config) (*App, error) {
 		log.Info("seeded legacy parts", "parts", cfg.SeedLegacy)
 	}
 	if mode == MigrateBlocking {
-		app.Migration, err = startupMigration(ctx, db, store, cfg.Cleanup, cfg.Final, cfg.Progress, log)
+		app.Migration, err = startupMigration(ctx, app.online.migrator, store, cfg.Cleanup, cfg.Final, cfg.Progress, log)
 		if err != nil {
 			return nil, err
 		}
@@ -201,13 +231,20 @@ func NewApp(ctx context.Context, cfg Config) (*App, error) {
 		return nil, err
 	}
 
-	// Thumbnails are generated on first request and cached on local disk.
+	// Thumbnails are generated on first request and cached on local disk;
+	// shared, also beside the blobs, where every replica finds them. The
+	// local cache comes first: a hit there costs no request to the
+	// Backend, and a hit in the Backend fills it.
 	cache, err := thumbnail.NewDirCache(filepath.Join(cfg.DataDir, "thumbnails"), 256<<20)
 	if err != nil {
 		return nil, fmt.Errorf("inventory: thumbnail cache: %w", err)
 	}
-	thumbs := thumbnail.NewService(store, thumbnail.WithCache(cache), thumbnail.WithLogger(log),
-		thumbnail.WithTimeout(positiveOr(cfg.ThumbTimeout, thumbnail.DefaultTimeout)))
+	thumbOpts := []thumbnail.Option{thumbnail.WithCache(cache), thumbnail.WithLogger(log),
+		thumbnail.WithTimeout(positiveOr(cfg.ThumbTimeout, thumbnail.DefaultTimeout))}
+	if thumbCache == ThumbCacheShared {
+		thumbOpts = append(thumbOpts, thumbnail.WithCache(thumbnail.NewBackendCache(backend)))
+	}
+	thumbs := thumbnail.NewService(store, thumbOpts...)
 	opts := []cashttp.Option{
 		cashttp.WithThumbnails(thumbs),
 		cashttp.WithThumbnailSizes(thumbSize), // the only size the app links to

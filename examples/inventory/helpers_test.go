@@ -3,22 +3,25 @@ package main
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"io"
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
 	"net/textproto"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/casa-go/casa/cas"
 	"github.com/casa-go/casa/cas/memstore"
+	"github.com/casa-go/casa/internal/testutil"
 )
 
 // testApp is an App served by an httptest.Server over loopback.
@@ -138,7 +141,7 @@ func (ta *testApp) rowCount(table string) int {
 	return countRows(ta.t, ta.db, table)
 }
 
-func countRows(t testing.TB, db *sql.DB, table string) int {
+func countRows(t testing.TB, db querier, table string) int {
 	t.Helper()
 	var n int
 	require.NoError(t, db.QueryRowContext(t.Context(), "SELECT count(*) FROM "+table).Scan(&n))
@@ -199,4 +202,150 @@ func buildApp(t *testing.T, dir string) string {
 	out, err := exec.CommandContext(t.Context(), "go", "build", "-o", bin, ".").CombinedOutput()
 	require.NoError(t, err, "go build: %s", out)
 	return bin
+}
+
+// testDB is a test's database: SQLite in the data directory dir, or, when
+// dsn is set, a fresh PostgreSQL schema (dir still holds the rest).
+type testDB struct{ dir, dsn string }
+
+// where is the database as seed and storageKeys take it.
+func (d testDB) where() string {
+	if d.dsn != "" {
+		return d.dsn
+	}
+	return d.dir
+}
+
+// forEachDB runs f in parallel subtests on SQLite and on PostgreSQL (a
+// fresh schema on the server of CASA_TEST_POSTGRES_DSN: skipped without
+// it, failed under CI=true), so that the app's SQL is tested on both.
+func forEachDB(t *testing.T, f func(t *testing.T, d testDB)) {
+	t.Helper()
+	t.Run("sqlite", func(t *testing.T) {
+		t.Parallel()
+		f(t, testDB{dir: t.TempDir()})
+	})
+	t.Run("postgres", func(t *testing.T) {
+		t.Parallel()
+		f(t, testDB{dir: t.TempDir(), dsn: testutil.NewPostgres(t).DSN})
+	})
+}
+
+// dbIn is the database a test helper opens: where itself when it is a
+// PostgreSQL URL, else the SQLite file in the data directory where.
+func dbIn(where string) string {
+	if isPostgresURL(where) {
+		return where
+	}
+	return filepath.Join(where, "inventory.db")
+}
+
+// process is the built app running as a child process.
+type process struct {
+	t    *testing.T
+	name string
+	cmd  *exec.Cmd
+	out  *syncBuffer // stderr and stdout: the app's log
+	data string      // its -data directory
+	base string      // http://127.0.0.1:port, once serving
+	done chan struct{}
+}
+
+// servingRE finds the app's "serving" log line.
+var servingRE = regexp.MustCompile(`msg=serving url=(http://127\.0\.0\.1:\d+)/`)
+
+// launchBinary starts bin on a free port (-addr 127.0.0.1:0) with a fresh
+// -data directory and args, and returns at once; wait for it with
+// waitServing. env is added to the test's environment. The process is
+// interrupted (as Ctrl-C would) when the test ends, killed if it does not
+// exit within 10 s.
+func launchBinary(t *testing.T, bin, name string, env []string, args ...string) *process {
+	t.Helper()
+	p := &process{t: t, name: name, out: &syncBuffer{}, data: t.TempDir(), done: make(chan struct{})}
+	p.cmd = exec.Command(bin, append([]string{"-addr", "127.0.0.1:0", "-data", p.data}, args...)...)
+	p.cmd.Env = append(os.Environ(), env...)
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	require.NoError(t, p.cmd.Start())
+	go func() { _ = p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(p.stop)
+	return p
+}
+
+// startBinary is launchBinary, then waitServing.
+func startBinary(t *testing.T, bin, name string, env []string, args ...string) *process {
+	t.Helper()
+	p := launchBinary(t, bin, name, env, args...)
+	p.waitServing()
+	return p
+}
+
+// waitServing waits up to a minute for the app's "serving" line and
+// records its URL; an exit before it fails the test with the log.
+func (p *process) waitServing() {
+	p.t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		if m := servingRE.FindStringSubmatch(p.out.String()); m != nil {
+			p.base = m[1]
+			return
+		}
+		select {
+		case <-p.done:
+			p.t.Fatalf("%s exited before serving: %v\n%s", p.name, p.cmd.ProcessState, p.out)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	p.t.Fatalf("%s is not serving after a minute:\n%s", p.name, p.out)
+}
+
+// stop interrupts the process and waits for it to exit (killing it after
+// 10 s). Calling it again does nothing.
+func (p *process) stop() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// get fetches path from the process and returns status, headers and body.
+func (p *process) get(path string) (int, http.Header, []byte) {
+	p.t.Helper()
+	client := &http.Client{Timeout: time.Minute}
+	resp, err := client.Get(p.base + path)
+	require.NoError(p.t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(p.t, err)
+	return resp.StatusCode, resp.Header, b
+}
+
+// getJSON fetches path, requires 200 and decodes the body into out.
+func (p *process) getJSON(path string, out any) {
+	p.t.Helper()
+	status, _, b := p.get(path)
+	require.Equal(p.t, http.StatusOK, status, "%s GET %s: %s", p.name, path, b)
+	require.NoError(p.t, json.Unmarshal(b, out), "%s GET %s: %s", p.name, path, b)
+}
+
+// post sends body to path and requires wantStatus; it decodes the answer
+// into out when out is not nil.
+func (p *process) post(path, contentType string, body io.Reader, wantStatus int, out any) {
+	p.t.Helper()
+	resp, err := http.Post(p.base+path, contentType, body)
+	require.NoError(p.t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(p.t, err)
+	require.Equal(p.t, wantStatus, resp.StatusCode, "%s POST %s: %s", p.name, path, b)
+	if out != nil {
+		require.NoError(p.t, json.Unmarshal(b, out), "%s POST %s: %s", p.name, path, b)
+	}
 }

@@ -8,12 +8,16 @@
 // serves http://127.0.0.1:8080 and keeps its data in ./inventory-data: the
 // SQLite database, the blobs and a thumbnail cache. With -s3-bucket the
 // blobs live in S3 (or any S3-compatible service) instead; credentials come
-// from the standard AWS environment variables and config files.
+// from the standard AWS environment variables and config files. With -db
+// postgres://... the database is PostgreSQL; with both, any number of
+// replicas can run behind a load balancer (README: "Deploying at scale").
 //
 // Flags:
 //
 //	-addr          listen address (default 127.0.0.1:8080)
 //	-data          data directory (default ./inventory-data)
+//	-db            database: a postgres:// URL (pgx), or a SQLite file
+//	               (default: inventory.db in the data directory)
 //	-s3-bucket     store blobs in this S3 bucket instead of the data directory
 //	-s3-endpoint   S3 endpoint URL, for S3-compatible services (MinIO, R2, ...)
 //	-s3-region     S3 region (default: from the AWS config, else us-east-1)
@@ -22,7 +26,12 @@
 //	-s3-op-timeout, -s3-stall-timeout
 //	               bound S3 metadata calls and stalled transfers
 //	               (default: s3store's, 10 s and 30 s)
-//	-sign-key      sign every blob URL with this HMAC key and refuse unsigned ones
+//	-thumb-cache   where thumbnails are cached: local (the data directory)
+//	               or shared (the data directory, then the blob store, so
+//	               replicas share them); default shared with -s3-bucket,
+//	               else local
+//	-sign-key      sign every blob URL with this HMAC key and refuse unsigned
+//	               ones; replicas must all have the same key
 //	-max-upload    largest upload in bytes (default 50 MiB)
 //	-body-stall    cut off a request body that sends nothing for this long
 //	               (default 30s): 408, connection closed, temp file removed
@@ -73,6 +82,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -89,6 +99,7 @@ import (
 type options struct {
 	addr        string
 	data        string
+	db          string
 	s3Bucket    string
 	s3Endpoint  string
 	s3Region    string
@@ -100,6 +111,7 @@ type options struct {
 	maxUpload   int64
 	bodyStall   time.Duration
 	thumbTime   time.Duration
+	thumbCache  string
 	seedLegacy  int
 	cleanup     bool
 	final       bool
@@ -117,6 +129,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.addr, "addr", "127.0.0.1:8080", "listen `address`")
 	fs.StringVar(&o.data, "data", "inventory-data", "data `directory`: SQLite database, blobs, thumbnail cache")
+	fs.StringVar(&o.db, "db", "", "`database`: a postgres:// URL, or a SQLite file (default: inventory.db in -data)")
 	fs.StringVar(&o.s3Bucket, "s3-bucket", "", "store blobs in this S3 `bucket` instead of the data directory")
 	fs.StringVar(&o.s3Endpoint, "s3-endpoint", "", "S3 endpoint `URL` for S3-compatible services")
 	fs.StringVar(&o.s3Region, "s3-region", "", "S3 `region` (default: AWS config, else us-east-1)")
@@ -128,6 +141,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.Int64Var(&o.maxUpload, "max-upload", DefaultMaxUpload, "largest upload in `bytes`")
 	fs.DurationVar(&o.bodyStall, "body-stall", DefaultBodyStall, "cut off a request body that sends no bytes for this `duration`")
 	fs.DurationVar(&o.thumbTime, "thumb-timeout", thumbnail.DefaultTimeout, "give up a thumbnail generation after this `duration` (500)")
+	fs.StringVar(&o.thumbCache, "thumb-cache", "", "thumbnail cache `mode`: local (data directory) or shared (also the blob store; the default with -s3-bucket)")
 	fs.IntVar(&o.seedLegacy, "seed-legacy", 0, "create `N` parts with files under legacy UUID keys before migrating")
 	fs.BoolVar(&o.cleanup, "cleanup", false, "after a complete migration, delete every non-CAS object that no row references (the blob store must be this app's alone)")
 	fs.BoolVar(&o.final, "final", false, "after a complete migration, mark it final (no revert; lets -cleanup delete legacy objects)")
@@ -149,6 +163,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("-body-stall must be positive")
 	case o.thumbTime <= 0:
 		return o, errors.New("-thumb-timeout must be positive")
+	case o.thumbCache != "" && o.thumbCache != ThumbCacheLocal && o.thumbCache != ThumbCacheShared:
+		return o, fmt.Errorf("-thumb-cache must be local or shared, not %q", o.thumbCache)
 	case o.migrate != MigrateOnline && o.migrate != MigrateBlocking && o.migrate != MigrateOff:
 		return o, fmt.Errorf("-migrate must be online, blocking or off, not %q", o.migrate)
 	case o.migrateRate < 0:
@@ -171,7 +187,11 @@ func main() {
 		return
 	}
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "inventory:", err)
+		msg := err.Error() // most already say "inventory: ..."
+		if !strings.HasPrefix(msg, "inventory: ") {
+			msg = "inventory: " + msg
+		}
+		fmt.Fprintln(os.Stderr, msg)
 		os.Exit(1)
 	}
 }
@@ -187,6 +207,8 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 
 	cfg := Config{
 		DataDir:      o.data,
+		DB:           o.db,
+		ThumbCache:   o.thumbCache,
 		SignKey:      []byte(o.signKey),
 		MaxUpload:    o.maxUpload,
 		BodyStall:    o.bodyStall,
@@ -204,6 +226,9 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if o.s3Bucket != "" {
 		if cfg.Backend, err = s3Backend(ctx, o); err != nil {
 			return err
+		}
+		if cfg.ThumbCache == "" {
+			cfg.ThumbCache = ThumbCacheShared // replicas over one bucket share thumbnails
 		}
 	}
 	switch {

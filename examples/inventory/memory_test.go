@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -123,37 +122,11 @@ type runningApp struct {
 
 func startApp(t *testing.T, bin string) *runningApp {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := ln.Addr().String()
-	require.NoError(t, ln.Close())
 	// A long generation deadline: the test measures memory, and on a loaded
 	// machine (parallel test packages, the race detector) eight queued
 	// progressive decodes can outlast the 10 s default and answer 500.
-	cmd := exec.Command(bin, "-addr", addr, "-data", t.TempDir(), "-thumb-timeout", "3m")
-	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	})
-	a := &runningApp{t: t, cmd: cmd, base: "http://" + addr}
-	require.Eventually(t, func() bool {
-		resp, err := http.Get(a.base + "/api/parts")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}, 60*time.Second, 20*time.Millisecond, "the app did not start")
-
+	proc := startBinary(t, bin, "app", nil, "-thumb-timeout", "3m")
+	a := &runningApp{t: t, cmd: proc.cmd, base: proc.base}
 	resp, err := http.Post(a.base+"/api/parts", "application/json", strings.NewReader(`{"description":"hostile images"}`))
 	require.NoError(t, err)
 	defer resp.Body.Close()

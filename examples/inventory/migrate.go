@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -30,15 +29,10 @@ type MigrationResult struct {
 // migration is not final, which final declares after a complete migration.
 // Every commit is journaled (attachments_casa_journal), so that until it is
 // final the migration can be reverted.
-func startupMigration(ctx context.Context, db *sql.DB, store *cas.Store, cleanup, final bool, progress io.Writer, log *slog.Logger) (MigrationResult, error) {
+func startupMigration(ctx context.Context, m *sqlmigrator.Migrator, store *cas.Store, cleanup, final bool, progress io.Writer, log *slog.Logger) (MigrationResult, error) {
 	var res MigrationResult
 	if progress == nil {
 		progress = io.Discard
-	}
-	// The keys are in the storage_key column of attachments, one row per file.
-	m, err := sqlmigrator.New(db, sqlmigrator.Table{Name: "attachments", IDColumn: "id", KeyColumn: "storage_key"})
-	if err != nil {
-		return res, fmt.Errorf("inventory: migrator: %w", err)
 	}
 	last := time.Now()
 	report, err := migrate.Run(ctx, store, m, migrate.Options{

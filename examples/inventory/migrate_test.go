@@ -17,10 +17,11 @@ import (
 )
 
 // storageKeys returns storage_key by attachment id for every file
-// attachment in the database of dataDir.
-func storageKeys(t *testing.T, dataDir string) map[int64]string {
+// attachment in the database where (a data directory or a PostgreSQL URL,
+// see dbIn).
+func storageKeys(t *testing.T, where string) map[int64]string {
 	t.Helper()
-	db, err := openDB(t.Context(), filepath.Join(dataDir, "inventory.db"))
+	db, err := openDB(t.Context(), dbIn(where))
 	require.NoError(t, err)
 	defer db.Close()
 	rows, err := db.QueryContext(t.Context(), `SELECT id, storage_key FROM attachments WHERE storage_key IS NOT NULL`)
@@ -39,11 +40,12 @@ func storageKeys(t *testing.T, dataDir string) map[int64]string {
 	return m
 }
 
-// seed creates n legacy parts in a fresh data directory, without
-// migrating, and returns the original bytes of every legacy object.
-func seed(t *testing.T, dataDir string, b cas.Backend, n int) map[string][]byte {
+// seed creates n legacy parts in the database where (a fresh data
+// directory or PostgreSQL schema, see dbIn), without migrating, and returns
+// the original bytes of every legacy object.
+func seed(t *testing.T, where string, b cas.Backend, n int) map[string][]byte {
 	t.Helper()
-	db, err := openDB(t.Context(), filepath.Join(dataDir, "inventory.db"))
+	db, err := openDB(t.Context(), dbIn(where))
 	require.NoError(t, err)
 	defer db.Close()
 	require.NoError(t, SeedLegacy(t.Context(), db, b, n))
@@ -88,83 +90,87 @@ func TestSeedLegacyStoresUUIDKeys(t *testing.T) {
 
 func TestStartupMigration(t *testing.T) {
 	t.Parallel()
-	dir, b := t.TempDir(), memstore.New()
-	objects := seed(t, dir, b, 3)
+	forEachDB(t, func(t *testing.T, d testDB) {
+		dir, b := d.dir, memstore.New()
+		objects := seed(t, d.where(), b, 3)
 
-	var progress bytes.Buffer
-	ta := newTestApp(t, Config{DataDir: dir, Backend: b, Progress: &progress})
-	r := ta.Migration.Report
-	require.Equal(t, 6, r.Seen)
-	require.Equal(t, 6, r.Migrated)
-	require.Equal(t, 2, r.Deduplicated, "the three parts share one datasheet")
-	require.Zero(t, r.Failed)
-	require.Nil(t, ta.Migration.Cleanup)
-	require.Contains(t, progress.String(), "migrate: 6/6 attachments")
-	require.Contains(t, progress.String(), "6 migrated (2 already stored), 0 failed")
+		var progress bytes.Buffer
+		ta := newTestApp(t, Config{DataDir: dir, DB: d.dsn, Backend: b, Progress: &progress})
+		r := ta.Migration.Report
+		require.Equal(t, 6, r.Seen)
+		require.Equal(t, 6, r.Migrated)
+		require.Equal(t, 2, r.Deduplicated, "the three parts share one datasheet")
+		require.Zero(t, r.Failed)
+		require.Nil(t, ta.Migration.Cleanup)
+		require.Contains(t, progress.String(), "migrate: 6/6 attachments")
+		require.Contains(t, progress.String(), "6 migrated (2 already stored), 0 failed")
 
-	// Every row is on the CAS key of its original bytes.
-	for _, k := range storageKeys(t, dir) {
-		require.True(t, cas.IsKey(k), k)
-	}
-	require.Len(t, keys(t, b, cas.KeyPrefix), 4, "three photos and one datasheet")
-	// Without -cleanup the legacy objects stay.
-	require.ElementsMatch(t, mapKeysOf(objects), legacyKeys(t, b))
-
-	// The API serves the migrated files: every download is one of the
-	// originals, and every part has its cover.
-	originals := map[cas.Hash]bool{}
-	for _, data := range objects {
-		originals[cas.SumBytes(data)] = true
-	}
-	var parts []partJSON
-	ta.doJSON("GET", "/api/parts", nil, http.StatusOK, &parts)
-	require.Len(t, parts, 3)
-	for _, p := range parts {
-		require.NotNil(t, p.CoverURL, p.Key)
-		status, _, _ := ta.get(*p.CoverURL)
-		require.Equal(t, http.StatusOK, status)
-		atts := ta.attachments(p.Key)
-		require.Len(t, atts, 3)
-		types := []string{}
-		for _, at := range atts {
-			types = append(types, at.AttachmentType)
-			if at.AttachmentType == "url" {
-				require.Nil(t, at.DownloadURL)
-				continue
-			}
-			status, _, body := ta.get(*at.DownloadURL)
-			require.Equal(t, http.StatusOK, status)
-			require.True(t, originals[cas.SumBytes(body)])
+		// Every row is on the CAS key of its original bytes.
+		for _, k := range storageKeys(t, d.where()) {
+			require.True(t, cas.IsKey(k), k)
 		}
-		require.Equal(t, []string{"image", "pdf", "url"}, types)
-	}
+		require.Len(t, keys(t, b, cas.KeyPrefix), 4, "three photos and one datasheet")
+		// Without -cleanup the legacy objects stay.
+		require.ElementsMatch(t, mapKeysOf(objects), legacyKeys(t, b))
 
-	// A second start has nothing left to do.
-	ta2 := newTestApp(t, Config{DataDir: dir, Backend: b})
-	require.Zero(t, ta2.Migration.Report.Seen)
+		// The API serves the migrated files: every download is one of the
+		// originals, and every part has its cover.
+		originals := map[cas.Hash]bool{}
+		for _, data := range objects {
+			originals[cas.SumBytes(data)] = true
+		}
+		var parts []partJSON
+		ta.doJSON("GET", "/api/parts", nil, http.StatusOK, &parts)
+		require.Len(t, parts, 3)
+		for _, p := range parts {
+			require.NotNil(t, p.CoverURL, p.Key)
+			status, _, _ := ta.get(*p.CoverURL)
+			require.Equal(t, http.StatusOK, status)
+			atts := ta.attachments(p.Key)
+			require.Len(t, atts, 3)
+			types := []string{}
+			for _, at := range atts {
+				types = append(types, at.AttachmentType)
+				if at.AttachmentType == "url" {
+					require.Nil(t, at.DownloadURL)
+					continue
+				}
+				status, _, body := ta.get(*at.DownloadURL)
+				require.Equal(t, http.StatusOK, status)
+				require.True(t, originals[cas.SumBytes(body)])
+			}
+			require.Equal(t, []string{"image", "pdf", "url"}, types)
+		}
+
+		// A second start has nothing left to do.
+		ta2 := newTestApp(t, Config{DataDir: dir, DB: d.dsn, Backend: b})
+		require.Zero(t, ta2.Migration.Report.Seen)
+	})
 }
 
 func TestStartupMigrationCleanup(t *testing.T) {
 	t.Parallel()
-	dir, b := t.TempDir(), memstore.New()
-	objects := seed(t, dir, b, 2)
-	// An object of the old app that no row references, and one that a row
-	// still needs after migration: neither is CAS.
-	require.NoError(t, b.Put(t.Context(), "legacy/unreferenced", strings.NewReader("x"), 1, cas.PutOptions{}))
+	forEachDB(t, func(t *testing.T, d testDB) {
+		dir, b := d.dir, memstore.New()
+		objects := seed(t, d.where(), b, 2)
+		// An object of the old app that no row references, and one that a row
+		// still needs after migration: neither is CAS.
+		require.NoError(t, b.Put(t.Context(), "legacy/unreferenced", strings.NewReader("x"), 1, cas.PutOptions{}))
 
-	// Not final: cleanup is refused, and nothing is deleted.
-	_, err := NewApp(t.Context(), Config{DataDir: dir, Backend: b, Cleanup: true})
-	require.ErrorContains(t, err, "not final")
-	require.Len(t, legacyKeys(t, b), len(objects)+1, "a refused cleanup deletes nothing")
+		// Not final: cleanup is refused, and nothing is deleted.
+		_, err := NewApp(t.Context(), Config{DataDir: dir, DB: d.dsn, Backend: b, Cleanup: true})
+		require.ErrorContains(t, err, "not final")
+		require.Len(t, legacyKeys(t, b), len(objects)+1, "a refused cleanup deletes nothing")
 
-	ta := newTestApp(t, Config{DataDir: dir, Backend: b, Cleanup: true, Final: true})
-	require.NotNil(t, ta.Migration.Cleanup)
-	require.Equal(t, len(objects)+1, ta.Migration.Cleanup.Deleted)
-	require.Empty(t, legacyKeys(t, b), "every legacy object is gone")
-	require.Len(t, keys(t, b, cas.KeyPrefix), 3, "the CAS objects stay")
-	for _, k := range storageKeys(t, dir) {
-		require.True(t, cas.IsKey(k))
-	}
+		ta := newTestApp(t, Config{DataDir: dir, DB: d.dsn, Backend: b, Cleanup: true, Final: true})
+		require.NotNil(t, ta.Migration.Cleanup)
+		require.Equal(t, len(objects)+1, ta.Migration.Cleanup.Deleted)
+		require.Empty(t, legacyKeys(t, b), "every legacy object is gone")
+		require.Len(t, keys(t, b, cas.KeyPrefix), 3, "the CAS objects stay")
+		for _, k := range storageKeys(t, d.where()) {
+			require.True(t, cas.IsKey(k))
+		}
+	})
 }
 
 // TestStartupRefusesMissingLegacyObject: a legacy object that is missing

@@ -49,7 +49,13 @@ type online struct {
 	migrator *sqlmigrator.Migrator
 	signer   *casurl.Signer // signs legacy URLs
 	skew     atomic.Int64   // added to the clock of the legacy route (tests)
-	status   migrate.Status
+	// status is the Status of the background run in progress (one per
+	// round, see backgroundMigration); nil before the first.
+	status atomic.Pointer[migrate.Status]
+	// prior counts the records migrated by earlier rounds.
+	prior atomic.Int64
+	// running is set while the background migration goes on.
+	running atomic.Bool
 
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the background work has ended
@@ -61,9 +67,14 @@ type online struct {
 }
 
 // newMigrator returns the attachments table's Migrator (journal:
-// attachments_casa_journal).
-func newMigrator(db *sql.DB) (*sqlmigrator.Migrator, error) {
-	m, err := sqlmigrator.New(db, sqlmigrator.Table{Name: "attachments", IDColumn: "id", KeyColumn: "storage_key"})
+// attachments_casa_journal): the keys are in the storage_key column, one
+// row per file.
+func newMigrator(db *appDB) (*sqlmigrator.Migrator, error) {
+	var opts []sqlmigrator.Option
+	if db.postgres {
+		opts = append(opts, sqlmigrator.WithDollarPlaceholders())
+	}
+	m, err := sqlmigrator.New(db.DB, sqlmigrator.Table{Name: "attachments", IDColumn: "id", KeyColumn: "storage_key"}, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("inventory: migrator: %w", err)
 	}
@@ -90,9 +101,11 @@ func (a *App) startOnline(cfg Config, log *slog.Logger) {
 	ctx, cancel := context.WithCancel(context.Background())
 	a.online.cancel = cancel
 	a.online.done = make(chan struct{})
+	a.online.running.Store(true)
 	go func() {
 		defer close(a.online.done)
 		err := a.backgroundMigration(ctx, cfg, log)
+		a.online.running.Store(false)
 		if err != nil && ctx.Err() == nil {
 			log.Error("background migration stopped; waiting attachments keep legacy URLs until a restart", "err", err)
 		}
@@ -102,23 +115,65 @@ func (a *App) startOnline(cfg Config, log *slog.Logger) {
 	}()
 }
 
+// maxConflictRounds bounds backgroundMigration's reruns after conflicts.
+const maxConflictRounds = 10
+
+// backgroundMigration migrates every waiting attachment, then marks the
+// migration final and cleans up as cfg asks.
+//
+// Replicas that start together all migrate the same rows: the first to
+// commit a row wins, and the others' commits of it fail with
+// migrate.ErrConflict (sqlmigrator's UPDATE finds the old key gone). A
+// conflict is not a failure: the row changed under the run, so the run is
+// repeated, and the rerun finds the row migrated (or, if a user changed
+// it, migrates its new key). Only failures of another kind stop the
+// migration. The journal holds one standing commit per row either way.
 func (a *App) backgroundMigration(ctx context.Context, cfg Config, log *slog.Logger) error {
 	m := a.online.migrator
-	rep, err := migrate.Run(ctx, a.store, m, migrate.Options{
-		Logger:           log,
-		Status:           &a.online.status,
-		RecordsPerSecond: cfg.MigrateRate,
-	})
-	if err == nil {
-		err = rep.Err()
-	}
-	if err != nil {
+	start := time.Now()
+	var migrated, dedup, conflicts int
+	for round := 1; ; round++ {
+		st := new(migrate.Status)
+		a.online.status.Store(st)
+		a.online.prior.Store(int64(migrated))
+		rep, err := migrate.Run(ctx, a.store, m, migrate.Options{
+			Logger:           log,
+			Status:           st,
+			RecordsPerSecond: cfg.MigrateRate,
+		})
+		migrated += rep.Migrated
+		dedup += rep.Deduplicated
+		var failures []migrate.Failure
+		n := 0
 		for _, f := range rep.Failures {
-			log.Error("attachment not migrated", "id", f.Record.ID, "key", f.Record.Key, "err", f.Err)
+			if errors.Is(f.Err, migrate.ErrConflict) || a.rowMoved(ctx, f.Record) {
+				n++
+			} else {
+				failures = append(failures, f)
+			}
 		}
-		return err
+		conflicts += n
+		if err == nil && len(failures) > 0 {
+			err = rep.Err()
+		}
+		if err != nil {
+			for _, f := range failures {
+				log.Error("attachment not migrated", "id", f.Record.ID, "key", f.Record.Key, "err", f.Err)
+			}
+			return err
+		}
+		if n == 0 {
+			break
+		}
+		if round == maxConflictRounds {
+			return fmt.Errorf("%d attachments changed concurrently in each of %d runs: %w", n, round, migrate.ErrConflict)
+		}
+		log.Info("attachments changed while being migrated (by another replica?); looking again", "conflicts", n, "round", round)
 	}
-	log.Info("background migration complete", "migrated", rep.Migrated, "deduplicated", rep.Deduplicated, "elapsed", rep.Elapsed)
+	a.online.prior.Store(int64(migrated))
+	a.online.status.Store(nil)
+	log.Info("background migration complete", "migrated", migrated, "deduplicated", dedup, "conflicts", conflicts,
+		"elapsed", time.Since(start))
 	if cfg.Final {
 		if err := migrate.Finalize(ctx, m); err != nil {
 			return fmt.Errorf("final: %w", err)
@@ -139,6 +194,22 @@ func (a *App) backgroundMigration(ctx context.Context, cfg Config, log *slog.Log
 		log.Info("cleanup complete", "deleted", cr.Deleted, "kept", cr.Kept, "notes", cr.Notes)
 	}
 	return nil
+}
+
+// rowMoved reports whether the attachment of rec no longer holds rec.Key,
+// or is gone: another replica migrated it (and its -cleanup may have deleted the
+// legacy object this run then failed to read). Such a failure is a
+// conflict, not a failure of the migration.
+func (a *App) rowMoved(ctx context.Context, rec migrate.Record) bool {
+	id, err := strconv.ParseInt(rec.ID, 10, 64)
+	if err != nil {
+		return false
+	}
+	at, err := getAttachmentByID(ctx, a.db, id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return true // deleted: nothing left to migrate
+	}
+	return err == nil && at.StorageKey.String != rec.Key
 }
 
 // stopOnline stops the background work and waits for it.
@@ -375,8 +446,8 @@ type migrationJSON struct {
 func (a *App) migrationState(ctx context.Context) (migrationJSON, error) {
 	j := migrationJSON{Mode: a.online.mode}
 	if err := a.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM attachments
-		WHERE storage_key IS NOT NULL AND storage_key <> '' AND substr(storage_key, 1, length(?)) <> ?`,
-		cas.KeyPrefix, cas.KeyPrefix).Scan(&j.Pending); err != nil {
+		WHERE storage_key IS NOT NULL AND storage_key <> '' AND substr(storage_key, 1, ?) <> ?`,
+		len(cas.KeyPrefix), cas.KeyPrefix).Scan(&j.Pending); err != nil {
 		return j, fmt.Errorf("inventory: count pending: %w", err)
 	}
 	final, err := a.online.migrator.Final(ctx)
@@ -384,13 +455,15 @@ func (a *App) migrationState(ctx context.Context) (migrationJSON, error) {
 		return j, err
 	}
 	j.Final = final
-	p := a.online.status.Progress()
-	j.Migrated, j.Failed, j.Rate = p.Migrated, p.Failed, p.Rate()
-	finished, _ := a.online.status.Finished()
+	var p migrate.Progress
+	if st := a.online.status.Load(); st != nil {
+		p = st.Progress()
+	}
+	j.Migrated, j.Failed, j.Rate = int(a.online.prior.Load())+p.Migrated, p.Failed, p.Rate()
 	switch {
 	case j.Pending == 0:
 		j.State = "complete"
-	case a.online.mode == MigrateOnline && !finished:
+	case a.online.mode == MigrateOnline && a.online.running.Load():
 		j.State = "running"
 		if j.Rate > 0 {
 			j.ETA = float64(j.Pending) / j.Rate

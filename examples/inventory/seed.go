@@ -19,7 +19,7 @@ import (
 // the startup migration then moves to CAS keys. Every part gets a photo
 // (its cover), a datasheet PDF shared byte for byte by all parts (the
 // migration stores it once) and a URL attachment.
-func SeedLegacy(ctx context.Context, db *sql.DB, b cas.Backend, n int) error {
+func SeedLegacy(ctx context.Context, db *appDB, b cas.Backend, n int) error {
 	components := [...]string{
 		"NE555 timer, DIP-8",
 		"ATmega328P microcontroller, TQFP-32",
@@ -54,7 +54,7 @@ func SeedLegacy(ctx context.Context, db *sql.DB, b cas.Backend, n int) error {
 				return fmt.Errorf("seed: store %s: %w", keys[j], err)
 			}
 		}
-		if err := seedRows(ctx, db, fmt.Sprintf("%s (legacy #%d)", name, i+1), func(tx *sql.Tx, partKey string) (int64, error) {
+		if err := seedRows(ctx, db, fmt.Sprintf("%s (legacy #%d)", name, i+1), func(tx *appTx, partKey string) (int64, error) {
 			var cover int64
 			for j, f := range files {
 				at := attachment{
@@ -84,7 +84,7 @@ func SeedLegacy(ctx context.Context, db *sql.DB, b cas.Backend, n int) error {
 
 // seedRows inserts a part, its attachments (by add) and its cover in one
 // transaction.
-func seedRows(ctx context.Context, db *sql.DB, description string, add func(*sql.Tx, string) (int64, error)) error {
+func seedRows(ctx context.Context, db *appDB, description string, add func(*appTx, string) (int64, error)) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("seed: %w", err)

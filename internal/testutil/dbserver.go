@@ -39,6 +39,9 @@ type DB struct {
 	// unqualified table names resolve to it, and "<Schema>.<table>"
 	// qualifies them.
 	Schema string
+	// DSN opens the same schema (PostgreSQL: search_path set to it) or
+	// database (MySQL), for another process such as a built binary.
+	DSN string
 }
 
 // NewPostgres returns a fresh schema on the PostgreSQL server named by
@@ -70,7 +73,7 @@ func NewPostgres(t testing.TB) *DB {
 			t.Errorf("testutil: drop schema %s: %v", schema, err)
 		}
 	})
-	return &DB{DB: db, Driver: "pgx", Schema: schema}
+	return &DB{DB: db, Driver: "pgx", Schema: schema, DSN: u.String()}
 }
 
 // NewMySQL returns a fresh database on the MySQL or MariaDB server named by
@@ -93,14 +96,15 @@ func NewMySQL(t testing.TB) *DB {
 		t.Fatalf("testutil: create database %s: %v", schema, err)
 	}
 	cfg.DBName = schema
-	db := open(t, "mysql", cfg.FormatDSN())
+	dbDSN := cfg.FormatDSN()
+	db := open(t, "mysql", dbDSN)
 	t.Cleanup(func() {
 		db.Close()
 		if _, err := admin.Exec("DROP DATABASE " + schema); err != nil {
 			t.Errorf("testutil: drop database %s: %v", schema, err)
 		}
 	})
-	return &DB{DB: db, Driver: "mysql", Schema: schema}
+	return &DB{DB: db, Driver: "mysql", Schema: schema, DSN: dbDSN}
 }
 
 // open opens and pings a database, closed when t ends.
