@@ -2,9 +2,13 @@ package s3store_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"slices"
 	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"golang.org/x/sync/errgroup"
 
@@ -40,36 +44,75 @@ func seedBlobs(tb testing.TB, b cas.Backend, n int) []string {
 }
 
 // BenchmarkList2000 lists 2,000 blobs (a third marked compressed) on the
-// in-process gofakes3 server and, with CASA_TEST_S3_ENDPOINT set, on the
-// real server, and reports the HeadObject requests per List (gofakes3
-// only: the real server's requests are not counted).
+// in-process gofakes3 server, bare and with 5 ms of latency per request
+// (as a remote S3), and, with CASA_TEST_S3_ENDPOINT set, on the real
+// server: List with its HeadObject calls one at a time (conc1), 8 at a time
+// (the default, conc8) and 16 at a time (conc16), and ListKeys (no HEAD). It reports the
+// HeadObject requests per listing (gofakes3 only: the real server's
+// requests are not counted).
 //
 //	go test -run '^$' -bench BenchmarkList2000 -benchtime 3x ./cas/s3store/
 func BenchmarkList2000(b *testing.B) {
 	const n = 2000
-	b.Run("gofakes3", func(b *testing.B) {
-		s := s3test.New(b)
-		be := s3store.New(s.Client, s.Bucket)
-		seedBlobs(b, be, n)
-		s.ResetStats()
-		for b.Loop() {
-			listAll(b, be, n)
-		}
-		b.ReportMetric(float64(s.Requests("HeadObject"))/float64(b.N), "HEADs/op")
-	})
-	b.Run("real", func(b *testing.B) {
-		r := testutil.NewRealS3(b)
-		be := s3store.New(r.Client, r.Bucket, s3store.WithKeyPrefix(r.Prefix))
-		keys := seedBlobs(b, be, n)
-		b.Cleanup(func() {
-			for _, k := range keys {
-				_ = be.Delete(b.Context(), k)
+	servers := []struct {
+		name    string
+		latency time.Duration
+	}{{"gofakes3", 0}, {"gofakes3-5ms", 5 * time.Millisecond}, {"real", 0}}
+	for _, srv := range servers {
+		b.Run(srv.name, func(b *testing.B) {
+			var (
+				client *s3.Client
+				bucket string
+				prefix string
+				heads  = func() int64 { return 0 }
+				reset  = func() {}
+			)
+			if srv.name == "real" {
+				r := testutil.NewRealS3(b)
+				client, bucket, prefix = r.Client, r.Bucket, r.Prefix
+			} else {
+				s := s3test.New(b, s3test.WithLatency(srv.latency))
+				client, bucket = s.Client, s.Bucket
+				heads = func() int64 { return s.Requests("HeadObject") }
+				reset = s.ResetStats
 			}
+			seed := s3store.New(client, bucket, s3store.WithKeyPrefix(prefix))
+			keys := seedBlobs(b, seed, n)
+			if srv.name == "real" {
+				b.Cleanup(func() {
+					for _, k := range keys {
+						_ = seed.Delete(context.WithoutCancel(b.Context()), k)
+					}
+				})
+			}
+			for _, conc := range []int{1, s3store.DefaultListConcurrency, 16} {
+				b.Run(fmt.Sprintf("List-conc%d", conc), func(b *testing.B) {
+					be := s3store.New(client, bucket, s3store.WithKeyPrefix(prefix), s3store.WithListConcurrency(conc))
+					reset()
+					for b.Loop() {
+						listAll(b, be, n)
+					}
+					b.ReportMetric(float64(heads())/float64(b.N), "HEADs/op")
+				})
+			}
+			b.Run("ListKeys", func(b *testing.B) {
+				reset()
+				for b.Loop() {
+					got := 0
+					for _, err := range cas.ListKeys(b.Context(), seed, cas.KeyPrefix) {
+						if err != nil {
+							b.Fatal(err)
+						}
+						got++
+					}
+					if got != n {
+						b.Fatalf("listed %d, want %d", got, n)
+					}
+				}
+				b.ReportMetric(float64(heads())/float64(b.N), "HEADs/op")
+			})
 		})
-		for b.Loop() {
-			listAll(b, be, n)
-		}
-	})
+	}
 }
 
 func listAll(tb testing.TB, b cas.Backend, want int) {

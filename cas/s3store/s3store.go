@@ -15,7 +15,10 @@
 //     upload; the checked layer verifies the digest as the parts are
 //     read), are sent concurrently, and are completed with If-None-Match
 //     "*"; any failure aborts the upload.
-//   - Delete: DeleteObject. List: ListObjectsV2, page by page.
+//   - Delete: DeleteObject.
+//   - List: ListObjectsV2, page by page, and a HeadObject per blob key
+//     (cas/<hex>) for its encoding and decoded size, 8 at a time
+//     (WithListConcurrency). ListKeys (cas.KeyLister): ListObjectsV2 alone.
 //
 // # Building a client
 //
@@ -116,6 +119,12 @@ const (
 	DefaultPartSize = 16 << 20
 	// DefaultConcurrency is how many parts of one upload are sent at once.
 	DefaultConcurrency = 4
+	// DefaultListConcurrency is how many HeadObject calls List keeps in
+	// flight (see List). It stays below the 10 idle connections per host
+	// that the SDK's HTTP client keeps, so the HEADs reuse connections
+	// instead of opening (and on AWS, TLS-handshaking) new ones; with a
+	// client whose transport keeps more, WithListConcurrency can go higher.
+	DefaultListConcurrency = 8
 )
 
 // S3 limits.
@@ -133,6 +142,7 @@ type Backend struct {
 	threshold   int64
 	partSize    int64
 	concurrency int
+	listConc    int // HeadObject calls in flight in List
 	conditional bool
 	locks       keylock.Set // create-only writers without conditional writes
 
@@ -142,7 +152,10 @@ type Backend struct {
 	completeTimeout time.Duration
 }
 
-var _ cas.Backend = (*Backend)(nil)
+var (
+	_ cas.Backend   = (*Backend)(nil)
+	_ cas.KeyLister = (*Backend)(nil)
+)
 
 // Option configures a Backend.
 type Option func(*Backend)
@@ -188,6 +201,17 @@ func WithConcurrency(n int) Option {
 	return func(b *Backend) { b.concurrency = n }
 }
 
+// WithListConcurrency sets how many HeadObject calls List keeps in flight
+// to describe the blobs of a page (see List); the default is
+// DefaultListConcurrency. 1 issues them one at a time. n below 1 panics,
+// naming the option (a programmer error).
+func WithListConcurrency(n int) Option {
+	if n < 1 {
+		badOption("WithListConcurrency", n, "want at least 1")
+	}
+	return func(b *Backend) { b.listConc = n }
+}
+
 // badOption panics for an option given a nonsense value: a programmer
 // error, caught where the Backend is built.
 func badOption(name string, v any, want string) {
@@ -212,6 +236,7 @@ func New(client *s3.Client, bucket string, opts ...Option) *Backend {
 		threshold:   DefaultMultipartThreshold,
 		partSize:    DefaultPartSize,
 		concurrency: DefaultConcurrency,
+		listConc:    DefaultListConcurrency,
 		conditional: true,
 
 		opTimeout:       DefaultOpTimeout,
@@ -391,8 +416,53 @@ func (b *Backend) Delete(ctx context.Context, key string) error {
 // keys at a time, in S3's lexical (UTF-8 byte) order. It stops fetching
 // pages when the caller breaks; an error is yielded once and ends the
 // iteration.
+//
+// ListObjectsV2 returns no object metadata, so only a HeadObject tells
+// whether a blob (a key cas/<hex>) is stored encoded and its decoded size.
+// List issues those HEADs concurrently, up to the list concurrency
+// (WithListConcurrency) ahead of the object it yields, each under the
+// operation timeout, and yields the objects in order; a blob deleted
+// between the listing and its HEAD is skipped. When the caller breaks, the
+// HEADs in flight are cancelled and waited for. A caller that needs no
+// decoded sizes lists without any HEAD through ListKeys (cas.ListKeys).
 func (b *Backend) List(ctx context.Context, prefix string) iter.Seq2[cas.Info, error] {
 	return func(yield func(cas.Info, error) bool) {
+		for page, err := range b.pages(ctx, prefix) {
+			if err != nil {
+				yield(cas.Info{}, err)
+				return
+			}
+			if !b.statPage(ctx, page, yield) {
+				return
+			}
+		}
+	}
+}
+
+// ListKeys implements cas.KeyLister with ListObjectsV2 alone: one request
+// per 1000 keys, no HeadObject.
+func (b *Backend) ListKeys(ctx context.Context, prefix string) iter.Seq2[cas.KeyInfo, error] {
+	return func(yield func(cas.KeyInfo, error) bool) {
+		for page, err := range b.pages(ctx, prefix) {
+			if err != nil {
+				yield(cas.KeyInfo{}, err)
+				return
+			}
+			for _, o := range page {
+				if !yield(cas.KeyInfo{Key: o.Key, ModTime: o.ModTime, StoredSize: o.StoredSize}, nil) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// pages yields the ListObjectsV2 pages of the keys under prefix, each as
+// the Infos the listing alone gives (Size = StoredSize: the bytes held),
+// keys without the Backend's prefix. An error is yielded once and ends the
+// iteration.
+func (b *Backend) pages(ctx context.Context, prefix string) iter.Seq2[[]cas.Info, error] {
+	return func(yield func([]cas.Info, error) bool) {
 		in := &s3.ListObjectsV2Input{Bucket: &b.bucket}
 		if p := b.prefix + prefix; p != "" {
 			in.Prefix = aws.String(p)
@@ -404,33 +474,79 @@ func (b *Backend) List(ctx context.Context, prefix string) iter.Seq2[cas.Info, e
 			if err != nil {
 				err = c.err("list", prefix, err)
 				c.end()
-				yield(cas.Info{}, err)
+				yield(nil, err)
 				return
 			}
 			c.end()
+			infos := make([]cas.Info, 0, len(page.Contents))
 			for _, o := range page.Contents {
 				key, ok := strings.CutPrefix(aws.ToString(o.Key), b.prefix)
 				if !ok {
 					continue
 				}
-				info := cas.Info{Key: key, Size: aws.ToInt64(o.Size), ModTime: aws.ToTime(o.LastModified), StoredSize: aws.ToInt64(o.Size)}
-				if cas.IsKey(key) {
-					// ListObjectsV2 returns no metadata: only a HEAD
-					// tells whether a blob is stored encoded.
-					if info, err = b.Stat(ctx, key); err != nil {
-						if errors.Is(err, cas.ErrNotFound) {
-							continue // deleted while listing
-						}
-						yield(cas.Info{}, err)
-						return
-					}
-				}
-				if !yield(info, nil) {
-					return
-				}
+				n := aws.ToInt64(o.Size)
+				infos = append(infos, cas.Info{Key: key, Size: n, ModTime: aws.ToTime(o.LastModified), StoredSize: n})
+			}
+			if !yield(infos, nil) {
+				return
 			}
 		}
 	}
+}
+
+// statPage yields the objects of one listed page in order, each blob key
+// described by its HeadObject (Stat), up to b.listConc HEADs in
+// flight ahead of the object being yielded. It reports false when the
+// iteration ends: the caller broke, or an error was yielded. No HEAD
+// outlives it: on return the ones in flight are cancelled and waited for.
+func (b *Backend) statPage(ctx context.Context, page []cas.Info, yield func(cas.Info, error) bool) bool {
+	type result struct {
+		info cas.Info
+		err  error
+	}
+	hctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
+	results := make([]chan result, len(page))
+	next, pending := 0, 0 // the next object to look at; HEADs started and not yet yielded
+	for i, info := range page {
+		// Keep up to listConcurrency HEADs going ahead of i; item i
+		// itself is among them (pending < n while next <= i).
+		for next < len(page) && pending < b.listConc {
+			if key := page[next].Key; cas.IsKey(key) {
+				ch := make(chan result, 1)
+				results[next] = ch
+				pending++
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					info, err := b.Stat(hctx, key)
+					ch <- result{info, err}
+				}()
+			}
+			next++
+		}
+		if ch := results[i]; ch != nil {
+			r := <-ch
+			pending--
+			results[i] = nil
+			switch {
+			case errors.Is(r.err, cas.ErrNotFound):
+				continue // deleted while listing
+			case r.err != nil:
+				yield(cas.Info{}, r.err)
+				return false
+			}
+			info = r.info
+		}
+		if !yield(info, nil) {
+			return false
+		}
+	}
+	return true
 }
 
 // Put implements cas.Backend. r yields size bytes (the checked layer,
