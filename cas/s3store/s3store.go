@@ -537,6 +537,9 @@ func (b *Backend) statPage(ctx context.Context, page []cas.Info, yield func(cas.
 			case errors.Is(r.err, cas.ErrNotFound):
 				continue // deleted while listing
 			case r.err != nil:
+				if !errors.Is(r.err, cas.ErrUnavailable) { // a timeout's text names the bucket already
+					r.err = fmt.Errorf("s3store: list bucket %s: %w", b.bucket, r.err)
+				}
 				yield(cas.Info{}, r.err)
 				return false
 			}
