@@ -809,6 +809,27 @@ func testList(t *testing.T, b cas.Backend) {
 			}
 		}
 		mustEqualKeys(t, got, want, "List %q must yield the keys with the prefix, in lexical order", prefix)
+
+		// cas.ListKeys: the Backend's KeyLister when it has one, else List.
+		got = nil
+		for ki, err := range cas.ListKeys(t.Context(), b, prefix) {
+			mustNoError(t, err, "ListKeys %q", prefix)
+			got = append(got, ki.Key)
+			if want := int64(len(contents[ki.Key])); ki.StoredSize != want {
+				t.Errorf("ListKeys %q: StoredSize of %q = %d, want %d", prefix, ki.Key, ki.StoredSize, want)
+			}
+			if ki.ModTime.IsZero() {
+				t.Errorf("ListKeys %q: ModTime of %q is zero", prefix, ki.Key)
+			}
+		}
+		mustEqualKeys(t, got, want, "ListKeys %q must yield List's keys, in lexical order", prefix)
+	}
+	for ki, err := range cas.ListKeys(t.Context(), b, "") {
+		mustNoError(t, err, "ListKeys")
+		if ki.Key != all[0] {
+			t.Errorf("ListKeys: first key %q, want %q", ki.Key, all[0])
+		}
+		break // must stop: a yield after break panics
 	}
 }
 
@@ -1322,6 +1343,15 @@ func testEncoding(t *testing.T, b cas.Backend, thin bool) {
 		t.Fatalf("List %q: %d objects, want 1", cas.KeyPrefix, len(listed))
 	}
 	mustInfo(t, listed[0], want, "List")
+	var keys []cas.KeyInfo
+	for ki, err := range cas.ListKeys(ctx, b, cas.KeyPrefix) {
+		mustNoError(t, err, "ListKeys")
+		keys = append(keys, ki)
+	}
+	if len(keys) != 1 || keys[0].Key != key || keys[0].StoredSize != info.StoredSize || keys[0].ModTime.IsZero() {
+		t.Fatalf("ListKeys %q of a blob stored compressed: %+v, want one with key %q and StoredSize %d (the bytes held)",
+			cas.KeyPrefix, keys, key, info.StoredSize)
+	}
 	plainStore := cas.New(b, cas.WithTempDir(t.TempDir()))
 	r, err := plainStore.Open(ctx, res.Hash)
 	mustNoError(t, err, "Store.Open without compression")

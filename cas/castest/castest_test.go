@@ -206,6 +206,41 @@ func (b broken) List(ctx context.Context, prefix string) iter.Seq2[cas.Info, err
 	}
 }
 
+// keyLister is a broken Backend that is a cas.KeyLister, sound unless the
+// fault says otherwise.
+type keyLister struct{ broken }
+
+func (k keyLister) ListKeys(ctx context.Context, prefix string) iter.Seq2[cas.KeyInfo, error] {
+	var keys []cas.KeyInfo
+	for info, err := range k.Backend.List(ctx, prefix) {
+		if err != nil {
+			return func(yield func(cas.KeyInfo, error) bool) { yield(cas.KeyInfo{}, err) }
+		}
+		ki := cas.KeyInfo{Key: info.Key, ModTime: info.ModTime, StoredSize: info.StoredSize}
+		if k.fault == "keys-decoded-size" {
+			ki.StoredSize = info.Size
+		}
+		keys = append(keys, ki)
+	}
+	switch k.fault {
+	case "keys-drop-last":
+		keys = keys[:max(len(keys)-1, 0)]
+	case "keys-ignores-break":
+		return func(yield func(cas.KeyInfo, error) bool) {
+			for _, ki := range keys {
+				yield(ki, nil)
+			}
+		}
+	}
+	return func(yield func(cas.KeyInfo, error) bool) {
+		for _, ki := range keys {
+			if !yield(ki, nil) {
+				return
+			}
+		}
+	}
+}
+
 const faultEnv = "CASTEST_FAULT"
 
 // TestBrokenBackend runs the suite over a broken Backend when the
@@ -220,6 +255,9 @@ func TestBrokenBackend(t *testing.T) {
 		b := broken{Backend: memstore.New(), fault: fault}
 		if strings.HasPrefix(fault, "presign-") {
 			return newPresigning(t, b)
+		}
+		if strings.HasPrefix(fault, "keys-") {
+			return keyLister{b}
 		}
 		return b
 	})
@@ -276,6 +314,8 @@ func TestSuiteCatchesFaults(t *testing.T) {
 		"",                 // control: the wrapper itself is sound
 		"fileobject-sound", // control: a sound cas.FileObject passes
 		"presign-sound",    // control: a sound cas.Presigner passes
+		"keys-sound",       // control: a sound cas.KeyLister passes
+		"keys-drop-last", "keys-ignores-break", "keys-decoded-size",
 		"presign-ignores-type", "presign-no-range",
 		"ignore-digest", "ignore-size",
 		"fileobject-extra-bytes", "fileobject-close-leaks",
@@ -291,7 +331,7 @@ func TestSuiteCatchesFaults(t *testing.T) {
 				cmd.Env = append(cmd.Env, faultEnv+"=none")
 			}
 			out, err := cmd.CombinedOutput()
-			if fault == "" || fault == "fileobject-sound" || fault == "presign-sound" || caughtByLayer[fault] {
+			if fault == "" || fault == "fileobject-sound" || fault == "presign-sound" || fault == "keys-sound" || caughtByLayer[fault] {
 				if err != nil {
 					t.Fatalf("the suite fails a sound wrapper: %v\n%s", err, out)
 				}
