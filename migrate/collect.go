@@ -224,7 +224,10 @@ func (c *collector) sweep(ctx context.Context, m Migrator) error {
 	}
 
 	prev := ""
-	for info, err := range c.src.List(ctx, cas.KeyPrefix) {
+	// The listing gives keys and ages (cas.ListKeys: on s3store no HEAD
+	// per blob); the decoded size of a blob is asked for (Stat) only when
+	// it is to be deleted, for Bytes.
+	for info, err := range cas.ListKeys(ctx, c.src, cas.KeyPrefix) {
 		if err != nil {
 			return fmt.Errorf("migrate: collect: list: %w", err)
 		}
@@ -245,12 +248,12 @@ func (c *collector) sweep(ctx context.Context, m Migrator) error {
 				return err
 			}
 		}
-		collected, err := c.blob(ctx, info, refs)
+		fate, err := c.blob(ctx, info, refs)
 		if err != nil {
 			return err
 		}
 		for _, d := range derived {
-			if err := c.derivedOf(ctx, d, hex, collected); err != nil {
+			if err := c.derivedOf(ctx, d, hex, fate); err != nil {
 				return err
 			}
 		}
@@ -263,65 +266,96 @@ func (c *collector) sweep(ctx context.Context, m Migrator) error {
 	return ctx.Err()
 }
 
-// blob decides about one listed blob and reports whether it is gone (in a
-// DryRun: would be).
-func (c *collector) blob(ctx context.Context, info cas.Info, refs *cursor) (bool, error) {
+// blobFate is what became of a listed blob.
+type blobFate int
+
+const (
+	blobKept      blobFate = iota
+	blobCollected          // deleted (in a DryRun: would be)
+	blobMissing            // deleted by someone else since the listing
+)
+
+// blob decides about one listed blob and reports what became of it.
+func (c *collector) blob(ctx context.Context, info cas.KeyInfo, refs *cursor) (blobFate, error) {
 	rep := c.rep
-	rep.Scanned++
 	referenced, err := refs.contains(info.Key)
 	if err != nil {
-		return false, fmt.Errorf("migrate: collect: referenced: %w", err)
+		return blobKept, fmt.Errorf("migrate: collect: referenced: %w", err)
 	}
-	switch {
-	case referenced:
-		rep.Kept++
+	if !referenced && !info.ModTime.IsZero() && !info.ModTime.After(c.cutoff) {
+		// About to go: the decoded size, for Bytes. The listing gives
+		// only the stored size, and the Stat (a HEAD on s3store) is paid
+		// for the deletable blobs alone.
+		st, err := c.src.Stat(ctx, info.Key)
+		switch {
+		case errors.Is(err, cas.ErrNotFound):
+			return blobMissing, nil // not counted, as a List would not have listed it
+		case err != nil:
+			if ctx.Err() != nil {
+				return blobKept, ctx.Err()
+			}
+			rep.Scanned++
+			rep.Kept++
+			rep.Failed++
+			c.errs = append(c.errs, fmt.Errorf("migrate: collect: %q: %w", info.Key, err))
+			c.log.WarnContext(ctx, "migrate: collect stat failed", "key", info.Key, "err", err)
+			return blobKept, nil
+		}
+		return c.collect(ctx, info.Key, st.Size)
+	}
+	rep.Scanned++
+	rep.Kept++
+	if referenced {
 		rep.Referenced++
-		return false, nil
-	case info.ModTime.IsZero() || info.ModTime.After(c.cutoff):
-		rep.Kept++
+	} else {
 		rep.Young++
-		return false, nil
-	case c.opts.DryRun:
-		rep.WouldDelete++
-		rep.Bytes += info.Size
-		c.onDelete(info.Key)
-		c.log.InfoContext(ctx, "migrate: collect would delete", "key", info.Key, "size", info.Size)
-		return true, nil
 	}
-	deleted, err := c.opts.Guard.CollectKey(ctx, info.Key, c.cutoff, func(ctx context.Context) error {
-		return c.src.Delete(ctx, info.Key)
+	return blobKept, nil
+}
+
+// collect deletes (in a DryRun: counts) the unreferenced old blob key of
+// decoded size size, through the Guard.
+func (c *collector) collect(ctx context.Context, key string, size int64) (blobFate, error) {
+	rep := c.rep
+	rep.Scanned++
+	if c.opts.DryRun {
+		rep.WouldDelete++
+		rep.Bytes += size
+		c.onDelete(key)
+		c.log.InfoContext(ctx, "migrate: collect would delete", "key", key, "size", size)
+		return blobCollected, nil
+	}
+	deleted, err := c.opts.Guard.CollectKey(ctx, key, c.cutoff, func(ctx context.Context) error {
+		return c.src.Delete(ctx, key)
 	})
 	switch {
 	case err != nil:
 		if ctx.Err() != nil {
-			return false, ctx.Err()
+			return blobKept, ctx.Err()
 		}
 		rep.Kept++
 		rep.Failed++
-		c.errs = append(c.errs, fmt.Errorf("migrate: collect: %q: %w", info.Key, err))
-		c.log.WarnContext(ctx, "migrate: collect delete failed", "key", info.Key, "err", err)
-		return false, nil
+		c.errs = append(c.errs, fmt.Errorf("migrate: collect: %q: %w", key, err))
+		c.log.WarnContext(ctx, "migrate: collect delete failed", "key", key, "err", err)
+		return blobKept, nil
 	case !deleted:
 		rep.Kept++
 		rep.Touched++
-		c.log.InfoContext(ctx, "migrate: collect kept a blob relied on meanwhile", "key", info.Key)
-		return false, nil
+		c.log.InfoContext(ctx, "migrate: collect kept a blob relied on meanwhile", "key", key)
+		return blobKept, nil
 	}
 	rep.Deleted++
-	rep.Bytes += info.Size
-	c.onDelete(info.Key)
-	c.log.InfoContext(ctx, "migrate: collect deleted", "key", info.Key, "size", info.Size)
-	return true, nil
+	rep.Bytes += size
+	c.onDelete(key)
+	c.log.InfoContext(ctx, "migrate: collect deleted", "key", key, "size", size)
+	return blobCollected, nil
 }
 
 // derivedUpTo handles the derived objects of d whose blob hex sorts before
 // hex (all of them when all): their blob is not listed.
 func (c *collector) derivedUpTo(ctx context.Context, d *derivedCursor, hex string, all bool) error {
 	for d.ok && (all || d.hex < hex) {
-		old := !d.info.ModTime.IsZero() && !d.info.ModTime.After(c.cutoff)
-		if d.hex == "" || !old {
-			// Not a derived key Collect understands, or young: kept.
-		} else if err := c.deleteDerived(ctx, d.info); err != nil {
+		if err := c.orphan(ctx, d); err != nil {
 			return err
 		}
 		d.advance()
@@ -329,21 +363,36 @@ func (c *collector) derivedUpTo(ctx context.Context, d *derivedCursor, hex strin
 	return d.err
 }
 
+// orphan handles d's current derived object, whose blob does not exist:
+// it goes once it is older than MinAge.
+func (c *collector) orphan(ctx context.Context, d *derivedCursor) error {
+	old := !d.info.ModTime.IsZero() && !d.info.ModTime.After(c.cutoff)
+	if d.hex == "" || !old {
+		return nil // not a derived key Collect understands, or young: kept
+	}
+	return c.deleteDerived(ctx, d.info)
+}
+
 // derivedOf handles the derived objects of the blob hex, which were
-// collected with it or stay with it.
-func (c *collector) derivedOf(ctx context.Context, d *derivedCursor, hex string, collected bool) error {
+// collected with it, stay with it, or have lost it meanwhile.
+func (c *collector) derivedOf(ctx context.Context, d *derivedCursor, hex string, fate blobFate) error {
 	for d.ok && d.hex == hex {
-		if collected {
-			if err := c.deleteDerived(ctx, d.info); err != nil {
-				return err
-			}
+		var err error
+		switch fate {
+		case blobCollected:
+			err = c.deleteDerived(ctx, d.info)
+		case blobMissing:
+			err = c.orphan(ctx, d)
+		}
+		if err != nil {
+			return err
 		}
 		d.advance()
 	}
 	return d.err
 }
 
-func (c *collector) deleteDerived(ctx context.Context, info cas.Info) error {
+func (c *collector) deleteDerived(ctx context.Context, info cas.KeyInfo) error {
 	if c.opts.DryRun {
 		c.rep.DerivedDeleted++
 		c.onDelete(info.Key)
@@ -367,9 +416,9 @@ func (c *collector) deleteDerived(ctx context.Context, info cas.Info) error {
 // lowercase hex + "_" (such keys are skipped, never deleted).
 type derivedCursor struct {
 	prefix  string
-	next    func() (cas.Info, error, bool)
+	next    func() (cas.KeyInfo, error, bool)
 	stop    func()
-	info    cas.Info
+	info    cas.KeyInfo
 	hex     string
 	ok      bool
 	err     error
@@ -378,7 +427,7 @@ type derivedCursor struct {
 
 func newDerivedCursor(ctx context.Context, src cas.Backend, prefix string, scanned *int) *derivedCursor {
 	d := &derivedCursor{prefix: prefix, scanned: scanned}
-	d.next, d.stop = iter.Pull2(src.List(ctx, prefix))
+	d.next, d.stop = iter.Pull2(cas.ListKeys(ctx, src, prefix))
 	d.advance()
 	return d
 }
