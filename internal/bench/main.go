@@ -85,6 +85,7 @@ func main() {
 		{"8. Memory of Cleanup and Collect", gcMemSection},
 		{"9. Compression", compressSection},
 		{"10. Upload protocol and redirects", uploadSection},
+		{"11. Listing blobs on S3", listSection},
 	}
 	start := time.Now()
 	var rows []row
