@@ -59,7 +59,8 @@ import (
 // that the decoded bytes hash to the key).
 //
 // The returned Backend implements Presigner when b does (see Presigner for
-// what the layer checks). It implements Stager when b does. Its Staged hashes
+// what the layer checks). It is never a KeyLister: ListKeys looks through it
+// to b's, checking the context as List does. It implements Stager when b does. Its Staged hashes
 // the bytes written to it, and its Commit validates the key and context as
 // Put does and, under a blob key cas/<hex>, fails with ErrDigestMismatch
 // and publishes nothing unless the bytes hash to <hex>. Checked of a
