@@ -56,6 +56,7 @@ func (r row) verdict() string {
 type section struct {
 	title string
 	run   func(cfg *config) ([]row, error)
+	note  string // printed under the title: how to read the rows; "" for none
 }
 
 func main() {
@@ -75,16 +76,17 @@ func main() {
 	}
 
 	sections := []section{
-		{"1. Store.Put throughput", putSection},
-		{"2. Memory of a 1 GiB Put", heapSection},
-		{"3. Serving through cashttp", serveSection},
-		{"4. Thumbnails", thumbSection},
-		{"5. Migration", migrateSection},
-		{"6. Load on the example app", loadSection},
-		{"7. Online migration", onlineSection},
+		{"1. Store.Put throughput", putSection, putNote},
+		{"2. Memory of a 1 GiB Put", heapSection, ""},
+		{"3. Serving through cashttp", serveSection, ""},
+		{"4. Thumbnails", thumbSection, ""},
+		{"5. Migration", migrateSection, ""},
+		{"6. Load on the example app", loadSection, ""},
+		{"7. Online migration", onlineSection, ""},
 	}
 	start := time.Now()
 	var rows []row
+	notes := map[string]string{}
 	failed := false
 	for _, s := range sections {
 		if *only != "" && !strings.Contains(s.title, *only) {
@@ -104,6 +106,7 @@ func main() {
 			}
 		}
 		rows = append(rows, rs...)
+		notes[s.title] = s.note
 		cfg.log.Printf("%s done in %s", s.title, time.Since(t0).Round(time.Second))
 	}
 
@@ -116,13 +119,15 @@ func main() {
 		defer f.Close()
 		w = io.MultiWriter(os.Stdout, f)
 	}
-	report(w, cfg, rows, time.Since(start))
+	report(w, cfg, rows, notes, time.Since(start))
 	if failed {
 		os.Exit(1)
 	}
 }
 
-func report(w io.Writer, cfg *config, rows []row, took time.Duration) {
+// report writes the Markdown report: a table per section, under the
+// section's note (notes, by title) when it has one.
+func report(w io.Writer, cfg *config, rows []row, notes map[string]string, took time.Duration) {
 	mode := "full"
 	if cfg.quick {
 		mode = "quick (-quick)"
@@ -135,7 +140,11 @@ func report(w io.Writer, cfg *config, rows []row, took time.Duration) {
 	last := ""
 	for _, r := range rows {
 		if r.Section != last {
-			fmt.Fprintf(w, "\n## %s\n\n| measurement | figure | limit or peer | ratio | target | result |\n|---|---|---|---|---|---|\n", r.Section)
+			fmt.Fprintf(w, "\n## %s\n\n", r.Section)
+			if n := notes[r.Section]; n != "" {
+				fmt.Fprintf(w, "%s\n\n", n)
+			}
+			fmt.Fprint(w, "| measurement | figure | limit or peer | ratio | target | result |\n|---|---|---|---|---|---|\n")
 			last = r.Section
 		}
 		ratio := ""
