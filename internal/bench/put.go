@@ -7,7 +7,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -28,7 +27,7 @@ const putChunk = 256 << 10
 const putNote = "The 64 MiB fs Put is measured beside its limit on this machine, in the same rounds: " +
 	"the slower of writing the same bytes into a fresh file in fsstore's temporary directory " +
 	"(256 KiB writes, as fsstore gets them, then fdatasync) and hashing them the way Put does " +
-	"(read in 256 KiB chunks from a bytes.Reader, through sha256.New). " +
+	"(256 KiB chunks through sha256.New). " +
 	"Put does both at once, so even a perfect overlap cannot beat the slower; " +
 	"SHA-256 of the whole blob in one call stays beside it as info."
 
@@ -138,26 +137,20 @@ func fsLimitRows(cfg *config, fsb *fsstore.Backend, data []byte, put, sha op) ([
 }
 
 // limitOps returns the two halves of an fs Put of data, each alone: hash
-// reads data in putChunk chunks from a bytes.Reader and hashes them through
-// sha256.New, as cas.Store.Put's pipeline does; write creates a fresh file
-// in dir (fsstore's temporary directory), writes data to it in putChunk
-// writes and fdatasyncs it, as fsstore does its temporary file before
-// publishing. A Put that overlaps the two perfectly takes as long as the
-// slower of them; it cannot take less. Each iteration changes the first
-// bytes of data, as the Puts do.
+// hashes data in putChunk chunks through sha256.New, as the hashing stage
+// of cas.Store.Put's pipeline does; write creates a fresh file in dir
+// (fsstore's temporary directory), writes data to it in putChunk writes
+// and fdatasyncs it, as fsstore does its temporary file before publishing.
+// A Put that overlaps the two perfectly takes as long as the slower of
+// them; it cannot take less. Each iteration changes the first bytes of
+// data, as the Puts do.
 func limitOps(dir string, data []byte) (hash, write op) {
-	buf := make([]byte, putChunk)
 	hash = func(i int) (time.Duration, error) {
 		binary.LittleEndian.PutUint64(data, uint64(i)<<8|0xfe)
 		return timed(func() error {
 			h := sha256.New()
-			r := bytes.NewReader(data)
-			for {
-				n, err := r.Read(buf)
-				h.Write(buf[:n])
-				if err == io.EOF {
-					break
-				}
+			for p := data; len(p) > 0; p = p[min(len(p), putChunk):] {
+				h.Write(p[:min(len(p), putChunk)])
 			}
 			h.Sum(nil)
 			return nil
