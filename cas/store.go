@@ -13,6 +13,7 @@ import (
 	"math"
 	"mime"
 	"os"
+	"sync"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -39,6 +40,7 @@ type Store struct {
 	puts      metric.Int64Counter
 	putBytes  metric.Int64Counter
 	putErrors metric.Int64Counter
+	bufs      sync.Pool // *[]byte of copyBufferSize: pipeCopy's buffers, reused across Puts
 }
 
 // Option configures a Store. An option given a value outside its
@@ -222,7 +224,7 @@ func (s *Store) putStaged(ctx context.Context, src io.Reader, want *Hash) (res P
 		}
 	}()
 	d := s.newHash()
-	n, err := pipeCopy(obj, d, src)
+	n, err := pipeCopy(obj, d, src, &s.bufs)
 	if err != nil {
 		return res, fmt.Errorf("cas: put: %w", err)
 	}
@@ -383,9 +385,10 @@ const pipeBuffers = 8
 // CPU, so it does nothing else: a Put takes about as long as the slower of
 // hashing and w (reading src in the hashing goroutine, as one copy of the
 // blob more, would make a Put slower than both). Buffers are allocated as
-// needed, so a small blob costs one. It returns once w has seen its last
-// Write and d its last byte.
-func pipeCopy(w io.Writer, d hash.Hash, src io.Reader) (int64, error) {
+// needed, or taken from pool, and go back to pool at the end, so a small
+// blob costs one and the Puts of a Store share them. It returns once w has
+// seen its last Write and d its last byte.
+func pipeCopy(w io.Writer, d hash.Hash, src io.Reader, pool *sync.Pool) (int64, error) {
 	var (
 		free   = make(chan []byte, pipeBuffers)
 		hashq  = make(chan []byte, pipeBuffers) // read, to hash
@@ -425,7 +428,11 @@ loop:
 		default:
 			if made < pipeBuffers {
 				made++
-				buf = make([]byte, copyBufferSize)
+				if p, ok := pool.Get().(*[]byte); ok {
+					buf = *p
+				} else {
+					buf = make([]byte, copyBufferSize)
+				}
 				break
 			}
 			select {
@@ -451,6 +458,11 @@ loop:
 	}
 	close(hashq)
 	<-done
+	// Every buffer is back in free: w and d are done with them.
+	for range made {
+		b := <-free
+		pool.Put(&b)
+	}
 	if rerr != nil {
 		return n, rerr
 	}
