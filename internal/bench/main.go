@@ -121,6 +121,8 @@ func main() {
 	}
 	report(w, cfg, rows, notes, time.Since(start))
 	if failed {
+		// os.Exit runs no deferred calls: remove the scratch directory here.
+		os.RemoveAll(tmp)
 		os.Exit(1)
 	}
 }
