@@ -41,6 +41,7 @@ type Store struct {
 	puts      metric.Int64Counter
 	putBytes  metric.Int64Counter
 	putErrors metric.Int64Counter
+	bufs      sync.Pool // *[]byte of copyBufferSize: pipeCopy's buffers, reused across Puts
 	putHook   func(context.Context, Hash) error
 	frames    metric.Int64Counter // frames decoded by reads of compressed blobs
 
@@ -271,7 +272,7 @@ func (s *Store) putStaged(ctx context.Context, src io.Reader, want *Hash) (res P
 		}
 	}()
 	d := s.newHash()
-	n, err := pipeCopy(obj, d, src)
+	n, err := pipeCopy(obj, d, src, &s.bufs)
 	if err != nil {
 		return res, fmt.Errorf("cas: put: %w", err)
 	}
@@ -478,26 +479,40 @@ func (s *Store) Walk(ctx context.Context) iter.Seq2[Info, error] {
 }
 
 // pipeBuffers is how many copyBufferSize buffers pipeCopy keeps in flight.
-const pipeBuffers = 4
+const pipeBuffers = 8
 
-// pipeCopy copies src to w until EOF and hashes the bytes into d, writing
-// each chunk in a second goroutine while it is hashed, so that a Put takes
-// about as long as hashing alone. Buffers are allocated as needed, so a
-// small blob costs one. It returns once w has seen its last Write.
-func pipeCopy(w io.Writer, d hash.Hash, src io.Reader) (int64, error) {
+// pipeCopy copies src to w until EOF and hashes the bytes into d in a
+// three-stage pipeline: the calling goroutine reads chunks from src, a
+// second one hashes each, and a third writes it to w after it is hashed,
+// while the next is hashed. Hashing is the slowest of the three on the
+// CPU, so it does nothing else: a Put takes about as long as the slower of
+// hashing and w (reading src in the hashing goroutine, as one copy of the
+// blob more, would make a Put slower than both). Buffers are allocated as
+// needed, or taken from pool, and go back to pool at the end, so a small
+// blob costs one and the Puts of a Store share them. It returns once w has
+// seen its last Write and d its last byte.
+func pipeCopy(w io.Writer, d hash.Hash, src io.Reader, pool *sync.Pool) (int64, error) {
 	var (
 		free   = make(chan []byte, pipeBuffers)
-		full   = make(chan []byte, pipeBuffers)
-		failed = make(chan struct{}) // closed when a Write fails
+		hashq  = make(chan []byte, pipeBuffers) // read, to hash
+		writeq = make(chan []byte, pipeBuffers) // hashed, to write
+		failed = make(chan struct{})            // closed when a Write fails
 		werr   error
-		done   = make(chan struct{})
+		done   = make(chan struct{}) // closed when the last buffer is written
 		n      int64
 		rerr   error
 		made   int
 	)
 	go func() {
+		defer close(writeq)
+		for b := range hashq {
+			d.Write(b)
+			writeq <- b
+		}
+	}()
+	go func() {
 		defer close(done)
-		for b := range full {
+		for b := range writeq {
 			if werr == nil {
 				if _, werr = w.Write(b); werr != nil {
 					close(failed)
@@ -516,7 +531,11 @@ loop:
 		default:
 			if made < pipeBuffers {
 				made++
-				buf = make([]byte, copyBufferSize)
+				if p, ok := pool.Get().(*[]byte); ok {
+					buf = *p
+				} else {
+					buf = make([]byte, copyBufferSize)
+				}
 				break
 			}
 			select {
@@ -528,8 +547,7 @@ loop:
 		m, err := src.Read(buf)
 		if m > 0 {
 			n += int64(m)
-			full <- buf[:m]
-			d.Write(buf[:m]) // concurrent with the Write: both only read buf
+			hashq <- buf[:m]
 		} else {
 			free <- buf
 		}
@@ -541,8 +559,13 @@ loop:
 			break
 		}
 	}
-	close(full)
+	close(hashq)
 	<-done
+	// Every buffer is back in free: w and d are done with them.
+	for range made {
+		b := <-free
+		pool.Put(&b)
+	}
 	if rerr != nil {
 		return n, rerr
 	}

@@ -57,6 +57,7 @@ type Backend struct {
 	tmp      string // root/.tmp
 	noSync   bool
 	staleAge time.Duration
+	datasync func(*os.File) error // flushes a temporary file; tests inject faults
 }
 
 var (
@@ -96,7 +97,7 @@ func New(dir string, opts ...Option) (*Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fsstore: %w", err)
 	}
-	b := &Backend{root: root, tmp: filepath.Join(root, tmpDir), staleAge: DefaultStaleTempAge}
+	b := &Backend{root: root, tmp: filepath.Join(root, tmpDir), staleAge: DefaultStaleTempAge, datasync: datasync}
 	for _, o := range opts {
 		o(b)
 	}

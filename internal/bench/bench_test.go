@@ -52,13 +52,30 @@ func TestReportMarksFailures(t *testing.T) {
 		{Section: "S", Name: "fast", Figure: "2", Peer: "1", Ratio: 2, Target: ">= 1", Pass: true},
 		{Section: "S", Name: "slow", Figure: "0.5", Peer: "1", Ratio: 0.5, Target: ">= 1", Pass: false},
 		{Section: "T", Name: "plain", Figure: "7"},
-	}, time.Second)
+	}, map[string]string{"T": "How to read T."}, time.Second)
 	out := buf.String()
 	require.Contains(t, out, "| fast | 2 | 1 | 2.00 | >= 1 | pass |")
 	require.Contains(t, out, "| slow | 0.5 | 1 | 0.50 | >= 1 | FAIL |")
 	require.Contains(t, out, "| plain | 7 |  |  |  | info |")
 	require.Equal(t, 1, strings.Count(out, "## S"), "one heading per section")
 	require.Contains(t, out, "quick (-quick)")
+	require.Contains(t, out, "## T\n\nHow to read T.\n\n| measurement", "a section's note sits between its title and its table")
+	require.NotContains(t, out, "## S\n\n\n", "a section without a note has none")
+}
+
+func TestInterleavedRunsEveryOpEveryRound(t *testing.T) {
+	t.Parallel()
+	var calls [3]int
+	count := func(k int) op {
+		return func(int) (time.Duration, error) { calls[k]++; return time.Millisecond, nil }
+	}
+	r, err := interleaved(3*time.Millisecond, count(0), count(1), count(2))
+	require.NoError(t, err)
+	require.Len(t, r, 3)
+	for k, n := range calls {
+		require.GreaterOrEqual(t, n, 2*rounds, "op %d ran at least twice in each of the %d rounds", k, rounds)
+		require.InDelta(t, 1000, r[k], 1, "op %d: 1 ms of counted time per op is 1000 op/s", k)
+	}
 }
 
 func TestLinkNextMatchesTheAppsHeader(t *testing.T) {
@@ -96,4 +113,27 @@ func TestLoadResultPercentiles(t *testing.T) {
 	r.null("download_url of attachment 7")
 	require.Equal(t, "1 (first: GET /x: status 503)", r.errText())
 	require.Equal(t, "1 (first: download_url of attachment 7)", r.nullText())
+}
+
+func TestLimitOpsWriteAFreshFileAndLeaveNothing(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	data := bytes.Repeat([]byte("casa"), putChunk/2+3) // two chunks and a short one
+	hash, write := limitOps(dir, data)
+	for i := range 2 {
+		d, err := write(i)
+		require.NoError(t, err)
+		require.Positive(t, d)
+		d, err = hash(i)
+		require.NoError(t, err)
+		require.Positive(t, d)
+	}
+	left, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	require.Empty(t, left, "the written files are removed")
+	_, err = write(2)
+	require.NoError(t, err)
+	require.NoError(t, os.Remove(dir))
+	_, err = write(3)
+	require.Error(t, err, "a write into a missing directory fails")
 }

@@ -56,6 +56,7 @@ func (r row) verdict() string {
 type section struct {
 	title string
 	run   func(cfg *config) ([]row, error)
+	note  string // printed under the title: how to read the rows; "" for none
 }
 
 func main() {
@@ -75,20 +76,21 @@ func main() {
 	}
 
 	sections := []section{
-		{"1. Store.Put throughput", putSection},
-		{"2. Memory of a 1 GiB Put", heapSection},
-		{"3. Serving through cashttp", serveSection},
-		{"4. Thumbnails", thumbSection},
-		{"5. Migration", migrateSection},
-		{"6. Load on the example app", loadSection},
-		{"7. Online migration", onlineSection},
-		{"8. Memory of Cleanup and Collect", gcMemSection},
-		{"9. Compression", compressSection},
-		{"10. Upload protocol and redirects", uploadSection},
-		{"11. Listing blobs on S3", listSection},
+		{"1. Store.Put throughput", putSection, putNote},
+		{"2. Memory of a 1 GiB Put", heapSection, ""},
+		{"3. Serving through cashttp", serveSection, ""},
+		{"4. Thumbnails", thumbSection, ""},
+		{"5. Migration", migrateSection, ""},
+		{"6. Load on the example app", loadSection, ""},
+		{"7. Online migration", onlineSection, ""},
+		{"8. Memory of Cleanup and Collect", gcMemSection, ""},
+		{"9. Compression", compressSection, ""},
+		{"10. Upload protocol and redirects", uploadSection, ""},
+		{"11. Listing blobs on S3", listSection, ""},
 	}
 	start := time.Now()
 	var rows []row
+	notes := map[string]string{}
 	failed := false
 	for _, s := range sections {
 		if *only != "" && !strings.Contains(s.title, *only) {
@@ -108,6 +110,7 @@ func main() {
 			}
 		}
 		rows = append(rows, rs...)
+		notes[s.title] = s.note
 		cfg.log.Printf("%s done in %s", s.title, time.Since(t0).Round(time.Second))
 	}
 
@@ -120,13 +123,17 @@ func main() {
 		defer f.Close()
 		w = io.MultiWriter(os.Stdout, f)
 	}
-	report(w, cfg, rows, time.Since(start))
+	report(w, cfg, rows, notes, time.Since(start))
 	if failed {
+		// os.Exit runs no deferred calls: remove the scratch directory here.
+		os.RemoveAll(tmp)
 		os.Exit(1)
 	}
 }
 
-func report(w io.Writer, cfg *config, rows []row, took time.Duration) {
+// report writes the Markdown report: a table per section, under the
+// section's note (notes, by title) when it has one.
+func report(w io.Writer, cfg *config, rows []row, notes map[string]string, took time.Duration) {
 	mode := "full"
 	if cfg.quick {
 		mode = "quick (-quick)"
@@ -139,7 +146,11 @@ func report(w io.Writer, cfg *config, rows []row, took time.Duration) {
 	last := ""
 	for _, r := range rows {
 		if r.Section != last {
-			fmt.Fprintf(w, "\n## %s\n\n| measurement | figure | limit or peer | ratio | target | result |\n|---|---|---|---|---|---|\n", r.Section)
+			fmt.Fprintf(w, "\n## %s\n\n", r.Section)
+			if n := notes[r.Section]; n != "" {
+				fmt.Fprintf(w, "%s\n\n", n)
+			}
+			fmt.Fprint(w, "| measurement | figure | limit or peer | ratio | target | result |\n|---|---|---|---|---|---|\n")
 			last = r.Section
 		}
 		ratio := ""

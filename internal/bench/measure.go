@@ -41,19 +41,29 @@ func rate(d time.Duration, next *int, o op) (float64, error) {
 // paired measures a and b in alternating rounds and returns each side's best
 // rate in operations per second.
 func paired(d time.Duration, a, b op) (ra, rb float64, err error) {
-	var ia, ib int
-	for range rounds {
-		x, err := rate(d/rounds, &ia, a)
-		if err != nil {
-			return 0, 0, err
-		}
-		y, err := rate(d/rounds, &ib, b)
-		if err != nil {
-			return 0, 0, err
-		}
-		ra, rb = max(ra, x), max(rb, y)
+	r, err := interleaved(d, a, b)
+	if err != nil {
+		return 0, 0, err
 	}
-	return ra, rb, nil
+	return r[0], r[1], nil
+}
+
+// interleaved measures ops in rounds, each op in turn within a round, for
+// d/rounds each, and returns each op's best rate in operations per second:
+// every op sees the same load of the shared machine.
+func interleaved(d time.Duration, ops ...op) ([]float64, error) {
+	best := make([]float64, len(ops))
+	next := make([]int, len(ops))
+	for range rounds {
+		for i, o := range ops {
+			r, err := rate(d/rounds, &next[i], o)
+			if err != nil {
+				return nil, err
+			}
+			best[i] = max(best[i], r)
+		}
+	}
+	return best, nil
 }
 
 func mbps(bytesPerSec float64) string { return fmt.Sprintf("%.0f MB/s", bytesPerSec/1e6) }
