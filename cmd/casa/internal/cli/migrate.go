@@ -31,8 +31,11 @@ directory (legacy files on disk into a store on S3, say).
   -revert    point every migrated row back at its legacy key (the journal),
              newest first; stop the application's migration while it runs
 
-Exit code 1 when any row failed (each is listed), so a deployment script
-can stop.`,
+A row whose commit finds it changed by another writer (an application
+replica migrating at the same time, say) is a conflict, not a failure:
+counted, not listed. Exit code 1 when any row failed (each is listed), or
+when a conflicting row is still on a legacy key after the run (rerun to
+migrate it), so a deployment script can stop.`,
 		setup: func(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
 			e.addStoreFlags(fs)
 			e.addDBFlags(fs)
@@ -83,15 +86,18 @@ type failureJSON struct {
 
 // migrateJSON is migrate's -json output.
 type migrateJSON struct {
-	DryRun       bool          `json:"dry_run"`
-	Seen         int           `json:"seen"`
-	Migrated     int           `json:"migrated"`
-	Deduplicated int           `json:"deduplicated"`
-	Failed       int           `json:"failed"`
-	Bytes        int64         `json:"bytes"`
-	Seconds      float64       `json:"seconds"`
-	Final        bool          `json:"final"`
-	Failures     []failureJSON `json:"failures"`
+	DryRun       bool `json:"dry_run"`
+	Seen         int  `json:"seen"`
+	Migrated     int  `json:"migrated"`
+	Deduplicated int  `json:"deduplicated"`
+	Conflicts    int  `json:"conflicts"`
+	// ConflictsPending: conflicting rows still on a legacy key.
+	ConflictsPending int           `json:"conflicts_pending"`
+	Failed           int           `json:"failed"`
+	Bytes            int64         `json:"bytes"`
+	Seconds          float64       `json:"seconds"`
+	Final            bool          `json:"final"`
+	Failures         []failureJSON `json:"failures"`
 }
 
 func runMigrate(ctx context.Context, e *env, store *cas.Store, source cas.Backend, m *sqlmigrator.Migrator, dryRun bool, concurrency int, final bool) error {
@@ -115,7 +121,7 @@ func runMigrate(ctx context.Context, e *env, store *cas.Store, source cas.Backen
 	}
 	prog.finish()
 	out := migrateJSON{DryRun: dryRun, Seen: rep.Seen, Migrated: rep.Migrated, Deduplicated: rep.Deduplicated,
-		Failed: rep.Failed, Bytes: rep.Bytes, Seconds: rep.Elapsed.Seconds(), Failures: []failureJSON{}}
+		Conflicts: rep.Conflicts, ConflictsPending: rep.ConflictsPending, Failed: rep.Failed, Bytes: rep.Bytes, Seconds: rep.Elapsed.Seconds(), Failures: []failureJSON{}}
 	for _, f := range rep.Failures {
 		out.Failures = append(out.Failures, failureJSON{ID: f.Record.ID, Key: f.Record.Key, Error: oneLine(f.Err.Error())})
 	}
@@ -138,8 +144,12 @@ func runMigrate(ctx context.Context, e *env, store *cas.Store, source cas.Backen
 		if dryRun {
 			verb = "would migrate"
 		}
-		e.printf("%s %d of %d rows (%d deduplicated, %s read), %d failed, in %v\n",
-			verb, rep.Migrated, rep.Seen, rep.Deduplicated, formatBytes(rep.Bytes), rep.Failed, rep.Elapsed.Round(time.Millisecond))
+		conflicts := fmt.Sprintf("%d conflicts", rep.Conflicts)
+		if rep.ConflictsPending > 0 {
+			conflicts += fmt.Sprintf(" (%d still pending: rerun)", rep.ConflictsPending)
+		}
+		e.printf("%s %d of %d rows (%d deduplicated, %s read), %s, %d failed, in %v\n",
+			verb, rep.Migrated, rep.Seen, rep.Deduplicated, formatBytes(rep.Bytes), conflicts, rep.Failed, rep.Elapsed.Round(time.Millisecond))
 		if out.Final {
 			e.printf("the migration is final: it can no longer be reverted; cleanup may delete legacy objects\n")
 		}
