@@ -23,7 +23,10 @@ under its hash, and points the row at the new key, one row at a time and
 journaled (sqlmigrator), so a rerun finishes an interrupted or partly
 failed run. Legacy objects are never touched (see cleanup). They are read
 from the store itself, or with -source-dir from another store-root
-directory (legacy files on disk into a store on S3, say).
+directory (legacy files on disk into a store on S3, say). Each blob it
+stores is first touched through the collector's guard (the <table>_casa_gc
+table, created on first use), so a gc running at the same time never
+deletes a blob a row is about to point at.
 
   -dry-run   read and hash every pending object; write and commit nothing
   -final     after a complete run, mark the migration final: it can no
@@ -60,7 +63,11 @@ migrate it), so a deployment script can stop.`,
 					return err
 				}
 				defer db.Close()
-				store, err := e.openStore(ctx)
+				// Every Put touches its blob through the collector's guard
+				// (the <table>_casa_gc table), so that a gc running
+				// meanwhile, here or in the application, never deletes a
+				// blob a row is about to point at.
+				store, err := e.openStore(ctx, cas.WithPutHook(migrate.PutHook(m)))
 				if err != nil {
 					return err
 				}
