@@ -84,6 +84,10 @@ type CollectOptions struct {
 	// derived (in a DryRun: each that would be), from Collect's
 	// goroutine.
 	OnDelete func(key string)
+	// Progress, when set, is called after each listed blob (cas/<hex>)
+	// is decided, with its derived objects, from Collect's goroutine,
+	// with the report so far (Elapsed set). It should return quickly.
+	Progress func(CollectReport)
 	// Logger receives structured logs: each deletion at Info, the
 	// summary at Info. The default discards.
 	Logger *slog.Logger
@@ -158,10 +162,11 @@ func Collect(ctx context.Context, store *cas.Store, m Migrator, opts CollectOpti
 		return rep, fmt.Errorf("%w: give CollectOptions.Guard or a Migrator that implements it (sqlmigrator does)", ErrNoGuard)
 	}
 	c := &collector{
-		src:  cas.Checked(store.Backend()),
-		opts: opts,
-		log:  opts.Logger,
-		rep:  &rep,
+		start: start,
+		src:   cas.Checked(store.Backend()),
+		opts:  opts,
+		log:   opts.Logger,
+		rep:   &rep,
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
@@ -198,6 +203,7 @@ func Collect(ctx context.Context, store *cas.Store, m Migrator, opts CollectOpti
 
 // collector is the state of one Collect.
 type collector struct {
+	start    time.Time
 	src      cas.Backend
 	opts     CollectOptions
 	log      *slog.Logger
@@ -256,6 +262,11 @@ func (c *collector) sweep(ctx context.Context, m Migrator) error {
 			if err := c.derivedOf(ctx, d, hex, fate); err != nil {
 				return err
 			}
+		}
+		if c.opts.Progress != nil {
+			p := *c.rep
+			p.Elapsed = time.Since(c.start)
+			c.opts.Progress(p)
 		}
 	}
 	for _, d := range derived {

@@ -330,3 +330,26 @@ func (s sortedMem) ReferencedSorted(ctx context.Context, from string) iter.Seq2[
 		}
 	}
 }
+
+// TestCollectProgress: Progress is called once per listed blob, with the
+// report so far; the last call agrees with the returned report.
+func TestCollectProgress(t *testing.T) {
+	t.Parallel()
+	b := memstore.New()
+	f := newGCFixture(t, b)
+	m, _ := sqliteMigrator(t, f.referenced.Key())
+	var calls []migrate.CollectReport
+	time.Sleep(time.Millisecond) // past the tiny grace period
+	rep, err := migrate.Collect(t.Context(), cas.New(b), m, migrate.CollectOptions{MinAge: time.Nanosecond,
+		Progress: func(p migrate.CollectReport) { calls = append(calls, p) }})
+	require.NoError(t, err)
+	require.Len(t, calls, rep.Scanned)
+	for i, p := range calls {
+		require.Equal(t, i+1, p.Scanned)
+		require.Positive(t, p.Elapsed)
+	}
+	last := calls[len(calls)-1]
+	require.Equal(t, rep.Deleted, last.Deleted)
+	require.Equal(t, rep.Kept, last.Kept)
+	require.Equal(t, rep.Bytes, last.Bytes)
+}

@@ -76,7 +76,7 @@ func FuzzRun(f *testing.F) {
 			}
 		}
 		require.Equal(t, pending, rep.Seen)
-		require.Equal(t, rep.Seen, rep.Migrated+rep.Failed)
+		require.Equal(t, rep.Seen, rep.Migrated+rep.Conflicts+rep.Failed)
 		require.Equal(t, rep.Failed == 0, rep.Err() == nil)
 		for k, data := range before {
 			require.Equal(t, data, read(t, b, k), "objects that existed are untouched")

@@ -16,6 +16,7 @@ const (
 	MetricMigrated       = "casa.migrate.records.migrated"     // records committed (or that would be, dry_run=true)
 	MetricDeduplicated   = "casa.migrate.records.deduplicated" // migrated records whose bytes were already stored
 	MetricFailed         = "casa.migrate.records.failed"       // records that could not be migrated
+	MetricConflicts      = "casa.migrate.records.conflicts"    // records another writer changed first (ErrConflict); not failures
 	MetricBytes          = "casa.migrate.bytes"                // bytes read from legacy objects of migrated records
 	MetricPending        = "casa.migrate.records.pending"      // gauge: records counted at the start and not yet finished
 	MetricReverted       = "casa.migrate.records.reverted"     // records Revert restored to their old key
@@ -34,6 +35,7 @@ type metrics struct {
 	migrated       metric.Int64Counter
 	deduplicated   metric.Int64Counter
 	failed         metric.Int64Counter
+	conflicts      metric.Int64Counter
 	bytes          metric.Int64Counter
 	reverted       metric.Int64Counter
 	cleanupDeleted metric.Int64Counter
@@ -58,6 +60,7 @@ func newMetrics(mp metric.MeterProvider) metrics {
 	m.migrated = counter(MetricMigrated, "{record}", "Records migrated to their CAS key.")
 	m.deduplicated = counter(MetricDeduplicated, "{record}", "Migrated records whose bytes were already stored.")
 	m.failed = counter(MetricFailed, "{record}", "Records that could not be migrated.")
+	m.conflicts = counter(MetricConflicts, "{record}", "Records another writer changed before their commit (not failures).")
 	m.bytes = counter(MetricBytes, "By", "Bytes read from the legacy objects of migrated records.")
 	m.reverted = counter(MetricReverted, "{record}", "Records reverted to their legacy key.")
 	m.cleanupDeleted = counter(MetricCleanupDeleted, "{object}", "Legacy objects deleted by Cleanup.")

@@ -98,8 +98,8 @@ type Options struct {
 	// that Progress.Total is known.
 	Progress func(Progress)
 	// Logger receives structured logs: the start and end of the run at
-	// Info, each migrated record at Debug, each failure at Warn. The
-	// default discards.
+	// Info, each migrated record and each conflict at Debug, each
+	// failure at Warn. The default discards.
 	Logger *slog.Logger
 	// MeterProvider receives the run's OpenTelemetry metrics (see
 	// MetricMigrated and the other Metric names). Setting it makes Run
@@ -122,10 +122,11 @@ type Options struct {
 
 // Progress is a snapshot of a running migration.
 type Progress struct {
-	// Done counts the records finished so far, migrated or failed.
+	// Done counts the records finished so far: migrated, conflicted or
+	// failed.
 	Done int
-	// Migrated and Failed split Done.
-	Migrated, Failed int
+	// Migrated, Conflicts and Failed split Done (see Report).
+	Migrated, Conflicts, Failed int
 	// Total is the number of pending records counted before the run
 	// started. It is an estimate when the table changes during the run:
 	// Done may stay below it when records are migrated by someone else,
@@ -184,7 +185,8 @@ func (f Failure) Unwrap() error { return f.Err }
 // Report is the outcome of Run.
 type Report struct {
 	// Seen counts the records the run found needing migration (yielded by
-	// Migrator.Seen): every one of them ends Migrated or Failed.
+	// Migrator.Pending): every one of them ends Migrated, in Conflicts or
+	// Failed (unless the run stopped early).
 	Seen int
 	// Migrated counts the records committed to their new key (in a
 	// DryRun: the records that would have been).
@@ -192,6 +194,20 @@ type Report struct {
 	// Deduplicated is the subset of Migrated whose bytes were already
 	// stored, by an earlier record, run or upload.
 	Deduplicated int
+	// Conflicts counts the records whose commit found them changed by
+	// another writer (the Migrator's Commit returned ErrConflict): another
+	// replica migrated them first, or the application repointed or
+	// deleted them. With several replicas migrating at once this is
+	// normal, so a conflict is not a failure: it is neither in Failed nor
+	// in Failures (Run logs each at Debug, with its ID and key). Its bytes
+	// were stored; if nothing references them, Collect removes them.
+	Conflicts int
+	// ConflictsPending is the subset of Conflicts still pending after the
+	// run, on a legacy key (the application repointed the record at
+	// another legacy object, say). When Conflicts > 0 Run finds them with
+	// one more pass over Migrator.Pending, holding the conflicting IDs
+	// meanwhile. Err reports them: a rerun migrates them.
+	ConflictsPending int
 	// Failed counts the records that could not be migrated; Failures
 	// says why, in the order the failures happened.
 	Failed   int
@@ -206,16 +222,22 @@ type Report struct {
 }
 
 // Err returns nil only when the run went through every pending record and
-// migrated each of them. Otherwise it returns an error wrapping
-// ErrIncomplete (and the first failure's error, or the reason the run
-// stopped), so that an application can refuse to start half-migrated.
+// none of them is left pending: each was migrated, or conflicted with
+// another writer and is no longer on a legacy key (another replica
+// migrated it, or it was deleted or cleared). Otherwise it returns an
+// error wrapping ErrIncomplete (and the first failure's error, ErrConflict
+// for conflicting records still pending, or the reason the run stopped),
+// so that an application can refuse to start half-migrated.
 func (r Report) Err() error {
 	switch {
 	case r.stopped != nil:
-		return fmt.Errorf("%w: run stopped after %d of %d records: %w", ErrIncomplete, r.Migrated+r.Failed, r.Seen, r.stopped)
+		return fmt.Errorf("%w: run stopped after %d of %d records: %w", ErrIncomplete, r.Migrated+r.Conflicts+r.Failed, r.Seen, r.stopped)
 	case r.Failed > 0 && len(r.Failures) > 0:
 		return fmt.Errorf("%w: %d of %d records failed; first: %w", ErrIncomplete, r.Failed, r.Seen, r.Failures[0])
-	case r.Failed > 0 || r.Migrated != r.Seen:
+	case r.ConflictsPending > 0:
+		return fmt.Errorf("%w: %d of %d records changed concurrently and still point at legacy keys (rerun to migrate them): %w",
+			ErrIncomplete, r.ConflictsPending, r.Seen, ErrConflict)
+	case r.Failed > 0 || r.Migrated+r.Conflicts != r.Seen:
 		return fmt.Errorf("%w: %d of %d records migrated", ErrIncomplete, r.Migrated, r.Seen)
 	}
 	return nil
@@ -231,9 +253,12 @@ func (r Report) Err() error {
 // what an interrupted or partly failed run left.
 //
 // A record that fails (legacy object missing or unreadable, write error,
-// commit error, ErrConflict) is added to Report.Failures and the run goes
-// on; check Report.Err. The legacy object is never modified or deleted:
-// that is Cleanup's job.
+// commit error) is added to Report.Failures and the run goes on; check
+// Report.Err. A commit that finds the record changed by another writer
+// (ErrConflict) is counted in Report.Conflicts instead: not a failure,
+// and Report.Err fails for it only when the record is still pending after
+// the run. The legacy object is never modified or deleted: that is
+// Cleanup's job.
 //
 // Run returns a non-nil error only when the run itself could not go on:
 // Pending failed, or ctx was cancelled. Cancellation stops the run between
@@ -283,7 +308,8 @@ type runner struct {
 	mu         sync.Mutex
 	rep        Report
 	total      int
-	inFlight   map[string]bool   // record IDs being migrated or failed: never started twice
+	inFlight   map[string]bool   // record IDs being migrated, conflicted or failed: never started twice
+	conflicted map[string]bool   // record IDs whose commit hit ErrConflict: re-checked after the pass
 	seenHashes map[cas.Hash]bool // DryRun only: hashes "stored" by this run
 	pendingN   atomic.Int64      // the pending gauge: total - finished
 }
@@ -322,6 +348,9 @@ func (r *runner) run(ctx context.Context) (Report, error) {
 	if runErr == nil {
 		runErr = ctx.Err()
 	}
+	if runErr == nil && len(r.conflicted) > 0 {
+		runErr = r.recheckConflicts(ctx)
+	}
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -336,7 +365,7 @@ func (r *runner) run(ctx context.Context) (Report, error) {
 	r.opts.Status.finish(r.progress(), statusErr)
 	log.InfoContext(ctx, "migrate: run finished",
 		"seen", rep.Seen, "migrated", rep.Migrated, "deduplicated", rep.Deduplicated,
-		"failed", rep.Failed, "bytes", rep.Bytes, "elapsed", rep.Elapsed, "dry_run", r.opts.DryRun, "err", runErr)
+		"conflicts", rep.Conflicts, "conflicts_pending", rep.ConflictsPending, "failed", rep.Failed, "bytes", rep.Bytes, "elapsed", rep.Elapsed, "dry_run", r.opts.DryRun, "err", runErr)
 	return rep, runErr
 }
 
@@ -345,6 +374,33 @@ func (r *runner) run(ctx context.Context) (Report, error) {
 // It reads an atomic, not r.mu, so that a collection from inside
 // Progress (which runs under r.mu) cannot deadlock.
 func (r *runner) pending() int64 { return r.pendingN.Load() }
+
+// recheckConflicts finds which of the records whose commit conflicted are
+// still pending (Report.ConflictsPending): one more pass over Pending,
+// after the workers are done.
+func (r *runner) recheckConflicts(ctx context.Context) error {
+	n := 0
+	for rec, err := range r.m.Pending(ctx) {
+		if err != nil {
+			return fmt.Errorf("migrate: pending (re-checking conflicts): %w", err)
+		}
+		if needsMigration(rec) && r.conflicted[rec.ID] {
+			n++
+			r.opts.Logger.DebugContext(ctx, "migrate: conflicting record still pending", "id", rec.ID, "key", rec.Key)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.rep.ConflictsPending = n
+	r.mu.Unlock()
+	if n > 0 {
+		r.opts.Logger.InfoContext(ctx, "migrate: records changed concurrently and still pending; rerun to migrate them",
+			"conflicts", r.rep.Conflicts, "conflicts_pending", n)
+	}
+	return nil
+}
 
 // count counts the pending records, for Progress.Total.
 func (r *runner) count(ctx context.Context) (int, error) {
@@ -405,8 +461,10 @@ func (r *runner) migrate(ctx context.Context, rec Record) {
 		return // stopping between records
 	}
 	res, n, err := r.copy(ctx, rec)
+	conflict := false
 	if err == nil && !r.opts.DryRun {
 		err = r.commit(ctx, rec, res.Hash.Key())
+		conflict = errors.Is(err, ErrConflict)
 	}
 	if err != nil && ctx.Err() != nil {
 		// Interrupted by cancellation: the record is untouched, neither
@@ -416,12 +474,21 @@ func (r *runner) migrate(ctx context.Context, rec Record) {
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if err != nil {
+	switch {
+	case conflict:
+		if r.conflicted == nil {
+			r.conflicted = make(map[string]bool)
+		}
+		r.conflicted[rec.ID] = true
+		r.rep.Conflicts++
+		r.met.conflicts.Add(ctx, 1, r.attrs)
+		r.opts.Logger.DebugContext(ctx, "migrate: record changed concurrently (conflict, not a failure)", "id", rec.ID, "key", rec.Key, "err", err)
+	case err != nil:
 		r.met.failed.Add(ctx, 1, r.attrs)
 		r.rep.Failed++
 		r.rep.Failures = append(r.rep.Failures, Failure{Record: rec, Err: err})
 		r.opts.Logger.WarnContext(ctx, "migrate: record failed", "id", rec.ID, "key", rec.Key, "err", err)
-	} else {
+	default:
 		delete(r.inFlight, rec.ID)
 		r.rep.Migrated++
 		r.rep.Bytes += n
@@ -434,8 +501,9 @@ func (r *runner) migrate(ctx context.Context, rec Record) {
 		r.opts.Logger.DebugContext(ctx, "migrate: record migrated", "id", rec.ID, "key", rec.Key,
 			"new_key", res.Hash.Key(), "size", n, "deduplicated", res.Deduplicated, "dry_run", r.opts.DryRun)
 	}
-	r.pendingN.Store(int64(max(r.total-r.rep.Migrated-r.rep.Failed, 0)))
-	r.total = max(r.total, r.rep.Migrated+r.rep.Failed)
+	done := r.rep.Migrated + r.rep.Conflicts + r.rep.Failed
+	r.pendingN.Store(int64(max(r.total-done, 0)))
+	r.total = max(r.total, done)
 	if r.opts.Progress != nil || r.opts.Status != nil {
 		p := r.progress()
 		r.opts.Status.update(p)
@@ -447,7 +515,8 @@ func (r *runner) migrate(ctx context.Context, rec Record) {
 
 // progress is the current Progress; r.mu is held.
 func (r *runner) progress() Progress {
-	return Progress{Done: r.rep.Migrated + r.rep.Failed, Migrated: r.rep.Migrated, Failed: r.rep.Failed,
+	return Progress{Done: r.rep.Migrated + r.rep.Conflicts + r.rep.Failed, Migrated: r.rep.Migrated,
+		Conflicts: r.rep.Conflicts, Failed: r.rep.Failed,
 		Total: r.total, Bytes: r.rep.Bytes, Elapsed: time.Since(r.start)}
 }
 

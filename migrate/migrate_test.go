@@ -111,7 +111,7 @@ func TestRunMigratesLegacyRecord(t *testing.T) {
 // zeroElapsed clears the timing so a Report can be compared whole.
 func zeroElapsed(r migrate.Report) migrate.Report {
 	return migrate.Report{Seen: r.Seen, Migrated: r.Migrated, Deduplicated: r.Deduplicated,
-		Failed: r.Failed, Failures: r.Failures, Bytes: r.Bytes}
+		Conflicts: r.Conflicts, ConflictsPending: r.ConflictsPending, Failed: r.Failed, Failures: r.Failures, Bytes: r.Bytes}
 }
 
 func TestRunSkipsCASAndEmptyRecords(t *testing.T) {
@@ -324,13 +324,12 @@ func TestRunFailedCommitKeepsOldKey(t *testing.T) {
 	rep, err := migrate.Run(ctx, store, m, migrate.Options{Concurrency: 1})
 	require.NoError(t, err)
 	require.Equal(t, 2, rep.Migrated)
-	require.Equal(t, 2, rep.Failed)
-	byID := map[string]error{}
-	for _, f := range rep.Failures {
-		byID[f.Record.ID] = f.Err
-	}
-	require.ErrorIs(t, byID["r0001"], errDB)
-	require.ErrorIs(t, byID["r0002"], migrate.ErrConflict)
+	require.Equal(t, 1, rep.Failed)
+	require.Equal(t, 1, rep.Conflicts, "r0002's commit conflicted: not a failure")
+	require.Equal(t, 1, rep.ConflictsPending, "r0002 still points at a legacy key")
+	require.Len(t, rep.Failures, 1)
+	require.Equal(t, "r0001", rep.Failures[0].Record.ID)
+	require.ErrorIs(t, rep.Failures[0], errDB)
 	require.ErrorIs(t, rep.Err(), migrate.ErrIncomplete)
 
 	require.Equal(t, legacyKey(1), m.key("r0001"), "a failed commit leaves the record on its old key")
@@ -677,6 +676,12 @@ func TestReportErr(t *testing.T) {
 			wantIs: []error{migrate.ErrIncomplete, boom}},
 		{name: "failed without detail", rep: migrate.Report{Seen: 1, Failed: 1}, wantIs: []error{migrate.ErrIncomplete}},
 		{name: "counts disagree", rep: migrate.Report{Seen: 2, Migrated: 1}, wantIs: []error{migrate.ErrIncomplete}},
+		{name: "conflicts no longer pending", rep: migrate.Report{Seen: 3, Migrated: 1, Conflicts: 2}, wantNil: true},
+		{name: "conflict still pending", rep: migrate.Report{Seen: 3, Migrated: 1, Conflicts: 2, ConflictsPending: 1},
+			wantIs: []error{migrate.ErrIncomplete, migrate.ErrConflict}},
+		{name: "conflicts and a failure", rep: migrate.Report{Seen: 3, Migrated: 1, Conflicts: 1, Failed: 1,
+			Failures: []migrate.Failure{{Record: migrate.Record{ID: "x", Key: "k"}, Err: boom}}},
+			wantIs: []error{migrate.ErrIncomplete, boom}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -135,6 +135,11 @@ func migrationScenario(t *testing.T, db *sql.DB, dbArg string) {
 		require.True(t, bytes.Equal(row.body, []byte(out.stdout)), "row %d's blob holds its bytes", row.id)
 	}
 	require.Empty(t, got[5], "a row without an object stays so")
+	// Each blob was touched through the collector's guard before its row
+	// pointed at it (a gc running meanwhile keeps it): 3 distinct blobs.
+	var touched int
+	require.NoError(t, db.QueryRowContext(t.Context(), `SELECT COUNT(*) FROM attachments_casa_gc`).Scan(&touched))
+	require.Equal(t, 3, touched)
 
 	// 3. Cleanup keeps young objects by default (24 h) ...
 	var cj cleanupJSON

@@ -57,7 +57,7 @@ func startupMigration(ctx context.Context, m *sqlmigrator.Migrator, store *cas.S
 		for _, f := range report.Failures {
 			log.Error("attachment not migrated", "id", f.Record.ID, "key", f.Record.Key, "err", f.Err)
 		}
-		return res, fmt.Errorf("inventory: refusing to start, %d attachments are still on legacy keys: %w", report.Failed, err)
+		return res, fmt.Errorf("inventory: refusing to start, %d attachments are still on legacy keys: %w", report.Failed+report.ConflictsPending, err)
 	}
 	if final {
 		if err := migrate.Finalize(ctx, m); err != nil {

@@ -52,8 +52,9 @@ type online struct {
 	// status is the Status of the background run in progress (one per
 	// round, see backgroundMigration); nil before the first.
 	status atomic.Pointer[migrate.Status]
-	// prior counts the records migrated by earlier rounds.
-	prior atomic.Int64
+	// prior and priorConflicts count the records migrated, and the
+	// conflicts, of earlier rounds.
+	prior, priorConflicts atomic.Int64
 	// running is set while the background migration goes on.
 	running atomic.Bool
 
@@ -122,12 +123,13 @@ const maxConflictRounds = 10
 // migration final and cleans up as cfg asks.
 //
 // Replicas that start together all migrate the same rows: the first to
-// commit a row wins, and the others' commits of it fail with
-// migrate.ErrConflict (sqlmigrator's UPDATE finds the old key gone). A
-// conflict is not a failure: the row changed under the run, so the run is
-// repeated, and the rerun finds the row migrated (or, if a user changed
-// it, migrates its new key). Only failures of another kind stop the
-// migration. The journal holds one standing commit per row either way.
+// commit a row wins, and the others' commits of it find the old key gone
+// (sqlmigrator's UPDATE), which migrate.Run counts in Report.Conflicts,
+// not as failures. A failure of a row that has moved or gone meanwhile
+// (its legacy object deleted by the other replica's -cleanup) is a
+// conflict too. When such a row is still pending (a user changed it to a
+// new legacy key) the run is repeated. Only failures of another kind stop
+// the migration. The journal holds one standing commit per row either way.
 func (a *App) backgroundMigration(ctx context.Context, cfg Config, log *slog.Logger) error {
 	m := a.online.migrator
 	start := time.Now()
@@ -136,6 +138,7 @@ func (a *App) backgroundMigration(ctx context.Context, cfg Config, log *slog.Log
 		st := new(migrate.Status)
 		a.online.status.Store(st)
 		a.online.prior.Store(int64(migrated))
+		a.online.priorConflicts.Store(int64(conflicts))
 		rep, err := migrate.Run(ctx, a.store, m, migrate.Options{
 			Logger:           log,
 			Status:           st,
@@ -144,15 +147,15 @@ func (a *App) backgroundMigration(ctx context.Context, cfg Config, log *slog.Log
 		migrated += rep.Migrated
 		dedup += rep.Deduplicated
 		var failures []migrate.Failure
-		n := 0
+		moved := 0
 		for _, f := range rep.Failures {
-			if errors.Is(f.Err, migrate.ErrConflict) || a.rowMoved(ctx, f.Record) {
-				n++
+			if a.rowMoved(ctx, f.Record) {
+				moved++
 			} else {
 				failures = append(failures, f)
 			}
 		}
-		conflicts += n
+		conflicts += rep.Conflicts + moved
 		if err == nil && len(failures) > 0 {
 			err = rep.Err()
 		}
@@ -162,6 +165,8 @@ func (a *App) backgroundMigration(ctx context.Context, cfg Config, log *slog.Log
 			}
 			return err
 		}
+		// Rows that moved and may still be pending: look again.
+		n := rep.ConflictsPending + moved
 		if n == 0 {
 			break
 		}
@@ -171,6 +176,7 @@ func (a *App) backgroundMigration(ctx context.Context, cfg Config, log *slog.Log
 		log.Info("attachments changed while being migrated (by another replica?); looking again", "conflicts", n, "round", round)
 	}
 	a.online.prior.Store(int64(migrated))
+	a.online.priorConflicts.Store(int64(conflicts))
 	a.online.status.Store(nil)
 	log.Info("background migration complete", "migrated", migrated, "deduplicated", dedup, "conflicts", conflicts,
 		"elapsed", time.Since(start))
@@ -432,14 +438,17 @@ func (o oneRecord) Pending(context.Context) iter.Seq2[migrate.Record, error] {
 
 // migrationJSON is GET /api/migration.
 type migrationJSON struct {
-	Mode     string  `json:"mode"`
-	State    string  `json:"state"` // running, complete, stopped, off
-	Pending  int     `json:"pending"`
-	Migrated int     `json:"migrated"`
-	Failed   int     `json:"failed"`
-	Rate     float64 `json:"rate"`        // records per second
-	ETA      float64 `json:"eta_seconds"` // 0 when unknown or done
-	Final    bool    `json:"final"`
+	Mode     string `json:"mode"`
+	State    string `json:"state"` // running, complete, stopped, off
+	Pending  int    `json:"pending"`
+	Migrated int    `json:"migrated"`
+	// Conflicts counts rows another writer (replica) changed first: not
+	// failures.
+	Conflicts int     `json:"conflicts"`
+	Failed    int     `json:"failed"`
+	Rate      float64 `json:"rate"`        // records per second
+	ETA       float64 `json:"eta_seconds"` // 0 when unknown or done
+	Final     bool    `json:"final"`
 }
 
 // migrationState is the migration's state as the API and the page show it.
@@ -460,6 +469,7 @@ func (a *App) migrationState(ctx context.Context) (migrationJSON, error) {
 		p = st.Progress()
 	}
 	j.Migrated, j.Failed, j.Rate = int(a.online.prior.Load())+p.Migrated, p.Failed, p.Rate()
+	j.Conflicts = int(a.online.priorConflicts.Load()) + p.Conflicts
 	switch {
 	case j.Pending == 0:
 		j.State = "complete"

@@ -396,6 +396,8 @@ func TestOnlineMigrationRowMovedIsAConflict(t *testing.T) {
 			st := ta.migration()
 			require.Equal(t, "complete", st.State)
 			require.Equal(t, 1, st.Migrated, "the other row; the moved one was the other replica's")
+			require.Equal(t, 1, st.Conflicts, "/api/migration shows the moved row as a conflict")
+			require.Zero(t, st.Failed)
 			for i, k := range storageKeys(t, dir) {
 				require.True(t, cas.IsKey(k), "attachment %d", i)
 			}

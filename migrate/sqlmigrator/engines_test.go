@@ -403,7 +403,7 @@ func (r racingMigrator) Commit(ctx context.Context, rec migrate.Record, newKey s
 // TestEnginesConcurrentWriter runs Run while another writer keeps
 // changing the table: repointing rows at new legacy objects or new CAS
 // objects, clearing keys, deleting rows and inserting rows. Every record
-// Run saw ends migrated or failed with ErrConflict, no row ever points at
+// Run saw ends migrated or in Conflicts (none fails), no row ever points at
 // a missing object or at bytes other than its own, and a second Run after
 // the writer stops finishes the migration.
 func TestEnginesConcurrentWriter(t *testing.T) {
@@ -502,12 +502,13 @@ func TestEnginesConcurrentWriter(t *testing.T) {
 		close(stop)
 		require.NoError(t, <-writerErr)
 		require.NoError(t, err)
-		t.Logf("%s: run saw %d, migrated %d, failed %d; writer made %d changes", e.name, rep.Seen, rep.Migrated, rep.Failed, writes.Load())
-		require.Equal(t, rep.Seen, rep.Migrated+rep.Failed)
-		require.GreaterOrEqual(t, rep.Failed, rows/10-rows/20, "the racing writer forced conflicts")
-		for _, f := range rep.Failures {
-			require.ErrorIs(t, f.Err, migrate.ErrConflict, "%v", f)
-		}
+		t.Logf("%s: run saw %d, migrated %d, conflicts %d (%d still pending), failed %d; writer made %d changes",
+			e.name, rep.Seen, rep.Migrated, rep.Conflicts, rep.ConflictsPending, rep.Failed, writes.Load())
+		require.Equal(t, rep.Seen, rep.Migrated+rep.Conflicts)
+		require.GreaterOrEqual(t, rep.Conflicts, rows/10-rows/20, "the racing writer forced conflicts")
+		require.Zero(t, rep.Failed, "%v", rep.Failures)
+		require.Positive(t, rep.ConflictsPending, "the racing writer repoints rows at new legacy objects")
+		require.ErrorIs(t, rep.Err(), migrate.ErrConflict)
 		requireRowsPointAtTheirBytes(t, e, db, b, bytes)
 
 		// The writer has stopped: a rerun (without the racing Commit)

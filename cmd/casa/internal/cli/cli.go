@@ -69,6 +69,7 @@ func commands() []command {
 		serveCommand(),
 		migrateCommand(),
 		cleanupCommand(),
+		gcCommand(),
 	}
 }
 

@@ -25,7 +25,7 @@ const (
 		"  CASA_S3_REGION      -s3-region: region (default: the AWS config, else us-east-1)\n" +
 		"  CASA_S3_PATH_STYLE  -s3-path-style: address buckets by path (true or false)\n" +
 		"  CASA_S3_PREFIX      -s3-prefix: every key of the store starts with this prefix\n" +
-		"  CASA_DB             -db: the database of migrate and cleanup\n" +
+		"  CASA_DB             -db: the database of migrate, cleanup and gc\n" +
 		"  CASA_SIGN_KEY       serve -sign-key: HMAC key that blob URLs must be signed with\n" +
 		"  AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_PROFILE, ...: the standard AWS\n" +
 		"                      credential chain (environment, shared files, instance role)\n"

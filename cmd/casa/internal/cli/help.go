@@ -56,12 +56,13 @@ Environment (a flag given on the command line wins):
 	b.WriteString(`
 Every command takes -json: its result as JSON on standard output (ls: one
 object per line). Errors are one line on standard error. Long work (verify,
-migrate) shows a progress bar when standard error is a terminal, and
+migrate, gc) shows a progress bar when standard error is a terminal, and
 plain progress lines otherwise.
 
 Exit codes:
   0  success
-  1  failure: storage, network or database error, rows that failed to migrate
+  1  failure: storage, network or database error, rows that failed to migrate,
+     objects gc could not delete
   2  usage: unknown command or flag, malformed hash, bad -db URL, -dir not a store root
   3  corruption: verify or get found bytes that do not hash to their name
   4  not found: a blob named on the command line is not stored

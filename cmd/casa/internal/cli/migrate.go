@@ -23,7 +23,10 @@ under its hash, and points the row at the new key, one row at a time and
 journaled (sqlmigrator), so a rerun finishes an interrupted or partly
 failed run. Legacy objects are never touched (see cleanup). They are read
 from the store itself, or with -source-dir from another store-root
-directory (legacy files on disk into a store on S3, say).
+directory (legacy files on disk into a store on S3, say). Each blob it
+stores is first touched through the collector's guard (the <table>_casa_gc
+table, created on first use), so a gc running at the same time never
+deletes a blob a row is about to point at.
 
   -dry-run   read and hash every pending object; write and commit nothing
   -final     after a complete run, mark the migration final: it can no
@@ -31,8 +34,11 @@ directory (legacy files on disk into a store on S3, say).
   -revert    point every migrated row back at its legacy key (the journal),
              newest first; stop the application's migration while it runs
 
-Exit code 1 when any row failed (each is listed), so a deployment script
-can stop.`,
+A row whose commit finds it changed by another writer (an application
+replica migrating at the same time, say) is a conflict, not a failure:
+counted, not listed. Exit code 1 when any row failed (each is listed), or
+when a conflicting row is still on a legacy key after the run (rerun to
+migrate it), so a deployment script can stop.`,
 		setup: func(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
 			e.addStoreFlags(fs)
 			e.addDBFlags(fs)
@@ -57,7 +63,11 @@ can stop.`,
 					return err
 				}
 				defer db.Close()
-				store, err := e.openStore(ctx)
+				// Every Put touches its blob through the collector's guard
+				// (the <table>_casa_gc table), so that a gc running
+				// meanwhile, here or in the application, never deletes a
+				// blob a row is about to point at.
+				store, err := e.openStore(ctx, cas.WithPutHook(migrate.PutHook(m)))
 				if err != nil {
 					return err
 				}
@@ -83,15 +93,18 @@ type failureJSON struct {
 
 // migrateJSON is migrate's -json output.
 type migrateJSON struct {
-	DryRun       bool          `json:"dry_run"`
-	Seen         int           `json:"seen"`
-	Migrated     int           `json:"migrated"`
-	Deduplicated int           `json:"deduplicated"`
-	Failed       int           `json:"failed"`
-	Bytes        int64         `json:"bytes"`
-	Seconds      float64       `json:"seconds"`
-	Final        bool          `json:"final"`
-	Failures     []failureJSON `json:"failures"`
+	DryRun       bool `json:"dry_run"`
+	Seen         int  `json:"seen"`
+	Migrated     int  `json:"migrated"`
+	Deduplicated int  `json:"deduplicated"`
+	Conflicts    int  `json:"conflicts"`
+	// ConflictsPending: conflicting rows still on a legacy key.
+	ConflictsPending int           `json:"conflicts_pending"`
+	Failed           int           `json:"failed"`
+	Bytes            int64         `json:"bytes"`
+	Seconds          float64       `json:"seconds"`
+	Final            bool          `json:"final"`
+	Failures         []failureJSON `json:"failures"`
 }
 
 func runMigrate(ctx context.Context, e *env, store *cas.Store, source cas.Backend, m *sqlmigrator.Migrator, dryRun bool, concurrency int, final bool) error {
@@ -115,7 +128,7 @@ func runMigrate(ctx context.Context, e *env, store *cas.Store, source cas.Backen
 	}
 	prog.finish()
 	out := migrateJSON{DryRun: dryRun, Seen: rep.Seen, Migrated: rep.Migrated, Deduplicated: rep.Deduplicated,
-		Failed: rep.Failed, Bytes: rep.Bytes, Seconds: rep.Elapsed.Seconds(), Failures: []failureJSON{}}
+		Conflicts: rep.Conflicts, ConflictsPending: rep.ConflictsPending, Failed: rep.Failed, Bytes: rep.Bytes, Seconds: rep.Elapsed.Seconds(), Failures: []failureJSON{}}
 	for _, f := range rep.Failures {
 		out.Failures = append(out.Failures, failureJSON{ID: f.Record.ID, Key: f.Record.Key, Error: oneLine(f.Err.Error())})
 	}
@@ -138,8 +151,12 @@ func runMigrate(ctx context.Context, e *env, store *cas.Store, source cas.Backen
 		if dryRun {
 			verb = "would migrate"
 		}
-		e.printf("%s %d of %d rows (%d deduplicated, %s read), %d failed, in %v\n",
-			verb, rep.Migrated, rep.Seen, rep.Deduplicated, formatBytes(rep.Bytes), rep.Failed, rep.Elapsed.Round(time.Millisecond))
+		conflicts := fmt.Sprintf("%d conflicts", rep.Conflicts)
+		if rep.ConflictsPending > 0 {
+			conflicts += fmt.Sprintf(" (%d still pending: rerun)", rep.ConflictsPending)
+		}
+		e.printf("%s %d of %d rows (%d deduplicated, %s read), %s, %d failed, in %v\n",
+			verb, rep.Migrated, rep.Seen, rep.Deduplicated, formatBytes(rep.Bytes), conflicts, rep.Failed, rep.Elapsed.Round(time.Millisecond))
 		if out.Final {
 			e.printf("the migration is final: it can no longer be reverted; cleanup may delete legacy objects\n")
 		}

@@ -17,16 +17,19 @@ const progressInterval = 2 * time.Second
 // the end, so that logs of a cron job or a CI run show the pace. It is
 // safe for concurrent use.
 type progress struct {
-	mu    sync.Mutex
-	w     io.Writer
-	what  string // "verify", "migrate"
-	unit  string // "blobs", "records"
-	bar   *progressbar.ProgressBar
-	total int
-	done  int
-	bytes int64
-	start time.Time
-	last  time.Time
+	mu   sync.Mutex
+	w    io.Writer
+	what string // "verify", "migrate"
+	unit string // "blobs", "records"
+	// bytesWhat follows the byte count in plain lines: "deleted" when
+	// the bytes are not those read.
+	bytesWhat string
+	bar       *progressbar.ProgressBar
+	total     int
+	done      int
+	bytes     int64
+	start     time.Time
+	last      time.Time
 }
 
 // newProgress starts a progress display for total items (-1: unknown).
@@ -112,7 +115,11 @@ func (p *progress) line(suffix string) {
 	if p.total >= 0 {
 		total = fmt.Sprintf("/%d", p.total)
 	}
-	fmt.Fprintf(p.w, "casa %s: %d%s %s, %s in %v%s\n", p.what, p.done, total, p.unit, formatBytes(p.bytes), el, suffix)
+	b := formatBytes(p.bytes)
+	if p.bytesWhat != "" {
+		b += " " + p.bytesWhat
+	}
+	fmt.Fprintf(p.w, "casa %s: %d%s %s, %s in %v%s\n", p.what, p.done, total, p.unit, b, el, suffix)
 }
 
 // formatBytes writes n in binary units.

@@ -22,7 +22,13 @@ func putCommand() command {
 "HASH KEY FILE" for each. A file already stored is deduplicated. The
 content type recorded (S3) is -content-type, else guessed from the file
 name's extension. A file that cannot be read is reported and the others
-are still stored; the exit code is then 1.`,
+are still stored; the exit code is then 1.
+
+Put takes no -db, so it does not touch the garbage collector's guard: a
+blob that no row references is deleted by gc once it is older than gc's
+-min-age, and a put that deduplicates against such an old blob while a gc
+runs may see it deleted. Point a row at a put blob within the day, or put
+it again after gc.`,
 		setup: func(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
 			e.addStoreFlags(fs)
 			contentType := fs.String("content-type", "", "record this content `type` (default: from each file's extension)")

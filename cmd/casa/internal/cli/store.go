@@ -50,9 +50,9 @@ func (e *env) addStoreFlags(fs *flag.FlagSet) {
 	e.bindEnv("s3-prefix", EnvS3Prefix)
 }
 
-// openStore opens the store the flags name. A -dir must be a store root
-// (checkStoreRoot); an S3 bucket must exist (CheckBucket).
-func (e *env) openStore(ctx context.Context) (*cas.Store, error) {
+// openStore opens the store the flags name, with opts. A -dir must be a
+// store root (checkStoreRoot); an S3 bucket must exist (CheckBucket).
+func (e *env) openStore(ctx context.Context, opts ...cas.Option) (*cas.Store, error) {
 	s := e.store
 	switch {
 	case s.dir != "" && s.bucket != "":
@@ -68,13 +68,13 @@ func (e *env) openStore(ctx context.Context) (*cas.Store, error) {
 			return nil, err
 		}
 		s.backendDir = b.Dir()
-		return cas.New(b), nil
+		return cas.New(b, opts...), nil
 	case s.bucket != "":
 		b, err := openS3(ctx, s)
 		if err != nil {
 			return nil, err
 		}
-		return cas.New(b), nil
+		return cas.New(b, opts...), nil
 	}
 	return nil, usagef("no store: give -dir DIR or -s3-bucket BUCKET (or set %s or %s)", EnvDir, EnvS3Bucket)
 }
