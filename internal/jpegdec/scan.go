@@ -318,8 +318,15 @@ func (d *decoder) blockDC(s *scanComp, pred *int32) (int32, error) {
 			k += 16
 			continue
 		}
+		// As blockBaseline (and image/jpeg): a run past the block's end
+		// ends it before the value's bits are read, or the bit stream
+		// would go on out of step with theirs.
+		k += int(sym >> 4)
+		if k > 63 {
+			break
+		}
 		d.nbits -= sz
-		k += int(sym>>4) + 1
+		k++
 	}
 	return *pred, nil
 }
