@@ -267,6 +267,7 @@ func (d *decoder) blockBaseline(blk *[64]int32, s *scanComp, pred *int32) error 
 		r, sz := int(sym>>4), uint(sym&15)
 		if sz == 0 {
 			if r != 15 {
+				d.eobn = d.eobn || r != 0
 				break // end of block
 			}
 			k += 16
@@ -313,6 +314,7 @@ func (d *decoder) blockDC(s *scanComp, pred *int32) (int32, error) {
 		sz := uint(sym & 15)
 		if sz == 0 {
 			if sym != 0xf0 {
+				d.eobn = d.eobn || sym != 0
 				break
 			}
 			k += 16
