@@ -43,6 +43,14 @@ const (
 // bounds the memory a read of a compressed blob needs.
 const MaxChunkSize = 16 << 20
 
+// maxStoredFrame is the most stored bytes a frame may have: zstd's worst
+// case for a chunk of MaxChunkSize (incompressible bytes in raw blocks of
+// at most 128 KiB, 3 bytes of header each, plus the frame's header and
+// checksum) with room to spare. A reader holds one frame's stored bytes
+// at a time, so a seek table that claims a bigger frame is corrupt: it
+// would make the reader allocate and read up to the whole object at once.
+const maxStoredFrame = MaxChunkSize + MaxChunkSize>>7 + 1<<10
+
 // maxFrames bounds the frames of one compressed blob (4 TiB in 1 MiB
 // chunks), so that a hostile seek table cannot make a reader allocate or
 // read more than 32 MiB of table.
@@ -122,7 +130,8 @@ func parseSeekFooter(footer []byte, storedSize int64) (tableLen int64, entryLen 
 // parseSeekTable parses the whole seek table (as located by
 // parseSeekFooter) of a stored blob of storedSize bytes. It checks that
 // the frames exactly fill the bytes before the table, that no frame is
-// empty or decodes to more than MaxChunkSize, and that the decoded size
+// empty, decodes to more than MaxChunkSize or is stored in more than
+// maxStoredFrame bytes, and that the decoded size
 // fits an int64.
 func parseSeekTable(table []byte, entryLen int, storedSize int64) (*seekTable, error) {
 	tableLen := int64(len(table))
@@ -144,7 +153,7 @@ func parseSeekTable(table []byte, entryLen int, storedSize int64) (*seekTable, e
 		e := table[seekHeaderLen+i*entryLen:]
 		c := int64(binary.LittleEndian.Uint32(e))
 		d := int64(binary.LittleEndian.Uint32(e[4:]))
-		if c == 0 || d == 0 || d > MaxChunkSize {
+		if c == 0 || d == 0 || d > MaxChunkSize || c > maxStoredFrame {
 			return nil, badTable("frame %d: %d bytes stored, %d decoded", i, c, d)
 		}
 		// No overflow: n <= maxFrames and every size < 2^32.

@@ -502,6 +502,35 @@ func (a *App) setCover(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, a.partJSON(p))
 }
 
+// reuseBlob makes sure that the blob at's row points at stays for a new
+// row that points at it too: it touches the blob through the collector's
+// guard (Store.Touch), then checks that it is still stored. Between reading
+// the source row and inserting the copy, the source may be deleted and a
+// collection (-gc, on any replica) may take its blob; touched first, the
+// blob is either kept for the grace period or found gone here, and the
+// copy is refused instead of pointing at nothing. Rows without a blob
+// (links, legacy keys, which Collect never deletes) need nothing.
+func (a *App) reuseBlob(ctx context.Context, at attachment) error {
+	if !at.StorageKey.Valid {
+		return nil
+	}
+	h, err := cas.ParseKey(at.StorageKey.String)
+	if err != nil {
+		return nil
+	}
+	if err := a.store.Touch(ctx, h); err != nil {
+		return err
+	}
+	ok, err := a.store.Has(ctx, h)
+	switch {
+	case err != nil:
+		return err
+	case !ok:
+		return &apiError{http.StatusConflict, "the attachment's file is no longer stored"}
+	}
+	return nil
+}
+
 // copyAttachment copies an attachment row to another part. The copy points
 // at the same CAS key: no bytes are read or written.
 func (a *App) copyAttachment(w http.ResponseWriter, r *http.Request) {
@@ -525,6 +554,10 @@ func (a *App) copyAttachment(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	at, err := getAttachment(ctx, a.db, key, id)
 	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if err := a.reuseBlob(ctx, at); err != nil {
 		a.fail(w, r, err)
 		return
 	}

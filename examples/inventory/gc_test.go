@@ -109,3 +109,32 @@ func TestParseFlagsGC(t *testing.T) {
 	_, err = parseFlags([]string{"-revert", "-gc"}, io.Discard)
 	require.ErrorContains(t, err, "-revert runs alone")
 }
+
+// TestCopyAttachmentTouchesBlob: a copy relies on the source row's blob, so
+// it touches the blob (attachments_casa_gc) before inserting the new row,
+// and refuses (409, no row) when the blob is gone: a collection that ran
+// after the source row was read, once that row was deleted, must not leave
+// the copy pointing at nothing.
+func TestCopyAttachmentTouchesBlob(t *testing.T) {
+	t.Parallel()
+	b := memstore.New()
+	ta := serveApp(t, Config{Backend: b, Migrate: MigrateBlocking})
+	src, dst := ta.createPart("source"), ta.createPart("target")
+	data := testutil.Bytes(5, 700)
+	at := ta.uploadOK(src, "doc", "doc.bin", "application/octet-stream", data)
+	key := cas.SumBytes(data).Key()
+	_, err := ta.db.Exec("DELETE FROM attachments_casa_gc")
+	require.NoError(t, err)
+
+	copyPath := "/api/parts/" + src + "/attachments/" + strconv.FormatInt(at.ID, 10) + "/copy"
+	ta.doJSON("POST", copyPath, map[string]string{"target_part_key": dst}, http.StatusCreated, nil)
+	var n int
+	require.NoError(t, ta.db.QueryRow("SELECT COUNT(*) FROM attachments_casa_gc WHERE k = ?", key).Scan(&n))
+	require.Equal(t, 1, n, "the copy touched the blob it relies on")
+
+	// The blob went (a collection deleted it meanwhile): no dangling copy.
+	require.NoError(t, b.Delete(t.Context(), key))
+	rows := ta.rowCount("attachments")
+	ta.doJSON("POST", copyPath, map[string]string{"target_part_key": dst}, http.StatusConflict, nil)
+	require.Equal(t, rows, ta.rowCount("attachments"), "no row points at a missing blob")
+}

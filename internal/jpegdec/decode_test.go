@@ -69,6 +69,10 @@ func compareWithStd(data []byte, scale int) (diffResult, error) {
 		res.skipped = "coefficients out of range"
 		return res, nil
 	}
+	if d.eobn {
+		res.skipped = "an undefined end-of-band-run symbol in a sequential scan"
+		return res, nil
+	}
 	sw, sh := (d.width+scale-1)/scale, (d.height+scale-1)/scale
 	if m.Bounds() != image.Rect(0, 0, sw, sh) {
 		return res, fmt.Errorf("bounds %v, want %dx%d", m.Bounds(), sw, sh)

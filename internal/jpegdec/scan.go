@@ -267,6 +267,7 @@ func (d *decoder) blockBaseline(blk *[64]int32, s *scanComp, pred *int32) error 
 		r, sz := int(sym>>4), uint(sym&15)
 		if sz == 0 {
 			if r != 15 {
+				d.eobn = d.eobn || r != 0
 				break // end of block
 			}
 			k += 16
@@ -313,13 +314,21 @@ func (d *decoder) blockDC(s *scanComp, pred *int32) (int32, error) {
 		sz := uint(sym & 15)
 		if sz == 0 {
 			if sym != 0xf0 {
+				d.eobn = d.eobn || sym != 0
 				break
 			}
 			k += 16
 			continue
 		}
+		// As blockBaseline (and image/jpeg): a run past the block's end
+		// ends it before the value's bits are read, or the bit stream
+		// would go on out of step with theirs.
+		k += int(sym >> 4)
+		if k > 63 {
+			break
+		}
 		d.nbits -= sz
-		k += int(sym>>4) + 1
+		k++
 	}
 	return *pred, nil
 }

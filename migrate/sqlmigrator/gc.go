@@ -124,9 +124,10 @@ func (m *Migrator) writeGCSQL(d dialect) gcSQL {
 	s.forget = "DELETE FROM " + g + " WHERE k = " + ph(1)
 	s.prune = "DELETE FROM " + g + " WHERE touched_ns < " + ph(1)
 
-	// Byte order: COLLATE "C" on PostgreSQL, the bytes themselves on
-	// MySQL (a cast to BINARY works whatever the column's collation;
-	// utf8mb4 columns hold UTF-8, whose byte order is Go's string order),
+	// Byte order: COLLATE "C" on PostgreSQL, the UTF-8 bytes on MySQL (a
+	// conversion to utf8mb4 and a cast to BINARY work whatever the
+	// column's character set and collation; UTF-8's byte order is Go's
+	// string order),
 	// and SQLite's BINARY collation, named in case the column declares
 	// another.
 	var ordered string
@@ -134,13 +135,17 @@ func (m *Migrator) writeGCSQL(d dialect) gcSQL {
 	case dialectPostgres:
 		ordered = key + ` COLLATE "C"`
 	case dialectMySQL:
-		ordered = "CAST(" + key + " AS BINARY)"
+		// The key's UTF-8 bytes, whatever the column's character set: a
+		// latin1 (cp1252) column's own bytes order "’" (0x92) before "é"
+		// (0xE9), UTF-8 the other way round, and keyset pages bounded by
+		// a UTF-8 parameter would never advance.
+		ordered = "CAST(CONVERT(" + key + " USING utf8mb4) AS BINARY)"
 	default:
 		ordered = key + " COLLATE BINARY"
 	}
 	bound := ph(1)
 	if d == dialectMySQL {
-		bound = "CAST(? AS BINARY)"
+		bound = "CAST(CONVERT(? USING utf8mb4) AS BINARY)"
 	}
 	sel := "SELECT " + key + " FROM " + t + " WHERE " + key + " IS NOT NULL AND " + key + " <> '' AND " + ordered
 	tail := " ORDER BY " + ordered + " LIMIT " + strconv.Itoa(m.pageSize)
@@ -177,7 +182,8 @@ func (m *Migrator) GCTable() string { return defaultSideName(m.table.Name, GCSuf
 // ReferencedSorted implements migrate.SortedReferencer: the non-empty keys
 // of the rows, not less than from, in byte order, read in keyset pages
 // ("WHERE key > last ORDER BY key LIMIT n") with the engine's binary
-// ordering: COLLATE "C" on PostgreSQL, CAST(key AS BINARY) on MySQL and
+// ordering: COLLATE "C" on PostgreSQL, CAST(CONVERT(key USING utf8mb4) AS
+// BINARY) (the key's UTF-8 bytes, whatever the column's charset) on MySQL and
 // MariaDB, COLLATE BINARY on SQLite. Each page is read and closed before
 // it is yielded. Without an index that serves that order (on PostgreSQL
 // one on (key COLLATE "C"), or a column declared with it; on MySQL a

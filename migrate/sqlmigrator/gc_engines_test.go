@@ -175,3 +175,37 @@ func TestGCTableName(t *testing.T) {
 	require.NoError(t, err)
 	require.LessOrEqual(t, len(m.GCTable()), sqlmigrator.MaxIdentifierLength)
 }
+
+// TestMySQLReferencedSortedLatin1: on a latin1 column (MySQL's cp1252, the
+// default of older servers, common in legacy tables) ReferencedSorted still
+// yields Go's byte order of the keys as UTF-8. Ordering by the column's own
+// bytes put "a’" (0x92) before "aé" (0xE9), while the listing of a Backend
+// has "aé" (C3 A9) first: Cleanup's merge would then judge "aé"
+// unreferenced before it met it, and delete a referenced legacy object;
+// and keyset pages bounded by a UTF-8 parameter never advanced (the
+// iteration did not end).
+func TestMySQLReferencedSortedLatin1(t *testing.T) {
+	t.Parallel()
+	forEngines(t, func(t *testing.T, e engine) {
+		if e.name != "mysql" {
+			return // a latin1 column is MySQL's
+		}
+		ctx := t.Context()
+		db := e.open(t)
+		e.exec(t, db, "CREATE TABLE files (id "+e.intID+", k VARCHAR(255) CHARACTER SET latin1)")
+		keys := []string{"uploads/a’.pdf", "uploads/aé.pdf", "uploads/a€.pdf", "uploads/az.pdf", "uploads/aŒ.pdf", "uploads/a.pdf"}
+		for i, k := range keys {
+			e.exec(t, db, "INSERT INTO files VALUES (?, ?)", i+1, k)
+		}
+		want := slices.Sorted(slices.Values(keys))
+		for _, page := range []int{1, 2, 500} {
+			m := e.migrator(t, db, sqlmigrator.Table{Name: "files", IDColumn: "id", KeyColumn: "k"}, sqlmigrator.WithPageSize(page))
+			var got []string
+			for k, err := range m.ReferencedSorted(ctx, "uploads/") {
+				require.NoError(t, err)
+				got = append(got, k)
+			}
+			require.Equal(t, want, got, "page %d", page)
+		}
+	})
+}
