@@ -50,6 +50,19 @@ func TestDirRefusal(t *testing.T) {
 	r = c.ok("ls", "-all", "-dir", blobs)
 	require.Equal(t, []string{"legacy/6b1a0f5e-0d0e-4c4e-9a57-000000000001 12"}, lines(r.stdout))
 
+	// A -dir that does not exist is an error for the commands that read
+	// (a mistyped path is not an empty store), and nothing is created;
+	// put makes a new store there.
+	missing := filepath.Join(t.TempDir(), "typo")
+	for _, cmd := range []string{"ls", "verify"} {
+		r = c.run(cmd, "-dir", missing)
+		requireOneLineError(t, r, 2, "-dir "+missing+": no such directory")
+	}
+	_, err = os.Stat(missing)
+	require.ErrorIs(t, err, os.ErrNotExist, "a read command creates no directory")
+	c.ok("put", "-dir", missing, db)
+	require.DirExists(t, filepath.Join(missing, ".tmp"))
+
 	// Other directories that are not store roots, and why.
 	plain := t.TempDir()
 	writeFile(t, plain, "notes.txt", []byte("x"))

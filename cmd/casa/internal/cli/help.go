@@ -48,6 +48,8 @@ directory casa creates in every store, whose other top-level entries are
 files and directories a store could hold (cas/ only its shard
 directories). Any other directory is refused, so that cleanup can never
 take another application's files (a database, a cache) for legacy objects.
+Only put and migrate create a -dir that does not exist; the other commands
+refuse it, so a mistyped path is an error rather than an empty store.
 To adopt a directory of legacy uploads as a store, create DIR/.tmp.
 
 Environment (a flag given on the command line wins):

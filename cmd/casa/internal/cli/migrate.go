@@ -67,7 +67,7 @@ migrate it), so a deployment script can stop.`,
 				// (the <table>_casa_gc table), so that a gc running
 				// meanwhile, here or in the application, never deletes a
 				// blob a row is about to point at.
-				store, err := e.openStore(ctx, cas.WithPutHook(migrate.PutHook(m)))
+				store, err := e.openNewStore(ctx, cas.WithPutHook(migrate.PutHook(m)))
 				if err != nil {
 					return err
 				}

@@ -36,7 +36,7 @@ it again after gc.`,
 				if len(args) == 0 {
 					return usagef("name at least one FILE (or - for standard input)")
 				}
-				store, err := e.openStore(ctx)
+				store, err := e.openNewStore(ctx)
 				if err != nil {
 					return err
 				}

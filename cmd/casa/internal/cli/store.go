@@ -50,9 +50,20 @@ func (e *env) addStoreFlags(fs *flag.FlagSet) {
 	e.bindEnv("s3-prefix", EnvS3Prefix)
 }
 
-// openStore opens the store the flags name, with opts. A -dir must be a
-// store root (checkStoreRoot); an S3 bucket must exist (CheckBucket).
+// openStore opens the existing store the flags name, with opts. A -dir
+// must be a store root (checkStoreRoot) that exists: a mistyped path is an
+// error, not an empty store; an S3 bucket must exist (CheckBucket).
 func (e *env) openStore(ctx context.Context, opts ...cas.Option) (*cas.Store, error) {
+	return e.openStoreMode(ctx, false, opts...)
+}
+
+// openNewStore is openStore for the commands that write blobs (put,
+// migrate): a -dir that does not exist yet is created as a new store.
+func (e *env) openNewStore(ctx context.Context, opts ...cas.Option) (*cas.Store, error) {
+	return e.openStoreMode(ctx, true, opts...)
+}
+
+func (e *env) openStoreMode(ctx context.Context, create bool, opts ...cas.Option) (*cas.Store, error) {
 	s := e.store
 	switch {
 	case s.dir != "" && s.bucket != "":
@@ -62,6 +73,9 @@ func (e *env) openStore(ctx context.Context, opts ...cas.Option) (*cas.Store, er
 	case s.dir != "":
 		if err := checkStoreRoot(s.dir); err != nil {
 			return nil, err
+		}
+		if _, err := os.Stat(s.dir); !create && errors.Is(err, fs.ErrNotExist) {
+			return nil, usagef("-dir %s: no such directory (casa put or casa migrate makes a new store)", s.dir)
 		}
 		b, err := fsstore.New(s.dir)
 		if err != nil {
