@@ -90,9 +90,10 @@ func TestDirRefusal(t *testing.T) {
 	r = c.ok("ls", "-all", "-dir", plain)
 	require.Equal(t, []string{"notes.txt 1"}, lines(r.stdout))
 
-	// Empty and new directories are store roots.
+	// Empty and new directories are store roots (a new one only for the
+	// commands that write: the others refuse a path that does not exist).
 	c.ok("ls", "-dir", t.TempDir())
-	c.ok("ls", "-dir", filepath.Join(t.TempDir(), "new"))
+	c.ok("put", "-dir", filepath.Join(t.TempDir(), "new"), db)
 }
 
 // TestOneLineErrors: bad input gets one line on standard error, the
@@ -101,7 +102,7 @@ func TestOneLineErrors(t *testing.T) {
 	t.Parallel()
 	srv := s3test.New(t)
 	c := newCLI(t)
-	dir := filepath.Join(t.TempDir(), "store")
+	dir := t.TempDir()
 	c.ok("ls", "-dir", dir)
 	db := writeFile(t, t.TempDir(), "app.db", nil)
 	notADir := t.TempDir()
