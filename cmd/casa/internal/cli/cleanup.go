@@ -57,18 +57,7 @@ no row references would be deleted.`,
 				if err != nil {
 					return err
 				}
-				verb := "deleted"
-				if *dryRun {
-					verb = "would delete"
-				}
-				// Text output streams each key as Cleanup reports it, so
-				// memory stays flat however many objects go; -json needs
-				// the list for its one document.
-				keys := []string{}
-				onDelete := func(k string) { e.printf("%s %s\n", verb, k) }
-				if e.json {
-					onDelete = func(k string) { keys = append(keys, k) }
-				}
+				onDelete, keys := e.deletions(*dryRun)
 				rep, err := migrate.Cleanup(ctx, store, m, migrate.CleanupOptions{Source: source, Prefix: *prefix, MinAge: *minAge, DryRun: *dryRun, OnDelete: onDelete})
 				if errors.Is(err, migrate.ErrIncomplete) {
 					return fmt.Errorf("refused, nothing deleted: the migration is not complete (run migrate): %w", err)
@@ -78,7 +67,7 @@ no row references would be deleted.`,
 				}
 				if e.json {
 					if jerr := e.printJSON(cleanupJSON{DryRun: *dryRun, MinAge: minAge.String(), Scanned: rep.Scanned, Deleted: rep.Deleted,
-						Kept: rep.Kept, Revertible: rep.Revertible, Keys: keys, Notes: rep.Notes}); jerr != nil {
+						Kept: rep.Kept, Revertible: rep.Revertible, Keys: *keys, Notes: rep.Notes}); jerr != nil {
 						return jerr
 					}
 				} else {
@@ -107,4 +96,20 @@ type cleanupJSON struct {
 	Revertible int      `json:"revertible"`
 	Keys       []string `json:"keys"`
 	Notes      []string `json:"notes"`
+}
+
+// deletions returns the OnDelete of a cleanup or gc run and the list it
+// fills: text output streams each key as it is reported ("deleted KEY",
+// or "would delete KEY" in a dry run), so memory stays flat however many
+// objects go; -json collects them for its one document.
+func (e *env) deletions(dryRun bool) (onDelete func(key string), keys *[]string) {
+	keys = &[]string{}
+	if e.json {
+		return func(k string) { *keys = append(*keys, k) }, keys
+	}
+	verb := "deleted"
+	if dryRun {
+		verb = "would delete"
+	}
+	return func(k string) { e.printf("%s %s\n", verb, k) }, keys
 }

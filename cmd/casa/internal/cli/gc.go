@@ -59,18 +59,7 @@ flags, -db or -dir.`,
 				if err != nil {
 					return err
 				}
-				verb := "deleted"
-				if *dryRun {
-					verb = "would delete"
-				}
-				// Text output streams each key as Collect reports it, so
-				// memory stays flat however many blobs go; -json needs the
-				// list for its one document.
-				keys := []string{}
-				onDelete := func(k string) { e.printf("%s %s\n", verb, k) }
-				if e.json {
-					onDelete = func(k string) { keys = append(keys, k) }
-				}
+				onDelete, keys := e.deletions(*dryRun)
 				what := "gc"
 				if *dryRun {
 					what = "gc (dry run)"
@@ -97,7 +86,7 @@ flags, -db or -dir.`,
 						Deleted: rep.Deleted, WouldDelete: rep.WouldDelete, Kept: rep.Kept, Referenced: rep.Referenced,
 						Young: rep.Young, Touched: rep.Touched, Failed: rep.Failed, Bytes: rep.Bytes,
 						DerivedScanned: rep.DerivedScanned, DerivedDeleted: rep.DerivedDeleted,
-						Seconds: rep.Elapsed.Seconds(), Keys: keys}); jerr != nil {
+						Seconds: rep.Elapsed.Seconds(), Keys: *keys}); jerr != nil {
 						return jerr
 					}
 				} else {
