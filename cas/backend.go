@@ -117,3 +117,17 @@ type Staged interface {
 	// Abort discards the written bytes.
 	Abort() error
 }
+
+// EncodedCommitter is an optional upgrade of a Staged: CommitEncoded
+// publishes the written bytes, create-only, as the stored form of the blob
+// key in encoding (EncodingZstd), whose decoded bytes number decodedSize,
+// as a Put with PutOptions.Encoding and DecodedSize would: when either
+// form of the blob exists it returns an error wrapping ErrExists and
+// discards the bytes. A Store with compression streams a compressed blob
+// into a Staged that implements it instead of spooling the compressed
+// bytes first. Only a Store commits encoded bytes: the checked layer's
+// Staged does not offer the method (it could not check that the decoded
+// bytes hash to the key). fsstore's Staged implements it.
+type EncodedCommitter interface {
+	CommitEncoded(ctx context.Context, key, encoding string, decodedSize int64) error
+}

@@ -391,6 +391,51 @@ func (s *checkedStaged) check(ctx context.Context, key string) error {
 // Abort implements Staged.
 func (s *checkedStaged) Abort() error { return s.st.Abort() }
 
+// stageEncoded starts a staged object that a Store can commit encoded
+// (EncodedCommitter), or returns nil when c's Backend cannot take one.
+func (c *checked) stageEncoded(ctx context.Context) (*checkedStaged, error) {
+	if _, ok := c.b.(Stager); !ok {
+		return nil, nil
+	}
+	st, err := c.stage(ctx, true)
+	if err != nil {
+		return nil, err
+	}
+	s := st.(*checkedStaged)
+	if _, ok := s.st.(EncodedCommitter); !ok {
+		_ = s.st.Abort()
+		return nil, nil
+	}
+	return s, nil
+}
+
+// commitEncoded is EncodedCommitter's CommitEncoded for a Store, which
+// hashed the decoded bytes and names them by key: it validates key,
+// context, encoding and size as an encoded Put does, and aborts the staged
+// bytes when they fail.
+func (s *checkedStaged) commitEncoded(ctx context.Context, key, encoding string, decodedSize int64) error {
+	ec, ok := s.st.(EncodedCommitter)
+	err := checkWrite(ctx, key)
+	switch {
+	case err != nil:
+	case !ok:
+		err = fmt.Errorf("cas: commit %q: %w: the backend's Staged cannot commit encoded bytes", key, ErrUnsupported)
+	case s.d != nil:
+		err = fmt.Errorf("cas: commit %q: %w: encoded bytes are committed by a Store only", key, ErrUnsupported)
+	case !IsKey(key):
+		err = fmt.Errorf("cas: commit %q: %w: only blob keys are stored encoded", key, ErrInvalidKey)
+	case encoding != EncodingZstd:
+		err = fmt.Errorf("cas: commit %q: %w: encoding %q", key, ErrUnsupported, encoding)
+	case decodedSize < 0:
+		err = fmt.Errorf("cas: commit %q: negative decoded size %d", key, decodedSize)
+	}
+	if err != nil {
+		_ = s.st.Abort()
+		return err
+	}
+	return ec.CommitEncoded(ctx, key, encoding, decodedSize)
+}
+
 // errTooLong: a Put's reader holds more bytes than the declared size.
 var errTooLong = errors.New("cas: body longer than the declared size")
 

@@ -45,9 +45,18 @@ func (s *Store) putCompressible(ctx context.Context, src io.Reader, want *Hash, 
 }
 
 // putCompressed compresses src in independent frames of the policy's
-// chunk size, hashing the uncompressed bytes as they pass, spools the
-// frames and their seek table, and uploads them marked EncodingZstd.
+// chunk size, hashing the uncompressed bytes as they pass, and stores the
+// frames and their seek table marked EncodingZstd: streamed into a Staged
+// of the Backend when it can commit encoded bytes (EncodedCommitter),
+// else spooled and uploaded.
 func (s *Store) putCompressed(ctx context.Context, enc *zstd.Encoder, src io.Reader, want *Hash, cfg putConfig) (PutResult, error) {
+	obj, err := s.c.stageEncoded(ctx)
+	if err != nil {
+		return PutResult{}, fmt.Errorf("cas: stage: %w", err)
+	}
+	if obj != nil {
+		return s.putCompressedStaged(ctx, enc, src, want, obj)
+	}
 	sp := &spool{dir: s.tempDir, threshold: s.spool}
 	defer sp.close()
 	d := s.newHash()
@@ -71,6 +80,32 @@ func (s *Store) putCompressed(ctx context.Context, enc *zstd.Encoder, src io.Rea
 	return s.upload(ctx, PutResult{Hash: h, Size: n}, body, sp.n, PutOptions{
 		IfAbsent: true, ContentType: cfg.contentType, Encoding: EncodingZstd, DecodedSize: n,
 	})
+}
+
+// putCompressedStaged is putCompressed into obj: the frames are written as
+// they are made, and obj is committed encoded under the hash, create-only
+// (ErrExists: deduplicated).
+func (s *Store) putCompressedStaged(ctx context.Context, enc *zstd.Encoder, src io.Reader, want *Hash, obj *checkedStaged) (res PutResult, err error) {
+	finished := false
+	defer func() {
+		if !finished {
+			_ = obj.Abort()
+		}
+	}()
+	d := s.newHash()
+	n, comp, dec, err := compressFrames(enc, s.compression.ChunkSize, src, d, obj)
+	if err != nil {
+		return res, fmt.Errorf("cas: put: %w", err)
+	}
+	if _, err := obj.Write(appendSeekTable(nil, comp, dec)); err != nil {
+		return res, fmt.Errorf("cas: put: %w", err)
+	}
+	h, err := s.check(ctx, d, n, want)
+	if err != nil {
+		return res, err
+	}
+	finished = true
+	return s.finishStaged(ctx, obj, h, n, func() error { return obj.commitEncoded(ctx, h.Key(), EncodingZstd, n) })
 }
 
 // frameJob is one chunk on its way through compressFrames.

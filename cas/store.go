@@ -280,16 +280,24 @@ func (s *Store) putStaged(ctx context.Context, src io.Reader, want *Hash) (res P
 	if err != nil {
 		return res, err
 	}
-	if err := s.hook(ctx, h); err != nil {
-		return res, err
-	}
 	committed = true
-	err = obj.Commit(ctx, h.Key())
+	return s.finishStaged(ctx, obj, h, n, func() error { return obj.Commit(ctx, h.Key()) })
+}
+
+// finishStaged runs the put hook for the blob h, then commit, which
+// publishes obj under h's key create-only: ErrExists is deduplication. A
+// hook error aborts obj. Either way obj is finished when it returns.
+func (s *Store) finishStaged(ctx context.Context, obj Staged, h Hash, n int64, commit func() error) (PutResult, error) {
+	if err := s.hook(ctx, h); err != nil {
+		_ = obj.Abort()
+		return PutResult{}, err
+	}
+	err := commit()
 	switch {
 	case errors.Is(err, ErrExists):
 		return PutResult{Hash: h, Size: n, Deduplicated: true}, nil
 	case err != nil:
-		return res, fmt.Errorf("cas: put %s: %w", h, err)
+		return PutResult{}, fmt.Errorf("cas: put %s: %w", h, err)
 	}
 	return PutResult{Hash: h, Size: n}, nil
 }

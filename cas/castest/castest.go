@@ -20,7 +20,9 @@
 // blob a Store stored compressed (cas.WithCompression) must be recorded
 // outside the bytes and reported by Stat, Open and List with the decoded
 // Size and the StoredSize; bytes that merely look compressed are stored
-// as they are.
+// as they are. When its Staged implements cas.EncodedCommitter, an encoded
+// commit must publish the blob's encoded form create-only against either
+// form, and refuse a decoded size its seek table does not record.
 // When it implements
 // cas.Presigner, a GET of a presigned URL (net/http's default client)
 // must return the object's bytes with the headers asked for, serve a
@@ -95,6 +97,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) cas.Backend) {
 		{"Stager", testStager, nil},
 		{"FileObject", testFileObject, nil},
 		{"Encoding", func(t *testing.T, b cas.Backend) { testEncoding(t, b, true) }, nil},
+		{"EncodedCommitter", nil, testEncodedCommitter},
 		{"Presigner", nil, testPresigner},
 	}
 	checked := []test{
@@ -117,6 +120,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) cas.Backend) {
 		{"Presigner", nil, testPresigner},
 		{"Store", testStore, nil},
 		{"Encoding", func(t *testing.T, b cas.Backend) { testEncoding(t, b, false) }, nil},
+		{"EncodedCommitter", nil, testEncodedCommitter},
 	}
 	for _, part := range []struct {
 		name  string

@@ -61,8 +61,9 @@ type Backend struct {
 }
 
 var (
-	_ cas.Backend = (*Backend)(nil)
-	_ cas.Stager  = (*Backend)(nil)
+	_ cas.Backend          = (*Backend)(nil)
+	_ cas.Stager           = (*Backend)(nil)
+	_ cas.EncodedCommitter = (*staged)(nil)
 )
 
 // Option configures a Backend.

@@ -172,6 +172,35 @@ func (s *staged) Commit(ctx context.Context, key string) error {
 	return s.publish(ctx, key, false)
 }
 
+// CommitEncoded implements cas.EncodedCommitter: it publishes the bytes,
+// a blob stored in encoding (cas.EncodingZstd), as cas/<hex[:2]>/<hex>.zst,
+// create-only: ErrExists when either form of the blob exists. The decoded
+// size the file's seek table records must be decodedSize.
+func (s *staged) CommitEncoded(ctx context.Context, key, encoding string, decodedSize int64) error {
+	if s.done {
+		return errFinished
+	}
+	defer s.Abort() // no-op after publish
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	switch {
+	case encoding != cas.EncodingZstd:
+		return fmt.Errorf("fsstore: commit %q: %w: encoding %q", key, cas.ErrUnsupported, encoding)
+	case !cas.IsKey(key):
+		return fmt.Errorf("fsstore: commit %q: %w: only blob keys are stored encoded", key, cas.ErrUnsupported)
+	}
+	if n, err := cas.DecodedSize(encoding, s.f, s.n); err != nil {
+		return fmt.Errorf("fsstore: commit %q: %w", key, err)
+	} else if n != decodedSize {
+		return fmt.Errorf("fsstore: commit %q: %w: the seek table records %d decoded bytes, not %d", key, cas.ErrCorrupt, n, decodedSize)
+	}
+	if _, err := os.Lstat(filepath.Join(s.b.root, relPath(key))); err == nil {
+		return fmt.Errorf("fsstore: %q: %w (stored plain)", key, cas.ErrExists)
+	}
+	return s.publishAt(ctx, key, relPathEncoded(key, encoding), false)
+}
+
 // Abort implements cas.Staged: it removes the temporary file. It is a
 // no-op once the Staged is finished.
 func (s *staged) Abort() error {

@@ -33,7 +33,10 @@ const (
 	MethodList   = "List"
 	MethodStage  = "Stage"  // cas.Stager.Stage, through Staging only
 	MethodCommit = "Commit" // cas.Staged.Commit, through Staging only
-	MethodAbort  = "Abort"  // cas.Staged.Abort, through Staging only; never faulted
+	// MethodCommitEncoded is cas.EncodedCommitter.CommitEncoded, through
+	// Staging only, when the inner Staged implements it.
+	MethodCommitEncoded = "CommitEncoded"
+	MethodAbort         = "Abort" // cas.Staged.Abort, through Staging only; never faulted
 )
 
 // Backend is a cas.Backend that wraps another and injects faults: the
@@ -376,8 +379,10 @@ func (f *Backend) List(ctx context.Context, prefix string) iter.Seq2[cas.Info, e
 
 // Staging returns a view of f that shares its faults and counts and also
 // implements cas.Stager when the inner Backend does; otherwise it returns
-// f. Faults apply to Stage and Commit (key faults to Commit's key); a
-// faulted Commit aborts the inner staged object, so nothing is published.
+// f. Faults apply to Stage, Commit and CommitEncoded (key faults to the
+// committed key); a faulted commit aborts the inner staged object, so
+// nothing is published. Its Staged is a cas.EncodedCommitter exactly when
+// the inner one is.
 func (f *Backend) Staging() cas.Backend {
 	st, ok := f.inner.(cas.Stager)
 	if !ok {
@@ -401,7 +406,26 @@ func (s *stagingFault) Stage(ctx context.Context) (cas.Staged, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &faultStaged{f: s.Backend, Staged: obj}, nil
+	fs := &faultStaged{f: s.Backend, Staged: obj}
+	if ec, ok := obj.(cas.EncodedCommitter); ok {
+		return &faultEncodedStaged{faultStaged: fs, ec: ec}, nil
+	}
+	return fs, nil
+}
+
+// faultEncodedStaged is a faultStaged whose inner Staged commits encoded
+// bytes: so does it, with faults.
+type faultEncodedStaged struct {
+	*faultStaged
+	ec cas.EncodedCommitter
+}
+
+func (s *faultEncodedStaged) CommitEncoded(ctx context.Context, key, encoding string, decodedSize int64) error {
+	if err := s.f.enter(ctx, MethodCommitEncoded, key, true); err != nil {
+		_ = s.Staged.Abort()
+		return err
+	}
+	return s.ec.CommitEncoded(ctx, key, encoding, decodedSize)
 }
 
 type faultStaged struct {

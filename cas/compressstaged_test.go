@@ -1,0 +1,132 @@
+package cas_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"path/filepath"
+	"testing"
+	"testing/iotest"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/casa-go/casa/cas"
+	"github.com/casa-go/casa/internal/testutil"
+	"github.com/casa-go/casa/internal/testutil/backendtest"
+	"github.com/casa-go/casa/internal/testutil/faulty"
+)
+
+// TestCompressionStreamsIntoStaged: over a Backend whose Staged commits
+// encoded bytes (fsstore), a compressed Put writes its frames straight into
+// the staged file and commits them encoded: no Backend.Put, no spool (the
+// spool directory does not even exist), deduplication by the create-only
+// commit against either form, and a failure at any step leaves nothing.
+func TestCompressionStreamsIntoStaged(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	fsCase := backendtest.FS()
+	inner := fsCase.New(t)
+	tmps := fsCase.TempDirs(inner)
+	f := faulty.New(inner)
+	noSpool := filepath.Join(t.TempDir(), "missing")
+	s := cas.New(f.Staging(), cas.WithCompression(smallChunks), cas.WithSpoolThreshold(1024), cas.WithTempDir(noSpool))
+	data := testutil.Text(21, 500<<10)
+
+	res, err := s.Put(ctx, bytes.NewReader(data))
+	require.NoError(t, err, "a compressed Put that needed the spool would fail: its directory does not exist")
+	require.False(t, res.Deduplicated)
+	require.Equal(t, cas.SumBytes(data), res.Hash)
+	require.Zero(t, f.Calls(faulty.MethodPut), "no Backend.Put")
+	require.Equal(t, 1, f.Calls(faulty.MethodCommitEncoded))
+	info, err := s.Stat(ctx, res.Hash)
+	require.NoError(t, err)
+	require.Equal(t, cas.EncodingZstd, info.Encoding)
+	require.EqualValues(t, len(data), info.Size)
+	require.Less(t, info.StoredSize, info.Size/2)
+	require.Equal(t, data, readAll(t, s, res.Hash))
+	require.NoError(t, s.Verify(ctx, res.Hash))
+	requireNoFiles(t, tmps...)
+
+	again, err := s.Put(ctx, bytes.NewReader(data))
+	require.NoError(t, err)
+	require.True(t, again.Deduplicated)
+	require.Equal(t, 2, f.Calls(faulty.MethodCommitEncoded))
+	require.Equal(t, []string{res.Hash.Key()}, keys(t, inner))
+	requireNoFiles(t, tmps...)
+
+	// The plain form of another blob exists: the compressed Put is
+	// deduplicated against it and leaves it as it is.
+	other := testutil.Text(22, 200<<10)
+	plain, err := cas.New(inner).Put(ctx, bytes.NewReader(other))
+	require.NoError(t, err)
+	dup, err := s.Put(ctx, bytes.NewReader(other))
+	require.NoError(t, err)
+	require.True(t, dup.Deduplicated)
+	info, err = s.Stat(ctx, plain.Hash)
+	require.NoError(t, err)
+	require.Empty(t, info.Encoding, "the plain form stays")
+	requireNoFiles(t, tmps...)
+
+	want := keys(t, inner)
+	// A reader that fails mid-blob.
+	boom := errors.New("boom")
+	_, err = s.Put(ctx, io.MultiReader(bytes.NewReader(testutil.Text(23, 300<<10)), iotest.ErrReader(boom)))
+	require.ErrorIs(t, err, boom)
+	// A failing commit.
+	f.FailNth(faulty.MethodCommitEncoded, f.Calls(faulty.MethodCommitEncoded)+1)
+	_, err = s.Put(ctx, bytes.NewReader(testutil.Text(24, 300<<10)))
+	require.ErrorIs(t, err, faulty.ErrInjected)
+	// A hook that refuses.
+	refused := errors.New("refused")
+	hooked := cas.New(f.Staging(), cas.WithCompression(smallChunks), cas.WithTempDir(noSpool),
+		cas.WithPutHook(func(context.Context, cas.Hash) error { return refused }))
+	_, err = hooked.Put(ctx, bytes.NewReader(testutil.Text(25, 300<<10)))
+	require.ErrorIs(t, err, refused)
+	// An expected digest that differs.
+	_, err = s.PutVerified(ctx, cas.SumBytes([]byte("other")), bytes.NewReader(testutil.Text(26, 300<<10)))
+	require.ErrorIs(t, err, cas.ErrDigestMismatch)
+	require.Equal(t, want, keys(t, inner), "nothing stored by the failed Puts")
+	requireNoFiles(t, tmps...)
+}
+
+// hiddenEncoded is a Stager whose Staged does not commit encoded bytes,
+// as a third-party Stager's may not.
+type hiddenEncoded struct {
+	cas.Backend
+	st cas.Stager
+}
+
+func (h hiddenEncoded) Stage(ctx context.Context) (cas.Staged, error) {
+	obj, err := h.st.Stage(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return struct{ cas.Staged }{obj}, nil
+}
+
+// TestCompressionStagerWithoutEncodedCommit: over a Stager whose Staged is
+// no cas.EncodedCommitter, a compressed Put spools and uploads the frames
+// with an encoded Backend.Put, and the staged object it probed with is
+// aborted (no temporary file left).
+func TestCompressionStagerWithoutEncodedCommit(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	fsCase := backendtest.FS()
+	inner := fsCase.New(t)
+	tmps := fsCase.TempDirs(inner)
+	f := faulty.New(inner)
+	spool := t.TempDir()
+	s := cas.New(hiddenEncoded{Backend: f, st: f.Staging().(cas.Stager)}, cas.WithCompression(smallChunks), cas.WithSpoolThreshold(1024), cas.WithTempDir(spool))
+	data := testutil.Text(27, 500<<10)
+	res, err := s.Put(ctx, bytes.NewReader(data))
+	require.NoError(t, err)
+	require.Equal(t, 1, f.Calls(faulty.MethodPut), "uploaded by Backend.Put")
+	require.Zero(t, f.Calls(faulty.MethodCommitEncoded))
+	require.Equal(t, 1, f.Calls(faulty.MethodAbort), "the probing Staged is aborted")
+	info, err := s.Stat(ctx, res.Hash)
+	require.NoError(t, err)
+	require.Equal(t, cas.EncodingZstd, info.Encoding)
+	require.Equal(t, data, readAll(t, s, res.Hash))
+	requireNoFiles(t, append(tmps, spool)...)
+}
