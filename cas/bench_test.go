@@ -97,3 +97,37 @@ func BenchmarkPut(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPutCompressed is a Put of text-like bytes with compression on
+// fsstore (streamed into its Staged) and memstore (spooled); section 9 of
+// internal/bench sets it beside the Put without compression and its CPU
+// bound.
+func BenchmarkPutCompressed(b *testing.B) {
+	for _, bk := range []backendtest.Case{backendtest.FS(), backendtest.Mem()} {
+		b.Run(bk.Name, func(b *testing.B) {
+			for _, size := range benchSizes[1:] {
+				b.Run(size.name, func(b *testing.B) {
+					ctx := context.Background()
+					s := cas.New(bk.New(b), cas.WithCompression(cas.Compression{}), cas.WithTempDir(b.TempDir()))
+					data := testutil.Text(2, size.n)
+					b.SetBytes(int64(size.n))
+					for i := 0; b.Loop(); i++ {
+						binary.LittleEndian.PutUint64(data, uint64(i))
+						res, err := s.Put(ctx, bytes.NewReader(data))
+						if err != nil {
+							b.Fatal(err)
+						}
+						b.StopTimer()
+						if res.Deduplicated {
+							b.Fatalf("Put = %+v; want a new blob", res)
+						}
+						if err := s.Delete(ctx, res.Hash); err != nil {
+							b.Fatal(err)
+						}
+						b.StartTimer()
+					}
+				})
+			}
+		})
+	}
+}

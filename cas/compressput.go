@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"sync"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -60,7 +61,7 @@ func (s *Store) putCompressed(ctx context.Context, enc *zstd.Encoder, src io.Rea
 	sp := &spool{dir: s.tempDir, threshold: s.spool}
 	defer sp.close()
 	d := s.newHash()
-	n, comp, dec, err := compressFrames(enc, s.compression.ChunkSize, src, d, sp)
+	n, comp, dec, err := compressFrames(enc, s.compression.ChunkSize, src, d, sp, &s.frameBufs)
 	if err != nil {
 		return PutResult{}, fmt.Errorf("cas: put: %w", err)
 	}
@@ -93,7 +94,7 @@ func (s *Store) putCompressedStaged(ctx context.Context, enc *zstd.Encoder, src 
 		}
 	}()
 	d := s.newHash()
-	n, comp, dec, err := compressFrames(enc, s.compression.ChunkSize, src, d, obj)
+	n, comp, dec, err := compressFrames(enc, s.compression.ChunkSize, src, d, obj, &s.frameBufs)
 	if err != nil {
 		return res, fmt.Errorf("cas: put: %w", err)
 	}
@@ -118,8 +119,10 @@ type frameJob struct {
 // and compresses it into one zstd frame, up to GOMAXPROCS chunks at once,
 // and writes the frames to w in order. It returns the bytes read and the
 // stored and decoded size of every frame. Memory is bounded by a few
-// chunks, whatever the blob's size.
-func compressFrames(enc *zstd.Encoder, chunk int, src io.Reader, d hash.Hash, w io.Writer) (n int64, comp, dec []uint32, err error) {
+// chunks, whatever the blob's size; the chunks' buffers are taken from
+// pool (made as needed) and go back to it at the end, so the Puts of a
+// Store share them.
+func compressFrames(enc *zstd.Encoder, chunk int, src io.Reader, d hash.Hash, w io.Writer, pool *sync.Pool) (n int64, comp, dec []uint32, err error) {
 	depth := runtime.GOMAXPROCS(0) + 1
 	var (
 		free   = make(chan *frameJob, depth)
@@ -158,7 +161,11 @@ loop:
 		default:
 			if made < depth {
 				made++
-				j = &frameJob{in: make([]byte, chunk)}
+				j, _ = pool.Get().(*frameJob)
+				if j == nil || cap(j.in) != chunk {
+					j = &frameJob{in: make([]byte, chunk)}
+				}
+				j.in = j.in[:chunk]
 				break
 			}
 			select {
@@ -191,6 +198,10 @@ loop:
 	}
 	close(order)
 	<-done
+	// Every job made is back in free: the writer returns each it takes.
+	for len(free) > 0 {
+		pool.Put(<-free)
+	}
 	if rerr != nil {
 		return n, nil, nil, rerr
 	}

@@ -190,3 +190,33 @@ func TestPutReusesBuffers(t *testing.T) {
 	t.Logf("%d KiB allocated per 1 MiB Put", perPut>>10)
 	require.Less(t, perPut, uint64(512<<10), "allocated per 1 MiB Put")
 }
+
+// TestCompressionReusesBuffers: a compressed Put takes its chunk buffers
+// (the chunk read and its frame) from the Store's pool, so a Store's Puts
+// share them instead of allocating a chunk and a frame per chunk in flight.
+func TestCompressionReusesBuffers(t *testing.T) {
+	b, err := fsstore.New(t.TempDir(), fsstore.WithoutSync())
+	require.NoError(t, err)
+	s := cas.New(b, cas.WithCompression(cas.Compression{}))
+	data := testutil.Text(7, 3<<20)
+	put := func(i int) {
+		binary.LittleEndian.PutUint64(data, uint64(i))
+		res, err := s.Put(t.Context(), bytes.NewReader(data))
+		require.NoError(t, err)
+		require.False(t, res.Deduplicated)
+		info, err := s.Stat(t.Context(), res.Hash)
+		require.NoError(t, err)
+		require.Equal(t, cas.EncodingZstd, info.Encoding)
+	}
+	put(0) // fills the pool
+	const puts = 20
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for i := 1; i <= puts; i++ {
+		put(i)
+	}
+	runtime.ReadMemStats(&after)
+	perPut := (after.TotalAlloc - before.TotalAlloc) / puts
+	t.Logf("%d KiB allocated per 3 MiB compressed Put", perPut>>10)
+	require.Less(t, perPut, uint64(1<<20), "allocated per 3 MiB compressed Put (3 chunks of 1 MiB in flight)")
+}

@@ -42,6 +42,7 @@ type Store struct {
 	putBytes  metric.Int64Counter
 	putErrors metric.Int64Counter
 	bufs      sync.Pool // *[]byte of copyBufferSize: pipeCopy's buffers, reused across Puts
+	frameBufs sync.Pool // *frameJob of the policy's chunk size: compressFrames' buffers
 	putHook   func(context.Context, Hash) error
 	frames    metric.Int64Counter // frames decoded by reads of compressed blobs
 
