@@ -219,7 +219,11 @@ func TestCompressionReusesBuffers(t *testing.T) {
 	perPut := (after.TotalAlloc - before.TotalAlloc) / puts
 	t.Logf("%d KiB allocated per 3 MiB compressed Put", perPut>>10)
 	// Without the pool about 6 MiB (3 chunks and their frames per Put);
-	// with it about 0.3 MiB, 1.5 MiB under the race detector, whose
-	// sync.Pool drops a quarter of what it is given.
-	require.Less(t, perPut, uint64(2<<20), "allocated per 3 MiB compressed Put (3 chunks of 1 MiB in flight)")
+	// with it about 0.3 MiB, and 1.5 to 2.5 MiB under the race detector,
+	// whose sync.Pool drops a quarter of what it is given.
+	limit := uint64(1 << 20)
+	if raceEnabled {
+		limit = 4 << 20
+	}
+	require.Less(t, perPut, limit, "allocated per 3 MiB compressed Put (3 chunks of 1 MiB in flight)")
 }
