@@ -377,8 +377,8 @@ func (d *appDB) withSchemaLock(ctx context.Context, f func(*appTx) error) error 
 func openMySQL(ctx context.Context, spec string) (*appDB, error) {
 	dsn, name, err := dbsource.MySQL(spec)
 	if err != nil {
-		if name == "" {
-			name = dbsource.Redact(spec)
+		if name == "" { // err says "malformed MySQL URL"
+			return nil, fmt.Errorf("database %s: %w", dbsource.Redact(spec), err)
 		}
 		return nil, fmt.Errorf("database %s: invalid MySQL URL: %w", name, err)
 	}

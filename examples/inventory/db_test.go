@@ -70,7 +70,7 @@ func TestBadDB(t *testing.T) {
 		{"postgres://casa@127.0.0.1/inventory?sslmode=sometimes", "invalid PostgreSQL URL"},
 		{"mysql://casa:s3cret@127.0.0.1:1/inventory", "cannot connect"},
 		{"mariadb://casa:s3cret@127.0.0.1:1/inventory", "cannot connect"},
-		{"mysql://casa:s3cret@127.0.0.1:notaport/inventory", "invalid MySQL URL"},
+		{"mysql://casa:s3cret@127.0.0.1:notaport/inventory", "malformed MySQL URL"},
 		{"mysql://casa:s3cret@127.0.0.1", "invalid MySQL URL: want mysql://USER:PASSWORD@HOST[:PORT]/DATABASE"},
 		{"mysql://casa:s3cret@127.0.0.1/inventory?tls=sometimes", "invalid MySQL URL"},
 		{"oracle://casa:s3cret@127.0.0.1/inventory", "unsupported; -db takes a postgres:// or mysql:// URL, or a SQLite file path"},
