@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"database/sql"
 	"net/http"
 	"net/url"
@@ -85,4 +86,35 @@ func mapValues[K comparable, V any](m map[K]V) []V {
 		vs = append(vs, v)
 	}
 	return vs
+}
+
+// TestMySQLSchemaLockHeld: an opener waits for the schema lock that
+// another session (a replica creating the schema) holds, within the
+// start-up bound; it fails with one line naming the lock when the holder
+// does not let go, and opens once it has.
+func TestMySQLSchemaLockHeld(t *testing.T) {
+	t.Parallel()
+	tdb := testutil.NewMySQL(t)
+	holder, err := tdb.Conn(t.Context())
+	require.NoError(t, err)
+	defer holder.Close()
+	var got int
+	require.NoError(t, holder.QueryRowContext(t.Context(), `SELECT GET_LOCK(`+mysqlSchemaLock+`, 0)`).Scan(&got))
+	require.Equal(t, 1, got)
+
+	ctx, cancel := context.WithTimeout(t.Context(), 2500*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err = openDB(ctx, tdb.URL())
+	require.Error(t, err)
+	require.Less(t, time.Since(start), 10*time.Second)
+	require.Contains(t, err.Error(), "create schema: lock")
+	require.NotContains(t, err.Error(), "\n")
+
+	require.NoError(t, holder.QueryRowContext(t.Context(), `SELECT RELEASE_LOCK(`+mysqlSchemaLock+`)`).Scan(&got))
+	require.Equal(t, 1, got)
+	db, err := openDB(t.Context(), tdb.URL())
+	require.NoError(t, err)
+	require.Equal(t, 0, countRows(t, db, "parts"))
+	require.NoError(t, db.Close())
 }
