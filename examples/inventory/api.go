@@ -486,7 +486,7 @@ func (a *App) setCover(w http.ResponseWriter, r *http.Request) {
 		}
 		cover = sql.NullInt64{Int64: at.ID, Valid: true}
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE parts SET cover_attachment_id = ? WHERE key = ?`, cover, key); err != nil {
+	if _, err := tx.ExecContext(ctx, `UPDATE parts SET cover_attachment_id = ? WHERE "key" = ?`, cover, key); err != nil {
 		a.serverError(w, r, err)
 		return
 	}

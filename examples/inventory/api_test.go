@@ -798,7 +798,7 @@ func (ta *testApp) insertParts(times []time.Time) []string {
 		_, err := insertPart(ta.t.Context(), ta.db, fmt.Sprintf("part %d", i), at)
 		require.NoError(ta.t, err)
 	}
-	rows, err := ta.db.QueryContext(ta.t.Context(), `SELECT key FROM parts ORDER BY created_at, key`)
+	rows, err := ta.db.QueryContext(ta.t.Context(), `SELECT "key" FROM parts ORDER BY created_at, "key"`)
 	require.NoError(ta.t, err)
 	defer rows.Close()
 	var want []string

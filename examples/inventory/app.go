@@ -35,9 +35,11 @@ type Config struct {
 	// the local thumbnail cache (thumbnails/), upload temp files and,
 	// unless Backend is set, the blobs (blobs/).
 	DataDir string
-	// DB is the database: a postgres:// (or postgresql://) URL, or the
-	// path of a SQLite file. Empty means DataDir/inventory.db. Several
-	// replicas may share one PostgreSQL database (and one Backend).
+	// DB is the database: a postgres:// (or postgresql://) URL, a
+	// mysql://USER:PASSWORD@HOST[:PORT]/DATABASE (or mariadb://) URL, or
+	// the path of a SQLite file. Empty means DataDir/inventory.db. Several
+	// replicas may share one PostgreSQL or MySQL database (and one
+	// Backend).
 	DB string
 	// Backend stores the blobs. Nil means an fsstore under DataDir/blobs.
 	Backend cas.Backend

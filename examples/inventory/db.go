@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"net/url"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/casa-go/casa/internal/dbsource"
 )
 
 // schema is the SQLite schema, created at startup when missing.
@@ -86,72 +89,78 @@ const pgSchemaDone = `SELECT EXISTS (SELECT 1 FROM pg_constraint
 // pg_advisory_xact_lock takes any bigint; this one spells "casainv".
 const pgSchemaLock = 0x63617361696e76
 
+// mysqlSchema is the schema in MySQL's and MariaDB's terms, one statement
+// at a time (go-sql-driver sends one per call). The tables are InnoDB (for
+// foreign keys and row locks) in utf8mb4 with the binary collation
+// utf8mb4_bin, whatever the database's default: keys and hashes compare
+// and sort by their bytes (as on SQLite and in Go; a _ci collation would
+// make "cas/AB" equal "cas/ab"), and any Unicode text fits (MariaDB's
+// default latin1 does not). An ascii column would refuse to even compare
+// with a non-ASCII parameter ("Illegal mix of collations"), so a key
+// from a URL could fail a lookup. Indexes are declared in CREATE TABLE,
+// which MySQL (unlike MariaDB) has no IF NOT EXISTS for otherwise; the
+// cover's foreign key is added last, once attachments exists, and is what
+// mysqlSchemaDone looks for. storage_key holds up to cas.MaxKeyLen bytes.
+// The identifiers are in double quotes, rewritten to backticks like the
+// app's queries ("key" is a reserved word).
+var mysqlSchema = []string{`CREATE TABLE IF NOT EXISTS parts (
+	"key"               VARCHAR(64) NOT NULL PRIMARY KEY,
+	description         TEXT NOT NULL,
+	cover_attachment_id BIGINT NULL,
+	created_at          VARCHAR(64) NOT NULL,
+	INDEX parts_created_at_key (created_at, "key")
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+	`CREATE TABLE IF NOT EXISTS attachments (
+	id           BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+	part_key     VARCHAR(64) NOT NULL,
+	title        TEXT NOT NULL,
+	filename     TEXT NULL,
+	content_type TEXT NULL,
+	file_size    BIGINT NULL,
+	url          TEXT NULL,
+	storage_key  VARCHAR(1024) NULL,
+	INDEX attachments_part_key (part_key),
+	CONSTRAINT attachments_part_fk FOREIGN KEY (part_key) REFERENCES parts ("key")
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+	`ALTER TABLE parts ADD CONSTRAINT parts_cover_attachment_fk
+	FOREIGN KEY (cover_attachment_id) REFERENCES attachments (id) ON DELETE SET NULL`,
+}
+
+// mysqlSchemaDone tells whether mysqlSchema has run: its last statement
+// made the cover's foreign key, in the connection's current database.
+const mysqlSchemaDone = `SELECT COUNT(*) FROM information_schema.TABLE_CONSTRAINTS
+	WHERE CONSTRAINT_SCHEMA = DATABASE() AND TABLE_NAME = 'parts'
+	AND CONSTRAINT_NAME = 'parts_cover_attachment_fk'`
+
+// mysqlSchemaLock names the MySQL user lock (GET_LOCK) that serializes
+// schema creation among replicas. User locks are server-wide, so the name
+// carries the database's (hashed: MySQL takes at most 64 characters);
+// apps in other databases of the server do not wait for each other.
+const mysqlSchemaLock = `CONCAT('casainv:', SHA1(DATABASE()))`
+
 // errNotFound is returned by the queries below for a missing row.
 var errNotFound = errors.New("not found")
 
-// appDB is the app's database: SQLite or PostgreSQL. The app's SQL is
-// written once, with ? placeholders; on PostgreSQL they are rewritten to
-// $1, $2, ... as each query is sent. Every other method is *sql.DB's.
-type appDB struct {
-	*sql.DB
-	// postgres is set for PostgreSQL (pgx), clear for SQLite.
-	postgres bool
-	// name is what error messages call the database: the SQLite file, or
-	// the PostgreSQL URL without its password.
-	name string
-}
+// dialect is the SQL engine behind an appDB.
+type dialect int
 
-// ExecContext is (*sql.DB).ExecContext with the query's placeholders
-// rewritten for the engine.
-func (d *appDB) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	return d.DB.ExecContext(ctx, bindVars(query, d.postgres), args...)
-}
+const (
+	dialectSQLite dialect = iota
+	dialectPostgres
+	dialectMySQL // MySQL or MariaDB, through go-sql-driver/mysql
+)
 
-// QueryContext is (*sql.DB).QueryContext, placeholders rewritten.
-func (d *appDB) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	return d.DB.QueryContext(ctx, bindVars(query, d.postgres), args...)
-}
-
-// QueryRowContext is (*sql.DB).QueryRowContext, placeholders rewritten.
-func (d *appDB) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	return d.DB.QueryRowContext(ctx, bindVars(query, d.postgres), args...)
-}
-
-// BeginTx starts a transaction whose queries are rewritten like d's.
-func (d *appDB) BeginTx(ctx context.Context, opts *sql.TxOptions) (*appTx, error) {
-	tx, err := d.DB.BeginTx(ctx, opts)
-	if err != nil {
-		return nil, err
-	}
-	return &appTx{Tx: tx, postgres: d.postgres}, nil
-}
-
-// appTx is a transaction of an appDB.
-type appTx struct {
-	*sql.Tx
-	postgres bool
-}
-
-// ExecContext is (*sql.Tx).ExecContext, placeholders rewritten.
-func (t *appTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	return t.Tx.ExecContext(ctx, bindVars(query, t.postgres), args...)
-}
-
-// QueryContext is (*sql.Tx).QueryContext, placeholders rewritten.
-func (t *appTx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	return t.Tx.QueryContext(ctx, bindVars(query, t.postgres), args...)
-}
-
-// QueryRowContext is (*sql.Tx).QueryRowContext, placeholders rewritten.
-func (t *appTx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	return t.Tx.QueryRowContext(ctx, bindVars(query, t.postgres), args...)
-}
-
-// bindVars returns query with each ? placeholder replaced by $1, $2, ...
-// when dollar is set. A ? inside a quoted string or identifier is left
-// alone (the app's queries have none; this keeps a future one safe).
-func bindVars(query string, dollar bool) string {
-	if !dollar || !strings.Contains(query, "?") {
+// rewrite returns the app's query in the engine's terms. The app's SQL is
+// written once, with ? placeholders and identifiers in standard "double
+// quotes" where quoting is needed (the column key is a reserved word in
+// MySQL): PostgreSQL gets $1, $2, ... for the placeholders, MySQL
+// `backticks` for the quotes (it reads "..." as a string). SQLite takes
+// the query as it is. Text in 'single quotes' is left alone.
+func (d dialect) rewrite(query string) string {
+	switch {
+	case d == dialectPostgres && strings.Contains(query, "?"):
+	case d == dialectMySQL && strings.Contains(query, `"`):
+	default:
 		return query
 	}
 	var b strings.Builder
@@ -160,6 +169,7 @@ func bindVars(query string, dollar bool) string {
 	var quote byte // the quote we are inside, or 0
 	for i := 0; i < len(query); i++ {
 		c := query[i]
+		was := quote
 		switch {
 		case quote != 0:
 			if c == quote {
@@ -167,31 +177,95 @@ func bindVars(query string, dollar bool) string {
 			}
 		case c == '\'' || c == '"':
 			quote = c
-		case c == '?':
+		case c == '?' && d == dialectPostgres:
 			n++
 			b.WriteString("$" + strconv.Itoa(n))
 			continue
+		}
+		if c == '"' && d == dialectMySQL && (was == '"' || quote == '"') {
+			c = '`' // an identifier's quote, not a " inside a string
 		}
 		b.WriteByte(c)
 	}
 	return b.String()
 }
 
-// isPostgresURL reports whether the -db value names a PostgreSQL server.
-func isPostgresURL(s string) bool {
-	return strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://")
+// appDB is the app's database: SQLite, PostgreSQL or MySQL/MariaDB. The
+// app's SQL is written once (see dialect.rewrite) and rewritten for the
+// engine as each query is sent. Every other method is *sql.DB's.
+type appDB struct {
+	*sql.DB
+	dialect dialect
+	// name is what error messages call the database: the SQLite file, or
+	// the server's URL without its password.
+	name string
 }
 
-// openDB opens the database that spec names, a postgres:// (or
-// postgresql://) URL or the path of a SQLite file, and creates the schema
-// if it is missing. Any other URL scheme is refused. Errors are one line,
-// start with "database" and the database's name (never a password).
-func openDB(ctx context.Context, spec string) (*appDB, error) {
-	if isPostgresURL(spec) {
-		return openPostgres(ctx, spec)
+// ExecContext is (*sql.DB).ExecContext with the query rewritten for the
+// engine.
+func (d *appDB) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return d.DB.ExecContext(ctx, d.dialect.rewrite(query), args...)
+}
+
+// QueryContext is (*sql.DB).QueryContext, the query rewritten.
+func (d *appDB) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return d.DB.QueryContext(ctx, d.dialect.rewrite(query), args...)
+}
+
+// QueryRowContext is (*sql.DB).QueryRowContext, the query rewritten.
+func (d *appDB) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	return d.DB.QueryRowContext(ctx, d.dialect.rewrite(query), args...)
+}
+
+// engine is the database's dialect (querier).
+func (d *appDB) engine() dialect { return d.dialect }
+
+// BeginTx starts a transaction whose queries are rewritten like d's.
+func (d *appDB) BeginTx(ctx context.Context, opts *sql.TxOptions) (*appTx, error) {
+	tx, err := d.DB.BeginTx(ctx, opts)
+	if err != nil {
+		return nil, err
 	}
-	if i := strings.Index(spec, "://"); i > 0 {
-		return nil, fmt.Errorf("database %q: unsupported; -db takes a postgres:// URL or a SQLite file path", redactURL(spec))
+	return &appTx{Tx: tx, dialect: d.dialect}, nil
+}
+
+// appTx is a transaction of an appDB.
+type appTx struct {
+	*sql.Tx
+	dialect dialect
+}
+
+// ExecContext is (*sql.Tx).ExecContext, the query rewritten.
+func (t *appTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return t.Tx.ExecContext(ctx, t.dialect.rewrite(query), args...)
+}
+
+// QueryContext is (*sql.Tx).QueryContext, the query rewritten.
+func (t *appTx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return t.Tx.QueryContext(ctx, t.dialect.rewrite(query), args...)
+}
+
+// QueryRowContext is (*sql.Tx).QueryRowContext, the query rewritten.
+func (t *appTx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	return t.Tx.QueryRowContext(ctx, t.dialect.rewrite(query), args...)
+}
+
+// engine is the transaction's dialect (querier).
+func (t *appTx) engine() dialect { return t.dialect }
+
+// openDB opens the database that spec names, a postgres:// (or
+// postgresql://) URL, a mysql:// (or mariadb://) URL or the path of a
+// SQLite file, and creates the schema if it is missing. Any other URL
+// scheme is refused. Errors are one line, start with "database" and the
+// database's name (never a password).
+func openDB(ctx context.Context, spec string) (*appDB, error) {
+	switch {
+	case dbsource.IsPostgres(spec):
+		return openPostgres(ctx, spec)
+	case dbsource.IsMySQL(spec):
+		return openMySQL(ctx, spec)
+	case strings.Contains(spec, "://"):
+		return nil, fmt.Errorf("database %q: unsupported; -db takes a postgres:// or mysql:// URL, or a SQLite file path", dbsource.Redact(spec))
 	}
 	return openSQLite(ctx, spec)
 }
@@ -215,33 +289,39 @@ func openSQLite(ctx context.Context, path string) (*appDB, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("database %s: create schema: %w", path, err)
 	}
-	return &appDB{DB: db, name: path}, nil
+	return &appDB{DB: db, dialect: dialectSQLite, name: path}, nil
 }
 
-// pgConnectTimeout bounds connecting to PostgreSQL and creating the
-// schema at start-up: a server that does not answer stops the app with an
-// error instead of hanging it.
-const pgConnectTimeout = 15 * time.Second
+// serverConnectTimeout bounds connecting to a database server
+// (PostgreSQL, MySQL) and creating the schema at start-up: a server that
+// does not answer stops the app with an error instead of hanging it.
+const serverConnectTimeout = 15 * time.Second
 
-// pgMaxConns is the connection pool of one replica: N replicas hold up to
-// N times this many of the server's max_connections (default 100).
-const pgMaxConns = 10
+// serverMaxConns is the connection pool of one replica: N replicas hold
+// up to N times this many of the server's max_connections (PostgreSQL's
+// default is 100, MySQL's 151).
+const serverMaxConns = 10
+
+// poolServer sizes the connection pool of a database server.
+func poolServer(db *sql.DB) {
+	db.SetMaxOpenConns(serverMaxConns)
+	db.SetMaxIdleConns(serverMaxConns)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+}
 
 // openPostgres connects to the PostgreSQL server at dsn through pgx's
 // database/sql driver and creates the schema under an advisory lock.
 func openPostgres(ctx context.Context, dsn string) (*appDB, error) {
-	name := redactURL(dsn)
+	name := dbsource.Redact(dsn)
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		// pgx's message hides the password too.
 		return nil, fmt.Errorf("database %s: invalid PostgreSQL URL: %w", name, err)
 	}
 	db := stdlib.OpenDB(*cfg)
-	db.SetMaxOpenConns(pgMaxConns)
-	db.SetMaxIdleConns(pgMaxConns)
-	db.SetConnMaxIdleTime(5 * time.Minute)
-	d := &appDB{DB: db, postgres: true, name: name}
-	ctx, cancel := context.WithTimeout(ctx, pgConnectTimeout)
+	poolServer(db)
+	d := &appDB{DB: db, dialect: dialectPostgres, name: name}
+	ctx, cancel := context.WithTimeout(ctx, serverConnectTimeout)
 	defer cancel()
 	if err := db.PingContext(ctx); err != nil {
 		_ = db.Close()
@@ -279,7 +359,7 @@ func (d *appDB) withSchemaLock(ctx context.Context, f func(*appTx) error) error 
 		return err
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
-	if d.postgres {
+	if d.dialect == dialectPostgres {
 		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(?)`, int64(pgSchemaLock)); err != nil {
 			return fmt.Errorf("advisory lock: %w", err)
 		}
@@ -288,6 +368,93 @@ func (d *appDB) withSchemaLock(ctx context.Context, f func(*appTx) error) error 
 		return err
 	}
 	return tx.Commit()
+}
+
+// openMySQL connects to the MySQL or MariaDB server that a mysql:// (or
+// mariadb://) URL names, through go-sql-driver/mysql (the URL is
+// translated by dbsource, as cmd/casa's -db is), and creates the schema
+// under a user lock.
+func openMySQL(ctx context.Context, spec string) (*appDB, error) {
+	dsn, name, err := dbsource.MySQL(spec)
+	if err != nil {
+		if name == "" { // err says "malformed MySQL URL"
+			return nil, fmt.Errorf("database %s: %w", dbsource.Redact(spec), err)
+		}
+		return nil, fmt.Errorf("database %s: invalid MySQL URL: %w", name, err)
+	}
+	db, err := sql.Open("mysql", dsn)
+	if err != nil { // the DSN parsed above: only an unregistered driver
+		return nil, fmt.Errorf("database %s: open: %w", name, err)
+	}
+	poolServer(db)
+	d := &appDB{DB: db, dialect: dialectMySQL, name: name}
+	ctx, cancel := context.WithTimeout(ctx, serverConnectTimeout)
+	defer cancel()
+	if err := db.PingContext(ctx); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("database %s: cannot connect: %w", name, oneLine{err})
+	}
+	if err := d.createMySQLSchema(ctx); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("database %s: create schema: %w", name, oneLine{err})
+	}
+	return d, nil
+}
+
+// createMySQLSchema creates the schema unless it is there, holding the
+// app's user lock (GET_LOCK) on one connection so that replicas starting
+// together do it one after the other. MySQL's DDL commits on its own (no
+// transaction can hold it), and CREATE TABLE IF NOT EXISTS on an existing
+// table still waits for its metadata lock behind running transactions:
+// so information_schema is looked at first, under the lock, and the DDL
+// runs only on a database without the schema.
+func (d *appDB) createMySQLSchema(ctx context.Context) (err error) {
+	conn, err := d.DB.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	locked := false
+	defer func() {
+		if locked {
+			// A session's user locks die with it: if the release fails,
+			// the connection is dropped rather than pooled holding it.
+			var rel sql.NullInt64
+			if rerr := conn.QueryRowContext(context.WithoutCancel(ctx), `SELECT RELEASE_LOCK(`+mysqlSchemaLock+`)`).Scan(&rel); rerr != nil || rel.Int64 != 1 {
+				_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+				if err == nil && rerr != nil {
+					err = fmt.Errorf("release lock: %w", rerr)
+				}
+			}
+		}
+		_ = conn.Close()
+	}()
+	// GET_LOCK waits up to its timeout in seconds (1 = got it, 0 = timed
+	// out, NULL = error); ctx bounds it too.
+	wait := int64(serverConnectTimeout / time.Second)
+	if dl, ok := ctx.Deadline(); ok {
+		wait = max(int64(time.Until(dl)/time.Second), 1)
+	}
+	var got sql.NullInt64
+	if err := conn.QueryRowContext(ctx, `SELECT GET_LOCK(`+mysqlSchemaLock+`, ?)`, wait).Scan(&got); err != nil {
+		return fmt.Errorf("lock: %w", err)
+	}
+	if got.Int64 != 1 {
+		return fmt.Errorf("lock: another replica held the schema lock for %ds", wait)
+	}
+	locked = true
+	var done int
+	if err := conn.QueryRowContext(ctx, mysqlSchemaDone).Scan(&done); err != nil {
+		return err
+	}
+	if done > 0 {
+		return nil
+	}
+	for _, stmt := range mysqlSchema {
+		if _, err := conn.ExecContext(ctx, dialectMySQL.rewrite(stmt)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // oneLine is an error whose message is on one line: pgx reports each
@@ -310,18 +477,6 @@ func (e oneLine) Error() string {
 }
 
 func (e oneLine) Unwrap() error { return e.err }
-
-// redactURL is s without the password, if s parses as a URL with one.
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
-		if err != nil && strings.Contains(s, "@") {
-			return "(unparsable URL)"
-		}
-		return s
-	}
-	return u.Redacted()
-}
 
 // part is a row of parts.
 type part struct {
@@ -426,7 +581,7 @@ const createdAtLayout = "2006-01-02T15:04:05.000000000Z07:00"
 func insertPart(ctx context.Context, q querier, description string, now time.Time) (part, error) {
 	p := part{Key: newPartKey(), Description: description, CreatedAt: now.UTC()}
 	p.created = p.CreatedAt.Format(createdAtLayout)
-	_, err := q.ExecContext(ctx, `INSERT INTO parts (key, description, created_at) VALUES (?, ?, ?)`,
+	_, err := q.ExecContext(ctx, `INSERT INTO parts ("key", description, created_at) VALUES (?, ?, ?)`,
 		p.Key, p.Description, p.created)
 	return p, err
 }
@@ -487,18 +642,34 @@ func listAttachmentsOf(ctx context.Context, q querier, partKeys []string) (map[s
 
 // insertAttachment inserts a and sets a.ID. The part must exist. The row
 // is inserted from a SELECT of the part, so a missing part inserts
-// nothing (errNotFound) without a foreign-key error to interpret; the new
-// id comes back through RETURNING, which SQLite and PostgreSQL both have
-// (pgx has no LastInsertId). file_size is cast because PostgreSQL types
-// the parameters of a SELECT list as text otherwise.
+// nothing (errNotFound) without a foreign-key error to interpret. The new
+// id comes back through RETURNING on SQLite and PostgreSQL (pgx has no
+// LastInsertId), through LastInsertId on MySQL (which has no RETURNING;
+// MariaDB's would not be MySQL's). file_size is cast because PostgreSQL
+// types the parameters of a SELECT list as text otherwise (MySQL has no
+// CAST AS BIGINT, and needs none).
 func insertAttachment(ctx context.Context, q querier, a *attachment) error {
-	err := q.QueryRowContext(ctx, `INSERT INTO attachments
+	const insert = `INSERT INTO attachments
 		(part_key, title, filename, content_type, file_size, url, storage_key)
-		SELECT key, ?, ?, ?, CAST(? AS BIGINT), ?, ? FROM parts WHERE key = ?
-		RETURNING id`,
-		a.Title, a.Filename, a.ContentType, a.FileSize, a.URL, a.StorageKey, a.PartKey).Scan(&a.ID)
+		SELECT "key", ?, ?, ?, %s, ?, ? FROM parts WHERE "key" = ?`
+	args := []any{a.Title, a.Filename, a.ContentType, a.FileSize, a.URL, a.StorageKey, a.PartKey}
+	notFound := fmt.Errorf("part %q: %w", a.PartKey, errNotFound)
+	if q.engine() == dialectMySQL {
+		res, err := q.ExecContext(ctx, fmt.Sprintf(insert, "?"), args...)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return notFound
+		}
+		a.ID, err = res.LastInsertId()
+		return err
+	}
+	err := q.QueryRowContext(ctx, fmt.Sprintf(insert, "CAST(? AS BIGINT)")+` RETURNING id`, args...).Scan(&a.ID)
 	if errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("part %q: %w", a.PartKey, errNotFound)
+		return notFound
 	}
 	return err
 }
@@ -508,6 +679,8 @@ type querier interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	// engine is the SQL dialect, for the few statements that differ.
+	engine() dialect
 }
 
 // newPartKey returns a short random part key: 10 characters of lowercase

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"io"
 	"mime/multipart"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/casa-go/casa/cas"
 	"github.com/casa-go/casa/cas/memstore"
+	"github.com/casa-go/casa/internal/dbsource"
 	"github.com/casa-go/casa/internal/testutil"
 )
 
@@ -141,7 +143,10 @@ func (ta *testApp) rowCount(table string) int {
 	return countRows(ta.t, ta.db, table)
 }
 
-func countRows(t testing.TB, db querier, table string) int {
+// countRows counts the rows of table in db (an appDB or a *sql.DB).
+func countRows(t testing.TB, db interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}, table string) int {
 	t.Helper()
 	var n int
 	require.NoError(t, db.QueryRowContext(t.Context(), "SELECT count(*) FROM "+table).Scan(&n))
@@ -205,7 +210,8 @@ func buildApp(t *testing.T, dir string) string {
 }
 
 // testDB is a test's database: SQLite in the data directory dir, or, when
-// dsn is set, a fresh PostgreSQL schema (dir still holds the rest).
+// dsn is set, a fresh PostgreSQL schema or MySQL database, as the URL -db
+// takes (dir still holds the rest).
 type testDB struct{ dir, dsn string }
 
 // where is the database as seed and storageKeys take it.
@@ -216,9 +222,11 @@ func (d testDB) where() string {
 	return d.dir
 }
 
-// forEachDB runs f in parallel subtests on SQLite and on PostgreSQL (a
-// fresh schema on the server of CASA_TEST_POSTGRES_DSN: skipped without
-// it, failed under CI=true), so that the app's SQL is tested on both.
+// forEachDB runs f in parallel subtests on SQLite, on PostgreSQL (a fresh
+// schema on the server of CASA_TEST_POSTGRES_DSN) and on MySQL/MariaDB (a
+// fresh database on the server of CASA_TEST_MYSQL_DSN, through a mysql://
+// URL), so that the app's SQL is tested on all three. Without a server
+// its subtest skips; under CI=true it fails.
 func forEachDB(t *testing.T, f func(t *testing.T, d testDB)) {
 	t.Helper()
 	t.Run("sqlite", func(t *testing.T) {
@@ -229,12 +237,16 @@ func forEachDB(t *testing.T, f func(t *testing.T, d testDB)) {
 		t.Parallel()
 		f(t, testDB{dir: t.TempDir(), dsn: testutil.NewPostgres(t).DSN})
 	})
+	t.Run("mysql", func(t *testing.T) {
+		t.Parallel()
+		f(t, testDB{dir: t.TempDir(), dsn: testutil.NewMySQL(t).URL()})
+	})
 }
 
 // dbIn is the database a test helper opens: where itself when it is a
-// PostgreSQL URL, else the SQLite file in the data directory where.
+// PostgreSQL or MySQL URL, else the SQLite file in the data directory where.
 func dbIn(where string) string {
-	if isPostgresURL(where) {
+	if dbsource.IsPostgres(where) || dbsource.IsMySQL(where) {
 		return where
 	}
 	return filepath.Join(where, "inventory.db")

@@ -9,14 +9,17 @@
 // SQLite database, the blobs and a thumbnail cache. With -s3-bucket the
 // blobs live in S3 (or any S3-compatible service) instead; credentials come
 // from the standard AWS environment variables and config files. With -db
-// postgres://... the database is PostgreSQL; with both, any number of
-// replicas can run behind a load balancer (README: "Deploying at scale").
+// postgres://... the database is PostgreSQL, with -db mysql://... MySQL or
+// MariaDB; with a server database and S3, any number of replicas can run
+// behind a load balancer (README: "Deploying at scale").
 //
 // Flags:
 //
 //	-addr          listen address (default 127.0.0.1:8080)
 //	-data          data directory (default ./inventory-data)
-//	-db            database: a postgres:// URL (pgx), or a SQLite file
+//	-db            database: a postgres:// URL (pgx), a
+//	               mysql://USER:PASSWORD@HOST[:PORT]/DATABASE URL (MySQL or
+//	               MariaDB; mariadb:// too), or a SQLite file
 //	               (default: inventory.db in the data directory)
 //	-s3-bucket     store blobs in this S3 bucket instead of the data directory
 //	-s3-endpoint   S3 endpoint URL, for S3-compatible services (MinIO, R2, ...)
@@ -129,7 +132,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.addr, "addr", "127.0.0.1:8080", "listen `address`")
 	fs.StringVar(&o.data, "data", "inventory-data", "data `directory`: SQLite database, blobs, thumbnail cache")
-	fs.StringVar(&o.db, "db", "", "`database`: a postgres:// URL, or a SQLite file (default: inventory.db in -data)")
+	fs.StringVar(&o.db, "db", "", "`database`: a postgres:// URL, a mysql://USER:PASSWORD@HOST[:PORT]/DATABASE URL (MySQL/MariaDB), or a SQLite file (default: inventory.db in -data)")
 	fs.StringVar(&o.s3Bucket, "s3-bucket", "", "store blobs in this S3 `bucket` instead of the data directory")
 	fs.StringVar(&o.s3Endpoint, "s3-endpoint", "", "S3 endpoint `URL` for S3-compatible services")
 	fs.StringVar(&o.s3Region, "s3-region", "", "S3 `region` (default: AWS config, else us-east-1)")

@@ -71,8 +71,10 @@ type online struct {
 // attachments_casa_journal): the keys are in the storage_key column, one
 // row per file.
 func newMigrator(db *appDB) (*sqlmigrator.Migrator, error) {
+	// SQLite and MySQL take sqlmigrator's default SQL (? placeholders,
+	// `quoted` names); PostgreSQL its own.
 	var opts []sqlmigrator.Option
-	if db.postgres {
+	if db.dialect == dialectPostgres {
 		opts = append(opts, sqlmigrator.WithDollarPlaceholders())
 	}
 	m, err := sqlmigrator.New(db.DB, sqlmigrator.Table{Name: "attachments", IDColumn: "id", KeyColumn: "storage_key"}, opts...)

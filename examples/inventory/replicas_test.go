@@ -329,32 +329,43 @@ func testReplicasMigrate(t *testing.T, bin string) {
 		len(original), converged.Round(time.Millisecond), migrated, conflicts, time.Since(start).Round(time.Millisecond))
 }
 
-// TestConcurrentSchemaAndSeed opens the app's database on PostgreSQL from
-// several goroutines at once, each creating the schema and then seeding,
-// as replicas starting together do. Without the advisory lock PostgreSQL
-// fails one of the concurrent CREATE TABLE IF NOT EXISTS (duplicate key
-// in pg_type); with the lock but without the look before the DDL, an
-// opener's CREATE INDEX IF NOT EXISTS deadlocks with another's seeding.
+// TestConcurrentSchemaAndSeed opens the app's database on each server
+// (PostgreSQL, MySQL/MariaDB) from several goroutines at once, each
+// creating the schema and then seeding, as replicas starting together do.
+// Without the advisory lock PostgreSQL fails one of the concurrent CREATE
+// TABLE IF NOT EXISTS (duplicate key in pg_type); with the lock but
+// without the look before the DDL, an opener's CREATE INDEX IF NOT EXISTS
+// deadlocks with another's seeding. On MySQL, without GET_LOCK two
+// openers add the cover's foreign key both (a duplicate constraint name),
+// or one finds the schema done while another's DDL is still running.
 func TestConcurrentSchemaAndSeed(t *testing.T) {
-	pg := testutil.NewPostgres(t)
-	const n = 6
-	b := memstore.New()
-	var wg sync.WaitGroup
-	errs := make([]error, n)
-	for i := range n {
-		wg.Go(func() {
-			db, err := openDB(t.Context(), pg.DSN)
-			if err == nil {
-				err = SeedLegacy(t.Context(), db, b, 1)
-				_ = db.Close()
+	for _, srv := range []struct {
+		name string
+		open func(testing.TB) *testutil.DB
+	}{{"postgres", testutil.NewPostgres}, {"mysql", testutil.NewMySQL}} {
+		t.Run(srv.name, func(t *testing.T) {
+			t.Parallel()
+			tdb := srv.open(t)
+			const n = 6
+			b := memstore.New()
+			var wg sync.WaitGroup
+			errs := make([]error, n)
+			for i := range n {
+				wg.Go(func() {
+					db, err := openDB(t.Context(), tdb.URL())
+					if err == nil {
+						err = SeedLegacy(t.Context(), db, b, 1)
+						_ = db.Close()
+					}
+					errs[i] = err
+				})
 			}
-			errs[i] = err
+			wg.Wait()
+			for i, err := range errs {
+				require.NoError(t, err, "opener %d", i)
+			}
+			require.Equal(t, n, countRows(t, tdb.DB, "parts"))
+			require.Equal(t, 3*n, countRows(t, tdb.DB, "attachments"))
 		})
 	}
-	wg.Wait()
-	for i, err := range errs {
-		require.NoError(t, err, "opener %d", i)
-	}
-	require.Equal(t, n, countRows(t, pg.DB, "parts"))
-	require.Equal(t, 3*n, countRows(t, pg.DB, "attachments"))
 }

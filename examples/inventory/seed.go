@@ -98,7 +98,7 @@ func seedRows(ctx context.Context, db *appDB, description string, add func(*appT
 	if err != nil {
 		return fmt.Errorf("seed: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE parts SET cover_attachment_id = ? WHERE key = ?`, cover, p.Key); err != nil {
+	if _, err := tx.ExecContext(ctx, `UPDATE parts SET cover_attachment_id = ? WHERE "key" = ?`, cover, p.Key); err != nil {
 		return fmt.Errorf("seed: %w", err)
 	}
 	if err := tx.Commit(); err != nil {

@@ -107,6 +107,25 @@ func NewMySQL(t testing.TB) *DB {
 	return &DB{DB: db, Driver: "mysql", Schema: schema, DSN: dbDSN}
 }
 
+// URL is the database as casa's -db flags take it (cmd/casa, the
+// inventory example; see internal/dbsource): the PostgreSQL URL (DSN), or
+// for MySQL a mysql://USER:PASSWORD@HOST:PORT/DATABASE URL carrying the
+// DSN's parameters as its query.
+func (db *DB) URL() string {
+	if db.Driver != "mysql" {
+		return db.DSN
+	}
+	cfg, err := mysql.ParseDSN(db.DSN)
+	if err != nil { // NewMySQL formatted it
+		return "mysql://invalid-test-dsn"
+	}
+	u := url.URL{Scheme: "mysql", User: url.UserPassword(cfg.User, cfg.Passwd), Host: cfg.Addr, Path: "/" + cfg.DBName}
+	if _, q, ok := strings.Cut(db.DSN, "?"); ok {
+		u.RawQuery = q
+	}
+	return u.String()
+}
+
 // open opens and pings a database, closed when t ends.
 func open(t testing.TB, driver, dsn string) *sql.DB {
 	t.Helper()

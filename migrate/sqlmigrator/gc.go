@@ -35,6 +35,15 @@ const (
 	dialectMySQL
 )
 
+// mysqlTableOptions end the CREATE TABLE of the side tables (journal,
+// touch table) on MySQL and MariaDB: their keys in utf8mb4, which holds
+// any key, with the binary collation, which compares keys by their bytes.
+// Without them the tables took the database's defaults: MariaDB's is
+// latin1, where a key outside cp1252 ("😀", "日本") failed the commit's
+// journal insert (Incorrect string value), and a _ci collation would make
+// keys that differ in case one touch row.
+const mysqlTableOptions = " DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
+
 // gcSQL is the SQL of the touch table and of the sorted reads, written
 // once the dialect is known.
 type gcSQL struct {
@@ -105,6 +114,9 @@ func (m *Migrator) writeGCSQL(d dialect) gcSQL {
 	g := quoteName(s.name, quote)
 	t, key := quoteName(m.table.Name, quote), quote(m.table.KeyColumn)
 	s.create = "CREATE TABLE IF NOT EXISTS " + g + " (k VARCHAR(255) NOT NULL PRIMARY KEY, touched_ns BIGINT NOT NULL)"
+	if d == dialectMySQL {
+		s.create += mysqlTableOptions
+	}
 	s.probe = "SELECT COUNT(*) FROM " + g + " WHERE k = ''"
 	forUpdate := ""
 	switch d {

@@ -110,7 +110,9 @@ var _ migrate.Journaler = (*Migrator)(nil)
 func (m *Migrator) JournalTable() string { return m.jr.name }
 
 // ensureJournal creates the journal table once per Migrator (DDL runs
-// outside any transaction: MySQL commits implicitly around it).
+// outside any transaction: MySQL commits implicitly around it), on MySQL
+// in utf8mb4 with the binary collation (mysqlTableOptions), whatever the
+// database's default; a table that exists already is left as it is.
 //
 // CREATE TABLE IF NOT EXISTS is not safe against another session creating
 // the same table at the same moment: PostgreSQL then fails with "relation
@@ -123,7 +125,13 @@ func (m *Migrator) ensureJournal(ctx context.Context) error {
 	if m.jr.ready {
 		return nil
 	}
-	if _, err := m.db.ExecContext(ctx, m.jr.create); err != nil {
+	create := m.jr.create
+	if _, d, err := m.gc(ctx); err != nil {
+		return err
+	} else if d == dialectMySQL {
+		create += mysqlTableOptions
+	}
+	if _, err := m.db.ExecContext(ctx, create); err != nil {
 		var n int64
 		if m.db.QueryRowContext(ctx, m.jr.final).Scan(&n) != nil {
 			return fmt.Errorf("create journal table %s: %w", m.jr.name, err)

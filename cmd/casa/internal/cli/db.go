@@ -7,16 +7,15 @@ import (
 	"flag"
 	"fmt"
 	"io/fs"
-	"net"
 	"net/url"
 	"os"
 	"strings"
 
-	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
 	_ "modernc.org/sqlite"             // registers the "sqlite" database/sql driver
 
+	"github.com/casa-go/casa/internal/dbsource"
 	"github.com/casa-go/casa/migrate/sqlmigrator"
 )
 
@@ -78,11 +77,11 @@ func parseDataSource(s string) (dataSource, error) {
 	case "postgres", "postgresql":
 		u, err := url.Parse(s)
 		if err != nil {
-			return dataSource{}, usagef("-db: malformed PostgreSQL URL: %v", redactURLError(err))
+			return dataSource{}, usagef("-db: malformed PostgreSQL URL: %v", dbsource.RedactURLError(err))
 		}
 		shown := u.Redacted()
 		if _, err := pgx.ParseConfig(s); err != nil {
-			return dataSource{}, usagef("-db %s: %s", shown, redactPassword(err.Error(), u))
+			return dataSource{}, usagef("-db %s: %s", shown, dbsource.RedactPassword(err.Error(), u))
 		}
 		return dataSource{driver: "pgx", dsn: s, dollar: true, shown: shown}, nil
 	case "mysql", "mariadb":
@@ -109,60 +108,14 @@ func sqliteSource(path, query string) (dataSource, error) {
 }
 
 func mysqlSource(s string) (dataSource, error) {
-	u, err := url.Parse(s)
-	if err != nil {
-		return dataSource{}, usagef("-db: malformed MySQL URL: %v", redactURLError(err))
-	}
-	shown := u.Redacted()
-	db := strings.TrimPrefix(u.Path, "/")
-	if u.Host == "" || db == "" || strings.Contains(db, "/") {
-		return dataSource{}, usagef("-db %s: want mysql://USER:PASSWORD@HOST[:PORT]/DATABASE", shown)
-	}
-	cfg := mysql.NewConfig()
-	cfg.Net = "tcp"
-	cfg.Addr = u.Host
-	if u.Port() == "" {
-		cfg.Addr = net.JoinHostPort(u.Hostname(), "3306")
-	}
-	cfg.DBName = db
-	if u.User != nil {
-		cfg.User = u.User.Username()
-		cfg.Passwd, _ = u.User.Password()
-	}
-	// The query is go-sql-driver's parameters: let its parser judge them.
-	dsn := cfg.FormatDSN()
-	if u.RawQuery != "" {
-		if strings.Contains(dsn, "?") {
-			dsn += "&" + u.RawQuery
-		} else {
-			dsn += "?" + u.RawQuery
-		}
-	}
-	if _, err := mysql.ParseDSN(dsn); err != nil {
-		return dataSource{}, usagef("-db %s: %s", shown, redactPassword(err.Error(), u))
+	dsn, shown, err := dbsource.MySQL(s)
+	switch {
+	case err != nil && shown == "":
+		return dataSource{}, usagef("-db: %v", err)
+	case err != nil:
+		return dataSource{}, usagef("-db %s: %v", shown, err)
 	}
 	return dataSource{driver: "mysql", dsn: dsn, shown: shown}, nil
-}
-
-// redactURLError drops the URL (which may hold a password) from a
-// url.Parse error.
-func redactURLError(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
-	}
-	return err
-}
-
-// redactPassword removes u's password from a message.
-func redactPassword(msg string, u *url.URL) string {
-	if u.User == nil {
-		return msg
-	}
-	if p, ok := u.User.Password(); ok && p != "" {
-		msg = strings.ReplaceAll(msg, p, "xxxxx")
-	}
-	return msg
 }
 
 // openMigrator opens the database and the sqlmigrator.Migrator over the
