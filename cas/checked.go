@@ -638,18 +638,11 @@ func (c *checkedSeeker) Seek(offset int64, whence int) (int64, error) {
 	if err := c.failed(); err != nil {
 		return 0, err
 	}
-	var abs int64
-	switch whence {
-	case io.SeekStart:
-		abs = offset
-	case io.SeekCurrent:
-		abs = c.pos + offset
-	case io.SeekEnd:
-		abs = c.size + offset
-	default:
-		return 0, errors.New("cas: seek body: invalid whence")
+	abs, err := SeekOffset(c.pos, c.size, offset, whence)
+	if err != nil {
+		return 0, fmt.Errorf("cas: seek body: %w", err)
 	}
-	if abs < 0 || abs > c.size {
+	if abs > c.size {
 		return 0, fmt.Errorf("cas: seek body to %d, outside %d bytes", abs, c.size)
 	}
 	if abs == c.pos {

@@ -47,73 +47,70 @@ func storedBytes(t testing.TB, b cas.Backend, h cas.Hash) []byte {
 // are one valid zstd stream (the seek table is a skippable frame).
 func TestCompressionRoundTrip(t *testing.T) {
 	t.Parallel()
-	for _, bc := range backendtest.All() {
-		t.Run(bc.Name, func(t *testing.T) {
-			t.Parallel()
-			ctx := t.Context()
-			b := bc.New(t)
-			s := cas.New(b, cas.WithCompression(smallChunks), cas.WithSpoolThreshold(100<<10), cas.WithTempDir(t.TempDir()))
-			data := testutil.Text(1, 1<<20+12345)
-			res, err := s.Put(ctx, bytes.NewReader(data))
-			require.NoError(t, err)
-			require.Equal(t, cas.SumBytes(data), res.Hash)
-			require.EqualValues(t, len(data), res.Size)
+	backendtest.EachParallel(t, func(t *testing.T, bc backendtest.Case) {
+		ctx := t.Context()
+		b := bc.New(t)
+		s := cas.New(b, cas.WithCompression(smallChunks), cas.WithSpoolThreshold(100<<10), cas.WithTempDir(t.TempDir()))
+		data := testutil.Text(1, 1<<20+12345)
+		res, err := s.Put(ctx, bytes.NewReader(data))
+		require.NoError(t, err)
+		require.Equal(t, cas.SumBytes(data), res.Hash)
+		require.EqualValues(t, len(data), res.Size)
 
-			info, err := s.Stat(ctx, res.Hash)
-			require.NoError(t, err)
-			require.Equal(t, cas.EncodingZstd, info.Encoding)
-			require.EqualValues(t, len(data), info.Size)
-			require.Less(t, info.StoredSize*3, info.Size, "text compresses at least 3x")
+		info, err := s.Stat(ctx, res.Hash)
+		require.NoError(t, err)
+		require.Equal(t, cas.EncodingZstd, info.Encoding)
+		require.EqualValues(t, len(data), info.Size)
+		require.Less(t, info.StoredSize*3, info.Size, "text compresses at least 3x")
 
-			stored := storedBytes(t, b, res.Hash)
-			dec, err := zstd.NewReader(nil)
-			require.NoError(t, err)
-			defer dec.Close()
-			plain, err := dec.DecodeAll(stored, nil)
-			require.NoError(t, err, "a plain zstd decoder reads the stored bytes")
-			require.Equal(t, data, plain)
+		stored := storedBytes(t, b, res.Hash)
+		dec, err := zstd.NewReader(nil)
+		require.NoError(t, err)
+		defer dec.Close()
+		plain, err := dec.DecodeAll(stored, nil)
+		require.NoError(t, err, "a plain zstd decoder reads the stored bytes")
+		require.Equal(t, data, plain)
 
-			for _, reader := range []*cas.Store{s, cas.New(b)} {
-				obj, err := reader.Open(ctx, res.Hash)
+		for _, reader := range []*cas.Store{s, cas.New(b)} {
+			obj, err := reader.Open(ctx, res.Hash)
+			require.NoError(t, err)
+			require.Equal(t, info.Size, obj.Info().Size)
+			got, err := io.ReadAll(obj)
+			require.NoError(t, err)
+			require.Equal(t, data, got)
+			rng := rand.New(rand.NewPCG(1, 2))
+			for range 20 {
+				off := rng.Int64N(int64(len(data)))
+				n := rng.IntN(200 << 10)
+				_, err := obj.Seek(off, io.SeekStart)
 				require.NoError(t, err)
-				require.Equal(t, info.Size, obj.Info().Size)
-				got, err := io.ReadAll(obj)
-				require.NoError(t, err)
-				require.Equal(t, data, got)
-				rng := rand.New(rand.NewPCG(1, 2))
-				for range 20 {
-					off := rng.Int64N(int64(len(data)))
-					n := rng.IntN(200 << 10)
-					_, err := obj.Seek(off, io.SeekStart)
-					require.NoError(t, err)
-					p := make([]byte, n)
-					m, err := io.ReadFull(obj, p)
-					want := data[off:min(off+int64(n), int64(len(data)))]
-					require.Equal(t, len(want), m)
-					require.Equal(t, want, p[:m])
-					if m < n {
-						require.ErrorIs(t, err, io.ErrUnexpectedEOF)
-					}
+				p := make([]byte, n)
+				m, err := io.ReadFull(obj, p)
+				want := data[off:min(off+int64(n), int64(len(data)))]
+				require.Equal(t, len(want), m)
+				require.Equal(t, want, p[:m])
+				if m < n {
+					require.ErrorIs(t, err, io.ErrUnexpectedEOF)
 				}
-				require.NoError(t, obj.Close())
-				require.NoError(t, reader.Verify(ctx, res.Hash))
 			}
-			var walked []cas.Info
-			for info, err := range s.Walk(ctx) {
-				require.NoError(t, err)
-				walked = append(walked, info)
-			}
-			require.Len(t, walked, 1)
-			require.Equal(t, cas.EncodingZstd, walked[0].Encoding)
-			require.Equal(t, info.Size, walked[0].Size)
-			require.Equal(t, info.StoredSize, walked[0].StoredSize)
-
-			require.NoError(t, s.Delete(ctx, res.Hash))
-			ok, err := s.Has(ctx, res.Hash)
+			require.NoError(t, obj.Close())
+			require.NoError(t, reader.Verify(ctx, res.Hash))
+		}
+		var walked []cas.Info
+		for info, err := range s.Walk(ctx) {
 			require.NoError(t, err)
-			require.False(t, ok)
-		})
-	}
+			walked = append(walked, info)
+		}
+		require.Len(t, walked, 1)
+		require.Equal(t, cas.EncodingZstd, walked[0].Encoding)
+		require.Equal(t, info.Size, walked[0].Size)
+		require.Equal(t, info.StoredSize, walked[0].StoredSize)
+
+		require.NoError(t, s.Delete(ctx, res.Hash))
+		ok, err := s.Has(ctx, res.Hash)
+		require.NoError(t, err)
+		require.False(t, ok)
+	})
 }
 
 // TestCompressionStoresZstdUploadRaw: an uploaded .zst file begins with the
@@ -122,37 +119,34 @@ func TestCompressionRoundTrip(t *testing.T) {
 // and without the option, on every backend.
 func TestCompressionStoresZstdUploadRaw(t *testing.T) {
 	t.Parallel()
-	for _, bc := range backendtest.All() {
-		t.Run(bc.Name, func(t *testing.T) {
-			t.Parallel()
-			ctx := t.Context()
-			b := bc.New(t)
-			s := cas.New(b, cas.WithCompression(smallChunks))
-			// The upload is exactly what a Store stores for other bytes:
-			// frames and a seek table.
-			res, err := s.Put(ctx, bytes.NewReader(testutil.Text(2, 200<<10)))
-			require.NoError(t, err)
-			upload := storedBytes(t, b, res.Hash)
-			require.Equal(t, []byte{0x28, 0xB5, 0x2F, 0xFD}, upload[:4])
+	backendtest.EachParallel(t, func(t *testing.T, bc backendtest.Case) {
+		ctx := t.Context()
+		b := bc.New(t)
+		s := cas.New(b, cas.WithCompression(smallChunks))
+		// The upload is exactly what a Store stores for other bytes:
+		// frames and a seek table.
+		res, err := s.Put(ctx, bytes.NewReader(testutil.Text(2, 200<<10)))
+		require.NoError(t, err)
+		upload := storedBytes(t, b, res.Hash)
+		require.Equal(t, []byte{0x28, 0xB5, 0x2F, 0xFD}, upload[:4])
 
-			for _, w := range []*cas.Store{s, cas.New(b)} {
-				up, err := w.Put(ctx, bytes.NewReader(upload))
-				require.NoError(t, err)
-				info, err := w.Stat(ctx, up.Hash)
-				require.NoError(t, err)
-				require.Empty(t, info.Encoding, "stored as it is")
-				require.EqualValues(t, len(upload), info.Size)
-				require.EqualValues(t, len(upload), info.StoredSize)
-				obj, err := w.Open(ctx, up.Hash)
-				require.NoError(t, err)
-				got, err := io.ReadAll(obj)
-				require.NoError(t, err)
-				require.NoError(t, obj.Close())
-				require.Equal(t, upload, got, "byte for byte")
-				require.NoError(t, w.Delete(ctx, up.Hash))
-			}
-		})
-	}
+		for _, w := range []*cas.Store{s, cas.New(b)} {
+			up, err := w.Put(ctx, bytes.NewReader(upload))
+			require.NoError(t, err)
+			info, err := w.Stat(ctx, up.Hash)
+			require.NoError(t, err)
+			require.Empty(t, info.Encoding, "stored as it is")
+			require.EqualValues(t, len(upload), info.Size)
+			require.EqualValues(t, len(upload), info.StoredSize)
+			obj, err := w.Open(ctx, up.Hash)
+			require.NoError(t, err)
+			got, err := io.ReadAll(obj)
+			require.NoError(t, err)
+			require.NoError(t, obj.Close())
+			require.Equal(t, upload, got, "byte for byte")
+			require.NoError(t, w.Delete(ctx, up.Hash))
+		}
+	})
 }
 
 // TestCompressionRefused: already-compressed formats (by content or by the
@@ -209,35 +203,32 @@ func TestCompressionRefused(t *testing.T) {
 // form and Delete removes it.
 func TestCompressionDedup(t *testing.T) {
 	t.Parallel()
-	for _, bc := range backendtest.All() {
-		t.Run(bc.Name, func(t *testing.T) {
-			t.Parallel()
-			ctx := t.Context()
-			b := bc.New(t)
-			plain, packed := cas.New(b), cas.New(b, cas.WithCompression(cas.Compression{}))
-			data := testutil.Text(6, 300<<10)
-			h := cas.SumBytes(data)
-			for _, order := range [][2]*cas.Store{{plain, packed}, {packed, plain}} {
-				first, err := order[0].Put(ctx, bytes.NewReader(data))
-				require.NoError(t, err)
-				require.False(t, first.Deduplicated)
-				want, err := order[0].Stat(ctx, h)
-				require.NoError(t, err)
-				second, err := order[1].Put(ctx, bytes.NewReader(data))
-				require.NoError(t, err)
-				require.True(t, second.Deduplicated)
-				got, err := order[1].Stat(ctx, h)
-				require.NoError(t, err)
-				require.Equal(t, want.Encoding, got.Encoding, "the first form stays")
-				require.EqualValues(t, len(data), got.Size)
-				require.NoError(t, order[1].Verify(ctx, h))
-				require.NoError(t, order[1].Delete(ctx, h))
-				ok, err := order[0].Has(ctx, h)
-				require.NoError(t, err)
-				require.False(t, ok, "Delete removed the blob in either form")
-			}
-		})
-	}
+	backendtest.EachParallel(t, func(t *testing.T, bc backendtest.Case) {
+		ctx := t.Context()
+		b := bc.New(t)
+		plain, packed := cas.New(b), cas.New(b, cas.WithCompression(cas.Compression{}))
+		data := testutil.Text(6, 300<<10)
+		h := cas.SumBytes(data)
+		for _, order := range [][2]*cas.Store{{plain, packed}, {packed, plain}} {
+			first, err := order[0].Put(ctx, bytes.NewReader(data))
+			require.NoError(t, err)
+			require.False(t, first.Deduplicated)
+			want, err := order[0].Stat(ctx, h)
+			require.NoError(t, err)
+			second, err := order[1].Put(ctx, bytes.NewReader(data))
+			require.NoError(t, err)
+			require.True(t, second.Deduplicated)
+			got, err := order[1].Stat(ctx, h)
+			require.NoError(t, err)
+			require.Equal(t, want.Encoding, got.Encoding, "the first form stays")
+			require.EqualValues(t, len(data), got.Size)
+			require.NoError(t, order[1].Verify(ctx, h))
+			require.NoError(t, order[1].Delete(ctx, h))
+			ok, err := order[0].Has(ctx, h)
+			require.NoError(t, err)
+			require.False(t, ok, "Delete removed the blob in either form")
+		}
+	})
 }
 
 // TestCompressionCheckedRefusesEncodedPut: only a Store writes encoded

@@ -101,6 +101,21 @@ func keys(t testing.TB, b cas.Backend) []string {
 	return out
 }
 
+// spoolingStore returns a Store over b, made by bc, that spools bodies
+// over threshold bytes into a directory of its own, with opts; and
+// requireClean, which asserts that neither that directory nor b's
+// temporary directories hold a file (as between Puts).
+func spoolingStore(t testing.TB, bc backendtest.Case, b cas.Backend, threshold int64, opts ...cas.Option) (s *cas.Store, requireClean func()) {
+	t.Helper()
+	spool := t.TempDir()
+	dirs := append(bc.TempDirs(b), spool)
+	s = cas.New(b, append(opts, cas.WithSpoolThreshold(threshold), cas.WithTempDir(spool))...)
+	return s, func() {
+		t.Helper()
+		requireNoFiles(t, dirs...)
+	}
+}
+
 func readAll(t testing.TB, s *cas.Store, h cas.Hash) []byte {
 	t.Helper()
 	obj, err := s.Open(context.Background(), h)
@@ -113,33 +128,28 @@ func readAll(t testing.TB, s *cas.Store, h cas.Hash) []byte {
 
 func TestPutStreamsOnePass(t *testing.T) {
 	t.Parallel()
-	for _, bc := range backendtest.All() {
-		t.Run(bc.Name, func(t *testing.T) {
-			t.Parallel()
-			for _, size := range []int{0, 1, 1000, 4096, 4097, 300_000} {
-				t.Run(fmt.Sprint(size), func(t *testing.T) {
-					t.Parallel()
-					b := bc.New(t)
-					tmps := bc.TempDirs(b)
-					spool := t.TempDir()
-					// A small threshold sends the larger sizes through the spool file.
-					s := cas.New(b, cas.WithSpoolThreshold(4096), cas.WithTempDir(spool))
-					data := testutil.Bytes(uint64(size), size)
-					r := &onePassReader{r: iotest.HalfReader(bytes.NewReader(data))}
-					res, err := s.Put(t.Context(), r)
-					require.NoError(t, err)
-					require.Zero(t, r.afterEOF.Load(), "Put read again after EOF")
-					require.Equal(t, int64(size), r.n, "Put read every byte once")
-					require.Equal(t, cas.SumBytes(data), res.Hash)
-					require.Equal(t, int64(size), res.Size)
-					require.False(t, res.Deduplicated)
-					require.Equal(t, data, readAll(t, s, res.Hash))
-					require.Equal(t, []string{res.Hash.Key()}, keys(t, b))
-					requireNoFiles(t, append(tmps, spool)...)
-				})
-			}
-		})
-	}
+	backendtest.EachParallel(t, func(t *testing.T, bc backendtest.Case) {
+		for _, size := range []int{0, 1, 1000, 4096, 4097, 300_000} {
+			t.Run(fmt.Sprint(size), func(t *testing.T) {
+				t.Parallel()
+				b := bc.New(t)
+				// A small threshold sends the larger sizes through the spool file.
+				s, requireClean := spoolingStore(t, bc, b, 4096)
+				data := testutil.Bytes(uint64(size), size)
+				r := &onePassReader{r: iotest.HalfReader(bytes.NewReader(data))}
+				res, err := s.Put(t.Context(), r)
+				require.NoError(t, err)
+				require.Zero(t, r.afterEOF.Load(), "Put read again after EOF")
+				require.Equal(t, int64(size), r.n, "Put read every byte once")
+				require.Equal(t, cas.SumBytes(data), res.Hash)
+				require.Equal(t, int64(size), res.Size)
+				require.False(t, res.Deduplicated)
+				require.Equal(t, data, readAll(t, s, res.Hash))
+				require.Equal(t, []string{res.Hash.Key()}, keys(t, b))
+				requireClean()
+			})
+		}
+	})
 }
 
 func TestPutSpooledCleansUp(t *testing.T) {
@@ -190,30 +200,27 @@ func TestPutSpooledCleansUp(t *testing.T) {
 func TestPutDeduplicates(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	for _, bc := range backendtest.All() {
-		t.Run(bc.Name, func(t *testing.T) {
-			t.Parallel()
-			inner := bc.New(t)
-			tmps := bc.TempDirs(inner)
-			f := faulty.New(inner)
-			s := cas.New(f, cas.WithTempDir(t.TempDir()), cas.WithSpoolThreshold(1024))
-			data := testutil.Bytes(7, 10_000)
+	backendtest.EachParallel(t, func(t *testing.T, bc backendtest.Case) {
+		inner := bc.New(t)
+		tmps := bc.TempDirs(inner)
+		f := faulty.New(inner)
+		s := cas.New(f, cas.WithTempDir(t.TempDir()), cas.WithSpoolThreshold(1024))
+		data := testutil.Bytes(7, 10_000)
 
-			first, err := s.Put(ctx, bytes.NewReader(data))
-			require.NoError(t, err)
-			require.False(t, first.Deduplicated)
-			require.Equal(t, 1, f.Calls(faulty.MethodPut))
+		first, err := s.Put(ctx, bytes.NewReader(data))
+		require.NoError(t, err)
+		require.False(t, first.Deduplicated)
+		require.Equal(t, 1, f.Calls(faulty.MethodPut))
 
-			second, err := s.Put(ctx, bytes.NewReader(data))
-			require.NoError(t, err)
-			require.True(t, second.Deduplicated)
-			require.Equal(t, first.Hash, second.Hash)
-			require.Equal(t, first.Size, second.Size)
-			require.Equal(t, 1, f.Calls(faulty.MethodPut), "no second backend Put")
-			require.Equal(t, []string{first.Hash.Key()}, keys(t, inner))
-			requireNoFiles(t, tmps...)
-		})
-	}
+		second, err := s.Put(ctx, bytes.NewReader(data))
+		require.NoError(t, err)
+		require.True(t, second.Deduplicated)
+		require.Equal(t, first.Hash, second.Hash)
+		require.Equal(t, first.Size, second.Size)
+		require.Equal(t, 1, f.Calls(faulty.MethodPut), "no second backend Put")
+		require.Equal(t, []string{first.Hash.Key()}, keys(t, inner))
+		requireNoFiles(t, tmps...)
+	})
 }
 
 func TestPutDeduplicatesStaged(t *testing.T) {
@@ -244,276 +251,250 @@ func TestPutDeduplicatesStaged(t *testing.T) {
 
 func TestPutConcurrentIdentical(t *testing.T) {
 	t.Parallel()
-	for _, bc := range backendtest.All() {
-		t.Run(bc.Name, func(t *testing.T) {
-			t.Parallel()
-			b := bc.New(t)
-			tmps := bc.TempDirs(b)
-			spool := t.TempDir()
-			s := cas.New(b, cas.WithSpoolThreshold(4096), cas.WithTempDir(spool))
-			data := testutil.Bytes(9, 50_000)
-			want := cas.SumBytes(data)
+	backendtest.EachParallel(t, func(t *testing.T, bc backendtest.Case) {
+		b := bc.New(t)
+		s, requireClean := spoolingStore(t, bc, b, 4096)
+		data := testutil.Bytes(9, 50_000)
+		want := cas.SumBytes(data)
 
-			const n = 32
-			results := make([]cas.PutResult, n)
-			errs := make([]error, n)
-			start := make(chan struct{})
-			var wg sync.WaitGroup
-			for i := range n {
-				wg.Go(func() {
-					<-start
-					results[i], errs[i] = s.Put(context.Background(), bytes.NewReader(data))
-				})
-			}
-			close(start)
-			wg.Wait()
+		const n = 32
+		results := make([]cas.PutResult, n)
+		errs := make([]error, n)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() {
+				<-start
+				results[i], errs[i] = s.Put(context.Background(), bytes.NewReader(data))
+			})
+		}
+		close(start)
+		wg.Wait()
 
-			written := 0
-			for i := range n {
-				require.NoError(t, errs[i], "Put %d", i)
-				require.Equal(t, want, results[i].Hash)
-				require.Equal(t, int64(len(data)), results[i].Size)
-				if !results[i].Deduplicated {
-					written++
-				}
+		written := 0
+		for i := range n {
+			require.NoError(t, errs[i], "Put %d", i)
+			require.Equal(t, want, results[i].Hash)
+			require.Equal(t, int64(len(data)), results[i].Size)
+			if !results[i].Deduplicated {
+				written++
 			}
-			require.Equal(t, 1, written, "exactly one Put wrote the blob")
-			require.Equal(t, []string{want.Key()}, keys(t, b))
-			require.Equal(t, data, readAll(t, s, want))
-			require.NoError(t, s.Verify(t.Context(), want))
-			requireNoFiles(t, append(tmps, spool)...)
-		})
-	}
+		}
+		require.Equal(t, 1, written, "exactly one Put wrote the blob")
+		require.Equal(t, []string{want.Key()}, keys(t, b))
+		require.Equal(t, data, readAll(t, s, want))
+		require.NoError(t, s.Verify(t.Context(), want))
+		requireClean()
+	})
 }
 
 func TestPutMaxSize(t *testing.T) {
 	t.Parallel()
 	const limit = 10_000
-	for _, bc := range backendtest.All() {
-		t.Run(bc.Name, func(t *testing.T) {
-			t.Parallel()
-			ctx := t.Context()
-			b := bc.New(t)
-			tmps := bc.TempDirs(b)
-			spool := t.TempDir()
-			s := cas.New(b, cas.WithMaxSize(limit), cas.WithSpoolThreshold(1024), cas.WithTempDir(spool))
+	backendtest.EachParallel(t, func(t *testing.T, bc backendtest.Case) {
+		ctx := t.Context()
+		b := bc.New(t)
+		s, requireClean := spoolingStore(t, bc, b, 1024, cas.WithMaxSize(limit))
 
-			for _, r := range []io.Reader{
-				bytes.NewReader(testutil.Bytes(10, limit+1)),
-				testutil.Reader(11, 1<<40), // a reader that would go on for a TiB
-			} {
-				res, err := s.Put(ctx, r)
-				require.ErrorIs(t, err, cas.ErrTooLarge)
-				require.Zero(t, res)
-				require.Empty(t, keys(t, b), "nothing stored")
-				requireNoFiles(t, append(tmps, spool)...)
-			}
-
-			// PutVerified with the right hash is still too large.
-			big := testutil.Bytes(12, limit+1)
-			_, err := s.PutVerified(ctx, cas.SumBytes(big), bytes.NewReader(big))
+		for _, r := range []io.Reader{
+			bytes.NewReader(testutil.Bytes(10, limit+1)),
+			testutil.Reader(11, 1<<40), // a reader that would go on for a TiB
+		} {
+			res, err := s.Put(ctx, r)
 			require.ErrorIs(t, err, cas.ErrTooLarge)
-			require.Empty(t, keys(t, b))
+			require.Zero(t, res)
+			require.Empty(t, keys(t, b), "nothing stored")
+			requireClean()
+		}
 
-			data := testutil.Bytes(13, limit)
-			res, err := s.Put(ctx, bytes.NewReader(data))
-			require.NoError(t, err, "exactly at the limit")
-			require.Equal(t, int64(limit), res.Size)
-			require.Equal(t, data, readAll(t, s, res.Hash))
-			requireNoFiles(t, append(tmps, spool)...)
-		})
-	}
+		// PutVerified with the right hash is still too large.
+		big := testutil.Bytes(12, limit+1)
+		_, err := s.PutVerified(ctx, cas.SumBytes(big), bytes.NewReader(big))
+		require.ErrorIs(t, err, cas.ErrTooLarge)
+		require.Empty(t, keys(t, b))
+
+		data := testutil.Bytes(13, limit)
+		res, err := s.Put(ctx, bytes.NewReader(data))
+		require.NoError(t, err, "exactly at the limit")
+		require.Equal(t, int64(limit), res.Size)
+		require.Equal(t, data, readAll(t, s, res.Hash))
+		requireClean()
+	})
 }
 
 func TestPutCancelled(t *testing.T) {
 	t.Parallel()
-	for _, bc := range backendtest.All() {
-		t.Run(bc.Name, func(t *testing.T) {
-			t.Parallel()
-			b := bc.New(t)
-			tmps := bc.TempDirs(b)
-			spool := t.TempDir()
-			s := cas.New(b, cas.WithSpoolThreshold(16<<10), cas.WithTempDir(spool))
+	backendtest.EachParallel(t, func(t *testing.T, bc backendtest.Case) {
+		b := bc.New(t)
+		s, requireClean := spoolingStore(t, bc, b, 16<<10)
 
-			for _, after := range []int64{1, 8 << 10, 64 << 10} {
-				ctx, cancel := context.WithCancel(t.Context())
-				r := &cancelReader{r: testutil.Reader(uint64(after), 1<<20), after: after, cancel: cancel}
-				res, err := s.Put(ctx, r)
-				require.ErrorIs(t, err, context.Canceled, "cancelled after %d bytes", after)
-				require.Zero(t, res)
-				require.Less(t, r.n, int64(1<<20), "Put stopped reading")
-				require.Empty(t, keys(t, b), "nothing stored")
-				requireNoFiles(t, append(tmps, spool)...)
-			}
-
-			// Already cancelled: nothing is read.
+		for _, after := range []int64{1, 8 << 10, 64 << 10} {
 			ctx, cancel := context.WithCancel(t.Context())
-			cancel()
-			r := &onePassReader{r: testutil.Reader(1, 1000)}
-			_, err := s.Put(ctx, r)
-			require.ErrorIs(t, err, context.Canceled)
-			require.Zero(t, r.n)
-			require.Empty(t, keys(t, b))
-		})
-	}
+			r := &cancelReader{r: testutil.Reader(uint64(after), 1<<20), after: after, cancel: cancel}
+			res, err := s.Put(ctx, r)
+			require.ErrorIs(t, err, context.Canceled, "cancelled after %d bytes", after)
+			require.Zero(t, res)
+			require.Less(t, r.n, int64(1<<20), "Put stopped reading")
+			require.Empty(t, keys(t, b), "nothing stored")
+			requireClean()
+		}
+
+		// Already cancelled: nothing is read.
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		r := &onePassReader{r: testutil.Reader(1, 1000)}
+		_, err := s.Put(ctx, r)
+		require.ErrorIs(t, err, context.Canceled)
+		require.Zero(t, r.n)
+		require.Empty(t, keys(t, b))
+	})
 }
 
 func TestPutVerified(t *testing.T) {
 	t.Parallel()
-	for _, bc := range backendtest.All() {
-		t.Run(bc.Name, func(t *testing.T) {
-			t.Parallel()
-			ctx := t.Context()
-			b := bc.New(t)
-			tmps := bc.TempDirs(b)
-			spool := t.TempDir()
-			s := cas.New(b, cas.WithSpoolThreshold(1024), cas.WithTempDir(spool))
+	backendtest.EachParallel(t, func(t *testing.T, bc backendtest.Case) {
+		ctx := t.Context()
+		b := bc.New(t)
+		s, requireClean := spoolingStore(t, bc, b, 1024)
 
-			for _, size := range []int{0, 100, 5000} {
-				data := testutil.Bytes(uint64(20+size), size)
-				wrong := cas.SumBytes(append(slices.Clone(data), 'x'))
-				_, err := s.PutVerified(ctx, wrong, bytes.NewReader(data))
-				require.ErrorIs(t, err, cas.ErrDigestMismatch)
-				require.Empty(t, keys(t, b), "nothing stored")
-				requireNoFiles(t, append(tmps, spool)...)
+		for _, size := range []int{0, 100, 5000} {
+			data := testutil.Bytes(uint64(20+size), size)
+			wrong := cas.SumBytes(append(slices.Clone(data), 'x'))
+			_, err := s.PutVerified(ctx, wrong, bytes.NewReader(data))
+			require.ErrorIs(t, err, cas.ErrDigestMismatch)
+			require.Empty(t, keys(t, b), "nothing stored")
+			requireClean()
 
-				res, err := s.PutVerified(ctx, cas.SumBytes(data), bytes.NewReader(data))
-				require.NoError(t, err)
-				require.Equal(t, cas.SumBytes(data), res.Hash)
-				require.Equal(t, data, readAll(t, s, res.Hash))
-				require.NoError(t, s.Delete(ctx, res.Hash))
-			}
-		})
-	}
+			res, err := s.PutVerified(ctx, cas.SumBytes(data), bytes.NewReader(data))
+			require.NoError(t, err)
+			require.Equal(t, cas.SumBytes(data), res.Hash)
+			require.Equal(t, data, readAll(t, s, res.Hash))
+			require.NoError(t, s.Delete(ctx, res.Hash))
+		}
+	})
 }
 
 func TestVerify(t *testing.T) {
 	t.Parallel()
-	for _, bc := range backendtest.All() {
-		t.Run(bc.Name, func(t *testing.T) {
-			t.Parallel()
-			ctx := t.Context()
-			b := bc.New(t)
-			s := cas.New(b)
-			data := testutil.Bytes(30, 70_000)
-			res, err := s.Put(ctx, bytes.NewReader(data))
-			require.NoError(t, err)
-			require.NoError(t, s.Verify(ctx, res.Hash))
+	backendtest.EachParallel(t, func(t *testing.T, bc backendtest.Case) {
+		ctx := t.Context()
+		b := bc.New(t)
+		s := cas.New(b)
+		data := testutil.Bytes(30, 70_000)
+		res, err := s.Put(ctx, bytes.NewReader(data))
+		require.NoError(t, err)
+		require.NoError(t, s.Verify(ctx, res.Hash))
 
-			// Flip one bit, same length.
-			rotten := slices.Clone(data)
-			rotten[len(rotten)/2] ^= 1
-			bc.Corrupt(t, b, res.Hash.Key(), rotten)
-			err = s.Verify(ctx, res.Hash)
-			require.ErrorIs(t, err, cas.ErrDigestMismatch)
-			require.Contains(t, err.Error(), res.Hash.String())
+		// Flip one bit, same length.
+		rotten := slices.Clone(data)
+		rotten[len(rotten)/2] ^= 1
+		bc.Corrupt(t, b, res.Hash.Key(), rotten)
+		err = s.Verify(ctx, res.Hash)
+		require.ErrorIs(t, err, cas.ErrDigestMismatch)
+		require.Contains(t, err.Error(), res.Hash.String())
 
-			missing := cas.SumBytes([]byte("never stored"))
-			require.ErrorIs(t, s.Verify(ctx, missing), cas.ErrNotFound)
-		})
-	}
+		missing := cas.SumBytes([]byte("never stored"))
+		require.ErrorIs(t, s.Verify(ctx, missing), cas.ErrNotFound)
+	})
 }
 
 func TestStoreOperations(t *testing.T) {
 	t.Parallel()
-	for _, bc := range backendtest.All() {
-		t.Run(bc.Name, func(t *testing.T) {
-			t.Parallel()
-			ctx := t.Context()
-			b := bc.New(t)
-			s := cas.New(b)
-			require.Same(t, b, s.Backend())
+	backendtest.EachParallel(t, func(t *testing.T, bc backendtest.Case) {
+		ctx := t.Context()
+		b := bc.New(t)
+		s := cas.New(b)
+		require.Same(t, b, s.Backend())
 
-			var hashes []cas.Hash
-			blobs := map[cas.Hash][]byte{}
-			for i := range 5 {
-				data := testutil.Bytes(uint64(40+i), 1000*i)
-				res, err := s.Put(ctx, bytes.NewReader(data))
-				require.NoError(t, err)
-				hashes = append(hashes, res.Hash)
-				blobs[res.Hash] = data
-			}
-			// Legacy keys and derived data share the Backend.
-			for _, k := range []string{
-				"6f1c3a1e-8b7d-4f0e-9a55-0c1d2e3f4a5b",
-				"uploads/2024/report.pdf",
-				"thumbnails/" + hashes[0].String() + "_200.jpg",
-			} {
-				require.NoError(t, b.Put(ctx, k, bytes.NewReader([]byte("legacy")), 6, cas.PutOptions{}))
-			}
-
-			for h, data := range blobs {
-				ok, err := s.Has(ctx, h)
-				require.NoError(t, err)
-				require.True(t, ok)
-				info, err := s.Stat(ctx, h)
-				require.NoError(t, err)
-				require.Equal(t, h.Key(), info.Key)
-				require.Equal(t, int64(len(data)), info.Size)
-				require.False(t, info.ModTime.IsZero())
-
-				obj, err := s.Open(ctx, h)
-				require.NoError(t, err)
-				require.Equal(t, info.Key, obj.Info().Key)
-				require.Equal(t, info.Size, obj.Info().Size)
-				if len(data) > 10 {
-					off, err := obj.Seek(int64(len(data)-10), io.SeekStart)
-					require.NoError(t, err)
-					require.Equal(t, int64(len(data)-10), off)
-					tail, err := io.ReadAll(obj)
-					require.NoError(t, err)
-					require.Equal(t, data[len(data)-10:], tail)
-				}
-				require.NoError(t, obj.Close())
-			}
-
-			var walked []string
-			for info, err := range s.Walk(ctx) {
-				require.NoError(t, err)
-				require.True(t, cas.IsKey(info.Key), info.Key)
-				walked = append(walked, info.Key)
-			}
-			var want []string
-			for _, h := range hashes {
-				want = append(want, h.Key())
-			}
-			slices.Sort(want)
-			slices.Sort(walked)
-			require.Equal(t, want, walked, "Walk yields the CAS keys only")
-
-			// Stopping a Walk early.
-			n := 0
-			for range s.Walk(ctx) {
-				n++
-				if n == 2 {
-					break
-				}
-			}
-			require.Equal(t, 2, n)
-
-			missing := cas.SumBytes([]byte("missing"))
-			ok, err := s.Has(ctx, missing)
+		var hashes []cas.Hash
+		blobs := map[cas.Hash][]byte{}
+		for i := range 5 {
+			data := testutil.Bytes(uint64(40+i), 1000*i)
+			res, err := s.Put(ctx, bytes.NewReader(data))
 			require.NoError(t, err)
-			require.False(t, ok)
-			_, err = s.Stat(ctx, missing)
-			require.ErrorIs(t, err, cas.ErrNotFound)
-			_, err = s.Open(ctx, missing)
-			require.ErrorIs(t, err, cas.ErrNotFound)
-			require.NoError(t, s.Delete(ctx, missing), "deleting a missing blob is no error")
+			hashes = append(hashes, res.Hash)
+			blobs[res.Hash] = data
+		}
+		// Legacy keys and derived data share the Backend.
+		for _, k := range []string{
+			"6f1c3a1e-8b7d-4f0e-9a55-0c1d2e3f4a5b",
+			"uploads/2024/report.pdf",
+			"thumbnails/" + hashes[0].String() + "_200.jpg",
+		} {
+			require.NoError(t, b.Put(ctx, k, bytes.NewReader([]byte("legacy")), 6, cas.PutOptions{}))
+		}
 
-			require.NoError(t, s.Delete(ctx, hashes[1]))
-			ok, err = s.Has(ctx, hashes[1])
+		for h, data := range blobs {
+			ok, err := s.Has(ctx, h)
 			require.NoError(t, err)
-			require.False(t, ok)
-			n = 0
-			for _, err := range s.Walk(ctx) {
+			require.True(t, ok)
+			info, err := s.Stat(ctx, h)
+			require.NoError(t, err)
+			require.Equal(t, h.Key(), info.Key)
+			require.Equal(t, int64(len(data)), info.Size)
+			require.False(t, info.ModTime.IsZero())
+
+			obj, err := s.Open(ctx, h)
+			require.NoError(t, err)
+			require.Equal(t, info.Key, obj.Info().Key)
+			require.Equal(t, info.Size, obj.Info().Size)
+			if len(data) > 10 {
+				off, err := obj.Seek(int64(len(data)-10), io.SeekStart)
 				require.NoError(t, err)
-				n++
+				require.Equal(t, int64(len(data)-10), off)
+				tail, err := io.ReadAll(obj)
+				require.NoError(t, err)
+				require.Equal(t, data[len(data)-10:], tail)
 			}
-			require.Equal(t, len(hashes)-1, n)
-			require.Len(t, keys(t, b), len(hashes)-1+3, "legacy keys untouched")
-		})
-	}
+			require.NoError(t, obj.Close())
+		}
+
+		var walked []string
+		for info, err := range s.Walk(ctx) {
+			require.NoError(t, err)
+			require.True(t, cas.IsKey(info.Key), info.Key)
+			walked = append(walked, info.Key)
+		}
+		var want []string
+		for _, h := range hashes {
+			want = append(want, h.Key())
+		}
+		slices.Sort(want)
+		slices.Sort(walked)
+		require.Equal(t, want, walked, "Walk yields the CAS keys only")
+
+		// Stopping a Walk early.
+		n := 0
+		for range s.Walk(ctx) {
+			n++
+			if n == 2 {
+				break
+			}
+		}
+		require.Equal(t, 2, n)
+
+		missing := cas.SumBytes([]byte("missing"))
+		ok, err := s.Has(ctx, missing)
+		require.NoError(t, err)
+		require.False(t, ok)
+		_, err = s.Stat(ctx, missing)
+		require.ErrorIs(t, err, cas.ErrNotFound)
+		_, err = s.Open(ctx, missing)
+		require.ErrorIs(t, err, cas.ErrNotFound)
+		require.NoError(t, s.Delete(ctx, missing), "deleting a missing blob is no error")
+
+		require.NoError(t, s.Delete(ctx, hashes[1]))
+		ok, err = s.Has(ctx, hashes[1])
+		require.NoError(t, err)
+		require.False(t, ok)
+		n = 0
+		for _, err := range s.Walk(ctx) {
+			require.NoError(t, err)
+			n++
+		}
+		require.Equal(t, len(hashes)-1, n)
+		require.Len(t, keys(t, b), len(hashes)-1+3, "legacy keys untouched")
+	})
 }
 
 func TestWalkSkipsMalformedCASKeys(t *testing.T) {

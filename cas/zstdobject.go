@@ -74,19 +74,9 @@ func (s storedFileObject) File() *os.File { return s.f.File() }
 
 // Seek implements io.Seeker. It reads nothing.
 func (o *zstdObject) Seek(offset int64, whence int) (int64, error) {
-	var abs int64
-	switch whence {
-	case io.SeekStart:
-		abs = offset
-	case io.SeekCurrent:
-		abs = o.pos + offset
-	case io.SeekEnd:
-		abs = o.info.Size + offset
-	default:
-		return 0, fmt.Errorf("cas: seek %q: invalid whence %d", o.info.Key, whence)
-	}
-	if abs < 0 {
-		return 0, fmt.Errorf("cas: seek %q: negative position %d", o.info.Key, abs)
+	abs, err := SeekOffset(o.pos, o.info.Size, offset, whence)
+	if err != nil {
+		return 0, fmt.Errorf("cas: seek %q: %w", o.info.Key, err)
 	}
 	o.pos = abs
 	return abs, nil

@@ -52,7 +52,6 @@ package cashttp
 
 import (
 	"context"
-	"log/slog"
 	"net/http"
 	"time"
 
@@ -105,8 +104,8 @@ type Handler struct {
 	signer      *casurl.Signer
 	openTimeout time.Duration // 0: none
 	redirect    *redirect     // WithRedirect; nil: off
-	logger      *slog.Logger
-	metrics     metrics
+	telemetry
+	metrics metrics
 }
 
 // ServeHTTP implements http.Handler. The hash comes from

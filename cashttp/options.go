@@ -77,13 +77,7 @@ func badOption(name string, v any, want string) {
 // the client; a backend that did not answer in time (503) and a thumbnail
 // of a corrupt image or past its deadline (500) at Warn level. The default
 // discards.
-func WithLogger(l *slog.Logger) Option {
-	return func(h *Handler) {
-		if l != nil {
-			h.logger = l
-		}
-	}
-}
+func WithLogger(l *slog.Logger) Option { return func(h *Handler) { h.setLogger(l) } }
 
 // WithMeterProvider sets the OpenTelemetry MeterProvider that records
 // casa.http.requests (by kind and status code), casa.http.duration
@@ -93,10 +87,34 @@ func WithLogger(l *slog.Logger) Option {
 // parsed (a method other than GET or HEAD, a malformed URL, a missing or
 // wrong signature). The default records nothing.
 func WithMeterProvider(mp metric.MeterProvider) Option {
-	return func(h *Handler) {
-		if mp != nil {
-			h.metrics = newMetrics(mp)
-		}
+	return func(h *Handler) { h.setMeterProvider(mp) }
+}
+
+// telemetry is where a Handler and an UploadHandler log and record. Their
+// logger and MeterProvider options set it the same way (a nil value
+// keeps what was set before), and both start from the same defaults,
+// which discard; each handler builds its instruments from meters once its
+// options are applied.
+type telemetry struct {
+	logger *slog.Logger
+	meters metric.MeterProvider
+}
+
+func defaultTelemetry() telemetry {
+	return telemetry{logger: slog.New(slog.DiscardHandler), meters: noop.NewMeterProvider()}
+}
+
+// setLogger is WithLogger and WithUploadLogger.
+func (t *telemetry) setLogger(l *slog.Logger) {
+	if l != nil {
+		t.logger = l
+	}
+}
+
+// setMeterProvider is WithMeterProvider and WithUploadMeterProvider.
+func (t *telemetry) setMeterProvider(mp metric.MeterProvider) {
+	if mp != nil {
+		t.meters = mp
 	}
 }
 
@@ -107,12 +125,12 @@ func NewHandler(store *cas.Store, opts ...Option) *Handler {
 		store:       store,
 		maxThumb:    DefaultMaxThumbnailSize,
 		openTimeout: DefaultBackendTimeout,
-		logger:      slog.New(slog.DiscardHandler),
-		metrics:     newMetrics(noop.NewMeterProvider()),
+		telemetry:   defaultTelemetry(),
 	}
 	for _, o := range opts {
 		o(h)
 	}
+	h.metrics = newMetrics(h.meters)
 	h.initRedirect()
 	return h
 }

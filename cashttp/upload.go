@@ -14,7 +14,6 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
-	"go.opentelemetry.io/otel/metric/noop"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/casa-go/casa/cas"
@@ -76,8 +75,8 @@ type UploadHandler struct {
 	store    *cas.Store
 	maxSize  int64
 	maxBatch int
-	logger   *slog.Logger
-	metrics  uploadMetrics
+	telemetry
+	metrics uploadMetrics
 }
 
 // UploadOption configures an UploadHandler.
@@ -107,11 +106,7 @@ func WithMaxBatch(n int) UploadOption {
 // that did not answer in time (503) and a full backend (507) at Warn; a
 // refused body (wrong digest, too large) at Debug. The default discards.
 func WithUploadLogger(l *slog.Logger) UploadOption {
-	return func(h *UploadHandler) {
-		if l != nil {
-			h.logger = l
-		}
-	}
+	return func(h *UploadHandler) { h.setLogger(l) }
 }
 
 // WithUploadMeterProvider sets the OpenTelemetry MeterProvider. The
@@ -121,26 +116,22 @@ func WithUploadLogger(l *slog.Logger) UploadOption {
 // casa.http.upload.bytes: the body bytes of PUTs read, by outcome
 // (stored, deduplicated, refused). The default records nothing.
 func WithUploadMeterProvider(mp metric.MeterProvider) UploadOption {
-	return func(h *UploadHandler) {
-		if mp != nil {
-			h.metrics = newUploadMetrics(mp)
-		}
-	}
+	return func(h *UploadHandler) { h.setMeterProvider(mp) }
 }
 
 // NewUploadHandler returns the upload protocol's handler for store, which
 // must not be nil. See UploadHandler.
 func NewUploadHandler(store *cas.Store, opts ...UploadOption) *UploadHandler {
 	h := &UploadHandler{
-		store:    store,
-		maxSize:  DefaultMaxUploadSize,
-		maxBatch: DefaultMaxBatch,
-		logger:   slog.New(slog.DiscardHandler),
-		metrics:  newUploadMetrics(noop.NewMeterProvider()),
+		store:     store,
+		maxSize:   DefaultMaxUploadSize,
+		maxBatch:  DefaultMaxBatch,
+		telemetry: defaultTelemetry(),
 	}
 	for _, o := range opts {
 		o(h)
 	}
+	h.metrics = newUploadMetrics(h.meters)
 	return h
 }
 

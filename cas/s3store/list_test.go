@@ -55,6 +55,33 @@ func (g *headGate) middleware(next http.Handler) http.Handler {
 	})
 }
 
+// answerKey sets a hook that answers the HEADs of key with answer and
+// passes every other HEAD on.
+func (g *headGate) answerKey(key string, answer func(w http.ResponseWriter, r *http.Request)) {
+	suffix := "/" + key
+	g.set(func(w http.ResponseWriter, r *http.Request) bool {
+		if strings.HasSuffix(r.URL.Path, suffix) {
+			answer(w, r)
+			return true
+		}
+		return false
+	})
+}
+
+// listed runs b.List(prefix) to its end and returns the keys and the
+// errors it yielded.
+func listed(t *testing.T, b *s3store.Backend, prefix string) (keys []string, errs []error) {
+	t.Helper()
+	for info, err := range b.List(t.Context(), prefix) {
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		keys = append(keys, info.Key)
+	}
+	return keys, errs
+}
+
 func newGated(t *testing.T, opts ...s3store.Option) (*s3store.Backend, *s3test.Server, *headGate) {
 	g := &headGate{}
 	s := s3test.New(t, s3test.WithMiddleware(g.middleware))
@@ -131,11 +158,8 @@ func TestListHeadsConcurrently(t *testing.T) {
 			time.Sleep(10 * time.Millisecond) // let the HEADs overlap
 			return false
 		})
-		var got []string
-		for info, err := range b.List(t.Context(), cas.KeyPrefix) {
-			require.NoError(t, err)
-			got = append(got, info.Key)
-		}
+		got, errs := listed(t, b, cas.KeyPrefix)
+		require.Empty(t, errs)
 		require.Equal(t, keys, got)
 		require.LessOrEqual(t, g.maxSeen.Load(), int64(conc))
 		if conc > 1 {
@@ -191,23 +215,10 @@ func TestListHeadErrors(t *testing.T) {
 		t.Parallel()
 		b, s, g := newGated(t)
 		keys := seedBlobs(t, b, 20)
-		bad := "/" + keys[5]
-		g.set(func(w http.ResponseWriter, r *http.Request) bool {
-			if strings.HasSuffix(r.URL.Path, bad) {
-				s3test.WriteError(w, r, 403, "Forbidden", "injected")
-				return true
-			}
-			return false
+		g.answerKey(keys[5], func(w http.ResponseWriter, r *http.Request) {
+			s3test.WriteError(w, r, 403, "Forbidden", "injected")
 		})
-		var got []string
-		var errs []error
-		for info, err := range b.List(t.Context(), cas.KeyPrefix) {
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			got = append(got, info.Key)
-		}
+		got, errs := listed(t, b, cas.KeyPrefix)
 		require.Equal(t, keys[:5], got, "the objects before the failure, in order")
 		require.Len(t, errs, 1, "the error is yielded once and ends the iteration")
 		require.ErrorContains(t, errs[0], s.Bucket)
@@ -217,26 +228,16 @@ func TestListHeadErrors(t *testing.T) {
 		t.Parallel()
 		b, _, g := newGated(t)
 		keys := seedBlobs(t, b, 20)
-		gone := "/" + keys[7]
-		g.set(func(w http.ResponseWriter, r *http.Request) bool {
-			if strings.HasSuffix(r.URL.Path, gone) {
-				w.WriteHeader(http.StatusNotFound)
-				return true
-			}
-			return false
+		g.answerKey(keys[7], func(w http.ResponseWriter, _ *http.Request) {
+			w.WriteHeader(http.StatusNotFound)
 		})
-		var got []string
-		for info, err := range b.List(t.Context(), cas.KeyPrefix) {
-			require.NoError(t, err)
-			got = append(got, info.Key)
-		}
+		got, errs := listed(t, b, cas.KeyPrefix)
+		require.Empty(t, errs)
 		require.Equal(t, append(append([]string(nil), keys[:7]...), keys[8:]...), got)
 	})
 	t.Run("Hung", func(t *testing.T) {
 		t.Parallel()
-		g := &headGate{}
-		s := s3test.New(t, s3test.WithMiddleware(g.middleware))
-		b := s3store.New(s.Client, s.Bucket, s3store.WithOpTimeout(300*time.Millisecond), s3store.WithAttemptTimeout(100*time.Millisecond))
+		b, s, _ := newGated(t, s3store.WithOpTimeout(300*time.Millisecond), s3store.WithAttemptTimeout(100*time.Millisecond))
 		keys := seedBlobs(t, b, 20)
 		s.Hang("HeadObject")
 		start := time.Now()

@@ -166,19 +166,9 @@ func (o *object) Seek(offset int64, whence int) (int64, error) {
 	if o.closed {
 		return 0, errClosed
 	}
-	var abs int64
-	switch whence {
-	case io.SeekStart:
-		abs = offset
-	case io.SeekCurrent:
-		abs = o.pos + offset
-	case io.SeekEnd:
-		abs = o.info.StoredSize + offset
-	default:
-		return 0, fmt.Errorf("s3store: seek %q: invalid whence %d", o.info.Key, whence)
-	}
-	if abs < 0 {
-		return 0, fmt.Errorf("s3store: seek %q: negative position %d", o.info.Key, abs)
+	abs, err := cas.SeekOffset(o.pos, o.info.StoredSize, offset, whence)
+	if err != nil {
+		return 0, fmt.Errorf("s3store: seek %q: %w", o.info.Key, err)
 	}
 	o.pos = abs
 	return abs, nil

@@ -17,9 +17,10 @@ import (
 )
 
 // stallingGets returns an S3 test server whose GetObject answers while
-// stall is set send their headers and the first 10 bytes, signal sent,
-// then hold the body until the client hangs up.
-func stallingGets(t *testing.T, stall *atomic.Bool, sent chan<- struct{}) *s3test.Server {
+// stall is set send their headers and the first 10 bytes, signal sent
+// (when it has room), then hold the body until release is closed or the
+// client hangs up. A nil sent or release is never used.
+func stallingGets(t *testing.T, stall *atomic.Bool, sent chan<- struct{}, release <-chan struct{}) *s3test.Server {
 	t.Helper()
 	return s3test.New(t, s3test.WithMiddleware(func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -36,9 +37,28 @@ func stallingGets(t *testing.T, stall *atomic.Bool, sent chan<- struct{}) *s3tes
 			case sent <- struct{}{}:
 			default:
 			}
-			<-r.Context().Done()
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
 		})
 	}))
+}
+
+// stalledKey returns a Backend with default timeouts holding 1000 bytes
+// (testutil.Bytes(seed, 1000)) under "k", whose GETs from now on stall
+// after 10 bytes (stallingGets), and the channel on which a GET says it
+// sent them.
+func stalledKey(t *testing.T, seed uint64) (*s3store.Backend, <-chan struct{}) {
+	t.Helper()
+	var stall atomic.Bool
+	sent := make(chan struct{}, 1)
+	srv := stallingGets(t, &stall, sent, nil)
+	b := s3store.New(srv.Client, srv.Bucket)
+	data := testutil.Bytes(seed, 1000)
+	require.NoError(t, b.Put(t.Context(), "k", bytes.NewReader(data), int64(len(data)), cas.PutOptions{}))
+	stall.Store(true)
+	return b, sent
 }
 
 // TestCloseDuringRead is the Close-while-reading defect: an Object closed
@@ -52,15 +72,9 @@ func stallingGets(t *testing.T, stall *atomic.Bool, sent chan<- struct{}) *s3tes
 // read is blocked, and after a Read returned.
 func TestCloseDuringRead(t *testing.T) {
 	t.Parallel()
-	var stall atomic.Bool
-	sent := make(chan struct{}, 1)
-	srv := stallingGets(t, &stall, sent)
 	// Default timeouts: nothing here may end by a timeout; only Close
 	// ends the blocked reads.
-	b := s3store.New(srv.Client, srv.Bucket)
-	data := testutil.Bytes(10, 1000)
-	require.NoError(t, b.Put(t.Context(), "k", bytes.NewReader(data), int64(len(data)), cas.PutOptions{}))
-	stall.Store(true)
+	b, sent := stalledKey(t, 10)
 
 	const iterations = 60
 	for i := range iterations {
@@ -108,13 +122,7 @@ func TestCloseDuringRead(t *testing.T) {
 // object's.
 func TestCloseDuringReadReturnsBytesRead(t *testing.T) {
 	t.Parallel()
-	var stall atomic.Bool
-	sent := make(chan struct{}, 1)
-	srv := stallingGets(t, &stall, sent)
-	b := s3store.New(srv.Client, srv.Bucket)
-	data := testutil.Bytes(11, 1000)
-	require.NoError(t, b.Put(t.Context(), "k", bytes.NewReader(data), int64(len(data)), cas.PutOptions{}))
-	stall.Store(true)
+	b, sent := stalledKey(t, 11)
 	obj, err := b.Open(t.Context(), "k")
 	require.NoError(t, err)
 	p := make([]byte, 1000)

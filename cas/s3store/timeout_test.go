@@ -196,23 +196,7 @@ func TestHungGetBodyStalls(t *testing.T) {
 	t.Parallel()
 	var stall atomic.Bool
 	release := make(chan struct{})
-	srv := s3test.New(t, s3test.WithMiddleware(func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if s3test.Operation(r) != "GetObject" || !stall.Load() {
-				next.ServeHTTP(w, r)
-				return
-			}
-			w.Header().Set("Content-Length", "1000")
-			w.Header().Set("Content-Range", "bytes 0-999/1000")
-			w.WriteHeader(http.StatusPartialContent)
-			_, _ = w.Write(make([]byte, 10))
-			http.NewResponseController(w).Flush()
-			select {
-			case <-release:
-			case <-r.Context().Done():
-			}
-		})
-	}))
+	srv := stallingGets(t, &stall, nil, release)
 	t.Cleanup(func() { close(release) })
 	data := testutil.Bytes(4, 1000)
 	require.NoError(t, s3store.New(srv.Client, srv.Bucket).Put(t.Context(), "k", bytes.NewReader(data), int64(len(data)), cas.PutOptions{}))

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -187,10 +186,7 @@ func gcScenario(t *testing.T, db *sql.DB, dbArg string, opts ...sqlmigrator.Opti
 
 func TestGCSQLite(t *testing.T) {
 	t.Parallel()
-	path := filepath.Join(t.TempDir(), "app.db")
-	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)")
-	require.NoError(t, err)
-	t.Cleanup(func() { db.Close() })
+	db, path := openSQLite(t)
 	gcScenario(t, db, path)
 	var n int
 	require.NoError(t, db.QueryRowContext(t.Context(), `SELECT COUNT(*) FROM attachments_casa_gc`).Scan(&n),
@@ -200,12 +196,7 @@ func TestGCSQLite(t *testing.T) {
 func TestGCPostgres(t *testing.T) {
 	t.Parallel()
 	db := testutil.NewPostgres(t)
-	u, err := url.Parse(os.Getenv(testutil.PostgresDSNEnv))
-	require.NoError(t, err)
-	q := u.Query()
-	q.Set("search_path", db.Schema) // the test's own schema, as db has it
-	u.RawQuery = q.Encode()
-	gcScenario(t, db.DB, u.String(), sqlmigrator.WithDollarPlaceholders())
+	gcScenario(t, db.DB, db.DSN, sqlmigrator.WithDollarPlaceholders()) // search_path: the test's own schema
 }
 
 // TestGCBadInput: bad flags are one line and exit 2, before anything is

@@ -3,6 +3,7 @@ package main_test
 import (
 	"bufio"
 	"bytes"
+	"database/sql"
 	"fmt"
 	"io"
 	"os"
@@ -128,6 +129,18 @@ func writeFile(t *testing.T, dir, name string, b []byte) string {
 	require.NoError(t, os.MkdirAll(filepath.Dir(p), 0o755))
 	require.NoError(t, os.WriteFile(p, b, 0o644))
 	return p
+}
+
+// openSQLite opens a new SQLite database file for an application's tables
+// (busy_timeout: it waits for the casa binary's writes), closed when t
+// ends, and returns it and the file's path.
+func openSQLite(t *testing.T) (*sql.DB, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "app.db")
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)")
+	require.NoError(t, err)
+	t.Cleanup(func() { db.Close() })
+	return db, path
 }
 
 // lines splits output into its non-empty lines.

@@ -188,31 +188,20 @@ func migrationScenario(t *testing.T, db *sql.DB, dbArg string) {
 
 func TestMigrateSQLite(t *testing.T) {
 	t.Parallel()
-	path := filepath.Join(t.TempDir(), "app.db")
-	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)")
-	require.NoError(t, err)
-	t.Cleanup(func() { db.Close() })
+	db, path := openSQLite(t)
 	migrationScenario(t, db, path) // a plain file path
 }
 
 func TestMigrateSQLiteURL(t *testing.T) {
 	t.Parallel()
-	path := filepath.Join(t.TempDir(), "app.db")
-	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)")
-	require.NoError(t, err)
-	t.Cleanup(func() { db.Close() })
+	db, path := openSQLite(t)
 	migrationScenario(t, db, "sqlite://"+path) // sqlite:///abs/path
 }
 
 func TestMigratePostgres(t *testing.T) {
 	t.Parallel()
 	db := testutil.NewPostgres(t)
-	u, err := url.Parse(os.Getenv(testutil.PostgresDSNEnv))
-	require.NoError(t, err)
-	q := u.Query()
-	q.Set("search_path", db.Schema) // the test's own schema, as db has it
-	u.RawQuery = q.Encode()
-	migrationScenario(t, db.DB, u.String())
+	migrationScenario(t, db.DB, db.DSN) // search_path: the test's own schema
 }
 
 // TestMigrateMySQL runs the scenario on MariaDB/MySQL through a mysql://
@@ -233,10 +222,7 @@ func TestMigrateFailedRow(t *testing.T) {
 	t.Parallel()
 	c := newCLI(t)
 	dir := filepath.Join(t.TempDir(), "store")
-	path := filepath.Join(t.TempDir(), "app.db")
-	db, err := sql.Open("sqlite", "file:"+path)
-	require.NoError(t, err)
-	t.Cleanup(func() { db.Close() })
+	db, path := openSQLite(t)
 	rows := seedLegacy(t, db, dir)
 	require.NoError(t, os.Remove(filepath.Join(dir, filepath.FromSlash(rows[2].key))))
 	args := []string{"-dir", dir, "-db", path, "-table", "attachments", "-key-column", "storage_key"}
@@ -265,10 +251,7 @@ func TestMigrateSourceDirIntoS3(t *testing.T) {
 	srv := s3test.New(t)
 	c := newCLI(t, "CASA_S3_BUCKET="+srv.Bucket, "CASA_S3_ENDPOINT="+srv.URL, "CASA_S3_PATH_STYLE=true")
 	legacyDir := filepath.Join(t.TempDir(), "uploads")
-	path := filepath.Join(t.TempDir(), "app.db")
-	db, err := sql.Open("sqlite", "file:"+path)
-	require.NoError(t, err)
-	t.Cleanup(func() { db.Close() })
+	db, path := openSQLite(t)
 	rows := seedLegacy(t, db, legacyDir)
 	legacy := keysInDB(t, db)
 	args := func(extra ...string) []string {

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"fmt"
 	"net/url"
 	"os"
 	"strings"
@@ -49,31 +50,11 @@ type DB struct {
 // variable is unset.
 func NewPostgres(t testing.TB) *DB {
 	t.Helper()
-	dsn := os.Getenv(PostgresDSNEnv)
-	if dsn == "" {
-		SkipMissing(t, "no PostgreSQL server: set %s (eval \"$(.ci/start-servers.sh start)\" starts one)", PostgresDSNEnv)
-	}
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatalf("testutil: %s: %v", PostgresDSNEnv, err)
-	}
-	admin := open(t, "pgx", dsn)
-	admin.SetMaxOpenConns(1) // creates and drops the schema only
-	schema := schemaName(t)
-	if _, err := admin.Exec("CREATE SCHEMA " + schema); err != nil {
-		t.Fatalf("testutil: create schema %s: %v", schema, err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema) // pgx sends unknown parameters as run-time settings
-	u.RawQuery = q.Encode()
-	db := open(t, "pgx", u.String())
-	t.Cleanup(func() {
-		db.Close()
-		if _, err := admin.Exec("DROP SCHEMA " + schema + " CASCADE"); err != nil {
-			t.Errorf("testutil: drop schema %s: %v", schema, err)
-		}
+	return newServerDB(t, dbServer{
+		name: "PostgreSQL", env: PostgresDSNEnv, driver: "pgx",
+		what: "schema", create: "CREATE SCHEMA %s", drop: "DROP SCHEMA %s CASCADE",
+		schemaDSN: postgresSchemaDSN,
 	})
-	return &DB{DB: db, Driver: "pgx", Schema: schema, DSN: u.String()}
 }
 
 // NewMySQL returns a fresh database on the MySQL or MariaDB server named by
@@ -81,30 +62,75 @@ func NewPostgres(t testing.TB) *DB {
 // variable is unset.
 func NewMySQL(t testing.TB) *DB {
 	t.Helper()
-	dsn := os.Getenv(MySQLDSNEnv)
+	return newServerDB(t, dbServer{
+		name: "MySQL/MariaDB", env: MySQLDSNEnv, driver: "mysql",
+		what: "database", create: "CREATE DATABASE %s CHARACTER SET utf8mb4", drop: "DROP DATABASE %s",
+		schemaDSN: mysqlSchemaDSN,
+	})
+}
+
+// dbServer is what differs between the servers NewPostgres and NewMySQL
+// make a test's schema on.
+type dbServer struct {
+	name   string // for the skip message
+	env    string // the variable holding the server's DSN
+	driver string
+	// what a schema is called there, and the statements that create and
+	// drop one (%s: its name).
+	what, create, drop string
+	// schemaDSN returns the DSN that opens schema on the server at dsn.
+	schemaDSN func(dsn, schema string) (string, error)
+}
+
+// newServerDB makes a fresh schema for t on srv, dropped when t ends,
+// and opens it; see NewPostgres.
+func newServerDB(t testing.TB, srv dbServer) *DB {
+	t.Helper()
+	dsn := os.Getenv(srv.env)
 	if dsn == "" {
-		SkipMissing(t, "no MySQL/MariaDB server: set %s (eval \"$(.ci/start-servers.sh start)\" starts one)", MySQLDSNEnv)
+		SkipMissing(t, "no %s server: set %s (eval \"$(.ci/start-servers.sh start)\" starts one)", srv.name, srv.env)
 	}
-	cfg, err := mysql.ParseDSN(dsn)
-	if err != nil {
-		t.Fatalf("testutil: %s: %v", MySQLDSNEnv, err)
-	}
-	admin := open(t, "mysql", dsn)
-	admin.SetMaxOpenConns(1) // creates and drops the schema only
 	schema := schemaName(t)
-	if _, err := admin.Exec("CREATE DATABASE " + schema + " CHARACTER SET utf8mb4"); err != nil {
-		t.Fatalf("testutil: create database %s: %v", schema, err)
+	dbDSN, err := srv.schemaDSN(dsn, schema)
+	if err != nil {
+		t.Fatalf("testutil: %s: %v", srv.env, err)
 	}
-	cfg.DBName = schema
-	dbDSN := cfg.FormatDSN()
-	db := open(t, "mysql", dbDSN)
+	admin := open(t, srv.driver, dsn)
+	admin.SetMaxOpenConns(1) // creates and drops the schema only
+	if _, err := admin.Exec(fmt.Sprintf(srv.create, schema)); err != nil {
+		t.Fatalf("testutil: create %s %s: %v", srv.what, schema, err)
+	}
+	db := open(t, srv.driver, dbDSN)
 	t.Cleanup(func() {
 		db.Close()
-		if _, err := admin.Exec("DROP DATABASE " + schema); err != nil {
-			t.Errorf("testutil: drop database %s: %v", schema, err)
+		if _, err := admin.Exec(fmt.Sprintf(srv.drop, schema)); err != nil {
+			t.Errorf("testutil: drop %s %s: %v", srv.what, schema, err)
 		}
 	})
-	return &DB{DB: db, Driver: "mysql", Schema: schema, DSN: dbDSN}
+	return &DB{DB: db, Driver: srv.driver, Schema: schema, DSN: dbDSN}
+}
+
+// postgresSchemaDSN sets the search_path of the pgx URL dsn to schema.
+func postgresSchemaDSN(dsn, schema string) (string, error) {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "", err
+	}
+	q := u.Query()
+	q.Set("search_path", schema) // pgx sends unknown parameters as run-time settings
+	u.RawQuery = q.Encode()
+	return u.String(), nil
+}
+
+// mysqlSchemaDSN sets the database of the go-sql-driver/mysql DSN dsn to
+// schema.
+func mysqlSchemaDSN(dsn, schema string) (string, error) {
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		return "", err
+	}
+	cfg.DBName = schema
+	return cfg.FormatDSN(), nil
 }
 
 // URL is the database as casa's -db flags take it (cmd/casa, the

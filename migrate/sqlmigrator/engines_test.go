@@ -107,6 +107,93 @@ func forEngines(t *testing.T, f func(t *testing.T, e engine)) {
 	}
 }
 
+// createTable creates table name (id <intID>, k <keyType>) in db, the
+// shape most engine tests use, and returns it as a Migrator's Table.
+func (e engine) createTable(t testing.TB, db *testutil.DB, name string) sqlmigrator.Table {
+	t.Helper()
+	e.exec(t, db, "CREATE TABLE "+name+" (id "+e.intID+", k "+e.keyType+")")
+	return sqlmigrator.Table{Name: name, IDColumn: "id", KeyColumn: "k"}
+}
+
+// openTable opens a fresh database of the engine with createTable's
+// table name in it.
+func (e engine) openTable(t testing.TB, name string) (*testutil.DB, sqlmigrator.Table) {
+	t.Helper()
+	db := e.open(t)
+	return db, e.createTable(t, db, name)
+}
+
+// idKinds returns the ID column types to test on e, by the name of the
+// kind of IDs recordIDs makes for them.
+func idKinds(e engine) map[string]string {
+	kinds := map[string]string{"int": e.intID, "text": e.textID}
+	if e.uuidID != "" {
+		kinds["uuid"] = e.uuidID
+	}
+	return kinds
+}
+
+// recordIDs returns n IDs of a kind of idKinds: 1..n, random UUIDs, or
+// text made with textFormat from 1..n.
+func recordIDs(kind string, n int, textFormat string) []string {
+	ids := make([]string, 0, n)
+	for i := 1; i <= n; i++ {
+		switch kind {
+		case "int":
+			ids = append(ids, strconv.Itoa(i))
+		case "uuid":
+			ids = append(ids, randomUUID())
+		default:
+			ids = append(ids, fmt.Sprintf(textFormat, i))
+		}
+	}
+	return ids
+}
+
+// requireWaits runs op while another session holds what op needs: op
+// must still be running after 300ms; then release lets it go on, and
+// requireWaits returns op's error, failing t if op has not returned 20s
+// later. name is op's, for the failure messages.
+func requireWaits(t *testing.T, name string, op func() error, release func()) error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- op() }()
+	select {
+	case err := <-done:
+		t.Fatalf("%s returned while another session held what it needs: %v", name, err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	release()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(20 * time.Second):
+		t.Fatalf("%s still blocked after the other session finished", name)
+	}
+	return nil
+}
+
+// requireWaitsForWriter runs op while a writer's open transaction has set
+// row id of table parts to the key "uploads/writer": op must wait for it
+// (requireWaits); the writer then commits, or rolls back if commit is
+// false, and op's error is returned.
+func requireWaitsForWriter(t *testing.T, e engine, db *testutil.DB, id any, commit bool, name string, op func() error) error {
+	t.Helper()
+	ctx := t.Context()
+	tx, err := db.BeginTx(ctx, nil)
+	require.NoError(t, err)
+	defer tx.Rollback() //nolint:errcheck
+	_, err = tx.ExecContext(ctx, e.q("UPDATE parts SET k = ? WHERE id = ?"), "uploads/writer", id)
+	require.NoError(t, err)
+	return requireWaits(t, name, op, func() {
+		if commit {
+			require.NoError(t, tx.Commit())
+		} else {
+			require.NoError(t, tx.Rollback())
+		}
+	})
+}
+
 // randomUUID returns a random version 4 UUID in its text form.
 func randomUUID() string {
 	var b [16]byte
@@ -124,12 +211,8 @@ func randomUUID() string {
 func TestEnginesRun(t *testing.T) {
 	t.Parallel()
 	forEngines(t, func(t *testing.T, e engine) {
-		kinds := map[string]string{"int": e.intID, "text": e.textID}
-		if e.uuidID != "" {
-			kinds["uuid"] = e.uuidID
-		}
 		db := e.open(t)
-		for kind, idType := range kinds {
+		for kind, idType := range idKinds(e) {
 			t.Run(kind, func(t *testing.T) {
 				ctx := t.Context()
 				table := "parts_" + kind
@@ -137,17 +220,7 @@ func TestEnginesRun(t *testing.T) {
 				b := memstore.New()
 				store := cas.New(b)
 				const n = 45
-				var ids []string
-				for i := 1; i <= n; i++ {
-					switch kind {
-					case "int":
-						ids = append(ids, strconv.Itoa(i))
-					case "uuid":
-						ids = append(ids, randomUUID())
-					default:
-						ids = append(ids, fmt.Sprintf("part-%d", i))
-					}
-				}
+				ids := recordIDs(kind, n, "part-%d")
 				if kind == "text" { // hostile text IDs
 					ids = append(ids[:n-6], "'; DROP TABLE parts_text; --", `" OR 1=1 --`, "ünïcødé", "a b", "Z", "10")
 				}
@@ -245,7 +318,7 @@ func TestEnginesSchemaQualified(t *testing.T) {
 		target, other := e.open(t), e.open(t)
 		b := memstore.New()
 		for _, db := range []*testutil.DB{target, other} {
-			e.exec(t, db, "CREATE TABLE parts (id "+e.intID+", k "+e.keyType+")")
+			e.createTable(t, db, "parts")
 			for i := 1; i <= 5; i++ {
 				key := fmt.Sprintf("uploads/%s/%d", db.Schema, i)
 				require.NoError(t, b.Put(ctx, key, strings.NewReader(key), int64(len(key)), cas.PutOptions{}))
@@ -305,14 +378,13 @@ func TestEnginesWrongPlaceholderStyleFails(t *testing.T) {
 		if !e.server {
 			t.Skip("SQLite accepts both styles (TestDollarPlaceholders)")
 		}
-		db := e.open(t)
-		e.exec(t, db, "CREATE TABLE parts (id "+e.intID+", k "+e.keyType+")")
+		db, tbl := e.openTable(t, "parts")
 		e.exec(t, db, "INSERT INTO parts VALUES (1, 'uploads/1')")
 		var opts []sqlmigrator.Option
 		if e.name != "postgres" {
 			opts = append(opts, sqlmigrator.WithDollarPlaceholders())
 		}
-		m, err := sqlmigrator.New(db.DB, sqlmigrator.Table{Name: "parts", IDColumn: "id", KeyColumn: "k"}, opts...)
+		m, err := sqlmigrator.New(db.DB, tbl, opts...)
 		require.NoError(t, err)
 		n := 0
 		for _, err := range m.Pending(t.Context()) {
@@ -333,10 +405,9 @@ func TestEnginesCommitWaitsForConcurrentTransaction(t *testing.T) {
 		if !e.server {
 			t.Skip("SQLite has no row locks: a second writer gets SQLITE_BUSY")
 		}
-		db := e.open(t)
-		e.exec(t, db, "CREATE TABLE parts (id "+e.intID+", k "+e.keyType+")")
+		db, tbl := e.openTable(t, "parts")
 		e.exec(t, db, "INSERT INTO parts VALUES (1, 'uploads/1'), (2, 'uploads/2')")
-		m := e.migrator(t, db, sqlmigrator.Table{Name: "parts", IDColumn: "id", KeyColumn: "k"})
+		m := e.migrator(t, db, tbl)
 		for _, commit := range []bool{true, false} {
 			t.Run(fmt.Sprintf("writer commits %v", commit), func(t *testing.T) {
 				ctx := t.Context()
@@ -345,34 +416,14 @@ func TestEnginesCommitWaitsForConcurrentTransaction(t *testing.T) {
 					id = 2
 				}
 				old := fmt.Sprintf("uploads/%d", id)
-				tx, err := db.BeginTx(ctx, nil)
-				require.NoError(t, err)
-				defer tx.Rollback() //nolint:errcheck
-				_, err = tx.ExecContext(ctx, e.q("UPDATE parts SET k = ? WHERE id = ?"), "uploads/writer", id)
-				require.NoError(t, err)
-
-				done := make(chan error, 1)
-				go func() { done <- m.Commit(ctx, migrate.Record{ID: strconv.Itoa(id), Key: old}, casKey(old)) }()
-				select {
-				case err := <-done:
-					t.Fatalf("Commit returned while another transaction held the row: %v", err)
-				case <-time.After(300 * time.Millisecond):
-				}
-				if commit {
-					require.NoError(t, tx.Commit())
-				} else {
-					require.NoError(t, tx.Rollback())
+				err := requireWaitsForWriter(t, e, db, id, commit, "Commit", func() error {
+					return m.Commit(ctx, migrate.Record{ID: strconv.Itoa(id), Key: old}, casKey(old))
+				})
+				require.Equal(t, commit, errors.Is(err, migrate.ErrConflict), "%v", err)
+				if !commit {
+					require.NoError(t, err)
 				}
 				var k string
-				select {
-				case err := <-done:
-					require.Equal(t, commit, errors.Is(err, migrate.ErrConflict), "%v", err)
-					if !commit {
-						require.NoError(t, err)
-					}
-				case <-time.After(20 * time.Second):
-					t.Fatal("Commit still blocked after the writer finished")
-				}
 				require.NoError(t, db.QueryRowContext(ctx, e.q("SELECT k FROM parts WHERE id = ?"), id).Scan(&k))
 				if commit {
 					require.Equal(t, "uploads/writer", k, "the writer's change survives")
@@ -410,8 +461,7 @@ func TestEnginesConcurrentWriter(t *testing.T) {
 	t.Parallel()
 	forEngines(t, func(t *testing.T, e engine) {
 		ctx := t.Context()
-		db := e.open(t)
-		e.exec(t, db, "CREATE TABLE parts (id "+e.intID+", k "+e.keyType+")")
+		db, tbl := e.openTable(t, "parts")
 		b := memstore.New()
 		store := cas.New(b)
 		var (
@@ -444,7 +494,7 @@ func TestEnginesConcurrentWriter(t *testing.T) {
 			_, err = db.ExecContext(ctx, update, key, id)
 			return err
 		}
-		sm := e.migrator(t, db, sqlmigrator.Table{Name: "parts", IDColumn: "id", KeyColumn: "k"}, sqlmigrator.WithPageSize(16))
+		sm := e.migrator(t, db, tbl, sqlmigrator.WithPageSize(16))
 		m := racingMigrator{Migrator: sm, race: race}
 
 		stop := make(chan struct{})

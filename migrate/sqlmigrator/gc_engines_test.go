@@ -28,6 +28,17 @@ func collationKeys() []string {
 	}
 }
 
+// referencedSorted collects m.ReferencedSorted(from).
+func referencedSorted(t *testing.T, m *sqlmigrator.Migrator, from string) []string {
+	t.Helper()
+	var out []string
+	for k, err := range m.ReferencedSorted(t.Context(), from) {
+		require.NoError(t, err)
+		out = append(out, k)
+	}
+	return out
+}
+
 // TestEnginesReferencedSortedByteOrder: on every engine ReferencedSorted
 // yields the keys in Go's byte order (strings.Compare), across pages, from
 // a bound, whatever the column's collation; empty and NULL keys are left
@@ -35,9 +46,7 @@ func collationKeys() []string {
 func TestEnginesReferencedSortedByteOrder(t *testing.T) {
 	t.Parallel()
 	forEngines(t, func(t *testing.T, e engine) {
-		ctx := t.Context()
-		db := e.open(t)
-		e.exec(t, db, "CREATE TABLE files (id "+e.intID+", k "+e.keyType+")")
+		db, tbl := e.openTable(t, "files")
 		keys := collationKeys()
 		id := 0
 		for _, k := range append(slices.Clone(keys), keys[:5]...) { // some twice
@@ -49,21 +58,13 @@ func TestEnginesReferencedSortedByteOrder(t *testing.T) {
 		want := slices.Sorted(slices.Values(keys))
 
 		for _, page := range []int{1, 3, 500} {
-			m := e.migrator(t, db, sqlmigrator.Table{Name: "files", IDColumn: "id", KeyColumn: "k"}, sqlmigrator.WithPageSize(page))
-			var got []string
-			for k, err := range m.ReferencedSorted(ctx, "") {
-				require.NoError(t, err)
-				got = append(got, k)
-			}
+			m := e.migrator(t, db, tbl, sqlmigrator.WithPageSize(page))
+			got := referencedSorted(t, m, "")
 			require.True(t, slices.IsSorted(got), "page %d: not in byte order: %q", page, got)
 			require.Equal(t, want, slices.Compact(got), "page %d", page)
 
 			for _, from := range []string{"a_", "cas/", "uploads/a", "\U0010ffff"} {
-				got = nil
-				for k, err := range m.ReferencedSorted(ctx, from) {
-					require.NoError(t, err)
-					got = append(got, k)
-				}
+				got = referencedSorted(t, m, from)
 				var wantFrom []string
 				for _, k := range want {
 					if k >= from {
@@ -83,9 +84,8 @@ func TestEnginesGuard(t *testing.T) {
 	t.Parallel()
 	forEngines(t, func(t *testing.T, e engine) {
 		ctx := t.Context()
-		db := e.open(t)
-		e.exec(t, db, "CREATE TABLE files (id "+e.intID+", k "+e.keyType+")")
-		m := e.migrator(t, db, sqlmigrator.Table{Name: "files", IDColumn: "id", KeyColumn: "k"})
+		db, tbl := e.openTable(t, "files")
+		m := e.migrator(t, db, tbl)
 		touchedKey := cas.SumBytes([]byte("touched")).Key()
 		refKey := cas.SumBytes([]byte("referenced")).Key()
 		freeKey := cas.SumBytes([]byte("free")).Key()
@@ -134,9 +134,8 @@ func TestEnginesTouchWaitsForCollectKey(t *testing.T) {
 	t.Parallel()
 	forEngines(t, func(t *testing.T, e engine) {
 		ctx := t.Context()
-		db := e.open(t)
-		e.exec(t, db, "CREATE TABLE files (id "+e.intID+", k "+e.keyType+")")
-		m := e.migrator(t, db, sqlmigrator.Table{Name: "files", IDColumn: "id", KeyColumn: "k"})
+		db, tbl := e.openTable(t, "files")
+		m := e.migrator(t, db, tbl)
 		key := cas.SumBytes([]byte("contended")).Key()
 		require.NoError(t, m.Prune(ctx, time.Now())) // creates the table outside the race
 
@@ -190,7 +189,6 @@ func TestMySQLReferencedSortedLatin1(t *testing.T) {
 		if e.name != "mysql" {
 			return // a latin1 column is MySQL's
 		}
-		ctx := t.Context()
 		db := e.open(t)
 		e.exec(t, db, "CREATE TABLE files (id "+e.intID+", k VARCHAR(255) CHARACTER SET latin1)")
 		keys := []string{"uploads/a’.pdf", "uploads/aé.pdf", "uploads/a€.pdf", "uploads/az.pdf", "uploads/aŒ.pdf", "uploads/a.pdf"}
@@ -200,12 +198,7 @@ func TestMySQLReferencedSortedLatin1(t *testing.T) {
 		want := slices.Sorted(slices.Values(keys))
 		for _, page := range []int{1, 2, 500} {
 			m := e.migrator(t, db, sqlmigrator.Table{Name: "files", IDColumn: "id", KeyColumn: "k"}, sqlmigrator.WithPageSize(page))
-			var got []string
-			for k, err := range m.ReferencedSorted(ctx, "uploads/") {
-				require.NoError(t, err)
-				got = append(got, k)
-			}
-			require.Equal(t, want, got, "page %d", page)
+			require.Equal(t, want, referencedSorted(t, m, "uploads/"), "page %d", page)
 		}
 	})
 }

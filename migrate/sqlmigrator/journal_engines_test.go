@@ -8,7 +8,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -57,18 +56,7 @@ func seedJournalTable(t *testing.T, e engine, db *testutil.DB, table, kind, idTy
 	jt := &jtable{e: e, db: db, name: table, sql: table, keyCol: e.quote(keyCol), b: memstore.New(), before: map[string]sql.NullString{}}
 	jt.store = cas.New(jt.b)
 	e.exec(t, db, fmt.Sprintf("CREATE TABLE %s (id %s, name VARCHAR(50), %s %s)", table, idType, jt.keyCol, e.keyType))
-	for i := 1; i <= n; i++ {
-		var id string
-		switch kind {
-		case "int":
-			id = strconv.Itoa(i)
-		case "uuid":
-			id = randomUUID()
-		default:
-			id = fmt.Sprintf("part-%02d", i)
-		}
-		jt.ids = append(jt.ids, id)
-	}
+	jt.ids = recordIDs(kind, n, "part-%02d")
 	if kind == "text" {
 		copy(jt.ids, []string{"'; DROP TABLE " + table + "; --", `" OR 1=1 --`, "ünïcødé", "a b", "Z", "10", "9"})
 	}
@@ -174,15 +162,6 @@ func journalRows(t *testing.T, db *testutil.DB, j string) []journalRow {
 	}
 	require.NoError(t, rs.Err())
 	return out
-}
-
-// idKinds returns the ID column types to test on e.
-func idKinds(e engine) map[string]string {
-	kinds := map[string]string{"int": e.intID, "text": e.textID}
-	if e.uuidID != "" {
-		kinds["uuid"] = e.uuidID
-	}
-	return kinds
 }
 
 // TestEnginesJournalRevertAndFinalize runs a whole migration's life on
@@ -472,31 +451,10 @@ func TestEnginesRevertConflictWithConcurrentWriter(t *testing.T) {
 					}
 				}
 				require.NotEmpty(t, en.ID)
-				tx, err := db.BeginTx(ctx, nil)
-				require.NoError(t, err)
-				defer tx.Rollback() //nolint:errcheck
-				_, err = tx.ExecContext(ctx, e.q("UPDATE parts SET k = ? WHERE id = ?"), "uploads/writer", id)
-				require.NoError(t, err)
-				done := make(chan error, 1)
-				go func() { done <- jt.m.Revert(ctx, en) }()
-				select {
-				case err := <-done:
-					t.Fatalf("Revert returned while another transaction held the row: %v", err)
-				case <-time.After(300 * time.Millisecond):
-				}
-				if commit {
-					require.NoError(t, tx.Commit())
-				} else {
-					require.NoError(t, tx.Rollback())
-				}
-				select {
-				case err := <-done:
-					require.Equal(t, commit, errors.Is(err, migrate.ErrConflict), "%v", err)
-					if !commit {
-						require.NoError(t, err)
-					}
-				case <-time.After(20 * time.Second):
-					t.Fatal("Revert still blocked after the writer finished")
+				err := requireWaitsForWriter(t, e, db, id, commit, "Revert", func() error { return jt.m.Revert(ctx, en) })
+				require.Equal(t, commit, errors.Is(err, migrate.ErrConflict), "%v", err)
+				if !commit {
+					require.NoError(t, err)
 				}
 				if commit {
 					require.Equal(t, "uploads/writer", jt.key(t, id).String)
@@ -518,8 +476,7 @@ func TestEnginesJournalCreatedByManyMigratorsAtOnce(t *testing.T) {
 	t.Parallel()
 	forEngines(t, func(t *testing.T, e engine) {
 		ctx := t.Context()
-		db := e.open(t)
-		e.exec(t, db, "CREATE TABLE parts (id "+e.intID+", k "+e.keyType+")")
+		db, tbl := e.openTable(t, "parts")
 		const rounds, replicas = 6, 6
 		for r := range rounds {
 			journal := fmt.Sprintf("parts_journal_%d", r)
@@ -529,7 +486,7 @@ func TestEnginesJournalCreatedByManyMigratorsAtOnce(t *testing.T) {
 			)
 			start := make(chan struct{})
 			for range replicas {
-				m := e.migrator(t, db, sqlmigrator.Table{Name: "parts", IDColumn: "id", KeyColumn: "k"}, sqlmigrator.WithJournalTable(journal))
+				m := e.migrator(t, db, tbl, sqlmigrator.WithJournalTable(journal))
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
@@ -579,21 +536,13 @@ func TestEnginesJournalInsertIsInTheCommitsTransaction(t *testing.T) {
 		require.NoError(t, err)
 
 		old := jt.before["1"].String
-		done := make(chan error, 1)
-		go func() { done <- jt.m.Commit(ctx, migrate.Record{ID: "1", Key: old}, casKey("new")) }()
-		select {
-		case err := <-done:
-			t.Fatalf("Commit returned while the journal was locked: %v", err)
-		case <-time.After(300 * time.Millisecond):
-		}
-		require.Equal(t, old, jt.key(t, "1").String, "the update is invisible until its journal row is written")
-		require.NoError(t, tx.Rollback())
-		select {
-		case err := <-done:
-			require.NoError(t, err)
-		case <-time.After(20 * time.Second):
-			t.Fatal("Commit still blocked after the journal was unlocked")
-		}
+		err = requireWaits(t, "Commit", func() error {
+			return jt.m.Commit(ctx, migrate.Record{ID: "1", Key: old}, casKey("new"))
+		}, func() {
+			require.Equal(t, old, jt.key(t, "1").String, "the update is invisible until its journal row is written")
+			require.NoError(t, tx.Rollback())
+		})
+		require.NoError(t, err)
 		require.Equal(t, casKey("new"), jt.key(t, "1").String)
 		entries := jt.journal(t)
 		require.Len(t, entries, 1)

@@ -1,7 +1,7 @@
 // Package backendtest is the matrix of real Backends that casa's package
 // tests and benchmarks run over: memstore, fsstore in a temporary
 // directory, and s3store with the real aws-sdk-go-v2 client against the
-// s3test server. A test ranges over All (or Each) instead of keeping its own
+// s3test server. A test ranges over All (or Each, EachParallel) instead of keeping its own
 // list, so adding a Backend here adds it to every such test.
 package backendtest
 
@@ -48,6 +48,19 @@ func Each(t *testing.T, f func(t *testing.T, c Case)) {
 	t.Helper()
 	for _, c := range All() {
 		t.Run(c.Name, func(t *testing.T) { f(t, c) })
+	}
+}
+
+// EachParallel is Each with parallel subtests: each calls t.Parallel
+// before f, so the cases run beside each other (and beside the caller's
+// other parallel tests) once the caller's test function returns.
+func EachParallel(t *testing.T, f func(t *testing.T, c Case)) {
+	t.Helper()
+	for _, c := range All() {
+		t.Run(c.Name, func(t *testing.T) {
+			t.Parallel()
+			f(t, c)
+		})
 	}
 }
 

@@ -5,6 +5,8 @@ import (
 	"context"
 	"io"
 	"os"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -45,6 +47,30 @@ func TestCases(t *testing.T) {
 		require.Equal(t, rotten, read(t, b, h.Key()))
 	})
 	require.Equal(t, []string{"memstore", "fsstore", "s3store"}, names)
+}
+
+// TestEachParallel: EachParallel runs f once per case of All, in
+// subtests named by the case that are parallel: none has run when
+// EachParallel returns (a parallel subtest waits for its parent's
+// function to end).
+func TestEachParallel(t *testing.T) {
+	t.Parallel()
+	var (
+		mu    sync.Mutex
+		names []string
+	)
+	t.Run("group", func(t *testing.T) {
+		backendtest.EachParallel(t, func(t *testing.T, c backendtest.Case) {
+			require.True(t, strings.HasSuffix(t.Name(), "/"+c.Name), t.Name())
+			mu.Lock()
+			names = append(names, c.Name)
+			mu.Unlock()
+		})
+		mu.Lock()
+		defer mu.Unlock()
+		require.Empty(t, names, "a case ran before EachParallel returned: not parallel")
+	})
+	require.ElementsMatch(t, []string{"memstore", "fsstore", "s3store"}, names)
 }
 
 func read(t *testing.T, b cas.Backend, key string) []byte {
