@@ -570,3 +570,52 @@ func TestWithStaleTempAgeRejectsNegative(t *testing.T) {
 	require.PanicsWithValue(t, "fsstore: WithStaleTempAge(-1s): want 0 (no sweep) or a positive age", func() { fsstore.WithStaleTempAge(-time.Second) })
 	require.NotPanics(t, func() { fsstore.WithStaleTempAge(0) })
 }
+
+// TestStatAgreesWithOpen: Stat (one Lstat for an object stored as it is,
+// the seek table for a compressed blob) describes an object exactly as
+// Open's Info does, and refuses what Open refuses with the same error: a
+// symlink (to a file or as a blob's file, plain or compressed), a
+// directory of other keys, a missing key.
+func TestStatAgreesWithOpen(t *testing.T) {
+	t.Parallel()
+	b := newBackend(t)
+	ctx := t.Context()
+	dir := b.Dir()
+	plain, err := cas.New(b).Put(ctx, strings.NewReader("plain blob"))
+	require.NoError(t, err)
+	text := bytes.Repeat([]byte("a compressible line of text, again and again\n"), 4000)
+	zst, err := cas.New(b, cas.WithCompression(cas.Compression{})).Put(ctx, bytes.NewReader(text))
+	require.NoError(t, err)
+	require.NoError(t, b.Put(ctx, "legacy/a.txt", strings.NewReader("legacy"), 6, cas.PutOptions{}))
+
+	for _, key := range []string{plain.Hash.Key(), zst.Hash.Key(), "legacy/a.txt"} {
+		info, err := b.Stat(ctx, key)
+		require.NoError(t, err, key)
+		obj, err := b.Open(ctx, key)
+		require.NoError(t, err, key)
+		require.Equal(t, obj.Info(), info, "Stat and Open of %s", key)
+		require.NoError(t, obj.Close())
+	}
+	info, err := b.Stat(ctx, zst.Hash.Key())
+	require.NoError(t, err)
+	require.Equal(t, cas.EncodingZstd, info.Encoding)
+	require.EqualValues(t, len(text), info.Size)
+
+	// Refusals.
+	target := filepath.Join(dir, "legacy", "a.txt")
+	require.NoError(t, os.Symlink(target, filepath.Join(dir, "link")))
+	linked := cas.SumBytes([]byte("linked"))
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "cas", linked.String()[:2]), 0o755))
+	require.NoError(t, os.Symlink(target, filepath.Join(dir, "cas", linked.String()[:2], linked.String())))
+	linkedZst := cas.SumBytes([]byte("linked zst"))
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "cas", linkedZst.String()[:2]), 0o755))
+	require.NoError(t, os.Symlink(filepath.Join(dir, "cas", zst.Hash.String()[:2], zst.Hash.String()+".zst"),
+		filepath.Join(dir, "cas", linkedZst.String()[:2], linkedZst.String()+".zst")))
+	for _, key := range []string{"link", linked.Key(), linkedZst.Key(), "legacy", "missing", cas.SumBytes(nil).Key()} {
+		_, serr := b.Stat(ctx, key)
+		require.ErrorIs(t, serr, cas.ErrNotFound, "Stat %s", key)
+		_, oerr := b.Open(ctx, key)
+		require.ErrorIs(t, oerr, cas.ErrNotFound, "Open %s", key)
+		require.Equal(t, oerr.Error(), serr.Error(), "Stat and Open of %s fail alike", key)
+	}
+}
