@@ -117,3 +117,18 @@ type Staged interface {
 	// Abort discards the written bytes.
 	Abort() error
 }
+
+// StagedReplacer is an optional interface of a Staged that can publish its
+// bytes over an existing object, as a Put without IfAbsent does. Store.Put
+// uses it to repair a blob whose stored form is corrupt: it decides before
+// committing (Stat), so the common paths use Commit alone. Without it, the
+// Store deletes the corrupt object and commits create-only, which leaves a
+// moment in which the blob is missing.
+type StagedReplacer interface {
+	Staged
+	// CommitReplace publishes the written bytes under key, replacing
+	// atomically what is stored there: a reader sees the old object or
+	// the new one. Under a blob key it replaces either form (see
+	// PutOptions.Encoding). Like Commit, it finishes the Staged.
+	CommitReplace(ctx context.Context, key string) error
+}

@@ -60,7 +60,8 @@ import (
 //
 // The returned Backend implements Presigner when b does (see Presigner for
 // what the layer checks). It is never a KeyLister: ListKeys looks through it
-// to b's, checking the context as List does. It implements Stager when b does. Its Staged hashes
+// to b's, checking the context as List does. It implements Stager when b does. Its Staged is a
+// StagedReplacer when b's is (CommitReplace checks as Commit does), and hashes
 // the bytes written to it, and its Commit validates the key and context as
 // Put does and, under a blob key cas/<hex>, fails with ErrDigestMismatch
 // and publishes nothing unless the bytes hash to <hex>. Checked of a
@@ -335,6 +336,9 @@ func (c *checked) stage(ctx context.Context, hashed bool) (Staged, error) {
 	if !hashed {
 		s.d = c.newHash()
 	}
+	if r, ok := st.(StagedReplacer); ok {
+		return &checkedStagedReplacer{checkedStaged: s, r: r}, nil
+	}
 	return s, nil
 }
 
@@ -390,6 +394,24 @@ func (s *checkedStaged) check(ctx context.Context, key string) error {
 
 // Abort implements Staged.
 func (s *checkedStaged) Abort() error { return s.st.Abort() }
+
+// checkedStagedReplacer is a checkedStaged over a StagedReplacer.
+type checkedStagedReplacer struct {
+	*checkedStaged
+	r StagedReplacer
+}
+
+var _ StagedReplacer = (*checkedStagedReplacer)(nil)
+
+// CommitReplace implements StagedReplacer with Commit's checks: one that
+// fails them aborts the staged bytes.
+func (s *checkedStagedReplacer) CommitReplace(ctx context.Context, key string) error {
+	if err := s.check(ctx, key); err != nil {
+		_ = s.st.Abort()
+		return err
+	}
+	return s.r.CommitReplace(ctx, key)
+}
 
 // errTooLong: a Put's reader holds more bytes than the declared size.
 var errTooLong = errors.New("cas: body longer than the declared size")

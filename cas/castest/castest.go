@@ -1308,7 +1308,8 @@ func mustInfo(t *testing.T, got, want cas.Info, format string, args ...any) {
 // (plain objects: StoredSize = Size); a Backend records the marker it is
 // given on Put (Thin); the stored bytes, uploaded as a blob of their own,
 // stay plain and read back byte for byte; the two forms of one blob are
-// one object (create-only Put and Delete see either).
+// one object (create-only Put and Delete see either, a Put without IfAbsent
+// of one form replaces the other, marker included).
 func testEncoding(t *testing.T, b cas.Backend, thin bool) {
 	ctx := t.Context()
 	p := text(200 << 10)
@@ -1368,6 +1369,23 @@ func testEncoding(t *testing.T, b cas.Backend, thin bool) {
 	mustNoError(t, err, "plain Store.Put of a blob stored compressed")
 	if !dup.Deduplicated {
 		t.Fatalf("plain Store.Put of a blob stored compressed: not deduplicated")
+	}
+
+	// A Put without IfAbsent of the other form replaces the blob's stored
+	// form, marker included (a Store repairs a corrupt form so): a plain
+	// Put over the compressed form, and (Thin) back.
+	err = b.Put(ctx, key, bytes.NewReader(p), int64(len(p)), cas.PutOptions{})
+	mustNoError(t, err, "plain Put without IfAbsent over a blob stored compressed")
+	info, err = b.Stat(ctx, key)
+	mustNoError(t, err, "Stat %q", key)
+	mustInfo(t, info, cas.Info{Key: key, Size: int64(len(p)), StoredSize: int64(len(p))}, "Stat after a plain Put replaced the compressed form")
+	mustEqualBytes(t, readKey(t, b, key), p, "bytes after a plain Put replaced the compressed form")
+	if thin {
+		err = b.Put(ctx, key, bytes.NewReader(stored), int64(len(stored)), cas.PutOptions{Encoding: cas.EncodingZstd, DecodedSize: int64(len(p))})
+		mustNoError(t, err, "encoded Put without IfAbsent over a blob stored plain")
+		info, err = b.Stat(ctx, key)
+		mustNoError(t, err, "Stat %q", key)
+		mustInfo(t, info, want, "Stat after an encoded Put replaced the plain form")
 	}
 
 	// The stored bytes are a zstd stream; uploaded, they are stored plain.

@@ -58,6 +58,10 @@ type Backend struct {
 	noSync   bool
 	staleAge time.Duration
 	datasync func(*os.File) error // flushes a temporary file; tests inject faults
+	// published, when set, is called by a replacing write of a blob
+	// between publishing its form and removing the other: tests race a
+	// concurrent write there.
+	published func(key string)
 }
 
 var (
@@ -345,25 +349,7 @@ func (b *Backend) Put(ctx context.Context, key string, r io.Reader, _ int64, opt
 	if _, err := io.CopyBuffer(st, r, make([]byte, copyBufferSize)); err != nil {
 		return fmt.Errorf("fsstore: put %q: %w", key, err)
 	}
-	if err := st.publishAt(ctx, key, relPathEncoded(key, opts.Encoding), !opts.IfAbsent); err != nil {
-		return err
-	}
-	if cas.IsKey(key) {
-		// One form per blob: a create-only write that raced with one of
-		// the other form leaves both, which is harmless (Stat prefers
-		// the plain file, Delete removes both); a replacing one removes
-		// the other.
-		other := relPathEncoded(key, cas.EncodingZstd)
-		if opts.Encoding != "" {
-			other = relPath(key)
-		}
-		if !opts.IfAbsent {
-			if err := os.Remove(filepath.Join(b.root, other)); err != nil && !notFound(err) {
-				return fmt.Errorf("fsstore: put %q: %w", key, err)
-			}
-		}
-	}
-	return nil
+	return st.publishForm(ctx, key, opts.Encoding, !opts.IfAbsent)
 }
 
 // copyBufferSize is the size of the buffer Put copies through.

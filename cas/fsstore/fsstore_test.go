@@ -22,6 +22,7 @@ import (
 	"github.com/casa-go/casa/cas"
 	"github.com/casa-go/casa/cas/castest"
 	"github.com/casa-go/casa/cas/fsstore"
+	"github.com/casa-go/casa/cas/memstore"
 )
 
 func TestConformance(t *testing.T) {
@@ -618,4 +619,57 @@ func TestStatAgreesWithOpen(t *testing.T) {
 		require.ErrorIs(t, oerr, cas.ErrNotFound, "Open %s", key)
 		require.Equal(t, oerr.Error(), serr.Error(), "Stat and Open of %s fail alike", key)
 	}
+}
+
+// TestReplaceKeepsConcurrentOtherForm: a replacing write of a blob's plain
+// form removes the compressed form only if it is still the stale file it
+// saw before publishing. Here a replacing write of the compressed form
+// runs between the plain write's publish and its removal (and removes the
+// plain file it saw as stale): the fresh .zst stays, so one sound form
+// remains. Removing the other form unconditionally left neither.
+func TestReplaceKeepsConcurrentOtherForm(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	text := bytes.Repeat([]byte("a compressible line of text, again and again\n"), 4000)
+	h := cas.SumBytes(text)
+	good := memstoreStored(t, text)
+
+	var b *fsstore.Backend
+	raced := false
+	b, err := fsstore.New(t.TempDir(), fsstore.WithoutSync(), fsstore.WithPublished(func(key string) {
+		if raced {
+			return
+		}
+		raced = true
+		require.NoError(t, b.Put(ctx, key, bytes.NewReader(good), int64(len(good)),
+			cas.PutOptions{Encoding: cas.EncodingZstd, DecodedSize: int64(len(text))}))
+	}))
+	require.NoError(t, err)
+	rotten := []byte("not a seekable zstd stream")
+	require.NoError(t, b.Put(ctx, h.Key(), bytes.NewReader(rotten), int64(len(rotten)),
+		cas.PutOptions{Encoding: cas.EncodingZstd, DecodedSize: int64(len(text))}))
+	_, err = b.Stat(ctx, h.Key())
+	require.ErrorIs(t, err, cas.ErrCorrupt)
+
+	require.NoError(t, b.Put(ctx, h.Key(), bytes.NewReader(text), int64(len(text)), cas.PutOptions{}))
+	require.True(t, raced)
+	info, err := b.Stat(ctx, h.Key())
+	require.NoError(t, err)
+	require.Equal(t, cas.EncodingZstd, info.Encoding, "the concurrent write's fresh form")
+	require.NoError(t, cas.New(b).Verify(ctx, h))
+	requireNoTemps(t, b)
+}
+
+// memstoreStored returns the stored form of p compressed by a Store.
+func memstoreStored(t *testing.T, p []byte) []byte {
+	t.Helper()
+	m := memstore.New()
+	res, err := cas.New(m, cas.WithCompression(cas.Compression{})).Put(t.Context(), bytes.NewReader(p))
+	require.NoError(t, err)
+	obj, err := m.Open(t.Context(), res.Hash.Key())
+	require.NoError(t, err)
+	defer obj.Close()
+	stored, err := io.ReadAll(obj)
+	require.NoError(t, err)
+	return stored
 }
