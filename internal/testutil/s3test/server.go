@@ -65,7 +65,6 @@ const DefaultBucket = "casa-test"
 //     PutObject and CompleteMultipartUpload requests for one key are
 //     serialised under a per-key lock, so concurrent create-only writers of
 //     one key see exactly one winner.
-//
 //   - a PutObject without conditions replaces the object's user metadata
 //     (x-amz-meta-*) as a whole, as on AWS: gofakes3 v1.2.0 carries the old
 //     object's metadata over to the new one, so a plain object written over
