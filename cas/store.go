@@ -394,7 +394,7 @@ func (s *Store) lookup(ctx context.Context, res PutResult) (presence, error) {
 		s.logger.WarnContext(ctx, "cas: put: replacing a corrupt stored blob", "hash", res.Hash, "err", err)
 		return blobCorrupt, nil
 	}
-	return blobAbsent, err
+	return blobAbsent, fmt.Errorf("cas: put %s: %w", res.Hash, err)
 }
 
 func (s *Store) putSpooled(ctx context.Context, src io.Reader, want *Hash, cfg putConfig) (res PutResult, err error) {
