@@ -13,8 +13,8 @@
 // cas.Store round trip over the Backend. When the Backend implements
 // cas.Stager the Stage/Commit/Abort contract is checked too (through
 // cas.Checked: a Commit under a blob key whose bytes do not hash to it, or
-// under a derived prefix without a cas.DerivedKey, publishes nothing), and
-// when its
+// under a derived prefix without a cas.DerivedKey, publishes nothing; a
+// cas.StagedReplacer's CommitReplace replaces an object), and when its
 // Objects implement cas.FileObject, that the file holds exactly the
 // object's bytes and is closed with the Object. The encoding marker of a
 // blob a Store stored compressed (cas.WithCompression) must be recorded
@@ -1167,7 +1167,48 @@ func testStager(t *testing.T, b cas.Backend) {
 	mustErrorIs(t, obj.Commit(ctx, thumb), cas.ErrExists, "Commit of other bytes over existing %q", thumb)
 	mustEqualBytes(t, readKey(t, b, thumb), []byte("thumb"), "bytes of %q after a refused Commit", thumb)
 
+	testStagedReplacer(t, b, st, thumb)
+
 	mustEqualKeys(t, listKeys(t, b, ""), []string{h.Key(), thumb}, "only committed objects must be listed")
+}
+
+// testStagedReplacer checks CommitReplace when the Stager's Staged is a
+// cas.StagedReplacer: it publishes over the existing object key, and
+// under a blob key over the blob's compressed form (Stat then reports the
+// plain one).
+func testStagedReplacer(t *testing.T, b cas.Backend, st cas.Stager, key string) {
+	ctx := t.Context()
+	stage := func(p []byte) cas.StagedReplacer {
+		t.Helper()
+		obj, err := st.Stage(ctx)
+		mustNoError(t, err, "Stage")
+		r, ok := obj.(cas.StagedReplacer)
+		if !ok {
+			mustNoError(t, obj.Abort(), "Abort")
+			return nil
+		}
+		_, err = r.Write(p)
+		mustNoError(t, err, "Write of staged bytes")
+		return r
+	}
+	r := stage([]byte("replaced"))
+	if r == nil {
+		return
+	}
+	mustNoError(t, r.CommitReplace(ctx, key), "CommitReplace over existing %q", key)
+	mustEqualBytes(t, readKey(t, b, key), []byte("replaced"), "bytes of %q after CommitReplace", key)
+
+	p := text(100 << 10)
+	res, err := cas.New(b, cas.WithCompression(cas.Compression{ChunkSize: 64 << 10}), cas.WithTempDir(t.TempDir())).Put(ctx, bytes.NewReader(p))
+	mustNoError(t, err, "Store.Put with compression")
+	blob := res.Hash.Key()
+	mustNoError(t, stage(p).CommitReplace(ctx, blob), "CommitReplace over %q stored compressed", blob)
+	info, err := b.Stat(ctx, blob)
+	mustNoError(t, err, "Stat %q", blob)
+	mustInfo(t, info, cas.Info{Key: blob, Size: int64(len(p)), StoredSize: int64(len(p))}, "Stat after CommitReplace over the compressed form")
+	mustEqualBytes(t, readKey(t, b, blob), p, "bytes of %q after CommitReplace", blob)
+	mustNoError(t, b.Delete(ctx, blob), "Delete %q", blob)
+	requireNotFound(t, b, blob)
 }
 
 // testCheckedStager: through cas.Checked, a Staged's Commit publishes
