@@ -60,9 +60,9 @@ import (
 //
 // The returned Backend implements Presigner when b does (see Presigner for
 // what the layer checks). It is never a KeyLister: ListKeys looks through it
-// to b's, checking the context as List does. It implements Stager when b does. Its Staged is a
-// StagedReplacer when b's is (CommitReplace checks as Commit does), and hashes
-// the bytes written to it, and its Commit validates the key and context as
+// to b's, checking the context as List does. It implements Stager when b does. Its Staged hashes
+// the bytes written to it, is a StagedReplacer when b's is (CommitReplace
+// checks as Commit does), and its Commit validates the key and context as
 // Put does and, under a blob key cas/<hex>, fails with ErrDigestMismatch
 // and publishes nothing unless the bytes hash to <hex>. Checked of a
 // checked Backend returns it unchanged. Store, thumbnail.NewBackendCache
