@@ -118,16 +118,33 @@ type Staged interface {
 	Abort() error
 }
 
+// StagedReplacer is an optional interface of a Staged that can publish its
+// bytes over an existing object, as a Put without IfAbsent does. Store.Put
+// uses it to repair a blob whose stored form is corrupt: it decides before
+// committing (Stat), so the common paths use Commit alone. Without it, the
+// Store deletes the corrupt object and commits create-only, which leaves a
+// moment in which the blob is missing.
+type StagedReplacer interface {
+	Staged
+	// CommitReplace publishes the written bytes under key, replacing
+	// atomically what is stored there: a reader sees the old object or
+	// the new one. Under a blob key it replaces either form (see
+	// PutOptions.Encoding). Like Commit, it finishes the Staged.
+	CommitReplace(ctx context.Context, key string) error
+}
+
 // EncodedCommitter is an optional upgrade of a Staged: CommitEncoded
-// publishes the written bytes, create-only, as the stored form of the blob
-// key in encoding (EncodingZstd), whose decoded bytes number decodedSize,
-// as a Put with PutOptions.Encoding and DecodedSize would: when either
-// form of the blob exists it returns an error wrapping ErrExists and
-// discards the bytes. A Store with compression streams a compressed blob
-// into a Staged that implements it instead of spooling the compressed
-// bytes first. Only a Store commits encoded bytes: the checked layer's
-// Staged does not offer the method (it could not check that the decoded
-// bytes hash to the key). fsstore's Staged implements it.
+// publishes the written bytes as the stored form of the blob key in
+// opts.Encoding (EncodingZstd), whose decoded bytes number
+// opts.DecodedSize, as a Put with those options would: with opts.IfAbsent
+// create-only (an error wrapping ErrExists when either form of the blob
+// exists; the bytes are discarded), without it replacing either form
+// atomically. opts.SHA256 must be zero (nobody hashes a stored form).
+// Like Commit, it finishes the Staged. A Store with compression streams a
+// compressed blob into a Staged that implements it instead of spooling the
+// compressed bytes first. Only a Store commits encoded bytes: the checked
+// layer's Staged does not offer the method (it could not check that the
+// decoded bytes hash to the key). fsstore's Staged implements it.
 type EncodedCommitter interface {
-	CommitEncoded(ctx context.Context, key, encoding string, decodedSize int64) error
+	CommitEncoded(ctx context.Context, key string, opts PutOptions) error
 }

@@ -61,7 +61,8 @@ import (
 // The returned Backend implements Presigner when b does (see Presigner for
 // what the layer checks). It is never a KeyLister: ListKeys looks through it
 // to b's, checking the context as List does. It implements Stager when b does. Its Staged hashes
-// the bytes written to it, and its Commit validates the key and context as
+// the bytes written to it, is a StagedReplacer when b's is (CommitReplace
+// checks as Commit does), and its Commit validates the key and context as
 // Put does and, under a blob key cas/<hex>, fails with ErrDigestMismatch
 // and publishes nothing unless the bytes hash to <hex>. Checked of a
 // checked Backend returns it unchanged. Store, thumbnail.NewBackendCache
@@ -335,6 +336,9 @@ func (c *checked) stage(ctx context.Context, hashed bool) (Staged, error) {
 	if !hashed {
 		s.d = c.newHash()
 	}
+	if r, ok := st.(StagedReplacer); ok {
+		return &checkedStagedReplacer{checkedStaged: s, r: r}, nil
+	}
 	return s, nil
 }
 
@@ -401,7 +405,13 @@ func (c *checked) stageEncoded(ctx context.Context) (*checkedStaged, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := st.(*checkedStaged)
+	var s *checkedStaged
+	switch st := st.(type) {
+	case *checkedStaged:
+		s = st
+	case *checkedStagedReplacer:
+		s = st.checkedStaged
+	}
 	if _, ok := s.st.(EncodedCommitter); !ok {
 		_ = s.st.Abort()
 		return nil, nil
@@ -411,9 +421,9 @@ func (c *checked) stageEncoded(ctx context.Context) (*checkedStaged, error) {
 
 // commitEncoded is EncodedCommitter's CommitEncoded for a Store, which
 // hashed the decoded bytes and names them by key: it validates key,
-// context, encoding and size as an encoded Put does, and aborts the staged
-// bytes when they fail.
-func (s *checkedStaged) commitEncoded(ctx context.Context, key, encoding string, decodedSize int64) error {
+// context and options as an encoded Put does, and aborts the staged bytes
+// when they fail.
+func (s *checkedStaged) commitEncoded(ctx context.Context, key string, opts PutOptions) error {
 	ec, ok := s.st.(EncodedCommitter)
 	err := checkWrite(ctx, key)
 	switch {
@@ -424,16 +434,34 @@ func (s *checkedStaged) commitEncoded(ctx context.Context, key, encoding string,
 		err = fmt.Errorf("cas: commit %q: %w: encoded bytes are committed by a Store only", key, ErrUnsupported)
 	case !IsKey(key):
 		err = fmt.Errorf("cas: commit %q: %w: only blob keys are stored encoded", key, ErrInvalidKey)
-	case encoding != EncodingZstd:
-		err = fmt.Errorf("cas: commit %q: %w: encoding %q", key, ErrUnsupported, encoding)
-	case decodedSize < 0:
-		err = fmt.Errorf("cas: commit %q: negative decoded size %d", key, decodedSize)
+	case opts.Encoding != EncodingZstd:
+		err = fmt.Errorf("cas: commit %q: %w: encoding %q", key, ErrUnsupported, opts.Encoding)
+	case opts.DecodedSize < 0 || !opts.SHA256.IsZero():
+		err = fmt.Errorf("cas: commit %q: encoded bytes with decoded size %d and a SHA256 of the stored bytes", key, opts.DecodedSize)
 	}
 	if err != nil {
 		_ = s.st.Abort()
 		return err
 	}
-	return ec.CommitEncoded(ctx, key, encoding, decodedSize)
+	return ec.CommitEncoded(ctx, key, opts)
+}
+
+// checkedStagedReplacer is a checkedStaged over a StagedReplacer.
+type checkedStagedReplacer struct {
+	*checkedStaged
+	r StagedReplacer
+}
+
+var _ StagedReplacer = (*checkedStagedReplacer)(nil)
+
+// CommitReplace implements StagedReplacer with Commit's checks: one that
+// fails them aborts the staged bytes.
+func (s *checkedStagedReplacer) CommitReplace(ctx context.Context, key string) error {
+	if err := s.check(ctx, key); err != nil {
+		_ = s.st.Abort()
+		return err
+	}
+	return s.r.CommitReplace(ctx, key)
 }
 
 // errTooLong: a Put's reader holds more bytes than the declared size.

@@ -84,8 +84,9 @@ func (s *Store) putCompressed(ctx context.Context, enc *zstd.Encoder, src io.Rea
 }
 
 // putCompressedStaged is putCompressed into obj: the frames are written as
-// they are made, and obj is committed encoded under the hash, create-only
-// (ErrExists: deduplicated).
+// they are made, and obj is committed encoded under the hash as
+// commitStaged decides (deduplicated, create-only, or replacing a corrupt
+// stored form).
 func (s *Store) putCompressedStaged(ctx context.Context, enc *zstd.Encoder, src io.Reader, want *Hash, obj *checkedStaged) (res PutResult, err error) {
 	finished := false
 	defer func() {
@@ -106,7 +107,10 @@ func (s *Store) putCompressedStaged(ctx context.Context, enc *zstd.Encoder, src 
 		return res, err
 	}
 	finished = true
-	return s.finishStaged(ctx, obj, h, n, func() error { return obj.commitEncoded(ctx, h.Key(), EncodingZstd, n) })
+	opts := PutOptions{Encoding: EncodingZstd, DecodedSize: n}
+	return s.commitStaged(ctx, PutResult{Hash: h, Size: n}, obj,
+		func() error { opts.IfAbsent = true; return obj.commitEncoded(ctx, h.Key(), opts) },
+		func() error { opts.IfAbsent = false; return obj.commitEncoded(ctx, h.Key(), opts) })
 }
 
 // frameJob is one chunk on its way through compressFrames.

@@ -20,8 +20,8 @@ import (
 // TestCompressionStreamsIntoStaged: over a Backend whose Staged commits
 // encoded bytes (fsstore), a compressed Put writes its frames straight into
 // the staged file and commits them encoded: no Backend.Put, no spool (the
-// spool directory does not even exist), deduplication by the create-only
-// commit against either form, and a failure at any step leaves nothing.
+// spool directory does not even exist), deduplication against either form
+// before committing, and a failure at any step leaves nothing.
 func TestCompressionStreamsIntoStaged(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
@@ -51,7 +51,8 @@ func TestCompressionStreamsIntoStaged(t *testing.T) {
 	again, err := s.Put(ctx, bytes.NewReader(data))
 	require.NoError(t, err)
 	require.True(t, again.Deduplicated)
-	require.Equal(t, 2, f.Calls(faulty.MethodCommitEncoded))
+	require.Equal(t, 1, f.Calls(faulty.MethodCommitEncoded), "a duplicate is found before committing")
+	require.Equal(t, 1, f.Calls(faulty.MethodAbort), "and its staged file discarded")
 	require.Equal(t, []string{res.Hash.Key()}, keys(t, inner))
 	requireNoFiles(t, tmps...)
 

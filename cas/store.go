@@ -154,6 +154,10 @@ type PutResult struct {
 // Put reads r to EOF in one pass, hashing while it spools, and stores the
 // bytes under their Hash. It never holds a large blob in memory. When the
 // blob is already stored nothing is uploaded and Deduplicated is true. A
+// stored form that Stat reports corrupt (an error wrapping ErrCorrupt) or
+// of another size than the bytes read is never "already stored": Put
+// replaces it with the bytes it has just hashed, and Deduplicated is
+// false, so a client that has the bytes repairs the blob. A
 // blob over the maximum size fails with ErrTooLarge, and a cancelled ctx
 // with ctx's error; either way nothing is stored and no temp file remains.
 func (s *Store) Put(ctx context.Context, r io.Reader, opts ...PutOption) (PutResult, error) {
@@ -282,25 +286,125 @@ func (s *Store) putStaged(ctx context.Context, src io.Reader, want *Hash) (res P
 		return res, err
 	}
 	committed = true
-	return s.finishStaged(ctx, obj, h, n, func() error { return obj.Commit(ctx, h.Key()) })
+	return s.commitStaged(ctx, PutResult{Hash: h, Size: n}, obj,
+		func() error { return obj.Commit(ctx, h.Key()) },
+		func() error { return s.replaceStaged(ctx, h, obj) })
 }
 
-// finishStaged runs the put hook for the blob h, then commit, which
-// publishes obj under h's key create-only: ErrExists is deduplication. A
-// hook error aborts obj. Either way obj is finished when it returns.
-func (s *Store) finishStaged(ctx context.Context, obj Staged, h Hash, n int64, commit func() error) (PutResult, error) {
-	if err := s.hook(ctx, h); err != nil {
+// commitStaged finishes a staged Put of the blob res describes, whose
+// bytes obj holds: the put hook, then the dedup check (lookup) decides,
+// while the staged bytes can still go anywhere (a Staged is finished by
+// its Commit, so a Commit that fails with ErrExists could not be followed
+// by a repair). Stored: obj is aborted, the Put deduplicated (sparing a
+// duplicate the final fdatasync and link of a Commit). Corrupt: replace
+// publishes obj over it. Absent: commit publishes obj create-only, and
+// ErrExists from a concurrent writer is confirmed. One Stat (fsstore: one
+// Lstat) costs a new blob next to nothing. obj is finished when it
+// returns.
+func (s *Store) commitStaged(ctx context.Context, res PutResult, obj Staged, commit, replace func() error) (PutResult, error) {
+	if err := s.hook(ctx, res.Hash); err != nil {
 		_ = obj.Abort()
 		return PutResult{}, err
 	}
-	err := commit()
+	found, err := s.lookup(ctx, res)
+	switch {
+	case err != nil:
+		_ = obj.Abort()
+		return PutResult{}, err
+	case found == blobStored:
+		_ = obj.Abort()
+		res.Deduplicated = true
+		return res, nil
+	case found == blobCorrupt:
+		err := replace()
+		switch {
+		case errors.Is(err, ErrExists):
+			return s.confirm(ctx, res, err) // a concurrent repair
+		case err != nil:
+			return PutResult{}, fmt.Errorf("cas: put %s: replace its corrupt stored form: %w", res.Hash, err)
+		}
+		return res, nil
+	}
+	err = commit()
 	switch {
 	case errors.Is(err, ErrExists):
-		return PutResult{Hash: h, Size: n, Deduplicated: true}, nil
+		// A concurrent writer stored it since the Stat.
+		return s.confirm(ctx, res, err)
 	case err != nil:
-		return PutResult{}, fmt.Errorf("cas: put %s: %w", h, err)
+		return PutResult{}, fmt.Errorf("cas: put %s: %w", res.Hash, err)
 	}
-	return PutResult{Hash: h, Size: n}, nil
+	return res, nil
+}
+
+// replaceStaged publishes the staged bytes of obj over the corrupt stored
+// form of the blob h: with CommitReplace where the Backend's Staged has it
+// (atomic), otherwise by a Delete and a create-only Commit (ErrExists
+// then: a concurrent repair, which the caller confirms).
+func (s *Store) replaceStaged(ctx context.Context, h Hash, obj Staged) error {
+	if r, ok := obj.(StagedReplacer); ok {
+		return r.CommitReplace(ctx, h.Key())
+	}
+	if err := s.c.Delete(ctx, h.Key()); err != nil {
+		_ = obj.Abort()
+		return fmt.Errorf("delete it: %w", err)
+	}
+	return obj.Commit(ctx, h.Key())
+}
+
+// confirm is the outcome of a Put whose create-only write failed with
+// exists (ErrExists): a concurrent writer stored the blob. It makes sure
+// the blob is really there, and sound: S3 also answers a create-only
+// write with 409 when a concurrent delete or failed upload of the key
+// interfered. The errors it returns do not wrap ErrExists, which would
+// read as success.
+func (s *Store) confirm(ctx context.Context, res PutResult, exists error) (PutResult, error) {
+	h := res.Hash
+	found, err := s.lookup(ctx, res)
+	switch {
+	case err != nil:
+		return PutResult{}, fmt.Errorf("cas: put %s: reported as existing (%v), then: %w", h, exists, err)
+	case found == blobAbsent:
+		return PutResult{}, fmt.Errorf("cas: put %s: reported as existing, but not stored; retry: %v", h, exists)
+	case found == blobCorrupt:
+		return PutResult{}, fmt.Errorf("cas: put %s: stored meanwhile by another writer, in a form that is corrupt; retry (a Put replaces it): %v", h, exists)
+	}
+	res.Deduplicated = true
+	return res, nil
+}
+
+// presence is what the dedup check of a Put found under a blob's key.
+type presence int
+
+const (
+	blobAbsent  presence = iota // nothing: write create-only
+	blobStored                  // the blob, in either form: deduplicated
+	blobCorrupt                 // a stored form that cannot be the blob: replace it
+)
+
+// lookup is the dedup check of a Put of the blob res describes, whose
+// bytes the Store has just hashed: one Stat of its key. A stored form that
+// Stat reports corrupt (ErrCorrupt: a compressed blob's unreadable seek
+// table on fsstore, a damaged encoding marker on S3), or whose size is not
+// the size of the bytes just hashed (so they cannot hash to the key), is
+// corrupt: never "already stored", the Put replaces it with its bytes.
+// Damage that Stat cannot see (a frame of a compressed blob, a flipped bit
+// of a plain one) is Verify's to find.
+func (s *Store) lookup(ctx context.Context, res PutResult) (presence, error) {
+	info, err := s.c.Stat(ctx, res.Hash.Key())
+	switch {
+	case err == nil && info.Size == res.Size:
+		return blobStored, nil
+	case err == nil:
+		s.logger.WarnContext(ctx, "cas: put: replacing a stored blob of the wrong size",
+			"hash", res.Hash, "stored_size", info.Size, "encoding", info.Encoding, "size", res.Size)
+		return blobCorrupt, nil
+	case errors.Is(err, ErrNotFound):
+		return blobAbsent, nil
+	case errors.Is(err, ErrCorrupt):
+		s.logger.WarnContext(ctx, "cas: put: replacing a corrupt stored blob", "hash", res.Hash, "err", err)
+		return blobCorrupt, nil
+	}
+	return blobAbsent, fmt.Errorf("cas: put %s: %w", res.Hash, err)
 }
 
 func (s *Store) putSpooled(ctx context.Context, src io.Reader, want *Hash, cfg putConfig) (res PutResult, err error) {
@@ -348,33 +452,43 @@ func (s *Store) putSpooled(ctx context.Context, src io.Reader, want *Hash, cfg p
 
 // upload writes the spooled body of storedSize bytes, the stored form of
 // the blob res describes, create-only under its key, unless the blob is
-// stored already (in any form).
-func (s *Store) upload(ctx context.Context, res PutResult, body io.Reader, storedSize int64, opts PutOptions) (PutResult, error) {
+// stored already (in any form). A stored form that is corrupt (see lookup)
+// is replaced by a write without IfAbsent, and the Put is not
+// Deduplicated.
+func (s *Store) upload(ctx context.Context, res PutResult, body io.ReadSeeker, storedSize int64, opts PutOptions) (PutResult, error) {
 	h := res.Hash
 	if err := s.hook(ctx, h); err != nil {
 		return PutResult{}, err
 	}
-	if ok, err := s.Has(ctx, h); err != nil {
+	found, err := s.lookup(ctx, res)
+	switch {
+	case err != nil:
 		return PutResult{}, err
-	} else if ok {
+	case found == blobStored:
 		res.Deduplicated = true
 		return res, nil
+	case found == blobCorrupt:
+		return s.replace(ctx, res, body, storedSize, opts)
 	}
-	err := s.c.put(ctx, h.Key(), body, storedSize, opts, true)
+	err = s.c.put(ctx, h.Key(), body, storedSize, opts, true)
 	switch {
 	case errors.Is(err, ErrExists):
-		// A concurrent writer won. Make sure the blob is really there: S3
-		// also answers a create-only write with 409 when a concurrent
-		// delete or failed upload of the key interfered.
-		// The error does not wrap ErrExists, which would read as success.
-		if ok, herr := s.Has(ctx, h); herr != nil {
-			return PutResult{}, fmt.Errorf("cas: put %s: reported as existing (%v), then: %w", h, err, herr)
-		} else if !ok {
-			return PutResult{}, fmt.Errorf("cas: put %s: reported as existing, but not stored; retry: %v", h, err)
-		}
-		res.Deduplicated = true
+		// A concurrent writer won.
+		return s.confirm(ctx, res, err)
 	case err != nil:
 		return PutResult{}, fmt.Errorf("cas: put %s: %w", h, err)
+	}
+	return res, nil
+}
+
+// replace writes body, the stored form of the blob res describes, over a
+// corrupt stored form of it: a write without IfAbsent, which replaces
+// either form atomically (two Puts repairing at once both write the same
+// blob; the last one stays).
+func (s *Store) replace(ctx context.Context, res PutResult, body io.ReadSeeker, storedSize int64, opts PutOptions) (PutResult, error) {
+	opts.IfAbsent = false
+	if err := s.c.put(ctx, res.Hash.Key(), body, storedSize, opts, true); err != nil {
+		return PutResult{}, fmt.Errorf("cas: put %s: replace its corrupt stored form: %w", res.Hash, err)
 	}
 	return res, nil
 }
@@ -421,7 +535,10 @@ func (s *Store) Stat(ctx context.Context, h Hash) (Info, error) {
 	return s.c.Stat(ctx, h.Key())
 }
 
-// Has reports whether the blob named h is stored.
+// Has reports whether the blob named h is stored. A blob whose stored form
+// Stat reports corrupt is stored but unreadable: Has returns Stat's error,
+// which wraps ErrCorrupt, not false. A Put of the blob's bytes replaces
+// such a stored form (see Put).
 func (s *Store) Has(ctx context.Context, h Hash) (bool, error) {
 	_, err := s.c.Stat(ctx, h.Key())
 	switch {

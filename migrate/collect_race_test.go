@@ -194,12 +194,11 @@ func TestCollectRaceUploadNeverLost(t *testing.T) {
 			r.commitRow(res.Hash.Key())
 			return res, rep
 		}},
-		{"during Put, storing (after the touch)", func(r *gcRig, data []byte, staged bool) (cas.PutResult, migrate.CollectReport) {
+		{"during Put, storing (after the touch)", func(r *gcRig, data []byte, _ bool) (cas.PutResult, migrate.CollectReport) {
 			g := newGate()
-			method := faulty.MethodStat // the spooled Put's Has
-			if staged {
-				method = faulty.MethodCommit // the staged Put's create-only Commit
-			}
+			// The Put's dedup check, on both paths (the staged Put Stats
+			// before it commits, so that it can repair a corrupt blob).
+			method := faulty.MethodStat
 			key := cas.SumBytes(data).Key()
 			r.faulty.SetBefore(method, func(_ context.Context, k string) error {
 				if k == key {

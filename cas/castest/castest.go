@@ -13,8 +13,8 @@
 // cas.Store round trip over the Backend. When the Backend implements
 // cas.Stager the Stage/Commit/Abort contract is checked too (through
 // cas.Checked: a Commit under a blob key whose bytes do not hash to it, or
-// under a derived prefix without a cas.DerivedKey, publishes nothing), and
-// when its
+// under a derived prefix without a cas.DerivedKey, publishes nothing; a
+// cas.StagedReplacer's CommitReplace replaces an object), and when its
 // Objects implement cas.FileObject, that the file holds exactly the
 // object's bytes and is closed with the Object. The encoding marker of a
 // blob a Store stored compressed (cas.WithCompression) must be recorded
@@ -1171,7 +1171,48 @@ func testStager(t *testing.T, b cas.Backend) {
 	mustErrorIs(t, obj.Commit(ctx, thumb), cas.ErrExists, "Commit of other bytes over existing %q", thumb)
 	mustEqualBytes(t, readKey(t, b, thumb), []byte("thumb"), "bytes of %q after a refused Commit", thumb)
 
+	testStagedReplacer(t, b, st, thumb)
+
 	mustEqualKeys(t, listKeys(t, b, ""), []string{h.Key(), thumb}, "only committed objects must be listed")
+}
+
+// testStagedReplacer checks CommitReplace when the Stager's Staged is a
+// cas.StagedReplacer: it publishes over the existing object key, and
+// under a blob key over the blob's compressed form (Stat then reports the
+// plain one).
+func testStagedReplacer(t *testing.T, b cas.Backend, st cas.Stager, key string) {
+	ctx := t.Context()
+	stage := func(p []byte) cas.StagedReplacer {
+		t.Helper()
+		obj, err := st.Stage(ctx)
+		mustNoError(t, err, "Stage")
+		r, ok := obj.(cas.StagedReplacer)
+		if !ok {
+			mustNoError(t, obj.Abort(), "Abort")
+			return nil
+		}
+		_, err = r.Write(p)
+		mustNoError(t, err, "Write of staged bytes")
+		return r
+	}
+	r := stage([]byte("replaced"))
+	if r == nil {
+		return
+	}
+	mustNoError(t, r.CommitReplace(ctx, key), "CommitReplace over existing %q", key)
+	mustEqualBytes(t, readKey(t, b, key), []byte("replaced"), "bytes of %q after CommitReplace", key)
+
+	p := text(100 << 10)
+	res, err := cas.New(b, cas.WithCompression(cas.Compression{ChunkSize: 64 << 10}), cas.WithTempDir(t.TempDir())).Put(ctx, bytes.NewReader(p))
+	mustNoError(t, err, "Store.Put with compression")
+	blob := res.Hash.Key()
+	mustNoError(t, stage(p).CommitReplace(ctx, blob), "CommitReplace over %q stored compressed", blob)
+	info, err := b.Stat(ctx, blob)
+	mustNoError(t, err, "Stat %q", blob)
+	mustInfo(t, info, cas.Info{Key: blob, Size: int64(len(p)), StoredSize: int64(len(p))}, "Stat after CommitReplace over the compressed form")
+	mustEqualBytes(t, readKey(t, b, blob), p, "bytes of %q after CommitReplace", blob)
+	mustNoError(t, b.Delete(ctx, blob), "Delete %q", blob)
+	requireNotFound(t, b, blob)
 }
 
 // testCheckedStager: through cas.Checked, a Staged's Commit publishes
@@ -1312,7 +1353,8 @@ func mustInfo(t *testing.T, got, want cas.Info, format string, args ...any) {
 // (plain objects: StoredSize = Size); a Backend records the marker it is
 // given on Put (Thin); the stored bytes, uploaded as a blob of their own,
 // stay plain and read back byte for byte; the two forms of one blob are
-// one object (create-only Put and Delete see either).
+// one object (create-only Put and Delete see either, a Put without IfAbsent
+// of one form replaces the other, marker included).
 func testEncoding(t *testing.T, b cas.Backend, thin bool) {
 	ctx := t.Context()
 	p := text(200 << 10)
@@ -1372,6 +1414,23 @@ func testEncoding(t *testing.T, b cas.Backend, thin bool) {
 	mustNoError(t, err, "plain Store.Put of a blob stored compressed")
 	if !dup.Deduplicated {
 		t.Fatalf("plain Store.Put of a blob stored compressed: not deduplicated")
+	}
+
+	// A Put without IfAbsent of the other form replaces the blob's stored
+	// form, marker included (a Store repairs a corrupt form so): a plain
+	// Put over the compressed form, and (Thin) back.
+	err = b.Put(ctx, key, bytes.NewReader(p), int64(len(p)), cas.PutOptions{})
+	mustNoError(t, err, "plain Put without IfAbsent over a blob stored compressed")
+	info, err = b.Stat(ctx, key)
+	mustNoError(t, err, "Stat %q", key)
+	mustInfo(t, info, cas.Info{Key: key, Size: int64(len(p)), StoredSize: int64(len(p))}, "Stat after a plain Put replaced the compressed form")
+	mustEqualBytes(t, readKey(t, b, key), p, "bytes after a plain Put replaced the compressed form")
+	if thin {
+		err = b.Put(ctx, key, bytes.NewReader(stored), int64(len(stored)), cas.PutOptions{Encoding: cas.EncodingZstd, DecodedSize: int64(len(p))})
+		mustNoError(t, err, "encoded Put without IfAbsent over a blob stored plain")
+		info, err = b.Stat(ctx, key)
+		mustNoError(t, err, "Stat %q", key)
+		mustInfo(t, info, want, "Stat after an encoded Put replaced the plain form")
 	}
 
 	// The stored bytes are a zstd stream; uploaded, they are stored plain.

@@ -14,7 +14,8 @@ import (
 // Backend's Staged implements it: CommitEncoded publishes the staged
 // bytes as the blob's encoded form (Stat, Open and List report the
 // encoding, the decoded Size and the StoredSize, and a Store reads the
-// blob), create-only against either form, and publishes nothing for a
+// blob), create-only against either form with IfAbsent and replacing
+// either form without it, and publishes nothing for a
 // decoded size the bytes' seek table does not record, a key that is no
 // blob key, an unknown encoding or a done context. Through cas.Checked the
 // Staged does not offer the method: only a Store commits encoded bytes.
@@ -57,6 +58,7 @@ func testEncodedCommitter(t *testing.T, raw, b cas.Backend) {
 	}
 	mustNoError(t, b.Delete(ctx, key), "Delete %q", key)
 
+	replace := false
 	commit := func(ctx context.Context, key, encoding string, decoded int64) error {
 		t.Helper()
 		obj, err := st.Stage(t.Context())
@@ -65,7 +67,8 @@ func testEncodedCommitter(t *testing.T, raw, b cas.Backend) {
 			_, err := obj.Write(chunk)
 			mustNoError(t, err, "Write of %d staged bytes", len(chunk))
 		}
-		return obj.(cas.EncodedCommitter).CommitEncoded(ctx, key, encoding, decoded)
+		opts := cas.PutOptions{IfAbsent: !replace, Encoding: encoding, DecodedSize: decoded}
+		return obj.(cas.EncodedCommitter).CommitEncoded(ctx, key, opts)
 	}
 	n := int64(len(p))
 	mustError(t, commit(ctx, key, cas.EncodingZstd, n+1), "CommitEncoded with a decoded size the seek table does not record")
@@ -98,6 +101,19 @@ func testEncodedCommitter(t *testing.T, raw, b cas.Backend) {
 	mustErrorIs(t, commit(ctx, key, cas.EncodingZstd, n), cas.ErrExists, "CommitEncoded over the plain form of %q", key)
 	mustEqualBytes(t, readKey(t, b, key), p, "the plain form of %q after a refused CommitEncoded", key)
 	mustEqualKeys(t, listKeys(t, b, ""), []string{key}, "one object after the refused CommitEncoded")
+
+	// Without IfAbsent it replaces either form.
+	replace = true
+	mustNoError(t, commit(ctx, key, cas.EncodingZstd, n), "replacing CommitEncoded over the plain form of %q", key)
+	info, err = b.Stat(ctx, key)
+	mustNoError(t, err, "Stat %q", key)
+	mustInfo(t, info, want, "Stat after a replacing CommitEncoded over the plain form")
+	mustNoError(t, commit(ctx, key, cas.EncodingZstd, n), "replacing CommitEncoded over the encoded form of %q", key)
+	info, err = b.Stat(ctx, key)
+	mustNoError(t, err, "Stat %q", key)
+	mustInfo(t, info, want, "Stat after a replacing CommitEncoded over the encoded form")
+	mustEqualBytes(t, readEncoded(t, b, key), stored, "stored bytes of %q after replacing", key)
+	mustEqualKeys(t, listKeys(t, b, ""), []string{key}, "one object after the replacing CommitEncoded calls")
 }
 
 // readEncoded returns the stored bytes of key, which must be encoded.

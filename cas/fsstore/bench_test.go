@@ -109,3 +109,37 @@ func writeAndSync(b *testing.B, dir string, p []byte) time.Duration {
 	}
 	return time.Since(start)
 }
+
+// BenchmarkStat is fsstore's Stat of a stored blob, the dedup check of
+// every Put and cashttp's HEAD: "plain" is a blob stored as it is (one
+// Lstat), "zstd" one stored compressed (its seek table is read).
+func BenchmarkStat(b *testing.B) {
+	be, err := fsstore.New(b.TempDir(), fsstore.WithoutSync())
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := b.Context()
+	plain, err := cas.New(be).Put(ctx, bytes.NewReader(testutil.Bytes(2, 64<<10)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	zst, err := cas.New(be, cas.WithCompression(cas.Compression{})).Put(ctx, bytes.NewReader(testutil.Text(3, 64<<10)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		h    cas.Hash
+		enc  string
+	}{{"plain", plain.Hash, ""}, {"zstd", zst.Hash, cas.EncodingZstd}} {
+		b.Run(c.name, func(b *testing.B) {
+			key := c.h.Key()
+			for b.Loop() {
+				info, err := be.Stat(ctx, key)
+				if err != nil || info.Encoding != c.enc {
+					b.Fatalf("Stat %s: %+v, %v", key, info, err)
+				}
+			}
+		})
+	}
+}

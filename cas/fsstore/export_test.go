@@ -12,3 +12,7 @@ const WritebackChunk = writebackChunk
 
 // Datasync is the fdatasync fsstore flushes its temporary files with.
 func Datasync(f *os.File) error { return datasync(f) }
+
+// WithPublished sets a function that a replacing write of a blob calls
+// between publishing its form and removing the other one.
+func WithPublished(f func(key string)) Option { return func(b *Backend) { b.published = f } }

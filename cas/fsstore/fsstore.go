@@ -58,6 +58,10 @@ type Backend struct {
 	noSync   bool
 	staleAge time.Duration
 	datasync func(*os.File) error // flushes a temporary file; tests inject faults
+	// published, when set, is called by a replacing write of a blob
+	// between publishing its form and removing the other: tests race a
+	// concurrent write there.
+	published func(key string)
 }
 
 var (
@@ -161,16 +165,50 @@ func notFound(err error) bool {
 	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)
 }
 
-// Stat implements cas.Backend. A blob stored compressed reports its
-// decoded size, read from the seek table at the end of its file.
+// Stat implements cas.Backend. An object stored as it is costs one
+// Lstat(2), with the checks Open makes (a symlink or any other file that
+// is not a regular file is no object: ErrNotFound, in Open's words): Stat
+// is the dedup check of every Put and answers cashttp's HEAD. A blob
+// stored compressed reports its decoded size, read from the seek table at
+// the end of its file, which Stat opens as Open does.
 func (b *Backend) Stat(ctx context.Context, key string) (cas.Info, error) {
-	obj, err := b.Open(ctx, key)
+	p, err := b.path(key)
 	if err != nil {
 		return cas.Info{}, err
 	}
-	info := obj.Info()
-	_ = obj.Close()
-	return info, nil
+	fi, err := os.Lstat(p)
+	if cas.IsKey(key) && notFound(err) {
+		// Not stored as it is: the compressed form, if any.
+		obj, err := b.open(key, p+zstdSuffix, cas.EncodingZstd)
+		if err != nil {
+			return cas.Info{}, err
+		}
+		info := obj.Info()
+		_ = obj.Close()
+		return info, nil
+	}
+	switch {
+	case notFound(err) || errors.Is(err, syscall.ELOOP):
+		return cas.Info{}, errNotFound(key)
+	case err != nil:
+		return cas.Info{}, fmt.Errorf("fsstore: stat %q: %w", key, err)
+	case fi.Mode()&fs.ModeSymlink != 0:
+		// Open's O_NOFOLLOW fails on it with ELOOP.
+		return cas.Info{}, errNotFound(key)
+	case !fi.Mode().IsRegular():
+		return cas.Info{}, errNotRegular(key)
+	}
+	return cas.Info{Key: key, Size: fi.Size(), ModTime: fi.ModTime(), StoredSize: fi.Size()}, nil
+}
+
+// errNotFound is Open's and Stat's error for a key that names no object:
+// nothing, or a symlink.
+func errNotFound(key string) error { return fmt.Errorf("fsstore: %q: %w", key, cas.ErrNotFound) }
+
+// errNotRegular is Open's and Stat's error for a key that names a file
+// that is not a regular file (a directory of other keys, a FIFO).
+func errNotRegular(key string) error {
+	return fmt.Errorf("fsstore: %q is not a regular file: %w", key, cas.ErrNotFound)
 }
 
 // find returns the path of the file of key and its encoding: a blob key's
@@ -235,10 +273,15 @@ func (b *Backend) Open(_ context.Context, key string) (cas.Object, error) {
 	if err != nil {
 		return nil, err
 	}
+	return b.open(key, p, enc)
+}
+
+// open opens the file p of key, stored in encoding enc, as an Object.
+func (b *Backend) open(key, p, enc string) (*Object, error) {
 	f, err := os.OpenFile(p, os.O_RDONLY|noFollow, 0)
 	switch {
 	case notFound(err) || errors.Is(err, syscall.ELOOP):
-		return nil, fmt.Errorf("fsstore: %q: %w", key, cas.ErrNotFound)
+		return nil, errNotFound(key)
 	case err != nil:
 		return nil, fmt.Errorf("fsstore: open %q: %w", key, err)
 	}
@@ -249,7 +292,7 @@ func (b *Backend) Open(_ context.Context, key string) (cas.Object, error) {
 	}
 	if !fi.Mode().IsRegular() {
 		_ = f.Close()
-		return nil, fmt.Errorf("fsstore: %q is not a regular file: %w", key, cas.ErrNotFound)
+		return nil, errNotRegular(key)
 	}
 	info, err := fileInfo(key, enc, f, fi)
 	if err != nil {
@@ -307,25 +350,7 @@ func (b *Backend) Put(ctx context.Context, key string, r io.Reader, _ int64, opt
 	if _, err := io.CopyBuffer(st, r, make([]byte, copyBufferSize)); err != nil {
 		return fmt.Errorf("fsstore: put %q: %w", key, err)
 	}
-	if err := st.publishAt(ctx, key, relPathEncoded(key, opts.Encoding), !opts.IfAbsent); err != nil {
-		return err
-	}
-	if cas.IsKey(key) {
-		// One form per blob: a create-only write that raced with one of
-		// the other form leaves both, which is harmless (Stat prefers
-		// the plain file, Delete removes both); a replacing one removes
-		// the other.
-		other := relPathEncoded(key, cas.EncodingZstd)
-		if opts.Encoding != "" {
-			other = relPath(key)
-		}
-		if !opts.IfAbsent {
-			if err := os.Remove(filepath.Join(b.root, other)); err != nil && !notFound(err) {
-				return fmt.Errorf("fsstore: put %q: %w", key, err)
-			}
-		}
-	}
-	return nil
+	return st.publishForm(ctx, key, opts.Encoding, !opts.IfAbsent)
 }
 
 // copyBufferSize is the size of the buffer Put copies through.

@@ -22,6 +22,7 @@ import (
 	"github.com/casa-go/casa/cas"
 	"github.com/casa-go/casa/cas/castest"
 	"github.com/casa-go/casa/cas/fsstore"
+	"github.com/casa-go/casa/cas/memstore"
 )
 
 func TestConformance(t *testing.T) {
@@ -569,4 +570,106 @@ func TestWithStaleTempAgeRejectsNegative(t *testing.T) {
 	t.Parallel()
 	require.PanicsWithValue(t, "fsstore: WithStaleTempAge(-1s): want 0 (no sweep) or a positive age", func() { fsstore.WithStaleTempAge(-time.Second) })
 	require.NotPanics(t, func() { fsstore.WithStaleTempAge(0) })
+}
+
+// TestStatAgreesWithOpen: Stat (one Lstat for an object stored as it is,
+// the seek table for a compressed blob) describes an object exactly as
+// Open's Info does, and refuses what Open refuses with the same error: a
+// symlink (to a file or as a blob's file, plain or compressed), a
+// directory of other keys, a missing key.
+func TestStatAgreesWithOpen(t *testing.T) {
+	t.Parallel()
+	b := newBackend(t)
+	ctx := t.Context()
+	dir := b.Dir()
+	plain, err := cas.New(b).Put(ctx, strings.NewReader("plain blob"))
+	require.NoError(t, err)
+	text := bytes.Repeat([]byte("a compressible line of text, again and again\n"), 4000)
+	zst, err := cas.New(b, cas.WithCompression(cas.Compression{})).Put(ctx, bytes.NewReader(text))
+	require.NoError(t, err)
+	require.NoError(t, b.Put(ctx, "legacy/a.txt", strings.NewReader("legacy"), 6, cas.PutOptions{}))
+
+	for _, key := range []string{plain.Hash.Key(), zst.Hash.Key(), "legacy/a.txt"} {
+		info, err := b.Stat(ctx, key)
+		require.NoError(t, err, key)
+		obj, err := b.Open(ctx, key)
+		require.NoError(t, err, key)
+		require.Equal(t, obj.Info(), info, "Stat and Open of %s", key)
+		require.NoError(t, obj.Close())
+	}
+	info, err := b.Stat(ctx, zst.Hash.Key())
+	require.NoError(t, err)
+	require.Equal(t, cas.EncodingZstd, info.Encoding)
+	require.EqualValues(t, len(text), info.Size)
+
+	// Refusals.
+	target := filepath.Join(dir, "legacy", "a.txt")
+	require.NoError(t, os.Symlink(target, filepath.Join(dir, "link")))
+	linked := cas.SumBytes([]byte("linked"))
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "cas", linked.String()[:2]), 0o755))
+	require.NoError(t, os.Symlink(target, filepath.Join(dir, "cas", linked.String()[:2], linked.String())))
+	linkedZst := cas.SumBytes([]byte("linked zst"))
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "cas", linkedZst.String()[:2]), 0o755))
+	require.NoError(t, os.Symlink(filepath.Join(dir, "cas", zst.Hash.String()[:2], zst.Hash.String()+".zst"),
+		filepath.Join(dir, "cas", linkedZst.String()[:2], linkedZst.String()+".zst")))
+	for _, key := range []string{"link", linked.Key(), linkedZst.Key(), "legacy", "missing", cas.SumBytes(nil).Key()} {
+		_, serr := b.Stat(ctx, key)
+		require.ErrorIs(t, serr, cas.ErrNotFound, "Stat %s", key)
+		_, oerr := b.Open(ctx, key)
+		require.ErrorIs(t, oerr, cas.ErrNotFound, "Open %s", key)
+		require.Equal(t, oerr.Error(), serr.Error(), "Stat and Open of %s fail alike", key)
+	}
+}
+
+// TestReplaceKeepsConcurrentOtherForm: a replacing write of a blob's plain
+// form removes the compressed form only if it is still the stale file it
+// saw before publishing. Here a replacing write of the compressed form
+// runs between the plain write's publish and its removal (and removes the
+// plain file it saw as stale): the fresh .zst stays, so one sound form
+// remains. Removing the other form unconditionally left neither.
+func TestReplaceKeepsConcurrentOtherForm(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	text := bytes.Repeat([]byte("a compressible line of text, again and again\n"), 4000)
+	h := cas.SumBytes(text)
+	good := memstoreStored(t, text)
+
+	var b *fsstore.Backend
+	raced := false
+	b, err := fsstore.New(t.TempDir(), fsstore.WithoutSync(), fsstore.WithPublished(func(key string) {
+		if raced {
+			return
+		}
+		raced = true
+		require.NoError(t, b.Put(ctx, key, bytes.NewReader(good), int64(len(good)),
+			cas.PutOptions{Encoding: cas.EncodingZstd, DecodedSize: int64(len(text))}))
+	}))
+	require.NoError(t, err)
+	rotten := []byte("not a seekable zstd stream")
+	require.NoError(t, b.Put(ctx, h.Key(), bytes.NewReader(rotten), int64(len(rotten)),
+		cas.PutOptions{Encoding: cas.EncodingZstd, DecodedSize: int64(len(text))}))
+	_, err = b.Stat(ctx, h.Key())
+	require.ErrorIs(t, err, cas.ErrCorrupt)
+
+	require.NoError(t, b.Put(ctx, h.Key(), bytes.NewReader(text), int64(len(text)), cas.PutOptions{}))
+	require.True(t, raced)
+	info, err := b.Stat(ctx, h.Key())
+	require.NoError(t, err)
+	require.Equal(t, cas.EncodingZstd, info.Encoding, "the concurrent write's fresh form")
+	require.NoError(t, cas.New(b).Verify(ctx, h))
+	requireNoTemps(t, b)
+}
+
+// memstoreStored returns the stored form of p compressed by a Store.
+func memstoreStored(t *testing.T, p []byte) []byte {
+	t.Helper()
+	m := memstore.New()
+	res, err := cas.New(m, cas.WithCompression(cas.Compression{})).Put(t.Context(), bytes.NewReader(p))
+	require.NoError(t, err)
+	obj, err := m.Open(t.Context(), res.Hash.Key())
+	require.NoError(t, err)
+	defer obj.Close()
+	stored, err := io.ReadAll(obj)
+	require.NoError(t, err)
+	return stored
 }

@@ -60,6 +60,8 @@ type syncing struct {
 
 var errFinished = errors.New("fsstore: staged object already committed or aborted")
 
+var _ cas.StagedReplacer = (*staged)(nil)
+
 // lockTries is how often stage creates a temporary file when a concurrent
 // sweep (another process's New) takes each one between its creation and
 // its lock.
@@ -172,11 +174,29 @@ func (s *staged) Commit(ctx context.Context, key string) error {
 	return s.publish(ctx, key, false)
 }
 
+// CommitReplace implements cas.StagedReplacer: it publishes the bytes
+// under key by an atomic rename over what is stored there, as a Put
+// without IfAbsent does; under a blob key the compressed form, if any, is
+// removed. cas.Store uses it to repair a blob whose compressed form is
+// corrupt.
+func (s *staged) CommitReplace(ctx context.Context, key string) error {
+	if s.done {
+		return errFinished
+	}
+	defer s.Abort() // no-op after publish
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	return s.publishForm(ctx, key, "", true)
+}
+
 // CommitEncoded implements cas.EncodedCommitter: it publishes the bytes,
-// a blob stored in encoding (cas.EncodingZstd), as cas/<hex[:2]>/<hex>.zst,
-// create-only: ErrExists when either form of the blob exists. The decoded
-// size the file's seek table records must be decodedSize.
-func (s *staged) CommitEncoded(ctx context.Context, key, encoding string, decodedSize int64) error {
+// a blob stored in opts.Encoding (cas.EncodingZstd), as
+// cas/<hex[:2]>/<hex>.zst: with opts.IfAbsent create-only (ErrExists when
+// either form of the blob exists), without it by an atomic rename that
+// also removes the plain form. The decoded size the file's seek table
+// records must be opts.DecodedSize.
+func (s *staged) CommitEncoded(ctx context.Context, key string, opts cas.PutOptions) error {
 	if s.done {
 		return errFinished
 	}
@@ -185,20 +205,96 @@ func (s *staged) CommitEncoded(ctx context.Context, key, encoding string, decode
 		return err
 	}
 	switch {
-	case encoding != cas.EncodingZstd:
-		return fmt.Errorf("fsstore: commit %q: %w: encoding %q", key, cas.ErrUnsupported, encoding)
+	case opts.Encoding != cas.EncodingZstd:
+		return fmt.Errorf("fsstore: commit %q: %w: encoding %q", key, cas.ErrUnsupported, opts.Encoding)
 	case !cas.IsKey(key):
 		return fmt.Errorf("fsstore: commit %q: %w: only blob keys are stored encoded", key, cas.ErrUnsupported)
 	}
-	if n, err := cas.DecodedSize(encoding, s.f, s.n); err != nil {
+	if n, err := cas.DecodedSize(opts.Encoding, s.f, s.n); err != nil {
 		return fmt.Errorf("fsstore: commit %q: %w", key, err)
-	} else if n != decodedSize {
-		return fmt.Errorf("fsstore: commit %q: %w: the seek table records %d decoded bytes, not %d", key, cas.ErrCorrupt, n, decodedSize)
+	} else if n != opts.DecodedSize {
+		return fmt.Errorf("fsstore: commit %q: %w: the seek table records %d decoded bytes, not %d", key, cas.ErrCorrupt, n, opts.DecodedSize)
 	}
-	if _, err := os.Lstat(filepath.Join(s.b.root, relPath(key))); err == nil {
-		return fmt.Errorf("fsstore: %q: %w (stored plain)", key, cas.ErrExists)
+	if opts.IfAbsent {
+		if _, err := os.Lstat(filepath.Join(s.b.root, relPath(key))); err == nil {
+			return fmt.Errorf("fsstore: %q: %w (stored plain)", key, cas.ErrExists)
+		}
 	}
-	return s.publishAt(ctx, key, relPathEncoded(key, encoding), false)
+	return s.publishForm(ctx, key, opts.Encoding, !opts.IfAbsent)
+}
+
+// publishForm publishes the bytes as key's file in encoding enc (a blob
+// key's form; "" for any other key): create-only, or with replace by an
+// atomic rename that also removes a blob's other form.
+//
+// One form per blob: a create-only write that raced with one of the other
+// form leaves both, which is harmless (Stat prefers the plain file, Delete
+// removes both). A replacing write removes the other form's file only if
+// it is still the one it saw before publishing (removeStale): two
+// replacing writes of different forms at once (a compressing and a plain
+// Store repairing one blob) must not remove each other's fresh files,
+// which would leave neither.
+func (s *staged) publishForm(ctx context.Context, key, enc string, replace bool) error {
+	var (
+		other string
+		stale fs.FileInfo
+	)
+	if replace && cas.IsKey(key) {
+		otherEnc := cas.EncodingZstd
+		if enc != "" {
+			otherEnc = ""
+		}
+		other = filepath.Join(s.b.root, relPathEncoded(key, otherEnc))
+		stale, _ = os.Lstat(other) // nil when there is none
+	}
+	if err := s.publishAt(ctx, key, relPathEncoded(key, enc), replace); err != nil {
+		return err
+	}
+	if stale == nil {
+		return nil
+	}
+	if s.b.published != nil {
+		s.b.published(key)
+	}
+	if err := s.b.removeStale(other, stale); err != nil {
+		return fmt.Errorf("fsstore: put %q: remove the other form: %w", key, err)
+	}
+	return nil
+}
+
+// removeStale removes the file at path if it is still stale, the file
+// seen there before: a concurrent writer may have published a fresh one
+// meanwhile, which stays. The file is first moved away by an atomic rename
+// into the temporary directory, so that the file checked is the file
+// removed; a fresh one is linked back (unless yet another took its place).
+func (b *Backend) removeStale(path string, stale fs.FileInfo) error {
+	t, err := os.CreateTemp(b.tmp, "stale-*")
+	if err != nil {
+		return noSpace(b.tmp, err)
+	}
+	trash := t.Name()
+	_ = t.Close()
+	defer os.Remove(trash)
+	if err := os.Rename(path, trash); err != nil {
+		if notFound(err) {
+			return nil // removed already
+		}
+		return err
+	}
+	fi, err := os.Lstat(trash)
+	switch {
+	case notFound(err):
+		return nil // swept by another process's New: nothing to put back
+	case err != nil:
+		return err
+	case os.SameFile(fi, stale) && fi.ModTime().Equal(stale.ModTime()) && fi.Size() == stale.Size():
+		return nil
+	}
+	// A fresh file: put it back.
+	if err := os.Link(trash, path); err != nil && !errors.Is(err, fs.ErrExist) && !notFound(err) {
+		return err
+	}
+	return nil
 }
 
 // Abort implements cas.Staged: it removes the temporary file. It is a

@@ -87,6 +87,7 @@ func main() {
 		{"9. Compression", compressSection, ""},
 		{"10. Upload protocol and redirects", uploadSection, ""},
 		{"11. Listing blobs on S3", listSection, ""},
+		{"12. Put's dedup check on fsstore", dedupSection, ""},
 	}
 	start := time.Now()
 	var rows []row

@@ -420,12 +420,12 @@ type faultEncodedStaged struct {
 	ec cas.EncodedCommitter
 }
 
-func (s *faultEncodedStaged) CommitEncoded(ctx context.Context, key, encoding string, decodedSize int64) error {
+func (s *faultEncodedStaged) CommitEncoded(ctx context.Context, key string, opts cas.PutOptions) error {
 	if err := s.f.enter(ctx, MethodCommitEncoded, key, true); err != nil {
 		_ = s.Staged.Abort()
 		return err
 	}
-	return s.ec.CommitEncoded(ctx, key, encoding, decodedSize)
+	return s.ec.CommitEncoded(ctx, key, opts)
 }
 
 type faultStaged struct {

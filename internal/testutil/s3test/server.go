@@ -65,6 +65,10 @@ const DefaultBucket = "casa-test"
 //     PutObject and CompleteMultipartUpload requests for one key are
 //     serialised under a per-key lock, so concurrent create-only writers of
 //     one key see exactly one winner.
+//   - a PutObject without conditions replaces the object's user metadata
+//     (x-amz-meta-*) as a whole, as on AWS: gofakes3 v1.2.0 carries the old
+//     object's metadata over to the new one, so a plain object written over
+//     one marked x-amz-meta-casa-encoding kept the marker (see replacingMeta).
 //
 // Server also counts requests and body bytes per S3 operation (see Requests,
 // BytesIn and BytesOut) and can inject latency into every request
@@ -139,7 +143,7 @@ func Start(opts ...Option) (*Server, error) {
 		o(&cfg)
 	}
 	s := &Server{Bucket: cfg.bucket, backend: s3mem.New()}
-	fake := gofakes3.New(s.backend, gofakes3.WithoutVersioning())
+	fake := gofakes3.New(replacingMeta{Backend: s.backend, mu: new(sync.Mutex)}, gofakes3.WithoutVersioning())
 
 	var h http.Handler = s.emulate(fake.Server())
 	for i := len(cfg.middlewares) - 1; i >= 0; i-- {
@@ -572,4 +576,55 @@ func (s *Server) OpenUploads(t testing.TB) int {
 		}
 		keyMarker, idMarker = out.NextKeyMarker, out.NextUploadIdMarker
 	}
+}
+
+// replacingMeta is the s3mem backend with AWS's metadata semantics: a
+// PutObject without conditions replaces the object's user metadata
+// (x-amz-meta-*) as a whole. gofakes3 v1.2.0 merges the old object's
+// metadata into the new one's (gofakes3.MergeMetadata), and only deleting
+// the object makes s3mem forget it: when the new object drops user
+// metadata the old one had, PutObject reads the body, deletes the old
+// object and stores the new one, so a reader of the key may find it
+// missing for a moment (AWS replaces atomically). Conditional writes are
+// untouched (a create-only write finds no object to merge).
+//
+// The body is read first (s3mem holds it in memory anyway), then the look
+// at the old object, the delete and the store happen under one lock, so
+// that two replacing writes of one key at once cannot interleave (s3mem
+// merges the metadata of whatever object is there when it stores, which a
+// concurrent write may just have put: a plain body would get another
+// write's marker).
+type replacingMeta struct {
+	*s3mem.Backend
+	mu *sync.Mutex // held from the look at the old object to the store
+}
+
+func (b replacingMeta) PutObject(bucket, key string, meta map[string]string, input io.Reader, size int64, conditions *gofakes3.PutConditions) (gofakes3.PutObjectResult, error) {
+	if conditions != nil {
+		return b.Backend.PutObject(bucket, key, meta, input, size, conditions)
+	}
+	body, err := gofakes3.ReadAll(input, size)
+	if err != nil {
+		return gofakes3.PutObjectResult{}, err // the old object stays
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	old, err := b.Backend.HeadObject(bucket, key)
+	if err == nil && dropsUserMeta(old.Metadata, meta) {
+		if _, err := b.Backend.DeleteObject(bucket, key); err != nil {
+			return gofakes3.PutObjectResult{}, err
+		}
+	}
+	return b.Backend.PutObject(bucket, key, meta, bytes.NewReader(body), size, nil)
+}
+
+// dropsUserMeta reports whether old has user metadata (x-amz-meta-*) that
+// meta has not.
+func dropsUserMeta(old, meta map[string]string) bool {
+	for k := range old {
+		if _, ok := meta[k]; !ok && strings.HasPrefix(strings.ToLower(k), "x-amz-meta-") {
+			return true
+		}
+	}
+	return false
 }

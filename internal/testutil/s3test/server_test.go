@@ -414,3 +414,33 @@ func TestS3HangAndResume(t *testing.T) {
 	s.Resume()
 	require.Equal(t, []byte("v"), s3get(t, s, "k", ""))
 }
+
+// TestS3PutReplacesMetadata: a PutObject without conditions replaces the
+// object's user metadata, as on AWS (gofakes3 alone carried the old
+// object's over); one that keeps every key, and a failed one, change
+// nothing else.
+func TestS3PutReplacesMetadata(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := s3test.New(t)
+	head := func(key string) map[string]string {
+		t.Helper()
+		out, err := s.Client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.Bucket, Key: &key})
+		require.NoError(t, err)
+		return out.Metadata
+	}
+	withMeta := func(m map[string]string) func(*s3.PutObjectInput) {
+		return func(in *s3.PutObjectInput) { in.Metadata = m }
+	}
+	require.NoError(t, s3put(ctx, s, "k", []byte("marked"), withMeta(map[string]string{"casa-encoding": "zstd", "other": "x"})))
+	require.Equal(t, map[string]string{"casa-encoding": "zstd", "other": "x"}, head("k"))
+	require.NoError(t, s3put(ctx, s, "k", []byte("other only"), withMeta(map[string]string{"other": "y"})))
+	require.Equal(t, map[string]string{"other": "y"}, head("k"), "the marker is gone")
+	require.NoError(t, s3put(ctx, s, "k", []byte("plain"), nil))
+	require.Empty(t, head("k"))
+
+	require.NoError(t, s3put(ctx, s, "k", []byte("marked"), withMeta(map[string]string{"casa-encoding": "zstd"})))
+	err := s3put(ctx, s, "k", []byte("bad digest"), func(in *s3.PutObjectInput) { in.ChecksumSHA256 = s3sum([]byte("other")) })
+	require.Error(t, err)
+	require.Equal(t, map[string]string{"casa-encoding": "zstd"}, head("k"), "a failed replacement leaves the object")
+}
