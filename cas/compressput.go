@@ -3,6 +3,7 @@ package cas
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash"
@@ -10,8 +11,6 @@ import (
 	"os"
 	"runtime"
 	"sync"
-
-	"github.com/klauspost/compress/zstd"
 )
 
 // putCompressible is Put under a compression policy: it reads a sample,
@@ -50,7 +49,7 @@ func (s *Store) putCompressible(ctx context.Context, src io.Reader, want *Hash, 
 // frames and their seek table marked EncodingZstd: streamed into a Staged
 // of the Backend when it can commit encoded bytes (EncodedCommitter),
 // else spooled and uploaded.
-func (s *Store) putCompressed(ctx context.Context, enc *zstd.Encoder, src io.Reader, want *Hash, cfg putConfig) (PutResult, error) {
+func (s *Store) putCompressed(ctx context.Context, enc FrameEncoder, src io.Reader, want *Hash, cfg putConfig) (PutResult, error) {
 	obj, err := s.c.stageEncoded(ctx)
 	if err != nil {
 		return PutResult{}, fmt.Errorf("cas: stage: %w", err)
@@ -87,7 +86,7 @@ func (s *Store) putCompressed(ctx context.Context, enc *zstd.Encoder, src io.Rea
 // they are made, and obj is committed encoded under the hash as
 // commitStaged decides (deduplicated, create-only, or replacing a corrupt
 // stored form).
-func (s *Store) putCompressedStaged(ctx context.Context, enc *zstd.Encoder, src io.Reader, want *Hash, obj *checkedStaged) (res PutResult, err error) {
+func (s *Store) putCompressedStaged(ctx context.Context, enc FrameEncoder, src io.Reader, want *Hash, obj *checkedStaged) (res PutResult, err error) {
 	finished := false
 	defer func() {
 		if !finished {
@@ -126,7 +125,7 @@ type frameJob struct {
 // chunks, whatever the blob's size; the chunks' buffers are taken from
 // pool (made as needed) and go back to it at the end, so the Puts of a
 // Store share them.
-func compressFrames(enc *zstd.Encoder, chunk int, src io.Reader, d hash.Hash, w io.Writer, pool *sync.Pool) (n int64, comp, dec []uint32, err error) {
+func compressFrames(enc FrameEncoder, chunk int, src io.Reader, d hash.Hash, w io.Writer, pool *sync.Pool) (n int64, comp, dec []uint32, err error) {
 	depth := runtime.GOMAXPROCS(0) + 1
 	var (
 		free   = make(chan *frameJob, depth)
@@ -141,7 +140,10 @@ func compressFrames(enc *zstd.Encoder, chunk int, src io.Reader, d hash.Hash, w 
 		for j := range order {
 			<-j.done
 			if werr == nil {
-				if _, werr = w.Write(j.out); werr != nil {
+				if werr = checkFrame(j.out); werr == nil {
+					_, werr = w.Write(j.out)
+				}
+				if werr != nil {
 					close(failed)
 				}
 				comp = append(comp, uint32(len(j.out)))
@@ -264,4 +266,21 @@ func (s *spool) close() {
 		_ = s.f.Close()
 		_ = os.Remove(s.f.Name())
 	}
+}
+
+// zstdMagic begins every zstd frame (RFC 8878 3.1.1), little-endian.
+const zstdMagic = 0xFD2FB528
+
+// checkFrame makes sure that frame, from a Compression.Encoder, is one
+// zstd frame with its content checksum, which reads check: without it a
+// damaged frame could decode to other bytes unnoticed.
+func checkFrame(frame []byte) error {
+	const checksumFlag = 1 << 2 // Frame_Header_Descriptor, RFC 8878 3.1.1.1.1
+	switch {
+	case len(frame) < 5 || binary.LittleEndian.Uint32(frame) != zstdMagic:
+		return fmt.Errorf("%w: the compression encoder wrote no zstd frame", ErrUnsupported)
+	case frame[4]&checksumFlag == 0:
+		return fmt.Errorf("%w: the compression encoder wrote a zstd frame without its content checksum", ErrUnsupported)
+	}
+	return nil
 }

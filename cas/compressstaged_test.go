@@ -6,9 +6,11 @@ import (
 	"errors"
 	"io"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"testing/iotest"
 
+	"github.com/klauspost/compress/zstd"
 	"github.com/stretchr/testify/require"
 
 	"github.com/casa-go/casa/cas"
@@ -130,4 +132,46 @@ func TestCompressionStagerWithoutEncodedCommit(t *testing.T) {
 	require.Equal(t, cas.EncodingZstd, info.Encoding)
 	require.Equal(t, data, readAll(t, s, res.Hash))
 	requireNoFiles(t, append(tmps, spool)...)
+}
+
+// encoderFunc is a cas.FrameEncoder from a function.
+type encoderFunc func(src, dst []byte) []byte
+
+func (f encoderFunc) EncodeAll(src, dst []byte) []byte { return f(src, dst) }
+
+// TestCompressionEncoder: the policy's Encoder compresses the chunks
+// instead of the Store's own; one whose frames lack the content checksum
+// (which reads check), or that writes no zstd frame, fails the Put with
+// ErrUnsupported on every route, storing nothing and leaving no temporary
+// file.
+func TestCompressionEncoder(t *testing.T) {
+	t.Parallel()
+	noCRC, err := zstd.NewWriter(nil, zstd.WithEncoderCRC(false))
+	require.NoError(t, err)
+	withCRC, err := zstd.NewWriter(nil, zstd.WithEncoderCRC(true))
+	require.NoError(t, err)
+	var calls atomic.Int64
+	counting := encoderFunc(func(src, dst []byte) []byte { calls.Add(1); return withCRC.EncodeAll(src, dst) })
+	data := testutil.Text(28, 300<<10)
+	backendtest.EachParallel(t, func(t *testing.T, bc backendtest.Case) {
+		b := bc.New(t)
+		spool := t.TempDir()
+		for name, enc := range map[string]cas.FrameEncoder{
+			"no checksum": noCRC,
+			"no frame":    encoderFunc(func(src, dst []byte) []byte { return append(dst, src[:len(src)/10]...) }),
+			"nothing":     encoderFunc(func(src, dst []byte) []byte { return dst }),
+		} {
+			s := cas.New(b, cas.WithCompression(cas.Compression{ChunkSize: 64 << 10, Encoder: enc}), cas.WithSpoolThreshold(1024), cas.WithTempDir(spool))
+			_, err := s.Put(t.Context(), bytes.NewReader(data))
+			require.ErrorIs(t, err, cas.ErrUnsupported, name)
+			require.Empty(t, keys(t, b), "%s: nothing stored", name)
+			requireNoFiles(t, append(bc.TempDirs(b), spool)...)
+		}
+		before := calls.Load()
+		s := cas.New(b, cas.WithCompression(cas.Compression{ChunkSize: 64 << 10, Encoder: counting}))
+		res, err := s.Put(t.Context(), bytes.NewReader(data))
+		require.NoError(t, err)
+		require.GreaterOrEqual(t, calls.Load()-before, int64(5), "the policy's Encoder compressed the chunks (and the sample)")
+		require.Equal(t, data, readAll(t, s, res.Hash))
+	})
 }

@@ -47,7 +47,7 @@ type Store struct {
 	frames    metric.Int64Counter // frames decoded by reads of compressed blobs
 
 	compression *Compression // nil: Put stores blobs as they are
-	encoder     func() (*zstd.Encoder, error)
+	encoder     func() (FrameEncoder, error)
 	decoder     func() (*zstd.Decoder, error)
 }
 
@@ -121,7 +121,7 @@ func New(b Backend, opts ...Option) *Store {
 	// allocates no codec.
 	s.decoder = sync.OnceValues(newDecoder)
 	if p := s.compression; p != nil {
-		s.encoder = sync.OnceValues(func() (*zstd.Encoder, error) { return newEncoder(p) })
+		s.encoder = sync.OnceValues(func() (FrameEncoder, error) { return newEncoder(p) })
 	}
 	return s
 }

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/casa-go/casa/cas"
 )
 
 // compressBound measures what a compressed Put cannot go below on this
@@ -23,14 +25,16 @@ import (
 type compressBound struct {
 	data  []byte
 	chunk int
-	enc   *zstd.Encoder
+	enc   cas.FrameEncoder // the Stores' encoder
+	kp    *zstd.Encoder    // klauspost's, as cas configures its own
 }
 
-// newCompressBound returns the bound for data in chunks of chunk bytes,
-// with an encoder configured as cas configures its own for the default
-// policy (level 1, frame checksums, a window of one chunk).
-func newCompressBound(data []byte, chunk int) (*compressBound, error) {
-	enc, err := zstd.NewWriter(nil,
+// newCompressBound returns the bound for data in chunks of chunk bytes
+// with enc, the Stores' encoder; nil: the Store's own, klauspost's
+// configured as cas configures it for the default policy (level 1, frame
+// checksums, a window of one chunk).
+func newCompressBound(data []byte, chunk int, enc cas.FrameEncoder) (*compressBound, error) {
+	kp, err := zstd.NewWriter(nil,
 		zstd.WithEncoderLevel(zstd.SpeedFastest),
 		zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)),
 		zstd.WithEncoderCRC(true),
@@ -40,7 +44,10 @@ func newCompressBound(data []byte, chunk int) (*compressBound, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &compressBound{data: data, chunk: chunk, enc: enc}, nil
+	if enc == nil {
+		enc = kp
+	}
+	return &compressBound{data: data, chunk: chunk, enc: enc, kp: kp}, nil
 }
 
 // op compresses every chunk on GOMAXPROCS goroutines while one more
@@ -81,14 +88,14 @@ func (b *compressBound) op(int) (time.Duration, error) {
 	})
 }
 
-// oneCore returns the bytes per second of zstd alone (one goroutine) and
+// oneCore returns the bytes per second of enc alone (one goroutine) and
 // of SHA-256 alone over the data, each the best of three runs.
-func (b *compressBound) oneCore() (zstdRate, shaRate float64) {
+func (b *compressBound) oneCore(enc cas.FrameEncoder) (zstdRate, shaRate float64) {
 	for range 3 {
 		d, _ := timed(func() error {
 			var dst []byte
 			for off := 0; off < len(b.data); off += b.chunk {
-				dst = b.enc.EncodeAll(b.data[off:min(off+b.chunk, len(b.data))], dst[:0])
+				dst = enc.EncodeAll(b.data[off:min(off+b.chunk, len(b.data))], dst[:0])
 			}
 			return nil
 		})
@@ -127,7 +134,7 @@ func (b *compressBound) reference(cfg *config, plain float64) ([]row, error) {
 	}
 	zstdCmd, err := exec.LookPath("zstd")
 	if err != nil {
-		kz, sh := b.oneCore()
+		kz, sh := b.oneCore(b.kp)
 		return []row{boundRow(kz, sh), {Name: "libzstd reference (zstd -b1)", Figure: "not measured: no zstd command on PATH"}}, nil
 	}
 	file := filepath.Join(cfg.tmp, "compress-reference")
@@ -139,7 +146,7 @@ func (b *compressBound) reference(cfg *config, plain float64) ([]row, error) {
 	// The reference runs before and after the Go measurements, each side
 	// keeping its best: the speed of a shared machine drifts (up to 1.5x
 	// between runs a minute apart on the bench machine).
-	var lz, kz, sh float64
+	var lz, kz, sh, sz float64
 	var ratio string
 	for range 2 {
 		l, r, err := zstdReference(zstdCmd, file, b.chunk)
@@ -148,13 +155,24 @@ func (b *compressBound) reference(cfg *config, plain float64) ([]row, error) {
 		}
 		lz, ratio = max(lz, l), r
 		if kz == 0 {
-			kz, sh = b.oneCore()
+			kz, sh = b.oneCore(b.kp)
+			if b.enc != cas.FrameEncoder(b.kp) {
+				sz, _ = b.oneCore(b.enc)
+			}
 		}
 	}
 	rows := []row{boundRow(kz, sh)}
+	if sz > 0 {
+		rows = append(rows, row{
+			Name:   "level 1 on one core, 1 MiB chunks: the Stores' encoder (cas/libzstd through cgo)",
+			Figure: mbps(sz),
+			Peer:   "the zstd command's benchmark of the same bytes " + mbps(lz),
+			Ratio:  sz / lz,
+		})
+	}
 	name := strings.TrimSpace(string(ver))
 	return append(rows, row{
-		Name:   "zstd level 1 on one core, 1 MiB chunks: klauspost/compress (the Store's encoder)",
+		Name:   "zstd level 1 on one core, 1 MiB chunks: klauspost/compress (a Store's own encoder)",
 		Figure: mbps(kz),
 		Peer:   fmt.Sprintf("libzstd %s (zstd -b1 -T1 -B%d, ratio %sx; best of a run before and after)", name, b.chunk, ratio),
 		Ratio:  kz / lz,
