@@ -5,6 +5,7 @@ package libzstd_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"sync"
@@ -120,4 +121,24 @@ func Example() {
 	}
 	fmt.Println(info.Encoding, info.Size, info.StoredSize < info.Size/10)
 	// Output: zstd 180000 true
+}
+
+// BenchmarkPut is a 64 MiB Put of text on fsstore through a Store whose
+// policy has the libzstd Encoder (cas's BenchmarkPutCompressed is the same
+// with klauspost's).
+func BenchmarkPut(b *testing.B) {
+	enc, err := libzstd.New(1)
+	require.NoError(b, err)
+	s := cas.New(backendtest.FS().New(b), cas.WithCompression(cas.Compression{Encoder: enc}))
+	data := testutil.Text(2, 64<<20)
+	b.SetBytes(int64(len(data)))
+	for i := 0; b.Loop(); i++ {
+		binary.LittleEndian.PutUint64(data, uint64(i))
+		res, err := s.Put(context.Background(), bytes.NewReader(data))
+		require.NoError(b, err)
+		b.StopTimer()
+		require.False(b, res.Deduplicated)
+		require.NoError(b, s.Delete(context.Background(), res.Hash))
+		b.StartTimer()
+	}
 }
