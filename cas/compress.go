@@ -25,7 +25,12 @@ type Compression struct {
 	// Level is the zstd compression level, 1 (fastest) to 4 (best), as
 	// klauspost/compress/zstd's EncoderLevel counts them: 1 is about zstd
 	// -1, 2 about zstd -3, 3 about zstd -7, 4 about zstd -11. 0 means the
-	// default, 1.
+	// default, 1. Level 1 leaves some data uncompressed that level 2
+	// compresses, text of short distinct tokens with few repeats such as
+	// a column of consecutive numbers (the first 64 KiB of `seq 1 100000`:
+	// 65,550 bytes at level 1, 23,667 at level 2, 27,829 with libzstd's
+	// level 1), so such a blob's sample saves nothing and it is stored as
+	// it is.
 	Level int
 	// Encoder, when set, compresses the chunks instead of the Store's own
 	// klauspost/compress encoder at Level (which Encoder's maker chooses

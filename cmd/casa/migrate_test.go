@@ -290,3 +290,36 @@ func TestMigrateSourceDirIntoS3(t *testing.T) {
 	r = c.run("migrate", "-source-dir", filepath.Join(notRoot, "missing"), "-db", path, "-table", "attachments", "-key-column", "storage_key")
 	requireOneLineError(t, r, 2, "no such directory")
 }
+
+// TestMigrateCompress: migrate -compress stores a legacy text object's
+// blob zstd-compressed, under the hash of its bytes, and the row points
+// at it; get returns the bytes.
+func TestMigrateCompress(t *testing.T) {
+	t.Parallel()
+	c := newCLI(t)
+	store := filepath.Join(t.TempDir(), "store")
+	legacyDir := filepath.Join(t.TempDir(), "uploads")
+	text := testutil.Text(5, 300<<10)
+	b, err := fsstore.New(legacyDir, fsstore.WithoutSync())
+	require.NoError(t, err)
+	const key = "legacy/0001.csv"
+	require.NoError(t, cas.Checked(b).Put(t.Context(), key, bytes.NewReader(text), int64(len(text)), cas.PutOptions{}))
+	db, path := openSQLite(t)
+	_, err = db.ExecContext(t.Context(), `CREATE TABLE attachments (id INTEGER PRIMARY KEY, storage_key TEXT)`)
+	require.NoError(t, err)
+	_, err = db.ExecContext(t.Context(), `INSERT INTO attachments (id, storage_key) VALUES (1, ?)`, key)
+	require.NoError(t, err)
+
+	c.ok("migrate", "-compress", "-dir", store, "-source-dir", legacyDir, "-db", path, "-table", "attachments", "-key-column", "storage_key")
+	h := cas.SumBytes(text)
+	require.Equal(t, map[int]string{1: h.Key()}, keysInDB(t, db))
+	var info objectInfoJSON
+	require.NoError(t, json.Unmarshal([]byte(c.ok("stat", "-json", "-dir", store, h.String()).stdout), &info))
+	require.Equal(t, "zstd", info.Encoding)
+	require.Less(t, info.Stored, info.Size/2)
+	got := filepath.Join(c.dir, "got.csv")
+	c.ok("get", "-dir", store, "-o", got, h.String())
+	p, err := os.ReadFile(got)
+	require.NoError(t, err)
+	require.True(t, bytes.Equal(text, p))
+}

@@ -237,3 +237,57 @@ func TestRoundTripRealS3(t *testing.T) {
 	require.NoError(t, err)
 	requireCorruptionFound(t, c, bad, good, store...)
 }
+
+// objectInfoJSON is `casa stat -json` and a line of `casa ls -json`.
+type objectInfoJSON struct {
+	Hash     string `json:"hash"`
+	Size     int64  `json:"size"`
+	Encoding string `json:"encoding"`
+	Stored   int64  `json:"stored_size"`
+}
+
+// TestPutCompress: put -compress stores a text file zstd-compressed (stat
+// and ls -json show the encoding and the smaller stored size, stat's text
+// a "stored:" line), get returns its bytes and verify passes; a JPEG is
+// stored as it is; a plain put of the text deduplicates.
+func TestPutCompress(t *testing.T) {
+	t.Parallel()
+	c := newCLI(t)
+	dir := filepath.Join(t.TempDir(), "store")
+	text := testutil.Text(3, 500<<10)
+	jpeg := append([]byte{0xFF, 0xD8, 0xFF, 0xE0}, testutil.Bytes(4, 100<<10)...)
+	tf := writeFile(t, c.dir, "bom.csv", text)
+	jf := writeFile(t, c.dir, "photo.jpg", jpeg)
+	c.ok("put", "-compress", "-dir", dir, tf, jf)
+	ht, hj := cas.SumBytes(text), cas.SumBytes(jpeg)
+
+	var info objectInfoJSON
+	require.NoError(t, json.Unmarshal([]byte(c.ok("stat", "-json", "-dir", dir, ht.String()).stdout), &info))
+	require.Equal(t, objectInfoJSON{Hash: ht.String(), Size: int64(len(text)), Encoding: "zstd", Stored: info.Stored}, info)
+	require.Positive(t, info.Stored)
+	require.Less(t, info.Stored, int64(len(text))/2)
+	require.Contains(t, c.ok("stat", "-dir", dir, ht.String()).stdout, "stored:   "+strconv.FormatInt(info.Stored, 10)+" bytes, zstd\n")
+	var jinfo objectInfoJSON
+	require.NoError(t, json.Unmarshal([]byte(c.ok("stat", "-json", "-dir", dir, hj.String()).stdout), &jinfo))
+	require.Equal(t, objectInfoJSON{Hash: hj.String(), Size: int64(len(jpeg))}, jinfo, "a JPEG is stored as it is")
+
+	got := filepath.Join(c.dir, "got.csv")
+	c.ok("get", "-dir", dir, "-o", got, ht.String())
+	b, err := os.ReadFile(got)
+	require.NoError(t, err)
+	require.True(t, bytes.Equal(text, b), "get returns the bytes")
+	c.ok("verify", "-dir", dir)
+
+	encodings := map[string]string{}
+	for _, l := range lines(c.ok("ls", "-json", "-dir", dir).stdout) {
+		var o objectInfoJSON
+		require.NoError(t, json.Unmarshal([]byte(l), &o))
+		encodings[o.Hash] = o.Encoding
+	}
+	require.Equal(t, map[string]string{ht.String(): "zstd", hj.String(): ""}, encodings)
+
+	var res []putJSON
+	require.NoError(t, json.Unmarshal([]byte(c.ok("put", "-json", "-dir", dir, tf).stdout), &res))
+	require.Len(t, res, 1)
+	require.True(t, res[0].Deduplicated, "a plain put of the compressed blob")
+}

@@ -47,6 +47,7 @@ migrate it), so a deployment script can stop.`,
 			concurrency := fs.Int("concurrency", migrate.DefaultConcurrency, "migrate this many rows at once")
 			final := fs.Bool("final", false, "after a complete migration, mark it final (no revert)")
 			revert := fs.Bool("revert", false, "revert the migration: rows back to their legacy keys")
+			compress := addCompressFlag(fs)
 			return func(ctx context.Context, args []string) error {
 				switch {
 				case len(args) != 0:
@@ -67,7 +68,7 @@ migrate it), so a deployment script can stop.`,
 				// (the <table>_casa_gc table), so that a gc running
 				// meanwhile, here or in the application, never deletes a
 				// blob a row is about to point at.
-				store, err := e.openNewStore(ctx, cas.WithPutHook(migrate.PutHook(m)))
+				store, err := e.openNewStore(ctx, append(compress(), cas.WithPutHook(migrate.PutHook(m)))...)
 				if err != nil {
 					return err
 				}

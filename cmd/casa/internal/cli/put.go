@@ -22,7 +22,9 @@ func putCommand() command {
 "HASH KEY FILE" for each. A file already stored is deduplicated. The
 content type recorded (S3) is -content-type, else guessed from the file
 name's extension. A file that cannot be read is reported and the others
-are still stored; the exit code is then 1.
+are still stored; the exit code is then 1. With -compress, compressible
+files (text, CSV, JSON, ...) are stored zstd-compressed under the hash of
+their bytes; stat and ls -json show the stored size.
 
 Put takes no -db, so it does not touch the garbage collector's guard: a
 blob that no row references is deleted by gc once it is older than gc's
@@ -32,11 +34,12 @@ it again after gc.`,
 		setup: func(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
 			e.addStoreFlags(fs)
 			contentType := fs.String("content-type", "", "record this content `type` (default: from each file's extension)")
+			compress := addCompressFlag(fs)
 			return func(ctx context.Context, args []string) error {
 				if len(args) == 0 {
 					return usagef("name at least one FILE (or - for standard input)")
 				}
-				store, err := e.openNewStore(ctx)
+				store, err := e.openNewStore(ctx, compress()...)
 				if err != nil {
 					return err
 				}

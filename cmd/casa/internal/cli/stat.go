@@ -42,7 +42,11 @@ reads no bytes (verify checks them). A missing blob is exit code 4.`,
 				if e.json {
 					return e.printJSON(obj)
 				}
-				e.printf("hash:     %s\nkey:      %s\nsize:     %d\nmodified: %s\n", obj.Hash, obj.Key, obj.Size, info.ModTime.UTC().Format(time.RFC3339))
+				e.printf("hash:     %s\nkey:      %s\nsize:     %d\n", obj.Hash, obj.Key, obj.Size)
+				if obj.Encoding != "" {
+					e.printf("stored:   %d bytes, %s\n", obj.Stored, obj.Encoding)
+				}
+				e.printf("modified: %s\n", info.ModTime.UTC().Format(time.RFC3339))
 				return nil
 			}
 		},
@@ -54,11 +58,16 @@ type objectJSON struct {
 	Key      string    `json:"key"`
 	Hash     string    `json:"hash,omitempty"` // for blobs (cas/<hex> keys)
 	Size     int64     `json:"size"`
+	Encoding string    `json:"encoding,omitempty"`    // a blob stored compressed: "zstd"
+	Stored   int64     `json:"stored_size,omitempty"` // with Encoding: the bytes held
 	Modified time.Time `json:"modified,omitzero"`
 }
 
 func newObjectJSON(info cas.Info) objectJSON {
 	o := objectJSON{Key: info.Key, Size: info.Size, Modified: info.ModTime.UTC()}
+	if info.Encoding != "" {
+		o.Encoding, o.Stored = info.Encoding, info.StoredSize
+	}
 	if h, err := cas.ParseKey(info.Key); err == nil {
 		o.Hash = h.String()
 	}

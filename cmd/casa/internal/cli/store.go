@@ -50,6 +50,18 @@ func (e *env) addStoreFlags(fs *flag.FlagSet) {
 	e.bindEnv("s3-prefix", EnvS3Prefix)
 }
 
+// addCompressFlag registers -compress, for the commands that write blobs
+// (put, migrate), and returns the Store option it asks for (nil: none).
+func addCompressFlag(fs *flag.FlagSet) func() []cas.Option {
+	compress := fs.Bool("compress", false, "store compressible blobs zstd-compressed (cas.WithCompression); every store reads them")
+	return func() []cas.Option {
+		if !*compress {
+			return nil
+		}
+		return []cas.Option{cas.WithCompression(cas.Compression{})}
+	}
+}
+
 // openStore opens the existing store the flags name, with opts. A -dir
 // must be a store root (checkStoreRoot) that exists: a mistyped path is an
 // error, not an empty store; an S3 bucket must exist (CheckBucket).
