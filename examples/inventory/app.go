@@ -181,7 +181,12 @@ func NewApp(ctx context.Context, cfg Config) (*App, error) {
 	// deduplicate against (gc.go), so that a collection never deletes it.
 	storeOpts := []cas.Option{cas.WithLogger(log), gcHook(migrator)}
 	if cfg.Compress {
-		storeOpts = append(storeOpts, cas.WithCompression(cas.Compression{}))
+		enc, err := compressionEncoder()
+		if err != nil {
+			_ = db.Close()
+			return nil, fmt.Errorf("compression: %w", err)
+		}
+		storeOpts = append(storeOpts, cas.WithCompression(cas.Compression{Encoder: enc}))
 	}
 	store := cas.New(backend, storeOpts...)
 	uploads := cas.New(backend, append(storeOpts, cas.WithMaxSize(maxUpload))...)
