@@ -162,6 +162,30 @@ func TestPutMemoryFlat(t *testing.T) {
 	}
 }
 
+// allocatedPerPut returns the bytes the process allocated per Put of
+// data through s, over 20 Puts that each store a new blob (the first 8
+// bytes of data count the Puts), after one that fills the Store's pools.
+// check runs after each Put.
+func allocatedPerPut(t *testing.T, s *cas.Store, data []byte, check func(cas.PutResult)) uint64 {
+	t.Helper()
+	put := func(i int) {
+		binary.LittleEndian.PutUint64(data, uint64(i))
+		res, err := s.Put(t.Context(), bytes.NewReader(data))
+		require.NoError(t, err)
+		require.False(t, res.Deduplicated)
+		check(res)
+	}
+	put(0) // fills the pool
+	const puts = 20
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for i := 1; i <= puts; i++ {
+		put(i)
+	}
+	runtime.ReadMemStats(&after)
+	return (after.TotalAlloc - before.TotalAlloc) / puts
+}
+
 // TestPutReusesBuffers: the Puts of a Store share their pipeline's
 // buffers, so that a run of 1 MiB Puts over a Stager (fsstore) does not
 // allocate up to 8 fresh 256 KiB buffers each. Not parallel: it counts the
@@ -170,23 +194,7 @@ func TestPutMemoryFlat(t *testing.T) {
 func TestPutReusesBuffers(t *testing.T) {
 	b, err := fsstore.New(t.TempDir(), fsstore.WithoutSync())
 	require.NoError(t, err)
-	s := cas.New(b)
-	data := testutil.Bytes(7, 1<<20)
-	put := func(i int) {
-		binary.LittleEndian.PutUint64(data, uint64(i))
-		res, err := s.Put(t.Context(), bytes.NewReader(data))
-		require.NoError(t, err)
-		require.False(t, res.Deduplicated)
-	}
-	put(0) // fills the pool
-	const puts = 20
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	for i := 1; i <= puts; i++ {
-		put(i)
-	}
-	runtime.ReadMemStats(&after)
-	perPut := (after.TotalAlloc - before.TotalAlloc) / puts
+	perPut := allocatedPerPut(t, cas.New(b), testutil.Bytes(7, 1<<20), func(cas.PutResult) {})
 	t.Logf("%d KiB allocated per 1 MiB Put", perPut>>10)
 	require.Less(t, perPut, uint64(512<<10), "allocated per 1 MiB Put")
 }
@@ -194,29 +202,16 @@ func TestPutReusesBuffers(t *testing.T) {
 // TestCompressionReusesBuffers: a compressed Put takes its chunk buffers
 // (the chunk read and its frame) from the Store's pool, so a Store's Puts
 // share them instead of allocating a chunk and a frame per chunk in flight.
+// Not parallel: it counts the process's allocations.
 func TestCompressionReusesBuffers(t *testing.T) {
 	b, err := fsstore.New(t.TempDir(), fsstore.WithoutSync())
 	require.NoError(t, err)
 	s := cas.New(b, cas.WithCompression(cas.Compression{}))
-	data := testutil.Text(7, 3<<20)
-	put := func(i int) {
-		binary.LittleEndian.PutUint64(data, uint64(i))
-		res, err := s.Put(t.Context(), bytes.NewReader(data))
-		require.NoError(t, err)
-		require.False(t, res.Deduplicated)
+	perPut := allocatedPerPut(t, s, testutil.Text(7, 3<<20), func(res cas.PutResult) {
 		info, err := s.Stat(t.Context(), res.Hash)
 		require.NoError(t, err)
 		require.Equal(t, cas.EncodingZstd, info.Encoding)
-	}
-	put(0) // fills the pool
-	const puts = 20
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	for i := 1; i <= puts; i++ {
-		put(i)
-	}
-	runtime.ReadMemStats(&after)
-	perPut := (after.TotalAlloc - before.TotalAlloc) / puts
+	})
 	t.Logf("%d KiB allocated per 3 MiB compressed Put", perPut>>10)
 	// Without the pool about 6 MiB (3 chunks and their frames per Put);
 	// with it about 0.3 MiB, and 1.5 to 2.5 MiB under the race detector,
