@@ -23,6 +23,13 @@ import (
 	"github.com/casa-go/casa/internal/testutil"
 )
 
+// compressNote explains section 9's Put rows.
+const compressNote = "A compressed Put is CPU-bound: every byte goes through zstd and SHA-256, while the Put without compression runs at the disk's speed. " +
+	"The CPU bound row is that work alone (every chunk through the same encoder on all cores beside SHA-256 of the blob, no reading, ordering or I/O), measured in the same rounds as the two Puts: " +
+	"no compressed Put can beat it on this machine. The computed rows put each encoder's one-core speed into cores / (1/zstd + 1/sha256), the best a perfect spread could do; " +
+	"the libzstd rows compare with the zstd command's own benchmark of the same bytes (`zstd -b1 -T1 -B1048576`), run before and after the Go measurements because this machine's speed drifts. " +
+	"The encoder is klauspost/compress (pure Go) in a default build and cas/libzstd (the system's libzstd through cgo) in a build with `-tags casa_libzstd`: `go run -tags casa_libzstd ./internal/bench -only \"9.\"`."
+
 // compressSection: cas.WithCompression (zstd at rest) and cashttp's zstd
 // pass-through, each beside the same work without compression.
 func compressSection(cfg *config) ([]row, error) {

@@ -84,7 +84,7 @@ func main() {
 		{"6. Load on the example app", loadSection, ""},
 		{"7. Online migration", onlineSection, ""},
 		{"8. Memory of Cleanup and Collect", gcMemSection, ""},
-		{"9. Compression", compressSection, ""},
+		{"9. Compression", compressSection, compressNote},
 		{"10. Upload protocol and redirects", uploadSection, ""},
 		{"11. Listing blobs on S3", listSection, ""},
 		{"12. Put's dedup check on fsstore", dedupSection, ""},
