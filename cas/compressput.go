@@ -55,7 +55,7 @@ func (s *Store) putCompressed(ctx context.Context, enc FrameEncoder, src io.Read
 		return PutResult{}, fmt.Errorf("cas: stage: %w", err)
 	}
 	if obj != nil {
-		return s.putCompressedStaged(ctx, enc, src, want, obj)
+		return s.putCompressedStaged(ctx, enc, src, want, cfg, obj)
 	}
 	sp := &spool{dir: s.tempDir, threshold: s.spool}
 	defer sp.close()
@@ -86,7 +86,7 @@ func (s *Store) putCompressed(ctx context.Context, enc FrameEncoder, src io.Read
 // they are made, and obj is committed encoded under the hash as
 // commitStaged decides (deduplicated, create-only, or replacing a corrupt
 // stored form).
-func (s *Store) putCompressedStaged(ctx context.Context, enc FrameEncoder, src io.Reader, want *Hash, obj *checkedStaged) (res PutResult, err error) {
+func (s *Store) putCompressedStaged(ctx context.Context, enc FrameEncoder, src io.Reader, want *Hash, cfg putConfig, obj *checkedStaged) (res PutResult, err error) {
 	finished := false
 	defer func() {
 		if !finished {
@@ -106,7 +106,9 @@ func (s *Store) putCompressedStaged(ctx context.Context, enc FrameEncoder, src i
 		return res, err
 	}
 	finished = true
-	opts := PutOptions{Encoding: EncodingZstd, DecodedSize: n}
+	// The options of the spooled route's upload: the content type
+	// too, for a Backend that keeps one.
+	opts := PutOptions{ContentType: cfg.contentType, Encoding: EncodingZstd, DecodedSize: n}
 	return s.commitStaged(ctx, PutResult{Hash: h, Size: n}, obj,
 		func() error { opts.IfAbsent = true; return obj.commitEncoded(ctx, h.Key(), opts) },
 		func() error { opts.IfAbsent = false; return obj.commitEncoded(ctx, h.Key(), opts) })

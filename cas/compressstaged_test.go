@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/iotest"
@@ -174,4 +175,58 @@ func TestCompressionEncoder(t *testing.T) {
 		require.GreaterOrEqual(t, calls.Load()-before, int64(5), "the policy's Encoder compressed the chunks (and the sample)")
 		require.Equal(t, data, readAll(t, s, res.Hash))
 	})
+}
+
+// recordingEncoded is a Stager whose Staged records the options of its
+// CommitEncoded before committing through the inner one (fsstore's).
+type recordingEncoded struct {
+	cas.Backend
+	st   cas.Stager
+	mu   *sync.Mutex
+	opts *[]cas.PutOptions
+}
+
+func (r recordingEncoded) Stage(ctx context.Context) (cas.Staged, error) {
+	obj, err := r.st.Stage(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return recordingStaged{Staged: obj, r: r}, nil
+}
+
+type recordingStaged struct {
+	cas.Staged
+	r recordingEncoded
+}
+
+func (s recordingStaged) CommitEncoded(ctx context.Context, key string, opts cas.PutOptions) error {
+	s.r.mu.Lock()
+	*s.r.opts = append(*s.r.opts, opts)
+	s.r.mu.Unlock()
+	return s.Staged.(cas.EncodedCommitter).CommitEncoded(ctx, key, opts)
+}
+
+// TestCompressionStagedKeepsContentType: a compressed Put streamed into a
+// Staged commits it with the Put's content type, as the spooled route
+// uploads it (PutOptions.ContentType), for a Backend that keeps one.
+// Before, CommitEncoded got none.
+func TestCompressionStagedKeepsContentType(t *testing.T) {
+	t.Parallel()
+	inner := backendtest.FS().New(t)
+	var (
+		mu  sync.Mutex
+		got []cas.PutOptions
+	)
+	b := recordingEncoded{Backend: inner, st: inner.(cas.Stager), mu: &mu, opts: &got}
+	s := cas.New(b, cas.WithCompression(smallChunks), cas.WithTempDir(t.TempDir()))
+	data := testutil.Text(28, 300<<10)
+	res, err := s.Put(t.Context(), bytes.NewReader(data), cas.ContentType("text/plain; charset=utf-8"))
+	require.NoError(t, err)
+	require.False(t, res.Deduplicated)
+	mu.Lock()
+	defer mu.Unlock()
+	require.Len(t, got, 1, "streamed into the Staged")
+	require.Equal(t, "text/plain; charset=utf-8", got[0].ContentType)
+	require.Equal(t, cas.EncodingZstd, got[0].Encoding)
+	require.EqualValues(t, len(data), got[0].DecodedSize)
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
@@ -352,4 +354,52 @@ func mustStage(t *testing.T, b cas.Backend) cas.Staged {
 	obj, err := b.(cas.Stager).Stage(context.Background())
 	require.NoError(t, err)
 	return obj
+}
+
+// TestPutConfirmDoesNotClaimRepair: when a create-only commit fails with
+// ErrExists and the confirming Stat then finds a corrupt form (another
+// writer stored it meanwhile), the Put fails with a retryable error and
+// replaces nothing: its log must not say it is replacing the blob (it
+// said "replacing a stored blob of the wrong size", which sends an
+// operator looking for a repair that never happened).
+func TestPutConfirmDoesNotClaimRepair(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	data := testutil.Text(45, 100<<10)
+	h := cas.SumBytes(data)
+	inner, err := fsstore.New(t.TempDir(), fsstore.WithoutSync())
+	require.NoError(t, err)
+	f := faulty.New(inner)
+	f.SetBefore(faulty.MethodCommit, func(ctx context.Context, key string) error {
+		// Another writer stores a corrupt form between the dedup check
+		// and the commit.
+		half := data[:len(data)/2]
+		return inner.Put(ctx, key, bytes.NewReader(half), int64(len(half)), cas.PutOptions{})
+	})
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	logger := slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	s := cas.New(f.Staging(), cas.WithLogger(logger))
+	_, err = s.Put(ctx, bytes.NewReader(data))
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "retry")
+	require.NotErrorIs(t, err, cas.ErrExists)
+	mu.Lock()
+	defer mu.Unlock()
+	require.NotContains(t, logs.String(), "replacing", "nothing was replaced")
+	info, err := inner.Stat(ctx, h.Key())
+	require.NoError(t, err)
+	require.EqualValues(t, len(data)/2, info.Size, "the other writer's form stays")
+}
+
+// lockedWriter is an io.Writer safe for concurrent use.
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

@@ -306,7 +306,7 @@ func (s *Store) commitStaged(ctx context.Context, res PutResult, obj Staged, com
 		_ = obj.Abort()
 		return PutResult{}, err
 	}
-	found, err := s.lookup(ctx, res)
+	found, err := s.lookup(ctx, res, true)
 	switch {
 	case err != nil:
 		_ = obj.Abort()
@@ -359,7 +359,7 @@ func (s *Store) replaceStaged(ctx context.Context, h Hash, obj Staged) error {
 // read as success.
 func (s *Store) confirm(ctx context.Context, res PutResult, exists error) (PutResult, error) {
 	h := res.Hash
-	found, err := s.lookup(ctx, res)
+	found, err := s.lookup(ctx, res, false)
 	switch {
 	case err != nil:
 		return PutResult{}, fmt.Errorf("cas: put %s: reported as existing (%v), then: %w", h, exists, err)
@@ -388,20 +388,26 @@ const (
 // the size of the bytes just hashed (so they cannot hash to the key), is
 // corrupt: never "already stored", the Put replaces it with its bytes.
 // Damage that Stat cannot see (a frame of a compressed blob, a flipped bit
-// of a plain one) is Verify's to find.
-func (s *Store) lookup(ctx context.Context, res PutResult) (presence, error) {
+// of a plain one) is Verify's to find. A corrupt form is logged as being
+// replaced when repair is set (the caller replaces it), else as left for
+// a retry (confirm, which replaces nothing).
+func (s *Store) lookup(ctx context.Context, res PutResult, repair bool) (presence, error) {
+	msg, sizeMsg := "cas: put: replacing a corrupt stored blob", "cas: put: replacing a stored blob of the wrong size"
+	if !repair {
+		msg = "cas: put: a concurrent writer stored a corrupt form; not replaced, the Put fails (retryable)"
+		sizeMsg = msg
+	}
 	info, err := s.c.Stat(ctx, res.Hash.Key())
 	switch {
 	case err == nil && info.Size == res.Size:
 		return blobStored, nil
 	case err == nil:
-		s.logger.WarnContext(ctx, "cas: put: replacing a stored blob of the wrong size",
-			"hash", res.Hash, "stored_size", info.Size, "encoding", info.Encoding, "size", res.Size)
+		s.logger.WarnContext(ctx, sizeMsg, "hash", res.Hash, "stored_size", info.Size, "encoding", info.Encoding, "size", res.Size)
 		return blobCorrupt, nil
 	case errors.Is(err, ErrNotFound):
 		return blobAbsent, nil
 	case errors.Is(err, ErrCorrupt):
-		s.logger.WarnContext(ctx, "cas: put: replacing a corrupt stored blob", "hash", res.Hash, "err", err)
+		s.logger.WarnContext(ctx, msg, "hash", res.Hash, "err", err)
 		return blobCorrupt, nil
 	}
 	return blobAbsent, fmt.Errorf("cas: put %s: %w", res.Hash, err)
@@ -460,7 +466,7 @@ func (s *Store) upload(ctx context.Context, res PutResult, body io.ReadSeeker, s
 	if err := s.hook(ctx, h); err != nil {
 		return PutResult{}, err
 	}
-	found, err := s.lookup(ctx, res)
+	found, err := s.lookup(ctx, res, true)
 	switch {
 	case err != nil:
 		return PutResult{}, err

@@ -48,11 +48,16 @@ const (
 //   - PUT <prefix>/<hash>: stores the body only if it hashes to <hash>
 //     (cas.Store.PutVerified): 201 when stored, 200 when the blob was
 //     already stored (answered before the body is read, so a client that
-//     sent Expect: 100-continue sends no byte), 400 and nothing stored
+//     sent Expect: 100-continue sends no byte; unless the declared
+//     Content-Length is not the stored size, or the stored form is
+//     corrupt: then the body is read, and replaces that form when it
+//     hashes to <hash>, as Store.Put repairs), 400 and nothing stored
 //     when the bytes do not hash to it, 413 over the maximum size (a
 //     declared Content-Length is refused before reading; a chunked body
 //     is cut off there). The answer is JSON {"hash", "size"}.
-//   - HEAD <prefix>/<hash>: 200 if stored, 404 if not.
+//   - HEAD <prefix>/<hash>: 200 if stored, 404 if not (or if its
+//     stored form is corrupt, cas.ErrCorrupt: the client's upload
+//     repairs it; the batch says missing too).
 //   - POST <prefix>/missing with application/json {"hashes": ["<hex>",
 //     ...]}: 200 with {"missing": [...]}, the hashes not stored, in the
 //     order given, without repeats. Strict: any other shape, an unknown
@@ -231,11 +236,24 @@ func (h *UploadHandler) serveUpload(w *responseWriter, r *http.Request, hash cas
 		h.storageError(w, r, err, "hash", hash)
 		return
 	}
-	if info, err := h.store.Stat(ctx, hash); err == nil {
+	info, err := h.store.Stat(ctx, hash)
+	switch {
+	case err == nil && (r.ContentLength < 0 || r.ContentLength == info.Size):
 		// Already stored: the body is not needed, and not read.
 		writeUploadJSON(w, http.StatusOK, uploadResult{Hash: hash, Size: info.Size})
 		return
-	} else if !errors.Is(err, cas.ErrNotFound) {
+	case err == nil:
+		// A body of another length than the stored blob cannot hash to
+		// it, unless the stored form is what is wrong (cut short): the
+		// body is read, and PutVerified replaces such a form or refuses
+		// the body (400).
+		h.logger.DebugContext(ctx, "cashttp: upload of another size than the stored blob", "hash", hash,
+			"content_length", r.ContentLength, "stored_size", info.Size)
+	case errors.Is(err, cas.ErrCorrupt):
+		// Stored but unreadable: the client's bytes repair it (Store.Put
+		// replaces a corrupt stored form).
+		h.logger.WarnContext(ctx, "cashttp: upload over a corrupt stored blob", "hash", hash, "err", err)
+	case !errors.Is(err, cas.ErrNotFound):
 		h.storageError(w, r, err, "hash", hash)
 		return
 	}
@@ -385,11 +403,22 @@ func (h *UploadHandler) missing(ctx context.Context, hs []cas.Hash) ([]cas.Hash,
 // which the client's record is expected to commit. Touching after the
 // check would leave a gap in which the blob is reported stored and then
 // collected.
+//
+// A blob whose stored form Stat reports corrupt (cas.ErrCorrupt) is
+// missing: the client then uploads its bytes, and the PUT replaces the
+// corrupt form (Store.Put repairs it). An error there would fail the
+// whole batch it is in, and leave the blob unrepairable through the
+// protocol.
 func (h *UploadHandler) stored(ctx context.Context, hash cas.Hash) (bool, error) {
 	if err := h.store.Touch(ctx, hash); err != nil {
 		return false, err
 	}
-	return h.store.Has(ctx, hash)
+	ok, err := h.store.Has(ctx, hash)
+	if errors.Is(err, cas.ErrCorrupt) {
+		h.logger.WarnContext(ctx, "cashttp: stored blob corrupt: reported missing, for the client to upload", "hash", hash, "err", err)
+		return false, nil
+	}
+	return ok, err
 }
 
 // batchBodyLimit is the largest batch body accepted for maxBatch entries.

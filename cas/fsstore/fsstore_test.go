@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -672,4 +673,58 @@ func memstoreStored(t *testing.T, p []byte) []byte {
 	stored, err := io.ReadAll(obj)
 	require.NoError(t, err)
 	return stored
+}
+
+// TestReplaceLeavesFreshOtherFormInPlace: a replacing write that finds
+// the other form's file already replaced by a concurrent writer's fresh
+// one leaves that file where it is: it is not moved into the temporary
+// directory and linked back (its ctime stays). While it was there it was
+// unlocked, so another process's New swept it at once, a crash left it to
+// the next sweep, and readers found no such form; two repairs of different
+// forms at once could have both fresh files there, and lose the blob.
+func TestReplaceLeavesFreshOtherFormInPlace(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	text := bytes.Repeat([]byte("another compressible line of text, again\n"), 4000)
+	h := cas.SumBytes(text)
+	good := memstoreStored(t, text)
+
+	var (
+		b     *fsstore.Backend
+		fresh os.FileInfo
+		raced bool
+	)
+	b, err := fsstore.New(t.TempDir(), fsstore.WithoutSync(), fsstore.WithPublished(func(key string) {
+		if raced {
+			return
+		}
+		raced = true // before the Put, which calls this hook too
+		require.NoError(t, b.Put(ctx, key, bytes.NewReader(good), int64(len(good)),
+			cas.PutOptions{Encoding: cas.EncodingZstd, DecodedSize: int64(len(text))}))
+		zst := filepath.Join(b.Dir(), "cas", h.String()[:2], h.String()+".zst")
+		fi, err := os.Lstat(zst)
+		require.NoError(t, err)
+		fresh = fi
+		// The clock that stamps ctime is coarse: let it move on, so that
+		// a rename or link of the file after this shows.
+		time.Sleep(30 * time.Millisecond)
+	}))
+	require.NoError(t, err)
+	rotten := []byte("not a seekable zstd stream")
+	require.NoError(t, b.Put(ctx, h.Key(), bytes.NewReader(rotten), int64(len(rotten)),
+		cas.PutOptions{Encoding: cas.EncodingZstd, DecodedSize: int64(len(text))}))
+
+	require.NoError(t, b.Put(ctx, h.Key(), bytes.NewReader(text), int64(len(text)), cas.PutOptions{}))
+	require.NotNil(t, fresh, "the concurrent write ran")
+	after, err := os.Lstat(filepath.Join(b.Dir(), "cas", h.String()[:2], h.String()+".zst"))
+	require.NoError(t, err, "the fresh compressed form stays")
+	require.True(t, os.SameFile(fresh, after))
+	before, ok1 := fresh.Sys().(*syscall.Stat_t)
+	now, ok2 := after.Sys().(*syscall.Stat_t)
+	if !ok1 || !ok2 {
+		t.Skip("no ctime on this platform")
+	}
+	require.Equal(t, before.Ctim, now.Ctim, "the fresh form was moved and linked back")
+	require.NoError(t, cas.New(b).Verify(ctx, h))
+	requireNoTemps(t, b)
 }

@@ -264,10 +264,20 @@ func (s *staged) publishForm(ctx context.Context, key, enc string, replace bool)
 
 // removeStale removes the file at path if it is still stale, the file
 // seen there before: a concurrent writer may have published a fresh one
-// meanwhile, which stays. The file is first moved away by an atomic rename
-// into the temporary directory, so that the file checked is the file
-// removed; a fresh one is linked back (unless yet another took its place).
+// meanwhile, which stays. A file that is no longer the stale one is left
+// in place. One that still looks stale is first moved away by an atomic
+// rename into the temporary directory, so that the file checked is the
+// file removed; a fresh one that took its place between the look and the
+// rename is linked back (unless yet another took its place). Only then
+// does a fresh file pass through the temporary directory, where it is
+// unlocked (another process's New sweeps it) and missing to readers.
 func (b *Backend) removeStale(path string, stale fs.FileInfo) error {
+	switch fi, err := os.Lstat(path); {
+	case notFound(err):
+		return nil // removed already
+	case err == nil && !sameStale(fi, stale):
+		return nil // a fresh file: it stays where it is
+	}
 	t, err := os.CreateTemp(b.tmp, "stale-*")
 	if err != nil {
 		return noSpace(b.tmp, err)
@@ -287,7 +297,7 @@ func (b *Backend) removeStale(path string, stale fs.FileInfo) error {
 		return nil // swept by another process's New: nothing to put back
 	case err != nil:
 		return err
-	case os.SameFile(fi, stale) && fi.ModTime().Equal(stale.ModTime()) && fi.Size() == stale.Size():
+	case sameStale(fi, stale):
 		return nil
 	}
 	// A fresh file: put it back.
@@ -295,6 +305,12 @@ func (b *Backend) removeStale(path string, stale fs.FileInfo) error {
 		return err
 	}
 	return nil
+}
+
+// sameStale reports whether fi is the stale file seen before: the same
+// file, not modified since.
+func sameStale(fi, stale fs.FileInfo) bool {
+	return os.SameFile(fi, stale) && fi.ModTime().Equal(stale.ModTime()) && fi.Size() == stale.Size()
 }
 
 // Abort implements cas.Staged: it removes the temporary file. It is a

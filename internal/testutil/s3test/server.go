@@ -64,7 +64,8 @@ const DefaultBucket = "casa-test"
 //     (the upload stays open, as on AWS, until it is aborted). Conditional
 //     PutObject and CompleteMultipartUpload requests for one key are
 //     serialised under a per-key lock, so concurrent create-only writers of
-//     one key see exactly one winner.
+//     one key see exactly one winner (unconditional ones take the lock
+//     too: see replacingMeta).
 //   - a PutObject without conditions replaces the object's user metadata
 //     (x-amz-meta-*) as a whole, as on AWS: gofakes3 v1.2.0 carries the old
 //     object's metadata over to the new one, so a plain object written over
@@ -451,7 +452,12 @@ func (s *Server) emulate(next http.Handler) http.Handler {
 				WriteError(w, r, http.StatusInternalServerError, "InternalError", "head before conditional complete failed")
 				return
 			}
-		case conditional && op == "PutObject":
+		case op == "PutObject" || op == "CompleteMultipartUpload":
+			// Unconditional writes too: one that drops user metadata is
+			// a delete and a store (replacingMeta), which a create-only
+			// write of the key must not land between (it would succeed
+			// over an existing object, and lend the replacing write its
+			// metadata).
 			unlock := s.locks.Lock(bucket + "/" + key)
 			defer unlock()
 		case op == "GetObject" && r.Header.Get("If-Match") != "":
@@ -585,8 +591,11 @@ func (s *Server) OpenUploads(t testing.TB) int {
 // the object makes s3mem forget it: when the new object drops user
 // metadata the old one had, PutObject reads the body, deletes the old
 // object and stores the new one, so a reader of the key may find it
-// missing for a moment (AWS replaces atomically). Conditional writes are
-// untouched (a create-only write finds no object to merge).
+// missing for a moment (AWS replaces atomically); writers do not: every
+// PutObject and CompleteMultipartUpload of the key holds the server's
+// per-key lock (emulate), so a create-only write cannot land between the
+// delete and the store. Conditional writes are untouched (a create-only
+// write finds no object to merge).
 //
 // The body is read first (s3mem holds it in memory anyway), then the look
 // at the old object, the delete and the store happen under one lock, so

@@ -444,3 +444,47 @@ func TestS3PutReplacesMetadata(t *testing.T) {
 	require.Error(t, err)
 	require.Equal(t, map[string]string{"casa-encoding": "zstd"}, head("k"), "a failed replacement leaves the object")
 }
+
+// TestS3ReplacingPutIsAtomicToCreateOnly: a create-only PutObject
+// (If-None-Match: *) of a key that exists throughout fails with 412, also
+// while a PutObject without conditions replaces the object and drops its
+// user metadata (which s3test does by a delete and a store). Before, the
+// create-only write could land between the two and succeed, and the
+// replacing write then carried its metadata over: a plain body with
+// casa-encoding zstd, a corrupt blob that AWS never makes.
+func TestS3ReplacingPutIsAtomicToCreateOnly(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := s3test.New(t)
+	marked := func(in *s3.PutObjectInput) { in.Metadata = map[string]string{"casa-encoding": "zstd"} }
+	require.NoError(t, s3put(ctx, s, "k", []byte("marked"), marked))
+	var (
+		stop    atomic.Bool
+		created atomic.Int64
+		wg      sync.WaitGroup
+	)
+	for range 2 {
+		wg.Go(func() {
+			for !stop.Load() {
+				err := s3put(ctx, s, "k", []byte("create-only"), func(in *s3.PutObjectInput) {
+					marked(in)
+					in.IfNoneMatch = aws.String("*")
+				})
+				if err == nil {
+					created.Add(1)
+				}
+			}
+		})
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	rounds := 0
+	for ; time.Now().Before(deadline) && created.Load() == 0; rounds++ {
+		// Replace the marked object by a plain one (metadata dropped),
+		// then mark it again (metadata kept: no delete).
+		require.NoError(t, s3put(ctx, s, "k", []byte("plain"), nil))
+		require.NoError(t, s3put(ctx, s, "k", []byte("marked"), marked))
+	}
+	stop.Store(true)
+	wg.Wait()
+	require.Zero(t, created.Load(), "create-only writes of an existing key succeeded (in %d rounds)", rounds)
+}
