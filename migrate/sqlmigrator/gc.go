@@ -69,7 +69,10 @@ type gcState struct {
 }
 
 // probeDialect learns the engine: SQLite answers sqlite_version(); of the
-// others, $N placeholders mean PostgreSQL and ? MySQL or MariaDB.
+// others, $N placeholders mean PostgreSQL and ? MySQL or MariaDB, which
+// must answer @@version: a failure that proves nothing (a connection
+// lost, a busy database) is an error, and the caller probes again next
+// time, instead of taking SQLite for MySQL for the Migrator's life.
 func (m *Migrator) probeDialect(ctx context.Context) (dialect, error) {
 	var v string
 	err := m.db.QueryRowContext(ctx, "SELECT sqlite_version()").Scan(&v)
@@ -80,9 +83,11 @@ func (m *Migrator) probeDialect(ctx context.Context) (dialect, error) {
 		return dialectUnknown, ctx.Err()
 	case m.dollar:
 		return dialectPostgres, nil
-	default:
-		return dialectMySQL, nil
 	}
+	if merr := m.db.QueryRowContext(ctx, "SELECT @@version").Scan(&v); merr != nil {
+		return dialectUnknown, fmt.Errorf("neither SQLite (%w) nor MySQL (%w)", err, merr)
+	}
+	return dialectMySQL, nil
 }
 
 // gc returns the prepared SQL, probing the dialect on first use.
