@@ -153,7 +153,9 @@ func (b *compressBound) reference(cfg *config, plain float64) ([]row, error) {
 		if err != nil {
 			return nil, err
 		}
-		lz, ratio = max(lz, l), r
+		if l > lz {
+			lz, ratio = l, r
+		}
 		if kz == 0 {
 			kz, sh = b.oneCore(b.kp)
 			if b.enc != cas.FrameEncoder(b.kp) {

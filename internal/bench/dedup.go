@@ -33,6 +33,11 @@ func dedupSection(cfg *config) ([]row, error) {
 	if err != nil {
 		return nil, err
 	}
+	if info, err := fsb.Stat(ctx, zst.Hash.Key()); err != nil {
+		return nil, err
+	} else if info.Encoding != cas.EncodingZstd {
+		return nil, fmt.Errorf("the text blob was stored %q, not compressed", info.Encoding)
+	}
 	hex := plain.Hash.String()
 	file := filepath.Join(fsb.Dir(), "cas", hex[:2], hex)
 	const batch = 1000 // Stats per op: one is too short to time alone
