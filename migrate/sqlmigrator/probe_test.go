@@ -82,4 +82,4 @@ type dsnConnector struct {
 }
 
 func (c dsnConnector) Connect(_ context.Context) (driver.Conn, error) { return c.d.Open(c.name) }
-func (c dsnConnector) Driver() driver.Driver                           { return c.d }
+func (c dsnConnector) Driver() driver.Driver                          { return c.d }
