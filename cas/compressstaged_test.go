@@ -28,10 +28,7 @@ import (
 func TestCompressionStreamsIntoStaged(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	fsCase := backendtest.FS()
-	inner := fsCase.New(t)
-	tmps := fsCase.TempDirs(inner)
-	f := faulty.New(inner)
+	inner, tmps, f := faultyFS(t)
 	noSpool := filepath.Join(t.TempDir(), "missing")
 	s := cas.New(f.Staging(), cas.WithCompression(smallChunks), cas.WithSpoolThreshold(1024), cas.WithTempDir(noSpool))
 	data := testutil.Text(21, 500<<10)
@@ -116,10 +113,7 @@ func (h hiddenEncoded) Stage(ctx context.Context) (cas.Staged, error) {
 func TestCompressionStagerWithoutEncodedCommit(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	fsCase := backendtest.FS()
-	inner := fsCase.New(t)
-	tmps := fsCase.TempDirs(inner)
-	f := faulty.New(inner)
+	_, tmps, f := faultyFS(t)
 	spool := t.TempDir()
 	s := cas.New(hiddenEncoded{Backend: f, st: f.Staging().(cas.Stager)}, cas.WithCompression(smallChunks), cas.WithSpoolThreshold(1024), cas.WithTempDir(spool))
 	data := testutil.Text(27, 500<<10)

@@ -68,6 +68,16 @@ func (c *cancelReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// faultyFS returns a new fsstore (inner), its temporary directories and a
+// faulty.Backend over it with opts: the staged route's fault-injection
+// set-up.
+func faultyFS(t *testing.T, opts ...faulty.Option) (inner cas.Backend, tmps []string, f *faulty.Backend) {
+	t.Helper()
+	fsCase := backendtest.FS()
+	inner = fsCase.New(t)
+	return inner, fsCase.TempDirs(inner), faulty.New(inner, opts...)
+}
+
 // requireNoFiles asserts that no regular file is left under the dirs.
 func requireNoFiles(t testing.TB, dirs ...string) {
 	t.Helper()
@@ -226,10 +236,7 @@ func TestPutDeduplicates(t *testing.T) {
 func TestPutDeduplicatesStaged(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	fsCase := backendtest.FS()
-	inner := fsCase.New(t)
-	tmps := fsCase.TempDirs(inner)
-	f := faulty.New(inner)
+	inner, tmps, f := faultyFS(t)
 	b := f.Staging()
 	_, isStager := b.(cas.Stager)
 	require.True(t, isStager, "fsstore stages")
@@ -585,10 +592,7 @@ func TestBackendErrorsPropagate(t *testing.T) {
 func TestBackendErrorsPropagateStaged(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	fsCase := backendtest.FS()
-	inner := fsCase.New(t)
-	tmps := fsCase.TempDirs(inner)
-	f := faulty.New(inner, faulty.WithFailNth(faulty.MethodStage, 1), faulty.WithFailNth(faulty.MethodCommit, 1))
+	inner, tmps, f := faultyFS(t, faulty.WithFailNth(faulty.MethodStage, 1), faulty.WithFailNth(faulty.MethodCommit, 1))
 	s := cas.New(f.Staging())
 	data := testutil.Bytes(52, 300_000)
 

@@ -144,7 +144,7 @@ func Start(opts ...Option) (*Server, error) {
 		o(&cfg)
 	}
 	s := &Server{Bucket: cfg.bucket, backend: s3mem.New()}
-	fake := gofakes3.New(replacingMeta{Backend: s.backend, mu: new(sync.Mutex)}, gofakes3.WithoutVersioning())
+	fake := gofakes3.New(replacingMeta{s.backend}, gofakes3.WithoutVersioning())
 
 	var h http.Handler = s.emulate(fake.Server())
 	for i := len(cfg.middlewares) - 1; i >= 0; i-- {
@@ -596,33 +596,22 @@ func (s *Server) OpenUploads(t testing.TB) int {
 // per-key lock (emulate), so a create-only write cannot land between the
 // delete and the store. Conditional writes are untouched (a create-only
 // write finds no object to merge).
-//
-// The body is read first (s3mem holds it in memory anyway), then the look
-// at the old object, the delete and the store happen under one lock, so
-// that two replacing writes of one key at once cannot interleave (s3mem
-// merges the metadata of whatever object is there when it stores, which a
-// concurrent write may just have put: a plain body would get another
-// write's marker).
-type replacingMeta struct {
-	*s3mem.Backend
-	mu *sync.Mutex // held from the look at the old object to the store
-}
+type replacingMeta struct{ *s3mem.Backend }
 
 func (b replacingMeta) PutObject(bucket, key string, meta map[string]string, input io.Reader, size int64, conditions *gofakes3.PutConditions) (gofakes3.PutObjectResult, error) {
 	if conditions != nil {
 		return b.Backend.PutObject(bucket, key, meta, input, size, conditions)
 	}
+	old, err := b.Backend.HeadObject(bucket, key)
+	if err != nil || !dropsUserMeta(old.Metadata, meta) {
+		return b.Backend.PutObject(bucket, key, meta, input, size, nil)
+	}
 	body, err := gofakes3.ReadAll(input, size)
 	if err != nil {
 		return gofakes3.PutObjectResult{}, err // the old object stays
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	old, err := b.Backend.HeadObject(bucket, key)
-	if err == nil && dropsUserMeta(old.Metadata, meta) {
-		if _, err := b.Backend.DeleteObject(bucket, key); err != nil {
-			return gofakes3.PutObjectResult{}, err
-		}
+	if _, err := b.Backend.DeleteObject(bucket, key); err != nil {
+		return gofakes3.PutObjectResult{}, err
 	}
 	return b.Backend.PutObject(bucket, key, meta, bytes.NewReader(body), size, nil)
 }

@@ -44,15 +44,11 @@ no row references would be deleted.`,
 				case *minAge < 0:
 					return usagef("-min-age must not be negative, not %v", *minAge)
 				}
-				m, db, err := e.openMigrator(ctx)
+				m, db, store, err := e.openMigratorAndStore(ctx)
 				if err != nil {
 					return err
 				}
 				defer db.Close()
-				store, err := e.openStore(ctx)
-				if err != nil {
-					return err
-				}
 				source, err := openSourceDir(*sourceDir)
 				if err != nil {
 					return err

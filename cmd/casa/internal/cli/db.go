@@ -15,6 +15,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
 	_ "modernc.org/sqlite"             // registers the "sqlite" database/sql driver
 
+	"github.com/casa-go/casa/cas"
 	"github.com/casa-go/casa/internal/dbsource"
 	"github.com/casa-go/casa/migrate/sqlmigrator"
 )
@@ -116,6 +117,22 @@ func mysqlSource(s string) (dataSource, error) {
 		return dataSource{}, usagef("-db %s: %v", shown, err)
 	}
 	return dataSource{driver: "mysql", dsn: dsn, shown: shown}, nil
+}
+
+// openMigratorAndStore opens the -db flags' Migrator and the existing
+// store (cleanup, gc); on an error nothing stays open, otherwise the
+// caller closes db.
+func (e *env) openMigratorAndStore(ctx context.Context) (*sqlmigrator.Migrator, *sql.DB, *cas.Store, error) {
+	m, db, err := e.openMigrator(ctx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	store, err := e.openStore(ctx)
+	if err != nil {
+		_ = db.Close()
+		return nil, nil, nil, err
+	}
+	return m, db, store, nil
 }
 
 // openMigrator opens the database and the sqlmigrator.Migrator over the

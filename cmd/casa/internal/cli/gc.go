@@ -50,15 +50,11 @@ flags, -db or -dir.`,
 				case *minAge <= 0:
 					return usagef("-min-age must be positive, not %v: the grace period protects uploads in flight", *minAge)
 				}
-				m, db, err := e.openMigrator(ctx)
+				m, db, store, err := e.openMigratorAndStore(ctx)
 				if err != nil {
 					return err
 				}
 				defer db.Close()
-				store, err := e.openStore(ctx)
-				if err != nil {
-					return err
-				}
 				onDelete, keys := e.deletions(*dryRun)
 				what := "gc"
 				if *dryRun {
